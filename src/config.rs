@@ -1,0 +1,548 @@
+//! Service configuration, read from environment variables.
+//!
+//! Every setting has an embedded default, so `strata serve` runs with nothing set at all.
+//! A `.env` file in the working directory is loaded first (see [`Config::from_env`]); real
+//! environment variables win over it. `.env.example` documents every variable read here.
+//!
+//! Parsing is a pure function of a variable lookup ([`Config::from_lookup`]) so that it can
+//! be tested without touching the process environment.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Default tier order, hottest first.
+pub const DEFAULT_TIERS: &str = "onprem,private,public";
+/// Tier that new objects land in unless `DEFAULT_TIER` says otherwise.
+pub const DEFAULT_LANDING_TIER: &str = "public";
+/// Smallest part S3 accepts in a multipart upload (all parts but the last).
+pub const MIN_S3_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Largest part S3 accepts in a multipart upload.
+pub const MAX_S3_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// A setting that could not be used; start-up stops with this message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A variable is set to a value that does not parse or is out of range.
+    #[error("invalid value {value:?} for {var}: expected {expected}")]
+    Invalid {
+        /// The environment variable.
+        var: String,
+        /// The value it holds.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// A variable that this configuration needs is not set.
+    #[error("{var} must be set: {why}")]
+    Missing {
+        /// The environment variable.
+        var: String,
+        /// Why it is needed.
+        why: String,
+    },
+    /// A `.env` file exists but cannot be read.
+    #[error("cannot load {path}: {message}")]
+    DotEnv {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The whole service configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Catalogue database: `postgres://…` or `sqlite://…` (`DATABASE_URL`).
+    pub database_url: String,
+    /// Directory for embedded-mode state: SQLite file and `file://` tiers (`DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Tiers, hottest first (`TIERS`, `TIER_<NAME>_*`).
+    pub tiers: Vec<TierConfig>,
+    /// Tier new objects land in (`DEFAULT_TIER`).
+    pub default_tier: String,
+    /// How S3 transfers are cut into parts (`S3_PART_SIZE_BYTES`, `S3_UPLOAD_CONCURRENCY`).
+    pub transfer: TransferConfig,
+}
+
+/// One storage tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierConfig {
+    /// Tier name as used in the API (`onprem`, `private`, `public`, …).
+    pub name: String,
+    /// Where the tier's bytes live.
+    pub backend: BackendConfig,
+    /// Bytes the tier may hold; `None` is unbounded (`TIER_<NAME>_CAPACITY_BYTES`).
+    pub capacity_bytes: Option<u64>,
+    /// Prices used for cost estimates.
+    pub costs: TierCosts,
+}
+
+/// Prices of one tier, in any one currency.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TierCosts {
+    /// Storage per GB-month (`TIER_<NAME>_COST_GB_MONTH`).
+    pub storage_gb_month: f64,
+    /// Per 1,000 reads (`TIER_<NAME>_COST_PER_1K_READS`).
+    pub per_1k_reads: f64,
+    /// Per GB transferred out (`TIER_<NAME>_COST_TRANSFER_GB`).
+    pub transfer_gb: f64,
+}
+
+/// The backend behind a tier, from `TIER_<NAME>_URL`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendConfig {
+    /// A local or mounted directory (`file:///DIR`).
+    File {
+        /// Directory holding the tier's objects.
+        root: PathBuf,
+    },
+    /// An S3-protocol bucket (`s3://BUCKET`).
+    S3(S3Config),
+}
+
+/// Connection settings of an S3-protocol tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Custom endpoint such as `http://127.0.0.1:9000`; `None` means AWS (`TIER_<NAME>_ENDPOINT`).
+    pub endpoint: Option<String>,
+    /// Signing region (`TIER_<NAME>_REGION`, default `us-east-1`).
+    pub region: String,
+    /// Path-style addressing, needed by MinIO and most self-hosted servers
+    /// (`TIER_<NAME>_PATH_STYLE`, default true when an endpoint is set).
+    pub path_style: bool,
+    /// Static keys; `None` uses the AWS default credential chain.
+    pub credentials: Option<StaticCredentials>,
+}
+
+/// An access key pair (`TIER_<NAME>_ACCESS_KEY_ID`, `TIER_<NAME>_SECRET_ACCESS_KEY`).
+#[derive(Clone, PartialEq)]
+pub struct StaticCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl fmt::Debug for StaticCredentials {
+    // Secrets must never reach a log line through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How large transfers to S3 are split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// Objects larger than this are uploaded in parts of this size.
+    pub part_size: u64,
+    /// Parts in flight at once per upload; memory use is about `part_size × this`.
+    pub upload_concurrency: usize,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            part_size: 8 * 1024 * 1024,
+            upload_concurrency: 4,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `.env` from the working directory when present, then reads the process
+    /// environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => {
+                return Err(ConfigError::DotEnv {
+                    path: ".env".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from a variable lookup; unset and empty variables take
+    /// their defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let vars = Vars(&lookup);
+        let data_dir = PathBuf::from(vars.get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = vars.get("DATABASE_URL").unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data_dir.join("strata.db").display())
+        });
+        if !(database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+            || database_url.starts_with("sqlite:"))
+        {
+            return Err(invalid(
+                "DATABASE_URL",
+                &database_url,
+                "a postgres://… or sqlite://… URL",
+            ));
+        }
+
+        let transfer = TransferConfig {
+            part_size: vars.parse_in(
+                "S3_PART_SIZE_BYTES",
+                TransferConfig::default().part_size,
+                MIN_S3_PART_SIZE..=MAX_S3_PART_SIZE,
+            )?,
+            upload_concurrency: vars.parse_in(
+                "S3_UPLOAD_CONCURRENCY",
+                TransferConfig::default().upload_concurrency,
+                1..=64,
+            )?,
+        };
+
+        let tier_list = vars.get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into());
+        let mut seen = HashSet::new();
+        let mut tiers = Vec::new();
+        for name in tier_list.split(',').map(str::trim) {
+            if !is_valid_tier_name(name) {
+                return Err(invalid(
+                    "TIERS",
+                    &tier_list,
+                    "a comma-separated list of tier names made of a-z, 0-9 and _, starting with a letter",
+                ));
+            }
+            if !seen.insert(name) {
+                return Err(invalid("TIERS", &tier_list, "each tier named once"));
+            }
+            tiers.push(vars.tier(name, &data_dir)?);
+        }
+
+        let default_tier = vars
+            .get("DEFAULT_TIER")
+            .unwrap_or_else(|| DEFAULT_LANDING_TIER.into());
+        if !seen.contains(default_tier.as_str()) {
+            return Err(invalid(
+                "DEFAULT_TIER",
+                &default_tier,
+                &format!("one of the tiers in TIERS ({tier_list})"),
+            ));
+        }
+
+        Ok(Config {
+            database_url,
+            data_dir,
+            tiers,
+            default_tier,
+            transfer,
+        })
+    }
+
+    /// The configuration of tier `name`, if there is one.
+    pub fn tier(&self, name: &str) -> Option<&TierConfig> {
+        self.tiers.iter().find(|t| t.name == name)
+    }
+}
+
+/// True for names usable as a tier: lowercase ASCII letters, digits and `_`, starting with
+/// a letter, so that `TIER_<NAME>_…` variables can be derived from them.
+pub fn is_valid_tier_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var: var.into(),
+        value: value.into(),
+        expected: expected.into(),
+    }
+}
+
+/// Typed access to the variable lookup.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    /// The variable's value, trimmed; `None` when unset or blank.
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse_opt<T: FromStr>(&self, var: &str, expected: &str) -> Result<Option<T>, ConfigError> {
+        match self.get(var) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| invalid(var, &v, expected)),
+        }
+    }
+
+    fn parse_in<T>(
+        &self,
+        var: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let expected = format!("a whole number from {} to {}", range.start(), range.end());
+        let value = self.parse_opt(var, &expected)?.unwrap_or(default);
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(invalid(var, &value.to_string(), &expected))
+        }
+    }
+
+    fn parse_bool(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(invalid(var, &v, "true or false")),
+            },
+        }
+    }
+
+    fn parse_cost(&self, var: &str) -> Result<f64, ConfigError> {
+        let expected = "a non-negative number";
+        let cost: f64 = self.parse_opt(var, expected)?.unwrap_or(0.0);
+        if cost.is_finite() && cost >= 0.0 {
+            Ok(cost)
+        } else {
+            Err(invalid(var, &cost.to_string(), expected))
+        }
+    }
+
+    fn tier(&self, name: &str, data_dir: &Path) -> Result<TierConfig, ConfigError> {
+        let prefix = format!("TIER_{}_", name.to_ascii_uppercase());
+        let var = |suffix: &str| format!("{prefix}{suffix}");
+        let url_var = var("URL");
+        let backend = match self.get(&url_var) {
+            None => BackendConfig::File {
+                root: data_dir.join("tiers").join(name),
+            },
+            Some(url) => self.backend(&url_var, &url, &var)?,
+        };
+        let capacity_bytes = self.parse_opt(&var("CAPACITY_BYTES"), "a whole number of bytes")?;
+        Ok(TierConfig {
+            name: name.into(),
+            backend,
+            capacity_bytes,
+            costs: TierCosts {
+                storage_gb_month: self.parse_cost(&var("COST_GB_MONTH"))?,
+                per_1k_reads: self.parse_cost(&var("COST_PER_1K_READS"))?,
+                transfer_gb: self.parse_cost(&var("COST_TRANSFER_GB"))?,
+            },
+        })
+    }
+
+    fn backend(
+        &self,
+        url_var: &str,
+        url: &str,
+        var: &dyn Fn(&str) -> String,
+    ) -> Result<BackendConfig, ConfigError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(invalid(url_var, url, "file:///DIR with a directory path"));
+            }
+            return Ok(BackendConfig::File { root: path.into() });
+        }
+        let Some(bucket) = url.strip_prefix("s3://") else {
+            return Err(invalid(url_var, url, "s3://BUCKET or file:///DIR"));
+        };
+        let bucket = bucket.trim_end_matches('/');
+        if !is_valid_bucket_name(bucket) {
+            return Err(invalid(
+                url_var,
+                url,
+                "s3://BUCKET with a bucket name of 3 to 63 characters: a-z, 0-9, '.' and '-'",
+            ));
+        }
+        let endpoint = self.get(&var("ENDPOINT"));
+        if let Some(e) = &endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(invalid(&var("ENDPOINT"), e, "an http:// or https:// URL"));
+        }
+        let access_key_id = self.get(&var("ACCESS_KEY_ID"));
+        let secret_access_key = self.get(&var("SECRET_ACCESS_KEY"));
+        let credentials = match (access_key_id, secret_access_key) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(StaticCredentials {
+                access_key_id,
+                secret_access_key,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    var: var("SECRET_ACCESS_KEY"),
+                    why: format!("{} is set", var("ACCESS_KEY_ID")),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    var: var("ACCESS_KEY_ID"),
+                    why: format!("{} is set", var("SECRET_ACCESS_KEY")),
+                });
+            }
+        };
+        Ok(BackendConfig::S3(S3Config {
+            bucket: bucket.into(),
+            path_style: self.parse_bool(&var("PATH_STYLE"), endpoint.is_some())?,
+            endpoint,
+            region: self
+                .get(&var("REGION"))
+                .unwrap_or_else(|| "us-east-1".into()),
+            credentials,
+        }))
+    }
+}
+
+fn is_valid_bucket_name(bucket: &str) -> bool {
+    (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn embedded_defaults_need_no_variables() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.database_url, "sqlite://./data/strata.db?mode=rwc");
+        let names: Vec<_> = config.tiers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["onprem", "private", "public"]);
+        assert_eq!(config.default_tier, "public");
+        assert_eq!(
+            config.tier("private").unwrap().backend,
+            BackendConfig::File {
+                root: PathBuf::from("./data/tiers/private")
+            }
+        );
+        assert_eq!(config.transfer, TransferConfig::default());
+    }
+
+    #[test]
+    fn s3_tier_reads_its_settings() {
+        let config = parse(&[
+            ("TIER_PUBLIC_URL", "s3://strata-public/"),
+            ("TIER_PUBLIC_ENDPOINT", "http://127.0.0.1:9000"),
+            ("TIER_PUBLIC_ACCESS_KEY_ID", "ak"),
+            ("TIER_PUBLIC_SECRET_ACCESS_KEY", "sk"),
+            ("TIER_PUBLIC_CAPACITY_BYTES", "1000"),
+            ("TIER_PUBLIC_COST_GB_MONTH", "0.023"),
+        ])
+        .unwrap();
+        let public = config.tier("public").unwrap();
+        assert_eq!(public.capacity_bytes, Some(1000));
+        assert_eq!(public.costs.storage_gb_month, 0.023);
+        let BackendConfig::S3(s3) = &public.backend else {
+            panic!("expected an S3 backend, got {:?}", public.backend);
+        };
+        assert_eq!(s3.bucket, "strata-public");
+        assert!(s3.path_style, "a custom endpoint defaults to path-style");
+        assert_eq!(s3.region, "us-east-1");
+        assert_eq!(s3.credentials.as_ref().unwrap().access_key_id, "ak");
+        assert!(
+            !format!("{s3:?}").contains("sk\""),
+            "secret leaked into Debug"
+        );
+    }
+
+    #[test]
+    fn malformed_number_names_variable_value_and_expectation() {
+        let err = parse(&[("S3_UPLOAD_CONCURRENCY", "four")]).unwrap_err();
+        assert_eq!(
+            err,
+            invalid(
+                "S3_UPLOAD_CONCURRENCY",
+                "four",
+                "a whole number from 1 to 64"
+            )
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid value \"four\" for S3_UPLOAD_CONCURRENCY: expected a whole number from 1 to 64"
+        );
+    }
+
+    #[test]
+    fn out_of_range_part_size_is_refused() {
+        let err = parse(&[("S3_PART_SIZE_BYTES", "1024")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { ref var, .. } if var == "S3_PART_SIZE_BYTES"));
+    }
+
+    #[test]
+    fn bad_tier_settings_are_refused() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("TIERS", "hot,Cold")], "TIERS"),
+            (&[("TIERS", "hot,hot")], "TIERS"),
+            (&[("DEFAULT_TIER", "glacier")], "DEFAULT_TIER"),
+            (&[("TIER_ONPREM_URL", "ftp://x")], "TIER_ONPREM_URL"),
+            (&[("TIER_ONPREM_URL", "s3://A_B")], "TIER_ONPREM_URL"),
+            (
+                &[("TIER_ONPREM_CAPACITY_BYTES", "-5")],
+                "TIER_ONPREM_CAPACITY_BYTES",
+            ),
+            (
+                &[("TIER_ONPREM_COST_GB_MONTH", "-1")],
+                "TIER_ONPREM_COST_GB_MONTH",
+            ),
+            (
+                &[
+                    ("TIER_ONPREM_URL", "s3://b-1"),
+                    ("TIER_ONPREM_PATH_STYLE", "maybe"),
+                ],
+                "TIER_ONPREM_PATH_STYLE",
+            ),
+            (
+                &[
+                    ("TIER_ONPREM_URL", "s3://b-1"),
+                    ("TIER_ONPREM_ENDPOINT", "localhost:9000"),
+                ],
+                "TIER_ONPREM_ENDPOINT",
+            ),
+            (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+        ];
+        for (vars, expected_var) in cases {
+            match parse(vars) {
+                Err(ConfigError::Invalid { var, .. }) => assert_eq!(&var, expected_var, "{vars:?}"),
+                other => panic!(
+                    "{vars:?}: expected an Invalid error naming {expected_var}, got {other:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn half_a_key_pair_is_refused() {
+        let err = parse(&[
+            ("TIER_PUBLIC_URL", "s3://bkt"),
+            ("TIER_PUBLIC_ACCESS_KEY_ID", "ak"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Missing { ref var, .. } if var == "TIER_PUBLIC_SECRET_ACCESS_KEY")
+        );
+    }
+}

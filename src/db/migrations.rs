@@ -1,0 +1,426 @@
+//! Tier moves: the queue and the history, and the state machine every move follows.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Catalogue, CatalogueError, Page, Result, new_id, now_ms, page_limit};
+
+const MIGRATION_COLUMNS: &str = "id, object_id, object_version, from_tier, to_tier, reason, \
+     status, attempts, bytes_copied, bytes_total, error, created_at, started_at, finished_at, \
+     updated_at";
+
+/// Where a move stands. A move goes `pending -> copying -> verifying -> completed`; it can
+/// fall back to `pending` for a retry, and end early as `failed` or `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MigrationStatus {
+    /// Queued, waiting for a mover.
+    Pending,
+    /// Bytes are being copied to the destination.
+    Copying,
+    /// The destination copy is being checked against the catalogue.
+    Verifying,
+    /// The object lives on the destination tier now.
+    Completed,
+    /// Given up; `error` says why. The object stayed where it was.
+    Failed,
+    /// Stopped on request. The object stayed where it was.
+    Cancelled,
+}
+
+impl MigrationStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [MigrationStatus; 6] = [
+        MigrationStatus::Pending,
+        MigrationStatus::Copying,
+        MigrationStatus::Verifying,
+        MigrationStatus::Completed,
+        MigrationStatus::Failed,
+        MigrationStatus::Cancelled,
+    ];
+
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationStatus::Pending => "pending",
+            MigrationStatus::Copying => "copying",
+            MigrationStatus::Verifying => "verifying",
+            MigrationStatus::Completed => "completed",
+            MigrationStatus::Failed => "failed",
+            MigrationStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// True while the move still occupies its object (queued or in progress).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            MigrationStatus::Pending | MigrationStatus::Copying | MigrationStatus::Verifying
+        )
+    }
+
+    /// Whether the state machine allows going from `self` to `next`.
+    pub fn can_become(self, next: MigrationStatus) -> bool {
+        use MigrationStatus::*;
+        match (self, next) {
+            (Pending, Copying) => true,
+            (Copying, Verifying) => true,
+            (Verifying, Completed) => true,
+            // A failed attempt goes back to the queue for a retry.
+            (Copying | Verifying, Pending) => true,
+            (Pending | Copying | Verifying, Failed | Cancelled) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for MigrationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MigrationStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MigrationStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown migration status {s:?}"))
+    }
+}
+
+/// Why a move was requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MigrationReason {
+    /// Asked for through the API or CLI.
+    Manual,
+    /// The spike detector saw the object turn hot.
+    ReactiveAccessSpike,
+    /// The forecaster predicted a change in demand.
+    ProactivePrediction,
+    /// Made room on a full tier.
+    CapacityRebalance,
+}
+
+impl MigrationReason {
+    /// Every reason, in priority order.
+    pub const ALL: [MigrationReason; 4] = [
+        MigrationReason::Manual,
+        MigrationReason::ReactiveAccessSpike,
+        MigrationReason::ProactivePrediction,
+        MigrationReason::CapacityRebalance,
+    ];
+
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationReason::Manual => "manual",
+            MigrationReason::ReactiveAccessSpike => "reactive_access_spike",
+            MigrationReason::ProactivePrediction => "proactive_prediction",
+            MigrationReason::CapacityRebalance => "capacity_rebalance",
+        }
+    }
+
+    /// Queue priority; lower runs first: manual > reactive > proactive > rebalance.
+    pub fn priority(self) -> i64 {
+        match self {
+            MigrationReason::Manual => 0,
+            MigrationReason::ReactiveAccessSpike => 1,
+            MigrationReason::ProactivePrediction => 2,
+            MigrationReason::CapacityRebalance => 3,
+        }
+    }
+}
+
+impl fmt::Display for MigrationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MigrationReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MigrationReason::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown migration reason {s:?}"))
+    }
+}
+
+/// A move as recorded in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationRecord {
+    /// Migration id (UUIDv7).
+    pub id: String,
+    /// The object being moved.
+    pub object_id: String,
+    /// Object version the move was planned for.
+    pub object_version: i64,
+    /// Tier the object was on when the move was planned.
+    pub from_tier: String,
+    /// Destination tier.
+    pub to_tier: String,
+    /// Why.
+    pub reason: MigrationReason,
+    /// Where it stands.
+    pub status: MigrationStatus,
+    /// Copy attempts started so far.
+    pub attempts: i64,
+    /// Bytes copied in the current attempt.
+    pub bytes_copied: i64,
+    /// Bytes to copy.
+    pub bytes_total: i64,
+    /// Last error, if any.
+    pub error: Option<String>,
+    /// Enqueued at, epoch ms.
+    pub created_at: i64,
+    /// First copy attempt started at, epoch ms.
+    pub started_at: Option<i64>,
+    /// Reached a final status at, epoch ms.
+    pub finished_at: Option<i64>,
+    /// Last change, epoch ms.
+    pub updated_at: i64,
+}
+
+impl MigrationRecord {
+    fn from_row(row: &AnyRow) -> Result<MigrationRecord> {
+        let reason: String = row.try_get("reason")?;
+        let status: String = row.try_get("status")?;
+        Ok(MigrationRecord {
+            id: row.try_get("id")?,
+            object_id: row.try_get("object_id")?,
+            object_version: row.try_get("object_version")?,
+            from_tier: row.try_get("from_tier")?,
+            to_tier: row.try_get("to_tier")?,
+            reason: reason.parse().map_err(CatalogueError::Corrupt)?,
+            status: status.parse().map_err(CatalogueError::Corrupt)?,
+            attempts: row.try_get("attempts")?,
+            bytes_copied: row.try_get("bytes_copied")?,
+            bytes_total: row.try_get("bytes_total")?,
+            error: row.try_get("error")?,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
+/// A move to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMigration {
+    /// The object.
+    pub object_id: String,
+    /// Its version now.
+    pub object_version: i64,
+    /// Its tier now.
+    pub from_tier: String,
+    /// Where it should go.
+    pub to_tier: String,
+    /// Why.
+    pub reason: MigrationReason,
+    /// Its size now.
+    pub bytes_total: i64,
+}
+
+/// Filters for [`Catalogue::list_migrations`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationFilter {
+    /// Only moves of this object.
+    pub object_id: Option<String>,
+    /// Only moves in this status.
+    pub status: Option<MigrationStatus>,
+    /// Only moves for this reason.
+    pub reason: Option<MigrationReason>,
+}
+
+impl Catalogue {
+    /// Queues a move as `pending`. Fails with [`CatalogueError::Conflict`] when the object
+    /// already has an active move: the database's unique index decides, so concurrent
+    /// enqueuers cannot both win.
+    pub async fn enqueue_migration(&self, new: &NewMigration) -> Result<MigrationRecord> {
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO migrations (id, object_id, object_version, from_tier, to_tier, reason, \
+             priority, status, bytes_total, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9) RETURNING {MIGRATION_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new_id())
+            .bind(&new.object_id)
+            .bind(new.object_version)
+            .bind(&new.from_tier)
+            .bind(&new.to_tier)
+            .bind(new.reason.as_str())
+            .bind(new.reason.priority())
+            .bind(new.bytes_total)
+            .bind(now)
+            .fetch_one(&self.writes)
+            .await
+            .map_err(|e| {
+                CatalogueError::conflict_or(e, || {
+                    format!("object {} already has an active migration", new.object_id)
+                })
+            })?;
+        MigrationRecord::from_row(&row)
+    }
+
+    /// The migration with this id.
+    pub async fn get_migration(&self, id: &str) -> Result<MigrationRecord> {
+        let sql = format!("SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?
+            .ok_or_else(|| CatalogueError::NotFound {
+                kind: "migration",
+                id: id.into(),
+            })?;
+        MigrationRecord::from_row(&row)
+    }
+
+    /// Migrations newest first, `limit` at a time, starting after the id `after`.
+    pub async fn list_migrations(
+        &self,
+        filter: &MigrationFilter,
+        limit: i64,
+        after: Option<&str>,
+    ) -> Result<Page<MigrationRecord>> {
+        let limit = page_limit(limit);
+        let sql = format!(
+            "SELECT {MIGRATION_COLUMNS} FROM migrations \
+             WHERE (CAST($1 AS TEXT) IS NULL OR object_id = $1) \
+               AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+               AND (CAST($3 AS TEXT) IS NULL OR reason = $3) \
+               AND (CAST($4 AS TEXT) IS NULL OR id < $4) \
+             ORDER BY id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.object_id.as_deref())
+            .bind(filter.status.map(MigrationStatus::as_str))
+            .bind(filter.reason.map(MigrationReason::as_str))
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&self.reads)
+            .await?;
+        let items = rows
+            .iter()
+            .map(MigrationRecord::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, limit, |m| &m.id))
+    }
+
+    /// Moves a migration from status `from` to `to`, recording `error` (or clearing it).
+    /// The update only applies while the row is still in `from`, so two workers cannot
+    /// both advance the same move; otherwise [`CatalogueError::Stale`]. Entering
+    /// `copying` counts an attempt and resets progress; final statuses set `finished_at`.
+    pub async fn transition_migration(
+        &self,
+        id: &str,
+        from: MigrationStatus,
+        to: MigrationStatus,
+        error: Option<&str>,
+    ) -> Result<MigrationRecord> {
+        if !from.can_become(to) {
+            return Err(CatalogueError::Conflict(format!(
+                "migration {id} cannot go from {from} to {to}"
+            )));
+        }
+        let copying = to == MigrationStatus::Copying;
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE migrations SET status = $3, error = $4, updated_at = $5, \
+               attempts = attempts + $6, \
+               bytes_copied = CASE WHEN $6 = 1 THEN 0 ELSE bytes_copied END, \
+               started_at = CASE WHEN $6 = 1 AND started_at IS NULL THEN $5 ELSE started_at END, \
+               finished_at = CASE WHEN $7 = 1 THEN $5 ELSE NULL END \
+             WHERE id = $1 AND status = $2 RETURNING {MIGRATION_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(error)
+            .bind(now)
+            .bind(i64::from(copying))
+            .bind(i64::from(!to.is_active()))
+            .fetch_optional(&self.writes)
+            .await?;
+        match row {
+            Some(row) => MigrationRecord::from_row(&row),
+            None => {
+                self.get_migration(id).await?;
+                Err(CatalogueError::Stale {
+                    kind: "migration",
+                    id: id.into(),
+                    expected: format!("status {from}"),
+                })
+            }
+        }
+    }
+
+    /// Records how many bytes the running copy has transferred.
+    pub async fn record_migration_progress(&self, id: &str, bytes_copied: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE migrations SET bytes_copied = $2, updated_at = $3 \
+             WHERE id = $1 AND status = 'copying'",
+        )
+        .bind(id)
+        .bind(bytes_copied)
+        .bind(now_ms())
+        .execute(&self.writes)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in MigrationStatus::ALL {
+            assert_eq!(s.as_str().parse::<MigrationStatus>(), Ok(s));
+        }
+        for r in MigrationReason::ALL {
+            assert_eq!(r.as_str().parse::<MigrationReason>(), Ok(r));
+        }
+        assert!("done".parse::<MigrationStatus>().is_err());
+    }
+
+    #[test]
+    fn state_machine_only_moves_forward_or_back_to_the_queue() {
+        use MigrationStatus::*;
+        assert!(Pending.can_become(Copying));
+        assert!(Copying.can_become(Verifying));
+        assert!(Verifying.can_become(Completed));
+        assert!(Verifying.can_become(Pending));
+        assert!(
+            !Pending.can_become(Completed),
+            "completion skips verification"
+        );
+        assert!(
+            !Copying.can_become(Completed),
+            "completion skips verification"
+        );
+        for done in [Completed, Failed, Cancelled] {
+            for next in MigrationStatus::ALL {
+                assert!(
+                    !done.can_become(next),
+                    "{done} is final but may become {next}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn priorities_follow_reason_order() {
+        let p: Vec<_> = MigrationReason::ALL.iter().map(|r| r.priority()).collect();
+        assert!(p.windows(2).all(|w| w[0] < w[1]));
+    }
+}

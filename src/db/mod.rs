@@ -1,0 +1,266 @@
+//! The catalogue: which objects exist, where their bytes are, how often they are read,
+//! and which tier moves are queued or done.
+//!
+//! One implementation serves PostgreSQL (production) and SQLite (embedded default). It
+//! goes through sqlx's `Any` driver with SQL both backends understand, so there is no
+//! second copy of any query to drift apart. Values cross the boundary as `i64`, `f64`
+//! and `String` only: timestamps are epoch milliseconds (UTC), ids are text UUIDs.
+//!
+//! SQLite allows one writer at a time and fails, rather than waits, when a read
+//! transaction tries to upgrade to a write under contention. Writes therefore go through
+//! a pool of exactly one connection there, and reads through a separate pool; on
+//! PostgreSQL both are the same pool.
+
+mod access;
+mod migrations;
+mod objects;
+
+pub use access::{AccessCount, AccessSummary, ConsumerOffset, HOUR_MS, MINUTE_MS};
+pub use migrations::{
+    MigrationFilter, MigrationReason, MigrationRecord, MigrationStatus, NewMigration,
+};
+pub use objects::{NewObject, ObjectContent, ObjectFilter, ObjectRecord};
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// A failed catalogue operation.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    /// No row with this id.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What was looked up (`object`, `migration`).
+        kind: &'static str,
+        /// The id that was not found.
+        id: String,
+    },
+    /// The write would break a uniqueness rule (same key, second active move, …).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row changed since it was read; the caller should re-read and decide again.
+    #[error("{kind} {id} changed concurrently (expected {expected})")]
+    Stale {
+        /// What changed (`object`, `migration`).
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// The state the caller expected.
+        expected: String,
+    },
+    /// A value read from the database is not one this version understands.
+    #[error("corrupt catalogue row: {0}")]
+    Corrupt(String),
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Schema migrations failed at start-up.
+    #[error("cannot apply schema migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file's directory cannot be created.
+    #[error("cannot create database directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl CatalogueError {
+    /// Maps a unique-constraint violation to [`CatalogueError::Conflict`] with `what`.
+    fn conflict_or(err: sqlx::Error, what: impl FnOnce() -> String) -> CatalogueError {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                CatalogueError::Conflict(what())
+            }
+            _ => CatalogueError::Database(err),
+        }
+    }
+}
+
+/// Result of catalogue operations.
+pub type Result<T, E = CatalogueError> = std::result::Result<T, E>;
+
+/// Which database engine is behind the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// Handle to the catalogue database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    reads: AnyPool,
+    writes: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Catalogue {
+    /// Connects to `database_url` (`postgres://…` or `sqlite://…`) and applies the
+    /// embedded schema migrations. For SQLite the file and its directory are created.
+    pub async fn connect(database_url: &str) -> Result<Catalogue> {
+        sqlx::any::install_default_drivers();
+        let backend = if database_url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let options = AnyConnectOptions::from_str(database_url)?;
+        let catalogue = match backend {
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(32)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Catalogue {
+                    reads: pool.clone(),
+                    writes: pool,
+                    backend,
+                }
+            }
+            Backend::Sqlite => {
+                create_sqlite_dir(database_url)?;
+                let sqlite_pool = |size: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(size)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                // WAL lets readers proceed while the writer commits;
+                                // busy_timeout makes the rare lock wait instead of fail.
+                                conn.execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA busy_timeout = 10000;",
+                                )
+                                .await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let writes = sqlite_pool(1).connect_with(options.clone()).await?;
+                let reads = sqlite_pool(8).connect_with(options).await?;
+                Catalogue {
+                    reads,
+                    writes,
+                    backend,
+                }
+            }
+        };
+        MIGRATOR.run(&catalogue.writes).await?;
+        Ok(catalogue)
+    }
+
+    /// The database engine in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reads).await?;
+        Ok(())
+    }
+
+    /// Closes all connections, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.writes.close().await;
+        self.reads.close().await;
+    }
+}
+
+/// Creates the directory a `sqlite://PATH[?…]` URL's file lives in.
+fn create_sqlite_dir(database_url: &str) -> Result<()> {
+    let path = database_url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| CatalogueError::Directory {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Current time as epoch milliseconds (UTC).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// A new time-ordered id (UUIDv7), so that ordering by id is ordering by creation.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Upper bound on page sizes, whatever the caller asks for.
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+/// One page of a list, with the cursor for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows: the extra row only says that more exist.
+    fn from_rows(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> &str) -> Page<T> {
+        let limit = limit as usize;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| id(r).to_string())
+        } else {
+            None
+        };
+        Page { items: rows, next }
+    }
+}
+
+/// Clamps a requested page size into `1..=MAX_PAGE_SIZE`.
+fn page_limit(limit: i64) -> i64 {
+    limit.clamp(1, MAX_PAGE_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_keeps_limit_rows_and_points_after_the_last() {
+        let page = Page::from_rows(vec!["a", "b", "c"], 2, |s| s);
+        assert_eq!(page.items, ["a", "b"]);
+        assert_eq!(page.next.as_deref(), Some("b"));
+        let last = Page::from_rows(vec!["a", "b"], 2, |s| s);
+        assert_eq!(last.next, None);
+    }
+
+    #[test]
+    fn sqlite_dir_is_taken_from_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/a/b/strata.db?mode=rwc", dir.path().display());
+        create_sqlite_dir(&url).unwrap();
+        assert!(dir.path().join("a/b").is_dir());
+    }
+}

@@ -1,0 +1,273 @@
+//! Object rows: identity, content description and current tier.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Catalogue, CatalogueError, Page, Result, now_ms, page_limit};
+
+const OBJECT_COLUMNS: &str = "id, object_key, size, content_type, checksum, tier, location, \
+     version, created_at, updated_at, access_total, last_access_at";
+
+/// An object as the catalogue knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    /// Object id (UUIDv7).
+    pub id: String,
+    /// User-facing name, unique in the catalogue.
+    pub key: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// MIME type given at ingest.
+    pub content_type: String,
+    /// Checksum of the content (`blake3:<hex>`).
+    pub checksum: String,
+    /// Tier holding the bytes.
+    pub tier: String,
+    /// Key of the bytes inside the tier's backend.
+    pub location: String,
+    /// Content version; bumped by every rewrite.
+    pub version: i64,
+    /// Creation time, epoch ms.
+    pub created_at: i64,
+    /// Last change of content or tier, epoch ms.
+    pub updated_at: i64,
+    /// Accesses counted so far.
+    pub access_total: i64,
+    /// Last counted access, epoch ms.
+    pub last_access_at: Option<i64>,
+}
+
+impl ObjectRecord {
+    fn from_row(row: &AnyRow) -> Result<ObjectRecord, sqlx::Error> {
+        Ok(ObjectRecord {
+            id: row.try_get("id")?,
+            key: row.try_get("object_key")?,
+            size: row.try_get("size")?,
+            content_type: row.try_get("content_type")?,
+            checksum: row.try_get("checksum")?,
+            tier: row.try_get("tier")?,
+            location: row.try_get("location")?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            access_total: row.try_get("access_total")?,
+            last_access_at: row.try_get("last_access_at")?,
+        })
+    }
+}
+
+/// Content that has been written to a tier and is ready to be catalogued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectContent {
+    /// Size in bytes.
+    pub size: i64,
+    /// MIME type.
+    pub content_type: String,
+    /// Checksum of the bytes written.
+    pub checksum: String,
+    /// Tier the bytes were written to.
+    pub tier: String,
+    /// Key of the bytes inside that tier.
+    pub location: String,
+}
+
+/// A new object whose bytes are already stored (see [`Catalogue::insert_object`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewObject {
+    /// Id chosen before the bytes were written (see [`super::new_id`]).
+    pub id: String,
+    /// User-facing name.
+    pub key: String,
+    /// The stored content.
+    pub content: ObjectContent,
+}
+
+/// Filters for [`Catalogue::list_objects`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectFilter {
+    /// Only objects on this tier.
+    pub tier: Option<String>,
+    /// Only keys starting with this.
+    pub key_prefix: Option<String>,
+}
+
+impl Catalogue {
+    /// Records a new object at version 1. Fails with [`CatalogueError::Conflict`] when
+    /// the key or id is taken. The caller writes the bytes first: a catalogue row must
+    /// never point at bytes that do not exist.
+    pub async fn insert_object(&self, new: &NewObject) -> Result<ObjectRecord> {
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO objects (id, object_key, size, content_type, checksum, tier, location, \
+             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) \
+             RETURNING {OBJECT_COLUMNS}"
+        );
+        let c = &new.content;
+        let row = sqlx::query(&sql)
+            .bind(&new.id)
+            .bind(&new.key)
+            .bind(c.size)
+            .bind(&c.content_type)
+            .bind(&c.checksum)
+            .bind(&c.tier)
+            .bind(&c.location)
+            .bind(now)
+            .fetch_one(&self.writes)
+            .await
+            .map_err(|e| {
+                CatalogueError::conflict_or(e, || {
+                    format!("an object with key {:?} exists", new.key)
+                })
+            })?;
+        Ok(ObjectRecord::from_row(&row)?)
+    }
+
+    /// The object with this id.
+    pub async fn get_object(&self, id: &str) -> Result<ObjectRecord> {
+        let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?
+            .ok_or_else(|| CatalogueError::NotFound {
+                kind: "object",
+                id: id.into(),
+            })?;
+        Ok(ObjectRecord::from_row(&row)?)
+    }
+
+    /// The object with this key, if any.
+    pub async fn find_object_by_key(&self, key: &str) -> Result<Option<ObjectRecord>> {
+        let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE object_key = $1");
+        let row = sqlx::query(&sql)
+            .bind(key)
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(row.as_ref().map(ObjectRecord::from_row).transpose()?)
+    }
+
+    /// Objects in creation order, `limit` at a time, starting after the id `after`.
+    pub async fn list_objects(
+        &self,
+        filter: &ObjectFilter,
+        limit: i64,
+        after: Option<&str>,
+    ) -> Result<Page<ObjectRecord>> {
+        let limit = page_limit(limit);
+        // substr/length instead of LIKE: SQLite's LIKE ignores ASCII case and both would
+        // need wildcard escaping; this compares the prefix exactly on both backends.
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects \
+             WHERE (CAST($1 AS TEXT) IS NULL OR tier = $1) \
+               AND (CAST($2 AS TEXT) IS NULL OR substr(object_key, 1, length($2)) = $2) \
+               AND (CAST($3 AS TEXT) IS NULL OR id > $3) \
+             ORDER BY id LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.tier.as_deref())
+            .bind(filter.key_prefix.as_deref())
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&self.reads)
+            .await?;
+        let items = rows
+            .iter()
+            .map(ObjectRecord::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(items, limit, |o| &o.id))
+    }
+
+    /// Points the object at new content (a rewrite), bumping its version. Fails with
+    /// [`CatalogueError::Stale`] when the version is no longer `expected_version`.
+    pub async fn replace_object_content(
+        &self,
+        id: &str,
+        expected_version: i64,
+        content: &ObjectContent,
+    ) -> Result<ObjectRecord> {
+        let sql = format!(
+            "UPDATE objects SET size = $3, content_type = $4, checksum = $5, tier = $6, \
+             location = $7, version = version + 1, updated_at = $8 \
+             WHERE id = $1 AND version = $2 RETURNING {OBJECT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(expected_version)
+            .bind(content.size)
+            .bind(&content.content_type)
+            .bind(&content.checksum)
+            .bind(&content.tier)
+            .bind(&content.location)
+            .bind(now_ms())
+            .fetch_optional(&self.writes)
+            .await?;
+        self.updated_or_stale(id, expected_version, row).await
+    }
+
+    /// Moves the object's catalogue entry to another tier and location, keeping its
+    /// content and version. Fails with [`CatalogueError::Stale`] when the content
+    /// changed (version differs from `expected_version`) since the copy was taken.
+    pub async fn switch_object_tier(
+        &self,
+        id: &str,
+        expected_version: i64,
+        tier: &str,
+        location: &str,
+    ) -> Result<ObjectRecord> {
+        let sql = format!(
+            "UPDATE objects SET tier = $3, location = $4, updated_at = $5 \
+             WHERE id = $1 AND version = $2 RETURNING {OBJECT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .bind(expected_version)
+            .bind(tier)
+            .bind(location)
+            .bind(now_ms())
+            .fetch_optional(&self.writes)
+            .await?;
+        self.updated_or_stale(id, expected_version, row).await
+    }
+
+    /// Turns the result of a version-guarded update into the new record, `Stale` when
+    /// the row exists at another version, or `NotFound`.
+    async fn updated_or_stale(
+        &self,
+        id: &str,
+        expected_version: i64,
+        row: Option<AnyRow>,
+    ) -> Result<ObjectRecord> {
+        match row {
+            Some(row) => Ok(ObjectRecord::from_row(&row)?),
+            None => {
+                self.get_object(id).await?;
+                Err(CatalogueError::Stale {
+                    kind: "object",
+                    id: id.into(),
+                    expected: format!("version {expected_version}"),
+                })
+            }
+        }
+    }
+
+    /// Removes the object and its access history; returns the removed row so the caller
+    /// can delete its bytes. Migration history is kept.
+    pub async fn delete_object(&self, id: &str) -> Result<ObjectRecord> {
+        let mut tx = self.writes.begin().await?;
+        let sql = format!("DELETE FROM objects WHERE id = $1 RETURNING {OBJECT_COLUMNS}");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| CatalogueError::NotFound {
+                kind: "object",
+                id: id.into(),
+            })?;
+        sqlx::query("DELETE FROM access_buckets WHERE object_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ObjectRecord::from_row(&row)?)
+    }
+}

@@ -1,0 +1,11 @@
+//! Strata keeps every object on the right storage tier, automatically.
+//!
+//! Data flows one way: access events feed the spike detector and the forecaster, whose
+//! decisions pass through the policy onto the move queue, which the mover drains into
+//! the catalogue. Each module below owns one step.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod service;
+pub mod storage;

@@ -1,0 +1,148 @@
+//! The `file://` backend: objects as files under one directory.
+//!
+//! A put writes to a temporary file in `<root>/.strata-tmp/`, syncs it and renames it into
+//! place, so readers never see a half-written object and a crash leaves at most a stray
+//! temporary file, never a truncated object.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::fs;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use super::{ByteRange, ByteStream, ContentHasher, Digest, Result, StorageError};
+
+/// Directory under the root for in-progress writes; keys may not start with it.
+const TMP_DIR: &str = ".strata-tmp";
+/// Read and write granularity.
+const CHUNK: usize = 1024 * 1024;
+
+/// A tier kept in a local or mounted directory.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+}
+
+impl FileStore {
+    /// Uses directory `root`, creating it if needed.
+    pub async fn open(root: &Path) -> Result<FileStore> {
+        let store = FileStore { root: root.into() };
+        fs::create_dir_all(root.join(TMP_DIR))
+            .await
+            .map_err(|e| store.error("creating the tier directory", e))?;
+        Ok(store)
+    }
+
+    /// The directory holding the objects.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        if key == TMP_DIR || key.starts_with(&format!("{TMP_DIR}/")) {
+            return Err(StorageError::InvalidKey {
+                key: key.into(),
+                reason: "reserved for temporary files",
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn error(&self, doing: &str, e: io::Error) -> StorageError {
+        StorageError::Backend {
+            backend: format!("file://{}", self.root.display()),
+            message: format!("{doing}: {e}"),
+        }
+    }
+
+    fn not_found_or(&self, key: &str, doing: &str, e: io::Error) -> StorageError {
+        if e.kind() == io::ErrorKind::NotFound {
+            StorageError::NotFound { key: key.into() }
+        } else {
+            self.error(doing, e)
+        }
+    }
+
+    pub(super) async fn put(&self, key: &str, mut body: impl AsyncRead + Unpin) -> Result<Digest> {
+        let target = self.path(key)?;
+        let tmp = self
+            .root
+            .join(TMP_DIR)
+            .join(uuid::Uuid::now_v7().to_string());
+        let written = async {
+            let mut file = fs::File::create(&tmp)
+                .await
+                .map_err(|e| self.error("creating a temporary file", e))?;
+            let mut hasher = ContentHasher::new();
+            let mut buf = BytesMut::with_capacity(CHUNK);
+            loop {
+                buf.clear();
+                if body.read_buf(&mut buf).await.map_err(StorageError::Body)? == 0 {
+                    break;
+                }
+                hasher.update(&buf);
+                file.write_all(&buf)
+                    .await
+                    .map_err(|e| self.error("writing", e))?;
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| self.error("syncing", e))?;
+            if let Some(dir) = target.parent() {
+                fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| self.error("creating directories", e))?;
+            }
+            fs::rename(&tmp, &target)
+                .await
+                .map_err(|e| self.error("renaming into place", e))?;
+            Ok(hasher.finish())
+        }
+        .await;
+        if written.is_err() {
+            // Best effort: the rename did not happen, so only the temporary file exists.
+            let _ = fs::remove_file(&tmp).await;
+        }
+        written
+    }
+
+    pub(super) async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
+        let path = self.path(key)?;
+        let mut file = fs::File::open(&path)
+            .await
+            .map_err(|e| self.not_found_or(key, "opening", e))?;
+        let Some(range) = range else {
+            return Ok(ReaderStream::with_capacity(file, CHUNK).boxed());
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| self.error("reading metadata", e))?
+            .len();
+        let (offset, len) = range.resolve(size)?;
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(|e| self.error("seeking", e))?;
+        Ok(ReaderStream::with_capacity(file.take(len), CHUNK).boxed())
+    }
+
+    pub(super) async fn size(&self, key: &str) -> Result<u64> {
+        let meta = fs::metadata(self.path(key)?)
+            .await
+            .map_err(|e| self.not_found_or(key, "reading metadata", e))?;
+        if !meta.is_file() {
+            return Err(StorageError::NotFound { key: key.into() });
+        }
+        Ok(meta.len())
+    }
+
+    pub(super) async fn delete(&self, key: &str) -> Result<()> {
+        match fs::remove_file(self.path(key)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.error("deleting", e)),
+            _ => Ok(()),
+        }
+    }
+}

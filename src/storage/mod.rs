@@ -1,0 +1,337 @@
+//! Tier storage: where an object's bytes live.
+//!
+//! One interface ([`Store`]) over two backends: [`s3`] for any S3-protocol server (AWS S3,
+//! MinIO, …) and [`file`] for a local or mounted directory. Every transfer streams: puts
+//! read the body a part at a time and hash it on the way, gets hand out a stream of
+//! chunks. Nothing ever holds a whole object in memory.
+
+pub mod file;
+pub mod s3;
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncRead;
+
+use crate::config::{BackendConfig, TierConfig, TransferConfig};
+
+/// A stream of an object's bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Longest key accepted, in bytes (S3's own limit).
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// A failed storage operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// No object under this key.
+    #[error("no object at {key}")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// The key is not acceptable (escapes the tier, empty segment, too long, …).
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The requested byte range lies outside the object.
+    #[error("range {start}-{end:?} is outside the object")]
+    InvalidRange {
+        /// First byte asked for.
+        start: u64,
+        /// Last byte asked for.
+        end: Option<u64>,
+    },
+    /// Reading the body to store failed (the client went away, …).
+    #[error("reading the body failed: {0}")]
+    Body(#[source] io::Error),
+    /// The backend failed or could not be reached.
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which backend (`s3://bucket`, `file:///dir`).
+        backend: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Result of storage operations.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// What a completed put or a checksum scan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    /// Bytes seen.
+    pub size: u64,
+    /// Their checksum (see [`ContentHasher`]).
+    pub checksum: String,
+}
+
+/// A byte range as in HTTP `Range: bytes=start-end` (both ends inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte, inclusive; `None` reads to the end.
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// Resolves the range against an object of `size` bytes into `(offset, length)`.
+    pub fn resolve(&self, size: u64) -> Result<(u64, u64)> {
+        let end = self.end.unwrap_or(u64::MAX).min(size.saturating_sub(1));
+        if self.start >= size || end < self.start {
+            return Err(StorageError::InvalidRange {
+                start: self.start,
+                end: self.end,
+            });
+        }
+        Ok((self.start, end - self.start + 1))
+    }
+}
+
+/// The content checksum used throughout Strata: BLAKE3, written `blake3:<hex>`.
+/// BLAKE3 is cryptographically strong and hashes several GB/s per core, so hashing
+/// while streaming never limits a transfer.
+#[derive(Default)]
+pub struct ContentHasher {
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl ContentHasher {
+    /// Starts an empty hash.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    /// Size and checksum of everything added.
+    pub fn finish(&self) -> Digest {
+        Digest {
+            size: self.size,
+            checksum: format!("blake3:{}", self.hasher.finalize().to_hex()),
+        }
+    }
+}
+
+/// Checks that `key` is a relative path made of plain segments: not empty, not too long,
+/// no NUL or backslash, no empty, `.` or `..` segment. This keeps the file backend inside
+/// its directory and gives both backends the same notion of a valid key.
+pub fn validate_key(key: &str) -> Result<()> {
+    let refuse = |reason| {
+        Err(StorageError::InvalidKey {
+            key: key.into(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return refuse("empty");
+    }
+    if key.len() > MAX_KEY_LEN {
+        return refuse("longer than 1024 bytes");
+    }
+    if key.contains('\0') || key.contains('\\') {
+        return refuse("contains NUL or a backslash");
+    }
+    if key.starts_with('/') {
+        return refuse("absolute path");
+    }
+    for segment in key.split('/') {
+        match segment {
+            "" => return refuse("empty path segment"),
+            "." | ".." => return refuse("'.' or '..' path segment"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The backend of one tier.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A local directory.
+    File(file::FileStore),
+    /// An S3-protocol bucket.
+    S3(s3::S3Store),
+}
+
+impl Store {
+    /// Opens the backend `config` describes. For S3 this builds the client only; the
+    /// server is first contacted by the first operation.
+    pub async fn open(config: &BackendConfig, transfer: TransferConfig) -> Result<Store> {
+        Ok(match config {
+            BackendConfig::File { root } => Store::File(file::FileStore::open(root).await?),
+            BackendConfig::S3(s3) => Store::S3(s3::S3Store::open(s3, transfer).await),
+        })
+    }
+
+    /// Stores `body` under `key`, replacing any object there, and returns its size and
+    /// checksum. The object appears whole or not at all.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: impl AsyncRead + Unpin + Send,
+        content_type: &str,
+    ) -> Result<Digest> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.put(key, body).await,
+            Store::S3(s) => s.put(key, body, content_type).await,
+        }
+    }
+
+    /// Streams the object under `key`, or the part of it `range` names.
+    pub async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.get(key, range).await,
+            Store::S3(s) => s.get(key, range).await,
+        }
+    }
+
+    /// Size of the object under `key`; [`StorageError::NotFound`] when there is none.
+    pub async fn size(&self, key: &str) -> Result<u64> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.size(key).await,
+            Store::S3(s) => s.size(key).await,
+        }
+    }
+
+    /// Removes the object under `key`; removing a missing object succeeds.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        match self {
+            Store::File(f) => f.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
+        }
+    }
+
+    /// Reads the whole object under `key` and returns its size and checksum, to verify a
+    /// copy against the catalogue.
+    pub async fn digest(&self, key: &str) -> Result<Digest> {
+        let mut stream = self.get(key, None).await?;
+        let mut hasher = ContentHasher::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error(format!("reading {key}: {e}")))?;
+            hasher.update(&chunk);
+        }
+        Ok(hasher.finish())
+    }
+
+    /// Builds a [`StorageError::Backend`] naming this store.
+    fn error(&self, message: String) -> StorageError {
+        StorageError::Backend {
+            backend: self.to_string(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Store::File(s) => write!(f, "file://{}", s.root().display()),
+            Store::S3(s) => write!(f, "s3://{}", s.bucket()),
+        }
+    }
+}
+
+/// The configured tiers with their opened backends, hottest first.
+#[derive(Debug, Clone)]
+pub struct Tiers {
+    tiers: Vec<(TierConfig, Store)>,
+}
+
+impl Tiers {
+    /// Opens the backend of every tier.
+    pub async fn open(configs: &[TierConfig], transfer: TransferConfig) -> Result<Tiers> {
+        let mut tiers = Vec::with_capacity(configs.len());
+        for config in configs {
+            tiers.push((
+                config.clone(),
+                Store::open(&config.backend, transfer).await?,
+            ));
+        }
+        Ok(Tiers { tiers })
+    }
+
+    /// The store of tier `name`.
+    pub fn store(&self, name: &str) -> Option<&Store> {
+        self.tiers
+            .iter()
+            .find(|(c, _)| c.name == name)
+            .map(|(_, s)| s)
+    }
+
+    /// Tier configurations with their stores, hottest first.
+    pub fn iter(&self) -> impl Iterator<Item = (&TierConfig, &Store)> {
+        self.tiers.iter().map(|(c, s)| (c, s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_escape_or_are_ambiguous_are_refused() {
+        for key in [
+            "",
+            "/etc/passwd",
+            "../../etc/passwd",
+            "a/../../b",
+            "a//b",
+            "a/./b",
+            "a/",
+            "a\\..\\b",
+            "a\0b",
+            &"x".repeat(MAX_KEY_LEN + 1),
+        ] {
+            assert!(
+                matches!(validate_key(key), Err(StorageError::InvalidKey { .. })),
+                "{key:?} was accepted"
+            );
+        }
+        for key in ["a", "a/b/c.txt", "objects/0190-ab/1", "..a/b..", "x y"] {
+            validate_key(key).unwrap_or_else(|e| panic!("{key:?} refused: {e}"));
+        }
+    }
+
+    #[test]
+    fn ranges_resolve_like_http() {
+        let r = |start, end| ByteRange { start, end };
+        assert_eq!(r(0, Some(9)).resolve(100).unwrap(), (0, 10));
+        assert_eq!(r(90, None).resolve(100).unwrap(), (90, 10));
+        assert_eq!(r(90, Some(1000)).resolve(100).unwrap(), (90, 10));
+        assert!(r(100, None).resolve(100).is_err());
+        assert!(r(5, Some(4)).resolve(100).is_err());
+        assert!(r(0, None).resolve(0).is_err());
+    }
+
+    #[test]
+    fn checksum_is_blake3_of_the_bytes() {
+        let mut h = ContentHasher::new();
+        h.update(b"hello ");
+        h.update(b"world");
+        let d = h.finish();
+        assert_eq!(d.size, 11);
+        assert_eq!(
+            d.checksum,
+            format!("blake3:{}", blake3::hash(b"hello world").to_hex())
+        );
+    }
+}

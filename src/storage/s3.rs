@@ -1,0 +1,298 @@
+//! The `s3://` backend, through aws-sdk-s3: AWS S3 itself or any S3-protocol server
+//! (MinIO, …) with a custom endpoint and path-style addressing.
+//!
+//! Puts read the body one part at a time. A body that fits in one part is sent with a
+//! single `PutObject`; a larger one becomes a multipart upload with up to
+//! `upload_concurrency` parts in flight while the next part is read, so memory stays
+//! near `part_size × (upload_concurrency + 1)` whatever the object's size. A failed
+//! multipart upload is aborted so the server does not keep its parts.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures_util::stream;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinSet;
+
+use super::{ByteRange, ByteStream, ContentHasher, Digest, Result, StorageError};
+use crate::config::{S3Config, TransferConfig};
+
+/// A tier kept in an S3-protocol bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    transfer: TransferConfig,
+}
+
+impl S3Store {
+    /// Builds a client for `config`. Static keys are used when configured, otherwise the
+    /// AWS default credential chain (environment, profile, web identity, instance role).
+    pub async fn open(config: &S3Config, transfer: TransferConfig) -> S3Store {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            );
+        if let Some(keys) = &config.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                &keys.access_key_id,
+                &keys.secret_access_key,
+                None,
+                None,
+                "strata-config",
+            ));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.path_style)
+            // Strata verifies content with its own checksum; extra per-request CRCs cost
+            // CPU and are rejected by some S3-compatible servers.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        S3Store {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+            transfer,
+        }
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn error<E, R>(&self, doing: &str, key: &str, err: SdkError<E, R>) -> StorageError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        StorageError::Backend {
+            backend: format!("s3://{}", self.bucket),
+            message: format!("{doing} {key}: {}", DisplayErrorContext(&err)),
+        }
+    }
+
+    /// Like [`S3Store::error`], but a 404 answer becomes [`StorageError::NotFound`].
+    fn not_found_or<E>(
+        &self,
+        doing: &str,
+        key: &str,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> StorageError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(404) => StorageError::NotFound { key: key.into() },
+            _ => self.error(doing, key, err),
+        }
+    }
+
+    pub(super) async fn put(
+        &self,
+        key: &str,
+        mut body: impl AsyncRead + Unpin,
+        content_type: &str,
+    ) -> Result<Digest> {
+        let part_size = self.transfer.part_size as usize;
+        let mut hasher = ContentHasher::new();
+        let first = read_part(&mut body, part_size).await?;
+        hasher.update(&first);
+        if first.len() < part_size {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .body(SdkByteStream::from(first))
+                .send()
+                .await
+                .map_err(|e| self.error("putting", key, e))?;
+            return Ok(hasher.finish());
+        }
+
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| self.error("starting multipart upload of", key, e))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let uploaded = self
+            .upload_parts(key, &upload_id, first, &mut body, &mut hasher)
+            .await;
+        match uploaded {
+            Ok(()) => Ok(hasher.finish()),
+            Err(err) => {
+                // Best effort; an upload that cannot be aborted now is left to the
+                // bucket's lifecycle rules.
+                let _ = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        first: Bytes,
+        body: &mut (impl AsyncRead + Unpin),
+        hasher: &mut ContentHasher,
+    ) -> Result<()> {
+        let part_size = self.transfer.part_size as usize;
+        let mut in_flight = JoinSet::new();
+        let mut done: Vec<CompletedPart> = Vec::new();
+        let mut part = first;
+        let mut number = 1;
+        loop {
+            let request = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(SdkByteStream::from(part));
+            in_flight.spawn(async move {
+                let out = request.send().await?;
+                Ok::<_, SdkError<_, _>>(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(str::to_string))
+                        .build(),
+                )
+            });
+            if in_flight.len() >= self.transfer.upload_concurrency {
+                done.push(self.join_part(key, &mut in_flight).await?);
+            }
+            part = read_part(body, part_size).await?;
+            if part.is_empty() {
+                break;
+            }
+            hasher.update(&part);
+            number += 1;
+        }
+        while !in_flight.is_empty() {
+            done.push(self.join_part(key, &mut in_flight).await?);
+        }
+        done.sort_by_key(|p| p.part_number());
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(done))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| self.error("completing multipart upload of", key, e))?;
+        Ok(())
+    }
+
+    async fn join_part<E, R>(
+        &self,
+        key: &str,
+        in_flight: &mut JoinSet<Result<CompletedPart, SdkError<E, R>>>,
+    ) -> Result<CompletedPart>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match in_flight.join_next().await {
+            Some(Ok(Ok(part))) => Ok(part),
+            Some(Ok(Err(e))) => Err(self.error("uploading a part of", key, e)),
+            Some(Err(join)) => Err(StorageError::Backend {
+                backend: format!("s3://{}", self.bucket),
+                message: format!("part upload of {key} stopped: {join}"),
+            }),
+            None => Err(StorageError::Backend {
+                backend: format!("s3://{}", self.bucket),
+                message: format!("no part upload of {key} in flight"),
+            }),
+        }
+    }
+
+    pub(super) async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(range) = range {
+            // Resolve against the real size first: S3 answers an unsatisfiable range
+            // with 416, and an end beyond the object silently with less.
+            let (offset, len) = range.resolve(self.size(key).await?)?;
+            request = request.range(format!("bytes={}-{}", offset, offset + len - 1));
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| self.not_found_or("getting", key, e))?;
+        let body = out.body;
+        Ok(Box::pin(stream::unfold(body, |mut body| async move {
+            body.try_next()
+                .await
+                .map_err(std::io::Error::other)
+                .transpose()
+                .map(|chunk| (chunk, body))
+        })))
+    }
+
+    pub(super) async fn size(&self, key: &str) -> Result<u64> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.not_found_or("reading metadata of", key, e))?;
+        Ok(out.content_length().unwrap_or_default().max(0) as u64)
+    }
+
+    pub(super) async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.error("deleting", key, e))?;
+        Ok(())
+    }
+}
+
+/// Reads until `size` bytes are buffered or the body ends.
+async fn read_part(body: &mut (impl AsyncRead + Unpin), size: usize) -> Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        if body.read_buf(&mut buf).await.map_err(StorageError::Body)? == 0 {
+            break;
+        }
+    }
+    Ok(buf.freeze())
+}

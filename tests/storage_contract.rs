@@ -1,0 +1,281 @@
+//! The storage contract, run against both backends: the `file://` backend on a temporary
+//! directory and the `s3://` backend on the local stack's real s3s-fs server.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{PatternReader, pattern, s3_bucket_dir, s3_store};
+use futures_util::StreamExt;
+use strata::config::{BackendConfig, TransferConfig};
+use strata::storage::{ByteRange, ContentHasher, StorageError, Store};
+
+/// A store under test, plus what it takes to reach its bytes behind its back.
+struct Subject {
+    store: Store,
+    /// Directory where the backend keeps the object files.
+    disk: PathBuf,
+    _guard: Option<tempfile::TempDir>,
+}
+
+async fn file_subject() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tier");
+    let store = Store::open(
+        &BackendConfig::File { root: root.clone() },
+        TransferConfig::default(),
+    )
+    .await
+    .unwrap();
+    Subject {
+        store,
+        disk: root,
+        _guard: Some(dir),
+    }
+}
+
+async fn s3_subject() -> Subject {
+    Subject {
+        store: s3_store("private").await,
+        disk: s3_bucket_dir("private"),
+        _guard: None,
+    }
+}
+
+/// A key no other test run uses.
+fn unique_key(name: &str) -> String {
+    format!("contract/{}/{name}", uuid::Uuid::now_v7())
+}
+
+async fn read_all(store: &Store, key: &str, range: Option<ByteRange>) -> Vec<u8> {
+    let mut stream = store.get(key, range).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+async fn round_trip(s: Subject) {
+    let key = unique_key("round-trip.bin");
+    let data = pattern(1, 300_000);
+    let digest = s
+        .store
+        .put(&key, &data[..], "application/octet-stream")
+        .await
+        .unwrap();
+    let mut expected = ContentHasher::new();
+    expected.update(&data);
+    assert_eq!(digest, expected.finish());
+    assert_eq!(read_all(&s.store, &key, None).await, data);
+    assert_eq!(s.store.digest(&key).await.unwrap(), digest);
+
+    // A second put replaces the object whole.
+    let replacement = pattern(2, 1000);
+    s.store
+        .put(&key, &replacement[..], "text/plain")
+        .await
+        .unwrap();
+    assert_eq!(read_all(&s.store, &key, None).await, replacement);
+}
+
+async fn empty_object(s: Subject) {
+    let key = unique_key("empty");
+    let digest = s.store.put(&key, &b""[..], "text/plain").await.unwrap();
+    assert_eq!(digest.size, 0);
+    assert_eq!(s.store.size(&key).await.unwrap(), 0);
+    assert!(read_all(&s.store, &key, None).await.is_empty());
+}
+
+async fn ranged_get(s: Subject) {
+    let key = unique_key("ranged.bin");
+    let data = pattern(3, 100_000);
+    s.store
+        .put(&key, &data[..], "application/octet-stream")
+        .await
+        .unwrap();
+    let range = |start, end| Some(ByteRange { start, end });
+    assert_eq!(
+        read_all(&s.store, &key, range(10, Some(19))).await,
+        data[10..20]
+    );
+    assert_eq!(
+        read_all(&s.store, &key, range(99_990, None)).await,
+        data[99_990..]
+    );
+    assert_eq!(
+        read_all(&s.store, &key, range(99_000, Some(5_000_000))).await,
+        data[99_000..],
+        "an end past the object reads to its end"
+    );
+    assert!(matches!(
+        s.store.get(&key, range(100_000, None)).await,
+        Err(StorageError::InvalidRange { .. })
+    ));
+}
+
+async fn head_reports_size_and_absence(s: Subject) {
+    let key = unique_key("head.bin");
+    s.store
+        .put(&key, &pattern(4, 12_345)[..], "text/plain")
+        .await
+        .unwrap();
+    assert_eq!(s.store.size(&key).await.unwrap(), 12_345);
+    assert!(matches!(
+        s.store.size(&unique_key("missing")).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.store.get(&unique_key("missing"), None).await,
+        Err(StorageError::NotFound { .. })
+    ));
+}
+
+async fn delete_removes_and_is_idempotent(s: Subject) {
+    let key = unique_key("delete.bin");
+    s.store
+        .put(&key, &pattern(5, 10)[..], "text/plain")
+        .await
+        .unwrap();
+    s.store.delete(&key).await.unwrap();
+    assert!(matches!(
+        s.store.size(&key).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    s.store.delete(&key).await.unwrap();
+}
+
+/// 64 MiB: eight 8 MiB parts on S3. Streamed in and out; compared by checksum against
+/// the generator, so the test itself never holds the object either.
+async fn large_object_streams_byte_identical(s: Subject) {
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let key = unique_key("large.bin");
+    let digest = s
+        .store
+        .put(
+            &key,
+            PatternReader::new(6, SIZE),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    assert_eq!(digest.size, SIZE);
+    let mut expected = ContentHasher::new();
+    let mut stream = s.store.get(&key, None).await.unwrap();
+    let mut reference = PatternReader::new(6, SIZE);
+    let mut read = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        let mut want = vec![0u8; chunk.len()];
+        tokio::io::AsyncReadExt::read_exact(&mut reference, &mut want)
+            .await
+            .unwrap();
+        assert!(chunk[..] == want[..], "bytes differ near offset {read}");
+        expected.update(&chunk);
+        read += chunk.len() as u64;
+    }
+    assert_eq!(read, SIZE);
+    assert_eq!(expected.finish(), digest);
+}
+
+/// A copy whose bytes changed on disk (same size) no longer matches its checksum.
+async fn checksum_catches_corruption(s: Subject) {
+    let key = unique_key("corrupt.bin");
+    let data = pattern(7, 50_000);
+    let original = s
+        .store
+        .put(&key, &data[..], "application/octet-stream")
+        .await
+        .unwrap();
+    let mut corrupted = data.clone();
+    corrupted[25_000] ^= 0x01;
+    std::fs::write(s.disk.join(&key), &corrupted).expect("overwrite the object's file");
+    let found = s.store.digest(&key).await.unwrap();
+    assert_eq!(found.size, original.size);
+    assert_ne!(
+        found.checksum, original.checksum,
+        "a flipped bit went unnoticed"
+    );
+}
+
+async fn escaping_keys_are_refused(s: Subject) {
+    for key in ["../../etc/passwd", "/etc/passwd", "a/../../b", ""] {
+        assert!(
+            matches!(
+                s.store.put(key, &b"x"[..], "text/plain").await,
+                Err(StorageError::InvalidKey { .. })
+            ),
+            "put {key:?} was accepted"
+        );
+        assert!(matches!(
+            s.store.get(key, None).await,
+            Err(StorageError::InvalidKey { .. })
+        ));
+        assert!(matches!(
+            s.store.delete(key).await,
+            Err(StorageError::InvalidKey { .. })
+        ));
+    }
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod file_backend {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::file_subject().await).await;
+            })*
+        }
+        mod s3_backend {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::s3_subject().await).await;
+            })*
+        }
+    };
+}
+
+contract!(
+    round_trip,
+    empty_object,
+    ranged_get,
+    head_reports_size_and_absence,
+    delete_removes_and_is_idempotent,
+    large_object_streams_byte_identical,
+    checksum_catches_corruption,
+    escaping_keys_are_refused,
+);
+
+#[tokio::test]
+async fn file_backend_never_writes_outside_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/b/tier");
+    let store = Store::open(&BackendConfig::File { root }, TransferConfig::default())
+        .await
+        .unwrap();
+    let _ = store.put("../../escaped", &b"x"[..], "text/plain").await;
+    let _ = store.put("../../../escaped", &b"x"[..], "text/plain").await;
+    assert!(!dir.path().join("a/escaped").exists());
+    assert!(!dir.path().join("escaped").exists());
+    assert!(matches!(
+        store.put(".strata-tmp/x", &b"x"[..], "text/plain").await,
+        Err(StorageError::InvalidKey { .. })
+    ));
+}
+
+#[tokio::test]
+async fn unreachable_s3_server_is_a_backend_error() {
+    let mut tier = common::stack_tier("public");
+    let BackendConfig::S3(s3) = &mut tier.backend else {
+        panic!("stack tier public is not S3");
+    };
+    // Port 9 (discard) is closed on the test machines: connection refused.
+    s3.endpoint = Some("http://127.0.0.1:9".into());
+    let store = Store::open(&tier.backend, TransferConfig::default())
+        .await
+        .unwrap();
+    match store.size("anything").await {
+        Err(StorageError::Backend { backend, .. }) => assert_eq!(backend, "s3://strata-public"),
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
