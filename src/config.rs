@@ -63,7 +63,7 @@ pub struct Config {
     pub tiers: Vec<TierConfig>,
     /// Tier new objects land in (`DEFAULT_TIER`).
     pub default_tier: String,
-    /// How S3 transfers are cut into parts (`S3_PART_SIZE_BYTES`, `S3_UPLOAD_CONCURRENCY`).
+    /// How S3 transfers are cut into parts (`S3_PART_SIZE_BYTES`, `S3_PART_CONCURRENCY`).
     pub transfer: TransferConfig,
 }
 
@@ -143,15 +143,16 @@ impl fmt::Debug for StaticCredentials {
 pub struct TransferConfig {
     /// Objects larger than this are uploaded in parts of this size.
     pub part_size: u64,
-    /// Parts in flight at once per upload; memory use is about `part_size × this`.
-    pub upload_concurrency: usize,
+    /// Parts in flight at once per upload or download; memory use is about
+    /// `part_size × this` per transfer.
+    pub part_concurrency: usize,
 }
 
 impl Default for TransferConfig {
     fn default() -> Self {
         TransferConfig {
             part_size: 8 * 1024 * 1024,
-            upload_concurrency: 4,
+            part_concurrency: 4,
         }
     }
 }
@@ -198,9 +199,9 @@ impl Config {
                 TransferConfig::default().part_size,
                 MIN_S3_PART_SIZE..=MAX_S3_PART_SIZE,
             )?,
-            upload_concurrency: vars.parse_in(
-                "S3_UPLOAD_CONCURRENCY",
-                TransferConfig::default().upload_concurrency,
+            part_concurrency: vars.parse_in(
+                "S3_PART_CONCURRENCY",
+                TransferConfig::default().part_concurrency,
                 1..=64,
             )?,
         };
@@ -471,18 +472,14 @@ mod tests {
 
     #[test]
     fn malformed_number_names_variable_value_and_expectation() {
-        let err = parse(&[("S3_UPLOAD_CONCURRENCY", "four")]).unwrap_err();
+        let err = parse(&[("S3_PART_CONCURRENCY", "four")]).unwrap_err();
         assert_eq!(
             err,
-            invalid(
-                "S3_UPLOAD_CONCURRENCY",
-                "four",
-                "a whole number from 1 to 64"
-            )
+            invalid("S3_PART_CONCURRENCY", "four", "a whole number from 1 to 64")
         );
         assert_eq!(
             err.to_string(),
-            "invalid value \"four\" for S3_UPLOAD_CONCURRENCY: expected a whole number from 1 to 64"
+            "invalid value \"four\" for S3_PART_CONCURRENCY: expected a whole number from 1 to 64"
         );
     }
 

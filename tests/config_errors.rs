@@ -21,11 +21,7 @@ fn serve_with(var: &str, value: &str) -> (bool, String) {
 #[test]
 fn malformed_values_stop_start_up_with_a_named_error() {
     for (var, value, expected) in [
-        (
-            "S3_UPLOAD_CONCURRENCY",
-            "lots",
-            "a whole number from 1 to 64",
-        ),
+        ("S3_PART_CONCURRENCY", "lots", "a whole number from 1 to 64"),
         (
             "TIER_PUBLIC_URL",
             "ftp://bucket",

@@ -3,9 +3,14 @@
 //!
 //! Puts read the body one part at a time. A body that fits in one part is sent with a
 //! single `PutObject`; a larger one becomes a multipart upload with up to
-//! `upload_concurrency` parts in flight while the next part is read, so memory stays
-//! near `part_size × (upload_concurrency + 1)` whatever the object's size. A failed
+//! `part_concurrency` parts in flight while the next part is read, so memory stays
+//! near `part_size × (part_concurrency + 1)` whatever the object's size. A failed
 //! multipart upload is aborted so the server does not keep its parts.
+//!
+//! Gets of more than one part are split into ranged requests, `part_concurrency` of them
+//! in flight and handed out in order, the way download managers (and rclone) fetch large
+//! files. Every range is pinned to the ETag seen first (`If-Match`), so a concurrent
+//! overwrite fails the read instead of splicing two versions together.
 
 use std::time::Duration;
 
@@ -18,7 +23,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
@@ -187,7 +192,7 @@ impl S3Store {
                         .build(),
                 )
             });
-            if in_flight.len() >= self.transfer.upload_concurrency {
+            if in_flight.len() >= self.transfer.part_concurrency {
                 done.push(self.join_part(key, &mut in_flight).await?);
             }
             part = read_part(body, part_size).await?;
@@ -241,28 +246,104 @@ impl S3Store {
     }
 
     pub(super) async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
-        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
-        if let Some(range) = range {
-            // Resolve against the real size first: S3 answers an unsatisfiable range
-            // with 416, and an end beyond the object silently with less.
-            let (offset, len) = range.resolve(self.size(key).await?)?;
-            request = request.range(format!("bytes={}-{}", offset, offset + len - 1));
+        let (size, etag) = self.head(key).await?;
+        // Resolve against the real size first: S3 answers an unsatisfiable range with
+        // 416, and an end beyond the object silently with less.
+        let (offset, len) = match range {
+            Some(range) => range.resolve(size)?,
+            None => (0, size),
+        };
+        if len == 0 {
+            return Ok(Box::pin(stream::empty()));
         }
-        let out = request
+        let part_size = self.transfer.part_size;
+        if len <= part_size {
+            let out = self
+                .range_request(key, offset, len, etag.as_deref())
+                .send()
+                .await
+                .map_err(|e| self.not_found_or("getting", key, e))?;
+            return Ok(Box::pin(stream::unfold(out.body, |mut body| async move {
+                body.try_next()
+                    .await
+                    .map_err(std::io::Error::other)
+                    .transpose()
+                    .map(|chunk| (chunk, body))
+            })));
+        }
+        let store = self.clone();
+        let key = key.to_string();
+        let parts = (0..len.div_ceil(part_size)).map(move |i| {
+            let start = offset + i * part_size;
+            (start, part_size.min(offset + len - start))
+        });
+        Ok(Box::pin(
+            stream::iter(parts)
+                .map(move |(start, part_len)| {
+                    let store = store.clone();
+                    let key = key.clone();
+                    let etag = etag.clone();
+                    async move {
+                        store
+                            .fetch_part(&key, start, part_len, etag.as_deref())
+                            .await
+                    }
+                })
+                .buffered(self.transfer.part_concurrency),
+        ))
+    }
+
+    fn range_request(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        etag: Option<&str>,
+    ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", offset, offset + len - 1))
+            .set_if_match(etag.map(str::to_string))
+    }
+
+    /// One whole part of a parallel download.
+    async fn fetch_part(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        etag: Option<&str>,
+    ) -> std::io::Result<Bytes> {
+        let out = self
+            .range_request(key, offset, len, etag)
             .send()
             .await
-            .map_err(|e| self.not_found_or("getting", key, e))?;
-        let body = out.body;
-        Ok(Box::pin(stream::unfold(body, |mut body| async move {
-            body.try_next()
-                .await
-                .map_err(std::io::Error::other)
-                .transpose()
-                .map(|chunk| (chunk, body))
-        })))
+            .map_err(|e| std::io::Error::other(self.not_found_or("getting", key, e)))?;
+        // Filled in place: collecting the body and then joining its chunks would hold
+        // each part twice.
+        let mut bytes = BytesMut::with_capacity(len as usize);
+        let mut body = out.body;
+        while let Some(chunk) = body.try_next().await.map_err(std::io::Error::other)? {
+            bytes.extend_from_slice(&chunk);
+        }
+        if bytes.len() as u64 != len {
+            return Err(std::io::Error::other(format!(
+                "s3://{}: range {offset}+{len} of {key} returned {} bytes",
+                self.bucket,
+                bytes.len()
+            )));
+        }
+        Ok(bytes.freeze())
     }
 
     pub(super) async fn size(&self, key: &str) -> Result<u64> {
+        Ok(self.head(key).await?.0)
+    }
+
+    /// Size and ETag of the object under `key`.
+    async fn head(&self, key: &str) -> Result<(u64, Option<String>)> {
         let out = self
             .client
             .head_object()
@@ -271,7 +352,8 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.not_found_or("reading metadata of", key, e))?;
-        Ok(out.content_length().unwrap_or_default().max(0) as u64)
+        let size = out.content_length().unwrap_or_default().max(0) as u64;
+        Ok((size, out.e_tag().map(str::to_string)))
     }
 
     pub(super) async fn delete(&self, key: &str) -> Result<()> {
