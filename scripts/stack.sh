@@ -79,6 +79,13 @@ postgres_up() {
             sleep 0.5
         done
     fi
+    # Databases of earlier test runs that stopped before cleaning up after themselves.
+    local stale
+    for stale in $(psql -h $PG_HOST -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'strata\_test\_%'"); do
+        psql -h $PG_HOST -p "$PG_PORT" -U "$PG_USER" -d postgres -qc \
+            "DROP DATABASE IF EXISTS $stale WITH (FORCE)" || true
+    done
     if ! psql -h $PG_HOST -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
         "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
         psql -h $PG_HOST -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $PG_DB" \
