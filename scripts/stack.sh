@@ -11,10 +11,14 @@
 # `up` writes .stack/stack.env, a .env-style file that the tests and `strata serve` can load:
 #   set -a; . .stack/stack.env; set +a; cargo run
 # Ports and names can be changed through the STACK_* variables below.
+#
+# The stack listens on fixed ports, so there is one per machine, whichever checkout
+# started it: its data, logs and pids live in $STACK_DIR (default ~/.cache/strata-stack),
+# and every checkout that runs `up` gets a copy of the env file in its own .stack/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE=${STACK_DIR:-$ROOT/.stack}
+STATE=${STACK_DIR:-$HOME/.cache/strata-stack}
 PG_HOST=127.0.0.1
 PG_PORT=${STACK_PG_PORT:-5432}
 PG_USER=${STACK_PG_USER:-postgres}
@@ -148,6 +152,8 @@ write_env() {
         echo "STACK_S3_ROOT=$STATE/s3"
     } >"$file.tmp"
     mv "$file.tmp" "$file"
+    mkdir -p "$ROOT/.stack"
+    cp "$file" "$ROOT/.stack/stack.env"
 }
 
 status() {
@@ -169,7 +175,7 @@ status() {
             printf 's3-%-8s down  127.0.0.1:%s\n' "$tier" "${S3_PORT[$tier]}"; ok=1
         fi
     done
-    [ -f "$STATE/stack.env" ] && echo "env file   $STATE/stack.env"
+    [ -f "$ROOT/.stack/stack.env" ] && echo "env file   $ROOT/.stack/stack.env"
     return $ok
 }
 

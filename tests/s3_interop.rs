@@ -60,6 +60,7 @@ async fn rclone_reads_what_strata_wrote() {
     );
     assert_eq!(out.stdout.len(), data.len());
     assert!(out.stdout == data, "rclone read different bytes");
+    store.delete(&key).await.unwrap();
 }
 
 #[tokio::test]

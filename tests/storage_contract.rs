@@ -176,6 +176,7 @@ async fn large_object_streams_byte_identical(s: Subject) {
     }
     assert_eq!(read, SIZE);
     assert_eq!(expected.finish(), digest);
+    s.store.delete(&key).await.unwrap();
 }
 
 /// A copy whose bytes changed on disk (same size) no longer matches its checksum.
