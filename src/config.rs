@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Default tier order, hottest first.
 pub const DEFAULT_TIERS: &str = "onprem,private,public";
@@ -65,6 +66,36 @@ pub struct Config {
     pub default_tier: String,
     /// How S3 transfers are cut into parts (`S3_PART_SIZE_BYTES`, `S3_PART_CONCURRENCY`).
     pub transfer: TransferConfig,
+    /// How tier moves are run (`MOVER_*`).
+    pub mover: MoverConfig,
+}
+
+/// How the mover runs tier moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoverConfig {
+    /// Moves run at once by this process (`MOVER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Attempts before a move is `failed` (`MOVER_MAX_ATTEMPTS`).
+    pub max_attempts: i64,
+    /// First retry delay; doubles per attempt, with jitter (`MOVER_RETRY_BASE_MS`).
+    pub retry_base: Duration,
+    /// How long a claimed move stays this worker's without a heartbeat; after that,
+    /// recovery in any process takes it over (`MOVER_LEASE_SECS`).
+    pub lease: Duration,
+    /// How often an idle worker looks for queued moves (`MOVER_POLL_MS`).
+    pub poll_interval: Duration,
+}
+
+impl Default for MoverConfig {
+    fn default() -> Self {
+        MoverConfig {
+            concurrency: 2,
+            max_attempts: 5,
+            retry_base: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
 }
 
 /// One storage tier.
@@ -234,12 +265,34 @@ impl Config {
             ));
         }
 
+        let defaults = MoverConfig::default();
+        let mover = MoverConfig {
+            concurrency: vars.parse_in("MOVER_CONCURRENCY", defaults.concurrency, 1..=64)?,
+            max_attempts: vars.parse_in("MOVER_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
+            retry_base: Duration::from_millis(vars.parse_in(
+                "MOVER_RETRY_BASE_MS",
+                defaults.retry_base.as_millis() as u64,
+                1..=3_600_000,
+            )?),
+            lease: Duration::from_secs(vars.parse_in(
+                "MOVER_LEASE_SECS",
+                defaults.lease.as_secs(),
+                2..=3600,
+            )?),
+            poll_interval: Duration::from_millis(vars.parse_in(
+                "MOVER_POLL_MS",
+                defaults.poll_interval.as_millis() as u64,
+                10..=60_000,
+            )?),
+        };
+
         Ok(Config {
             database_url,
             data_dir,
             tiers,
             default_tier,
             transfer,
+            mover,
         })
     }
 
@@ -441,6 +494,16 @@ mod tests {
             }
         );
         assert_eq!(config.transfer, TransferConfig::default());
+        assert_eq!(config.mover, MoverConfig::default());
+    }
+
+    #[test]
+    fn mover_settings_are_read_and_bounded() {
+        let config = parse(&[("MOVER_CONCURRENCY", "8"), ("MOVER_LEASE_SECS", "5")]).unwrap();
+        assert_eq!(config.mover.concurrency, 8);
+        assert_eq!(config.mover.lease, Duration::from_secs(5));
+        let err = parse(&[("MOVER_LEASE_SECS", "1")]).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { ref var, .. } if var == "MOVER_LEASE_SECS"));
     }
 
     #[test]

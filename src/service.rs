@@ -2,15 +2,24 @@
 //! shut down.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendConfig, Config};
 use crate::db::{Backend, Catalogue};
+use crate::mover::Mover;
 use crate::storage::Tiers;
 
-/// Opens the catalogue (applying schema migrations) and every tier, logs what runs
-/// where, and waits for `shutdown`.
+/// How long moves in flight may take to finish after a shutdown signal; after that the
+/// process exits and their leases run out, so another process (or the next start)
+/// recovers them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Opens the catalogue (applying schema migrations) and every tier, runs the mover, and
+/// stops on `shutdown`.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let catalogue = Catalogue::connect(&config.database_url)
         .await
@@ -40,9 +49,17 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             if embedded { " (local directory; set TIER_<NAME>_URL=s3://… for production)" } else { "" }
         );
     }
+    let stop = CancellationToken::new();
+    let mover = tokio::spawn(
+        Mover::new(catalogue.clone(), Arc::new(tiers), config.mover).run(stop.clone()),
+    );
     tracing::info!("strata is running; press Ctrl-C to stop");
     shutdown.await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down; letting moves in flight finish");
+    stop.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, mover).await.is_err() {
+        tracing::warn!("moves still running after {SHUTDOWN_GRACE:?}; they resume after restart");
+    }
     catalogue.close().await;
     Ok(())
 }

@@ -8,9 +8,10 @@ use sqlx::any::AnyRow;
 
 use super::{Catalogue, CatalogueError, Page, Result, new_id, now_ms, page_limit};
 
-const MIGRATION_COLUMNS: &str = "id, object_id, object_version, from_tier, to_tier, reason, \
+pub(super) const MIGRATION_COLUMNS: &str = "id, object_id, object_version, from_tier, to_tier, reason, \
      status, attempts, bytes_copied, bytes_total, error, created_at, started_at, finished_at, \
-     updated_at";
+     updated_at, claimed_by, lease_until, not_before, source_location, dest_location, \
+     duration_ms";
 
 /// Where a move stands. A move goes `pending -> copying -> verifying -> completed`; it can
 /// fall back to `pending` for a retry, and end early as `failed` or `cancelled`.
@@ -184,10 +185,22 @@ pub struct MigrationRecord {
     pub finished_at: Option<i64>,
     /// Last change, epoch ms.
     pub updated_at: i64,
+    /// Worker running the move.
+    pub claimed_by: Option<String>,
+    /// The worker's claim expires at, epoch ms; afterwards recovery may take over.
+    pub lease_until: Option<i64>,
+    /// Earliest start of the next attempt, epoch ms (retry backoff).
+    pub not_before: i64,
+    /// Key of the bytes being copied, on `from_tier`.
+    pub source_location: Option<String>,
+    /// Key of the copy being written, on `to_tier`; cleared once a failed copy is removed.
+    pub dest_location: Option<String>,
+    /// Duration of the successful attempt, ms.
+    pub duration_ms: Option<i64>,
 }
 
 impl MigrationRecord {
-    fn from_row(row: &AnyRow) -> Result<MigrationRecord> {
+    pub(super) fn from_row(row: &AnyRow) -> Result<MigrationRecord> {
         let reason: String = row.try_get("reason")?;
         let status: String = row.try_get("status")?;
         Ok(MigrationRecord {
@@ -206,6 +219,12 @@ impl MigrationRecord {
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
             updated_at: row.try_get("updated_at")?,
+            claimed_by: row.try_get("claimed_by")?,
+            lease_until: row.try_get("lease_until")?,
+            not_before: row.try_get("not_before")?,
+            source_location: row.try_get("source_location")?,
+            dest_location: row.try_get("dest_location")?,
+            duration_ms: row.try_get("duration_ms")?,
         })
     }
 }

@@ -14,12 +14,14 @@
 mod access;
 mod migrations;
 mod objects;
+mod queue;
 
 pub use access::{AccessCount, AccessSummary, ConsumerOffset, HOUR_MS, MINUTE_MS};
 pub use migrations::{
     MigrationFilter, MigrationReason, MigrationRecord, MigrationStatus, NewMigration,
 };
 pub use objects::{NewObject, ObjectContent, ObjectFilter, ObjectRecord};
+pub use queue::{CopyPlan, StartRefusal};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,0 +1,438 @@
+//! The mover: drains the move queue, executing each tier move safely.
+//!
+//! A move is `pending -> copying -> verifying -> completed`:
+//! 1. **claim** the most urgent due move under a lease (several processes can share one
+//!    queue);
+//! 2. **copy**: stream the object from its tier to a fresh key on the destination, with a
+//!    heartbeat that persists progress, extends the lease and notices cancellation;
+//! 3. **verify**: read the copy back and compare size and checksum with the catalogue;
+//! 4. **switch** the catalogue to the copy, in a transaction that also checks that the
+//!    object was not rewritten meanwhile;
+//! 5. only then **delete** the source copy.
+//!
+//! Any failure before the switch leaves the object where it was, readable throughout;
+//! the copy is removed and the move retried with exponential backoff and jitter, up to
+//! `MOVER_MAX_ATTEMPTS`. A rewritten object is copied again at its new version, so old
+//! bytes never win. A worker that dies mid-move loses its lease; [`Mover::recover`], run
+//! at start-up and periodically by every process, requeues the move and removes what the
+//! dead attempt left on either tier.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::TryStreamExt;
+use tokio::task::JoinSet;
+use tokio_util::io::StreamReader;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MoverConfig;
+use crate::db::{
+    Catalogue, CatalogueError, CopyPlan, MigrationRecord, MigrationStatus, ObjectRecord,
+    StartRefusal, new_id, now_ms,
+};
+use crate::storage::{Store, Tiers};
+
+/// Longest retry delay, however many attempts failed.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// Runs queued tier moves.
+#[derive(Debug, Clone)]
+pub struct Mover {
+    catalogue: Catalogue,
+    tiers: Arc<Tiers>,
+    config: MoverConfig,
+    worker: String,
+}
+
+/// How an attempt ended early.
+enum Stop {
+    /// The move is no longer ours: cancelled, or reclaimed after our lease ran out.
+    Lost,
+    /// The attempt failed; the message is recorded on the move.
+    Failed(String),
+}
+
+impl Mover {
+    /// A mover over `catalogue` and `tiers`, identified as a fresh worker id.
+    pub fn new(catalogue: Catalogue, tiers: Arc<Tiers>, config: MoverConfig) -> Mover {
+        Mover {
+            catalogue,
+            tiers,
+            config,
+            worker: format!("{}-{}", std::process::id(), new_id()),
+        }
+    }
+
+    /// Recovers what crashed workers left, then runs `MOVER_CONCURRENCY` workers and a
+    /// periodic recovery until `shutdown`. Moves in flight at shutdown finish first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(e) = self.recover().await {
+            tracing::warn!(error = %e, "start-up recovery of moves failed; will retry");
+        }
+        let mut tasks = JoinSet::new();
+        for _ in 0..self.config.concurrency {
+            let me = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { me.work_until(shutdown).await });
+        }
+        let me = self.clone();
+        let shutdown_recovery = shutdown.clone();
+        tasks.spawn(async move {
+            let period = me.config.lease / 2;
+            while !sleep_or_cancel(period, &shutdown_recovery).await {
+                if let Err(e) = me.recover().await {
+                    tracing::warn!(error = %e, "recovery of moves failed; will retry");
+                }
+            }
+        });
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn work_until(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.work_once().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "mover cannot reach the catalogue"),
+            }
+            if sleep_or_cancel(self.config.poll_interval, &shutdown).await {
+                break;
+            }
+        }
+    }
+
+    /// Claims and runs one due move; `None` when the queue has none. Returns the move as
+    /// this attempt left it (completed, back to pending for a retry, failed, …).
+    pub async fn work_once(&self) -> Result<Option<MigrationRecord>, CatalogueError> {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        let Some(m) = self.catalogue.claim_migration(&self.worker, lease_ms).await? else {
+            return Ok(None);
+        };
+        tracing::info!(
+            migration = %m.id, object = %m.object_id, from = %m.from_tier, to = %m.to_tier,
+            reason = %m.reason, attempt = m.attempts, "move started"
+        );
+        let id = m.id.clone();
+        self.execute(m).await?;
+        Ok(Some(self.catalogue.get_migration(&id).await?))
+    }
+
+    /// One attempt of claimed move `m`.
+    async fn execute(&self, m: MigrationRecord) -> Result<(), CatalogueError> {
+        let started = Instant::now();
+        // A copy left by an earlier attempt is removed before a new one is made.
+        if let Some(old) = &m.dest_location
+            && !self.remove(&m.to_tier, old).await
+        {
+            return self
+                .retry(&m, "cannot remove the copy of an earlier attempt", false)
+                .await;
+        }
+        let object = match self.catalogue.get_object(&m.object_id).await {
+            Ok(object) => object,
+            Err(CatalogueError::NotFound { .. }) => {
+                return self.fail(&m, "the object no longer exists".into()).await;
+            }
+            Err(e) => return Err(e),
+        };
+        if object.tier == m.to_tier {
+            return self
+                .fail(&m, format!("the object is already on tier {}", m.to_tier))
+                .await;
+        }
+        let (Some(source), Some(dest)) = (
+            self.tiers.store(&object.tier).cloned(),
+            self.tiers.store(&m.to_tier).cloned(),
+        ) else {
+            return self
+                .fail(&m, format!("tier {} or {} is not configured", object.tier, m.to_tier))
+                .await;
+        };
+        let plan = CopyPlan {
+            object_version: object.version,
+            from_tier: object.tier.clone(),
+            source_location: object.location.clone(),
+            dest_location: format!("{}/{}-{}", object.id, m.id, m.attempts),
+            bytes_total: object.size,
+        };
+        let capacity = self
+            .tiers
+            .iter()
+            .find(|(t, _)| t.name == m.to_tier)
+            .and_then(|(t, _)| t.capacity_bytes)
+            .map(|c| c.min(i64::MAX as u64) as i64);
+        let m = match self
+            .catalogue
+            .start_copy(&m.id, &self.worker, &m.to_tier, capacity, &plan)
+            .await?
+        {
+            Ok(m) => m,
+            Err(StartRefusal::Lost) => return Ok(()),
+            Err(StartRefusal::Capacity { used, capacity }) => {
+                return self
+                    .fail(
+                        &m,
+                        format!(
+                            "tier {} is full: {used} of {capacity} bytes used, the object needs {}",
+                            m.to_tier, object.size
+                        ),
+                    )
+                    .await;
+            }
+        };
+
+        match self.copy_and_verify(&m, &object, &source, &dest, &plan).await {
+            Ok(()) => {}
+            Err(Stop::Lost) => return self.abandon(&m, &plan.dest_location).await,
+            Err(Stop::Failed(error)) => {
+                let removed = self.remove(&m.to_tier, &plan.dest_location).await;
+                return self.retry(&m, &error, removed).await;
+            }
+        }
+
+        let duration_ms = started.elapsed().as_millis() as i64;
+        match self
+            .catalogue
+            .complete_migration(&m, &self.worker, duration_ms)
+            .await
+        {
+            Ok(done) => {
+                tracing::info!(
+                    migration = %done.id, object = %done.object_id, to = %done.to_tier,
+                    bytes = done.bytes_total, duration_ms,
+                    mb_per_s = done.bytes_total as f64 / 1e6 / (duration_ms.max(1) as f64 / 1e3),
+                    "move completed"
+                );
+                if source.delete(&plan.source_location).await.is_ok() {
+                    self.catalogue.mark_source_deleted(&done.id).await?;
+                } else {
+                    tracing::warn!(migration = %done.id, "source copy not deleted yet; recovery retries");
+                }
+                Ok(())
+            }
+            Err(CatalogueError::Stale { kind: "object", .. }) => {
+                let removed = self.remove(&m.to_tier, &plan.dest_location).await;
+                self.end_attempt(
+                    &m,
+                    "the object changed during the move; copying its new version",
+                    now_ms(),
+                    removed,
+                )
+                .await
+            }
+            Err(CatalogueError::Stale { .. }) => self.abandon(&m, &plan.dest_location).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Copies the object to the destination and reads the copy back to check it.
+    async fn copy_and_verify(
+        &self,
+        m: &MigrationRecord,
+        object: &ObjectRecord,
+        source: &Store,
+        dest: &Store,
+        plan: &CopyPlan,
+    ) -> Result<(), Stop> {
+        let progress = Arc::new(AtomicU64::new(0));
+        let counter = progress.clone();
+        let copy = async {
+            let stream = source
+                .get(&plan.source_location, None)
+                .await
+                .map_err(|e| format!("reading the source: {e}"))?
+                .inspect_ok(move |chunk| {
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                });
+            dest.put(
+                &plan.dest_location,
+                StreamReader::new(stream),
+                &object.content_type,
+            )
+            .await
+            .map_err(|e| format!("writing the copy: {e}"))
+        };
+        self.with_heartbeat(&m.id, &progress, copy)
+            .await?
+            .map_err(Stop::Failed)?;
+
+        if !self.catalogue.begin_verify(&m.id, &self.worker).await.unwrap_or(false) {
+            return Err(Stop::Lost);
+        }
+        let verified = self
+            .with_heartbeat(&m.id, &progress, dest.digest(&plan.dest_location))
+            .await?
+            .map_err(|e| Stop::Failed(format!("reading the copy back: {e}")))?;
+        if verified.size != object.size as u64 || verified.checksum != object.checksum {
+            return Err(Stop::Failed(format!(
+                "verification failed: the copy has {} bytes with checksum {}, the catalogue expects {} bytes with {}",
+                verified.size, verified.checksum, object.size, object.checksum
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `work` while a heartbeat persists progress and extends the lease; stops it
+    /// with [`Stop::Lost`] as soon as the move turns out not to be ours any more.
+    async fn with_heartbeat<T>(
+        &self,
+        id: &str,
+        progress: &AtomicU64,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Stop> {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        // Several beats per lease, and progress at least every 2 s.
+        let every = (self.config.lease / 4).min(Duration::from_secs(2));
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = beat.tick() => {
+                    let bytes = progress.load(Ordering::Relaxed) as i64;
+                    match self.catalogue.heartbeat(id, &self.worker, bytes, lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => return Err(Stop::Lost),
+                        // Keep copying through a catalogue hiccup; if it lasts past the
+                        // lease, recovery takes the move over and the next beat says so.
+                        Err(e) => tracing::warn!(migration = %id, error = %e, "heartbeat failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The move was taken from us: remove our copy and, if recorded, forget it.
+    async fn abandon(&self, m: &MigrationRecord, dest_location: &str) -> Result<(), CatalogueError> {
+        tracing::info!(migration = %m.id, "move cancelled or taken over; removing its copy");
+        if self.remove(&m.to_tier, dest_location).await {
+            self.catalogue.clear_dest_location(&m.id, dest_location).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a failed attempt with backoff: retried later, or failed after the last one.
+    async fn retry(&self, m: &MigrationRecord, error: &str, removed: bool) -> Result<(), CatalogueError> {
+        let not_before = now_ms() + retry_delay(self.config.retry_base, m.attempts).as_millis() as i64;
+        self.end_attempt(m, error, not_before, removed).await
+    }
+
+    async fn end_attempt(
+        &self,
+        m: &MigrationRecord,
+        error: &str,
+        not_before: i64,
+        removed: bool,
+    ) -> Result<(), CatalogueError> {
+        if let Some(after) = self
+            .catalogue
+            .end_attempt(&m.id, &self.worker, error, not_before, self.config.max_attempts, removed)
+            .await?
+        {
+            if after.status == MigrationStatus::Failed {
+                tracing::warn!(migration = %m.id, attempts = after.attempts, %error, "move failed");
+            } else {
+                tracing::warn!(migration = %m.id, attempt = after.attempts, %error, "move attempt failed; will retry");
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails the move for good: it cannot succeed however often it is tried. Only called
+    /// before a copy exists (any earlier attempt's copy is removed first).
+    async fn fail(&self, m: &MigrationRecord, error: String) -> Result<(), CatalogueError> {
+        tracing::warn!(migration = %m.id, %error, "move failed");
+        self.catalogue
+            .fail_migration(&m.id, &self.worker, &error, true)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes `location` on `tier`; false (and logged) when that did not work.
+    async fn remove(&self, tier: &str, location: &str) -> bool {
+        let Some(store) = self.tiers.store(tier) else {
+            return false;
+        };
+        match store.delete(location).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(%tier, %location, error = %e, "cannot remove a copy");
+                false
+            }
+        }
+    }
+
+    /// Takes over moves whose worker stopped responding and removes what finished or
+    /// abandoned moves left on the tiers. Safe to run in every process at any time.
+    /// Returns how many moves it acted on.
+    pub async fn recover(&self) -> Result<usize, CatalogueError> {
+        let mut acted = 0;
+        for m in self.catalogue.expired_migrations(now_ms()).await? {
+            if let Some(r) = self
+                .catalogue
+                .reclaim_migration(&m, self.config.max_attempts)
+                .await?
+            {
+                tracing::warn!(migration = %r.id, worker = ?m.claimed_by, status = %r.status, "took over a move whose worker stopped responding");
+                acted += 1;
+            }
+        }
+        for m in self.catalogue.leftover_copies().await? {
+            if m.status == MigrationStatus::Completed {
+                if let Some(source) = &m.source_location
+                    && self.remove(&m.from_tier, source).await
+                {
+                    self.catalogue.mark_source_deleted(&m.id).await?;
+                    acted += 1;
+                }
+            } else if let Some(dest) = &m.dest_location
+                && self.remove(&m.to_tier, dest).await
+            {
+                self.catalogue.clear_dest_location(&m.id, dest).await?;
+                acted += 1;
+            }
+        }
+        Ok(acted)
+    }
+}
+
+/// Delay before attempt `attempts + 1`: `base × 2^(attempts-1)`, at most
+/// [`MAX_RETRY_DELAY`], times a jitter factor in [0.75, 1.25) so that moves failing
+/// together do not retry together.
+pub fn retry_delay(base: Duration, attempts: i64) -> Duration {
+    let exponent = attempts.clamp(1, 30) as u32 - 1;
+    let delay = base.saturating_mul(1 << exponent.min(20)).min(MAX_RETRY_DELAY);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    delay.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
+}
+
+/// Sleeps for `period`; true if `shutdown` fired first.
+async fn sleep_or_cancel(period: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(period) => false,
+        () = shutdown.cancelled() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_millis(1000);
+        for (attempts, nominal) in [(1, 1000), (2, 2000), (3, 4000), (5, 16_000)] {
+            let d = retry_delay(base, attempts).as_millis() as u64;
+            assert!(
+                (nominal * 3 / 4..nominal * 5 / 4).contains(&d),
+                "attempt {attempts}: {d} ms not within 25% of {nominal} ms"
+            );
+        }
+        assert!(retry_delay(base, 100) < MAX_RETRY_DELAY.mul_f64(1.25));
+    }
+}
