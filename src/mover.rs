@@ -107,7 +107,11 @@ impl Mover {
     /// this attempt left it (completed, back to pending for a retry, failed, …).
     pub async fn work_once(&self) -> Result<Option<MigrationRecord>, CatalogueError> {
         let lease_ms = self.config.lease.as_millis() as i64;
-        let Some(m) = self.catalogue.claim_migration(&self.worker, lease_ms).await? else {
+        let Some(m) = self
+            .catalogue
+            .claim_migration(&self.worker, lease_ms)
+            .await?
+        else {
             return Ok(None);
         };
         tracing::info!(
@@ -147,7 +151,10 @@ impl Mover {
             self.tiers.store(&m.to_tier).cloned(),
         ) else {
             return self
-                .fail(&m, format!("tier {} or {} is not configured", object.tier, m.to_tier))
+                .fail(
+                    &m,
+                    format!("tier {} or {} is not configured", object.tier, m.to_tier),
+                )
                 .await;
         };
         let plan = CopyPlan {
@@ -183,7 +190,10 @@ impl Mover {
             }
         };
 
-        match self.copy_and_verify(&m, &object, &source, &dest, &plan).await {
+        match self
+            .copy_and_verify(&m, &object, &source, &dest, &plan)
+            .await
+        {
             Ok(()) => {}
             Err(Stop::Lost) => return self.abandon(&m, &plan.dest_location).await,
             Err(Stop::Failed(error)) => {
@@ -258,7 +268,12 @@ impl Mover {
             .await?
             .map_err(Stop::Failed)?;
 
-        if !self.catalogue.begin_verify(&m.id, &self.worker).await.unwrap_or(false) {
+        if !self
+            .catalogue
+            .begin_verify(&m.id, &self.worker)
+            .await
+            .unwrap_or(false)
+        {
             return Err(Stop::Lost);
         }
         let verified = self
@@ -305,17 +320,29 @@ impl Mover {
     }
 
     /// The move was taken from us: remove our copy and, if recorded, forget it.
-    async fn abandon(&self, m: &MigrationRecord, dest_location: &str) -> Result<(), CatalogueError> {
+    async fn abandon(
+        &self,
+        m: &MigrationRecord,
+        dest_location: &str,
+    ) -> Result<(), CatalogueError> {
         tracing::info!(migration = %m.id, "move cancelled or taken over; removing its copy");
         if self.remove(&m.to_tier, dest_location).await {
-            self.catalogue.clear_dest_location(&m.id, dest_location).await?;
+            self.catalogue
+                .clear_dest_location(&m.id, dest_location)
+                .await?;
         }
         Ok(())
     }
 
     /// Ends a failed attempt with backoff: retried later, or failed after the last one.
-    async fn retry(&self, m: &MigrationRecord, error: &str, removed: bool) -> Result<(), CatalogueError> {
-        let not_before = now_ms() + retry_delay(self.config.retry_base, m.attempts).as_millis() as i64;
+    async fn retry(
+        &self,
+        m: &MigrationRecord,
+        error: &str,
+        removed: bool,
+    ) -> Result<(), CatalogueError> {
+        let not_before =
+            now_ms() + retry_delay(self.config.retry_base, m.attempts).as_millis() as i64;
         self.end_attempt(m, error, not_before, removed).await
     }
 
@@ -328,7 +355,14 @@ impl Mover {
     ) -> Result<(), CatalogueError> {
         if let Some(after) = self
             .catalogue
-            .end_attempt(&m.id, &self.worker, error, not_before, self.config.max_attempts, removed)
+            .end_attempt(
+                &m.id,
+                &self.worker,
+                error,
+                not_before,
+                self.config.max_attempts,
+                removed,
+            )
             .await?
         {
             if after.status == MigrationStatus::Failed {
@@ -403,7 +437,9 @@ impl Mover {
 /// together do not retry together.
 pub fn retry_delay(base: Duration, attempts: i64) -> Duration {
     let exponent = attempts.clamp(1, 30) as u32 - 1;
-    let delay = base.saturating_mul(1 << exponent.min(20)).min(MAX_RETRY_DELAY);
+    let delay = base
+        .saturating_mul(1 << exponent.min(20))
+        .min(MAX_RETRY_DELAY);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

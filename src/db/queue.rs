@@ -173,7 +173,11 @@ impl Catalogue {
     ) -> Result<MigrationRecord> {
         let stale = |kind, expected: String| CatalogueError::Stale {
             kind,
-            id: if kind == "object" { m.object_id.clone() } else { m.id.clone() },
+            id: if kind == "object" {
+                m.object_id.clone()
+            } else {
+                m.id.clone()
+            },
             expected,
         };
         let (Some(source), Some(dest)) = (&m.source_location, &m.dest_location) else {
@@ -197,7 +201,10 @@ impl Catalogue {
         if switched.rows_affected() != 1 {
             return Err(stale(
                 "object",
-                format!("version {} on {} at {source}", m.object_version, m.from_tier),
+                format!(
+                    "version {} on {} at {source}",
+                    m.object_version, m.from_tier
+                ),
             ));
         }
         let sql = format!(
@@ -265,7 +272,8 @@ impl Catalogue {
         error: &str,
         dest_removed: bool,
     ) -> Result<Option<MigrationRecord>> {
-        self.end_attempt(id, worker, error, 0, 0, dest_removed).await
+        self.end_attempt(id, worker, error, 0, 0, dest_removed)
+            .await
     }
 
     /// Cancels a pending or running move. A running copy notices at its next heartbeat
@@ -382,11 +390,12 @@ async fn tier_bytes_in(
     tier: &str,
     except: Option<&str>,
 ) -> Result<i64> {
-    let stored: i64 =
-        sqlx::query_scalar::<Any, i64>("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tier = $1")
-            .bind(tier)
-            .fetch_one(&mut *conn)
-            .await?;
+    let stored: i64 = sqlx::query_scalar::<Any, i64>(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tier = $1",
+    )
+    .bind(tier)
+    .fetch_one(&mut *conn)
+    .await?;
     let incoming: i64 = sqlx::query_scalar::<Any, i64>(
         "SELECT CAST(COALESCE(SUM(bytes_total), 0) AS BIGINT) FROM migrations \
          WHERE to_tier = $1 AND status IN ('copying', 'verifying') AND dest_location IS NOT NULL \

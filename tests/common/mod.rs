@@ -166,3 +166,163 @@ pub async fn sqlite_catalogue() -> (Catalogue, tempfile::TempDir) {
         dir,
     )
 }
+
+/// A catalogue on a fresh PostgreSQL database, tiers and a mover over them: the parts a
+/// move needs, wired as `strata serve` wires them.
+pub struct MoveRig {
+    pub catalogue: strata::db::Catalogue,
+    pub tiers: std::sync::Arc<strata::storage::Tiers>,
+    pub mover: strata::mover::Mover,
+    db: TestDb,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+/// Tier `name` in a fresh temporary directory, with an optional capacity.
+pub fn file_tier(name: &str, capacity_bytes: Option<u64>) -> (TierConfig, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = TierConfig {
+        name: name.into(),
+        backend: strata::config::BackendConfig::File {
+            root: dir.path().to_path_buf(),
+        },
+        capacity_bytes,
+        costs: Default::default(),
+    };
+    (tier, dir)
+}
+
+/// Tier `name` on the stack's S3 server of tier `stack_tier`.
+pub fn s3_tier(name: &str, stack_tier_name: &str) -> TierConfig {
+    TierConfig {
+        name: name.into(),
+        ..stack_tier(stack_tier_name)
+    }
+}
+
+/// Mover settings for tests: short lease and backoff so retries and recovery happen
+/// within a test's patience.
+pub fn fast_mover() -> strata::config::MoverConfig {
+    strata::config::MoverConfig {
+        concurrency: 2,
+        max_attempts: 3,
+        retry_base: std::time::Duration::from_millis(20),
+        lease: std::time::Duration::from_secs(2),
+        poll_interval: std::time::Duration::from_millis(20),
+    }
+}
+
+impl MoveRig {
+    pub async fn new(
+        tiers: Vec<TierConfig>,
+        dirs: Vec<tempfile::TempDir>,
+        mover: strata::config::MoverConfig,
+    ) -> MoveRig {
+        let db = TestDb::postgres().await;
+        let catalogue = strata::db::Catalogue::connect(&db.url).await.unwrap();
+        let tiers = std::sync::Arc::new(
+            strata::storage::Tiers::open(&tiers, stack_config().transfer)
+                .await
+                .unwrap(),
+        );
+        let mover = strata::mover::Mover::new(catalogue.clone(), tiers.clone(), mover);
+        MoveRig {
+            catalogue,
+            tiers,
+            mover,
+            db,
+            _dirs: dirs,
+        }
+    }
+
+    pub fn store(&self, tier: &str) -> &Store {
+        self.tiers.store(tier).unwrap()
+    }
+
+    /// Stores `body` on `tier` and catalogues it, as ingest does.
+    pub async fn ingest(
+        &self,
+        tier: &str,
+        key: &str,
+        body: impl AsyncRead + Unpin + Send,
+    ) -> strata::db::ObjectRecord {
+        let id = strata::db::new_id();
+        let location = format!("{id}/ingest");
+        let digest = self
+            .store(tier)
+            .put(&location, body, "application/octet-stream")
+            .await
+            .unwrap();
+        self.catalogue
+            .insert_object(&strata::db::NewObject {
+                id,
+                key: key.into(),
+                content: strata::db::ObjectContent {
+                    size: digest.size as i64,
+                    content_type: "application/octet-stream".into(),
+                    checksum: digest.checksum,
+                    tier: tier.into(),
+                    location,
+                },
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Queues a manual move of `object` to `to`.
+    pub async fn enqueue(
+        &self,
+        object: &strata::db::ObjectRecord,
+        to: &str,
+    ) -> strata::db::MigrationRecord {
+        self.catalogue
+            .enqueue_migration(&strata::db::NewMigration {
+                object_id: object.id.clone(),
+                object_version: object.version,
+                from_tier: object.tier.clone(),
+                to_tier: to.into(),
+                reason: strata::db::MigrationReason::Manual,
+                bytes_total: object.size,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Runs the mover in this task until migration `id` has ended (at most `rounds`
+    /// queue polls), and returns it.
+    pub async fn drive(&self, id: &str, rounds: usize) -> strata::db::MigrationRecord {
+        for _ in 0..rounds {
+            self.mover.work_once().await.unwrap();
+            let m = self.catalogue.get_migration(id).await.unwrap();
+            if !m.status.is_active() {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!(
+            "migration {id} still {:?} after {rounds} rounds",
+            self.catalogue.get_migration(id).await.unwrap()
+        );
+    }
+
+    /// Waits (bounded) until `check` holds for migration `id`, polling every 10 ms.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        what: &str,
+        check: impl Fn(&strata::db::MigrationRecord) -> bool,
+    ) -> strata::db::MigrationRecord {
+        for _ in 0..6000 {
+            let m = self.catalogue.get_migration(id).await.unwrap();
+            if check(&m) {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("migration {id} never reached: {what}");
+    }
+
+    pub async fn finish(self) {
+        self.catalogue.close().await;
+        self.db.drop_db().await;
+    }
+}

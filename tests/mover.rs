@@ -1,0 +1,341 @@
+//! Tier moves end to end: a PostgreSQL catalogue, the local stack's S3 servers and
+//! file tiers, and the mover in this process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{MoveRig, PatternReader, fast_mover, file_tier, pattern, s3_tier};
+use strata::db::{CatalogueError, MigrationStatus, ObjectContent};
+use strata::storage::StorageError;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Tiers for most tests: two S3 servers and two directories.
+async fn four_tiers() -> MoveRig {
+    let (file_a, dir_a) = file_tier("filea", None);
+    let (file_b, dir_b) = file_tier("fileb", None);
+    MoveRig::new(
+        vec![
+            s3_tier("s3a", "private"),
+            s3_tier("s3b", "onprem"),
+            file_a,
+            file_b,
+        ],
+        vec![dir_a, dir_b],
+        fast_mover(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn moves_between_every_pair_of_backends() {
+    let rig = four_tiers().await;
+    // 9 MiB: a multipart upload and a parallel ranged download on S3.
+    for (i, (from, to)) in [
+        ("s3a", "s3b"),
+        ("s3a", "filea"),
+        ("filea", "s3b"),
+        ("filea", "fileb"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let object = rig
+            .ingest(
+                from,
+                &format!("pair-{i}"),
+                PatternReader::new(i as u64, 9 * MIB + 7),
+            )
+            .await;
+        let m = rig.enqueue(&object, to).await;
+        let done = rig.drive(&m.id, 100).await;
+        assert_eq!(
+            done.status,
+            MigrationStatus::Completed,
+            "{from} -> {to}: {done:?}"
+        );
+        assert_eq!(
+            (done.bytes_copied, done.bytes_total),
+            (object.size, object.size)
+        );
+        assert!(done.duration_ms.is_some() && done.finished_at.is_some());
+
+        let moved = rig.catalogue.get_object(&object.id).await.unwrap();
+        assert_eq!((moved.tier.as_str(), moved.version), (to, object.version));
+        let digest = rig.store(to).digest(&moved.location).await.unwrap();
+        assert_eq!(
+            (digest.size as i64, digest.checksum),
+            (object.size, object.checksum)
+        );
+        assert!(
+            matches!(
+                rig.store(from).size(&object.location).await,
+                Err(StorageError::NotFound { .. })
+            ),
+            "{from} -> {to}: source copy still there"
+        );
+        assert!(rig.catalogue.leftover_copies().await.unwrap().is_empty());
+    }
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn a_copy_that_does_not_match_the_catalogue_is_rejected_and_retried() {
+    let rig = four_tiers().await;
+    let data = pattern(21, 3 * MIB as usize);
+    let object = rig.ingest("filea", "corrupt", &data[..]).await;
+    // The bytes on the tier no longer match their checksum: whatever the mover copies
+    // cannot pass verification.
+    let path = common_file_path(&rig, "filea", &object.location);
+    let mut corrupted = data.clone();
+    corrupted[1_000_000] ^= 0x40;
+    std::fs::write(&path, &corrupted).unwrap();
+
+    let m = rig.enqueue(&object, "s3b").await;
+    let first = rig.mover.work_once().await.unwrap().unwrap();
+    assert_eq!(first.id, m.id);
+    assert_eq!(
+        first.status,
+        MigrationStatus::Pending,
+        "retried, not given up: {first:?}"
+    );
+    assert!(
+        first
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("verification failed"),
+        "{first:?}"
+    );
+    assert_eq!(first.dest_location, None, "the rejected copy was removed");
+    assert!(matches!(
+        rig.store("s3b")
+            .size(&format!("{}/{}-1", object.id, m.id))
+            .await,
+        Err(StorageError::NotFound { .. })
+    ));
+    let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
+    assert_eq!(
+        (unmoved.tier.as_str(), unmoved.location.as_str()),
+        ("filea", object.location.as_str())
+    );
+    assert!(path.exists(), "the source was kept");
+
+    // Once the source is healthy again, the retry succeeds.
+    std::fs::write(&path, &data).unwrap();
+    let done = rig.drive(&m.id, 100).await;
+    assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    assert_eq!(done.attempts, 2);
+    rig.finish().await;
+}
+
+fn common_file_path(rig: &MoveRig, tier: &str, location: &str) -> std::path::PathBuf {
+    match rig.store(tier) {
+        strata::storage::Store::File(f) => f.root().join(location),
+        other => panic!("{tier} is not a file tier: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn an_object_rewritten_during_a_long_move_ends_with_its_new_bytes() {
+    let rig = four_tiers().await;
+    let object = rig
+        .ingest("s3a", "rewritten", PatternReader::new(31, 200 * MIB))
+        .await;
+    let m = rig.enqueue(&object, "s3b").await;
+    let mover = rig.mover.clone();
+    let worker = tokio::spawn(async move {
+        for _ in 0..2000 {
+            mover.work_once().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    rig.wait_for(&m.id, "copy under way", |m| {
+        m.status == MigrationStatus::Copying && m.bytes_copied > 0
+    })
+    .await;
+
+    // A writer replaces the content while the copy runs, as ingest of the same key does.
+    let new_bytes = pattern(32, 1024 * 1024 + 3);
+    let location = format!("{}/v2", object.id);
+    let digest = rig
+        .store("s3a")
+        .put(&location, &new_bytes[..], "text/plain")
+        .await
+        .unwrap();
+    rig.catalogue
+        .replace_object_content(
+            &object.id,
+            object.version,
+            &ObjectContent {
+                size: digest.size as i64,
+                content_type: "text/plain".into(),
+                checksum: digest.checksum.clone(),
+                tier: "s3a".into(),
+                location,
+            },
+        )
+        .await
+        .unwrap();
+
+    let done = rig
+        .wait_for(&m.id, "move ended", |m| !m.status.is_active())
+        .await;
+    worker.abort();
+    assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    assert_eq!(
+        done.attempts, 2,
+        "the stale copy was discarded and the move redone"
+    );
+    assert_eq!(done.object_version, 2);
+    let now = rig.catalogue.get_object(&object.id).await.unwrap();
+    assert_eq!((now.tier.as_str(), now.version), ("s3b", 2));
+    assert_eq!(
+        rig.store("s3b").digest(&now.location).await.unwrap(),
+        digest
+    );
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn cancelling_mid_copy_stops_and_cleans_up() {
+    let rig = four_tiers().await;
+    let object = rig
+        .ingest("s3a", "cancelled", PatternReader::new(41, 200 * MIB))
+        .await;
+    let m = rig.enqueue(&object, "s3b").await;
+    let mover = rig.mover.clone();
+    let worker = tokio::spawn(async move { mover.work_once().await });
+    rig.wait_for(&m.id, "copy under way", |m| {
+        m.status == MigrationStatus::Copying && m.bytes_copied > 0
+    })
+    .await;
+
+    let cancelled = rig.catalogue.cancel_migration(&m.id).await.unwrap();
+    assert_eq!(cancelled.status, MigrationStatus::Cancelled);
+    worker.await.unwrap().unwrap();
+    let after = rig.catalogue.get_migration(&m.id).await.unwrap();
+    assert_eq!(after.status, MigrationStatus::Cancelled);
+    assert_eq!(after.dest_location, None, "the partial copy was removed");
+    assert!(matches!(
+        rig.store("s3b")
+            .size(&format!("{}/{}-1", object.id, m.id))
+            .await,
+        Err(StorageError::NotFound { .. })
+    ));
+    let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
+    assert_eq!(unmoved.tier, "s3a");
+    assert_eq!(
+        rig.store("s3a")
+            .digest(&unmoved.location)
+            .await
+            .unwrap()
+            .checksum,
+        object.checksum,
+        "the object stays readable where it was"
+    );
+    assert!(matches!(
+        rig.catalogue.cancel_migration(&m.id).await,
+        Err(CatalogueError::Conflict(_))
+    ));
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn promotions_into_a_full_tier_respect_its_capacity() {
+    let (big, big_dir) = file_tier("big", None);
+    let (small, small_dir) = file_tier("small", Some(1000));
+    let rig = MoveRig::new(vec![big, small], vec![big_dir, small_dir], fast_mover()).await;
+    let a = rig.ingest("big", "a", &pattern(51, 600)[..]).await;
+    let b = rig.ingest("big", "b", &pattern(52, 600)[..]).await;
+
+    let first = rig.enqueue(&a, "small").await;
+    assert_eq!(
+        rig.drive(&first.id, 50).await.status,
+        MigrationStatus::Completed
+    );
+    let second = rig.enqueue(&b, "small").await;
+    let refused = rig.drive(&second.id, 50).await;
+    assert_eq!(refused.status, MigrationStatus::Failed);
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("tier small is full"),
+        "{refused:?}"
+    );
+    assert_eq!(rig.catalogue.tier_bytes("small").await.unwrap(), 600);
+    assert_eq!(rig.catalogue.get_object(&b.id).await.unwrap().tier, "big");
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn moves_of_deleted_objects_fail_with_a_reason() {
+    let rig = four_tiers().await;
+    let object = rig.ingest("filea", "gone", &pattern(61, 10)[..]).await;
+    let m = rig.enqueue(&object, "fileb").await;
+    rig.catalogue.delete_object(&object.id).await.unwrap();
+    let done = rig.drive(&m.id, 10).await;
+    assert_eq!(done.status, MigrationStatus::Failed);
+    assert_eq!(done.error.as_deref(), Some("the object no longer exists"));
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn recovery_takes_over_a_dead_workers_move_and_removes_its_copy() {
+    let rig = four_tiers().await;
+    let object = rig
+        .ingest("filea", "orphaned", &pattern(71, 5000)[..])
+        .await;
+    let m = rig.enqueue(&object, "fileb").await;
+    // A worker claims the move, starts its copy and dies: the lease is never renewed.
+    let claimed = rig
+        .catalogue
+        .claim_migration("dead-worker", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let dest_location = format!("{}/{}-1", object.id, m.id);
+    rig.catalogue
+        .start_copy(
+            &claimed.id,
+            "dead-worker",
+            "fileb",
+            None,
+            &strata::db::CopyPlan {
+                object_version: object.version,
+                from_tier: "filea".into(),
+                source_location: object.location.clone(),
+                dest_location: dest_location.clone(),
+                bytes_total: object.size,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    rig.store("fileb")
+        .put(&dest_location, &b"partial"[..], "x")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    assert!(
+        rig.mover.recover().await.unwrap() >= 2,
+        "reclaimed and cleaned"
+    );
+    let reclaimed = rig.catalogue.get_migration(&m.id).await.unwrap();
+    assert_eq!(reclaimed.status, MigrationStatus::Pending);
+    assert_eq!(reclaimed.dest_location, None);
+    assert!(matches!(
+        rig.store("fileb").size(&dest_location).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    let done = rig.drive(&m.id, 50).await;
+    assert_eq!(
+        (done.status, done.attempts),
+        (MigrationStatus::Completed, 2)
+    );
+    rig.finish().await;
+}
