@@ -127,12 +127,12 @@ impl Mover {
     async fn execute(&self, m: MigrationRecord) -> Result<(), CatalogueError> {
         let started = Instant::now();
         // A copy left by an earlier attempt is removed before a new one is made.
+        // (Not starting until it is gone keeps at most one copy per move to track.)
         if let Some(old) = &m.dest_location
-            && !self.remove(&m.to_tier, old).await
+            && let Err(e) = self.try_remove(&m.to_tier, old).await
         {
-            return self
-                .retry(&m, "cannot remove the copy of an earlier attempt", false)
-                .await;
+            let error = format!("cannot remove the copy of an earlier attempt: {e}");
+            return self.retry(&m, &error, false).await;
         }
         let object = match self.catalogue.get_object(&m.object_id).await {
             Ok(object) => object,
@@ -386,15 +386,19 @@ impl Mover {
 
     /// Deletes `location` on `tier`; false (and logged) when that did not work.
     async fn remove(&self, tier: &str, location: &str) -> bool {
-        let Some(store) = self.tiers.store(tier) else {
-            return false;
-        };
-        match store.delete(location).await {
+        match self.try_remove(tier, location).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(%tier, %location, error = %e, "cannot remove a copy");
                 false
             }
+        }
+    }
+
+    async fn try_remove(&self, tier: &str, location: &str) -> Result<(), String> {
+        match self.tiers.store(tier) {
+            Some(store) => store.delete(location).await.map_err(|e| e.to_string()),
+            None => Err(format!("tier {tier} is not configured")),
         }
     }
 

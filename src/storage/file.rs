@@ -72,41 +72,40 @@ impl FileStore {
             .root
             .join(TMP_DIR)
             .join(uuid::Uuid::now_v7().to_string());
-        let written = async {
-            let mut file = fs::File::create(&tmp)
-                .await
-                .map_err(|e| self.error("creating a temporary file", e))?;
-            let mut hasher = ContentHasher::new();
-            let mut buf = BytesMut::with_capacity(CHUNK);
-            loop {
-                buf.clear();
-                if body.read_buf(&mut buf).await.map_err(StorageError::Body)? == 0 {
-                    break;
-                }
-                hasher.update(&buf);
-                file.write_all(&buf)
-                    .await
-                    .map_err(|e| self.error("writing", e))?;
+        // Removes the temporary file unless the rename happened, also when this future
+        // is dropped part-way (a cancelled move).
+        let mut guard = RemoveOnDrop {
+            path: tmp.clone(),
+            armed: true,
+        };
+        let mut file = fs::File::create(&tmp)
+            .await
+            .map_err(|e| self.error("creating a temporary file", e))?;
+        let mut hasher = ContentHasher::new();
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        loop {
+            buf.clear();
+            if body.read_buf(&mut buf).await.map_err(StorageError::Body)? == 0 {
+                break;
             }
-            file.sync_all()
+            hasher.update(&buf);
+            file.write_all(&buf)
                 .await
-                .map_err(|e| self.error("syncing", e))?;
-            if let Some(dir) = target.parent() {
-                fs::create_dir_all(dir)
-                    .await
-                    .map_err(|e| self.error("creating directories", e))?;
-            }
-            fs::rename(&tmp, &target)
+                .map_err(|e| self.error("writing", e))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| self.error("syncing", e))?;
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir)
                 .await
-                .map_err(|e| self.error("renaming into place", e))?;
-            Ok(hasher.finish())
+                .map_err(|e| self.error("creating directories", e))?;
         }
-        .await;
-        if written.is_err() {
-            // Best effort: the rename did not happen, so only the temporary file exists.
-            let _ = fs::remove_file(&tmp).await;
-        }
-        written
+        fs::rename(&tmp, &target)
+            .await
+            .map_err(|e| self.error("renaming into place", e))?;
+        guard.armed = false;
+        Ok(hasher.finish())
     }
 
     pub(super) async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
@@ -143,6 +142,21 @@ impl FileStore {
         match fs::remove_file(self.path(key)?).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.error("deleting", e)),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Removes a temporary file when dropped while armed.
+struct RemoveOnDrop {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: a leftover lives only in the temporary directory.
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

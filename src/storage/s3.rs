@@ -140,24 +140,40 @@ impl S3Store {
             .await
             .map_err(|e| self.error("starting multipart upload of", key, e))?;
         let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        // Aborts the upload if this future is dropped part-way (a cancelled move), so
+        // the server does not keep the parts of an upload nobody will complete.
+        let mut guard = AbortOnDrop {
+            store: self.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.clone(),
+            armed: true,
+        };
         let uploaded = self
             .upload_parts(key, &upload_id, first, &mut body, &mut hasher)
             .await;
+        guard.armed = false;
         match uploaded {
             Ok(()) => Ok(hasher.finish()),
             Err(err) => {
-                // Best effort; an upload that cannot be aborted now is left to the
-                // bucket's lifecycle rules.
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                self.abort_upload(key, &upload_id).await;
                 Err(err)
             }
+        }
+    }
+
+    /// Best effort; an upload that cannot be aborted now is left to the bucket's
+    /// lifecycle rules.
+    async fn abort_upload(&self, key: &str, upload_id: &str) {
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            tracing::warn!(bucket = %self.bucket, %key, error = %DisplayErrorContext(&e), "cannot abort multipart upload");
         }
     }
 
@@ -365,6 +381,28 @@ impl S3Store {
             .await
             .map_err(|e| self.error("deleting", key, e))?;
         Ok(())
+    }
+}
+
+/// Aborts a multipart upload when dropped while armed.
+struct AbortOnDrop {
+    store: S3Store,
+    key: String,
+    upload_id: String,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            let key = std::mem::take(&mut self.key);
+            let upload_id = std::mem::take(&mut self.upload_id);
+            runtime.spawn(async move { store.abort_upload(&key, &upload_id).await });
+        }
     }
 }
 

@@ -326,3 +326,103 @@ impl MoveRig {
         self.db.drop_db().await;
     }
 }
+
+/// An s3s-fs server of the test's own, on a free loopback port, that the test can stop
+/// and start again (the stack's shared servers must stay up for other tests).
+pub struct OwnS3Server {
+    pub port: u16,
+    pub root: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnS3Server {
+    /// Starts a server with bucket `bucket`, using the stack's credentials.
+    pub fn start(bucket: &str) -> OwnS3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(bucket)).unwrap();
+        let mut server = OwnS3Server {
+            port,
+            root,
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    /// Starts the server again on the same port and directory.
+    pub fn resume(&mut self) {
+        let env = stack_env();
+        let binary = which("s3s-fs");
+        let child = std::process::Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", &env["TIER_PUBLIC_ACCESS_KEY_ID"]])
+            .args(["--secret-key", &env["TIER_PUBLIC_SECRET_ACCESS_KEY"]])
+            .arg(self.root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        self.child = Some(child);
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("s3s-fs did not start on port {}", self.port);
+    }
+
+    /// Stops the server (SIGKILL): connections are refused until [`OwnS3Server::resume`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A tier named `name` on this server's bucket `bucket`.
+    pub fn tier(&self, name: &str, bucket: &str) -> TierConfig {
+        let mut tier = stack_tier("public");
+        tier.name = name.into();
+        if let strata::config::BackendConfig::S3(s3) = &mut tier.backend {
+            s3.bucket = bucket.into();
+            s3.endpoint = Some(format!("http://127.0.0.1:{}", self.port));
+        }
+        tier
+    }
+
+    /// Multipart-upload parts the server still keeps (uploads neither completed nor
+    /// aborted).
+    pub fn pending_upload_parts(&self) -> usize {
+        std::fs::read_dir(self.root.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .map(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
+                    .unwrap_or(false)
+            })
+            .count()
+    }
+}
+
+impl Drop for OwnS3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Path of an installed tool: on PATH, or in cargo's bin directory.
+pub fn which(tool: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")))
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{tool} not found; run scripts/stack.sh up"))
+}
