@@ -92,7 +92,7 @@ impl Catalogue {
                     .execute(&mut *tx)
                     .await?;
             }
-            let used = tier_bytes_in(&mut *tx, to_tier, Some(id)).await?;
+            let used = tier_bytes_in(&mut tx, to_tier, Some(id)).await?;
             if used + plan.bytes_total > capacity {
                 return Ok(Err(StartRefusal::Capacity { used, capacity }));
             }
@@ -379,7 +379,7 @@ impl Catalogue {
     /// Bytes stored on `tier` plus bytes being copied into it.
     pub async fn tier_bytes(&self, tier: &str) -> Result<i64> {
         let mut conn = self.reads.acquire().await?;
-        tier_bytes_in(&mut *conn, tier, None).await
+        tier_bytes_in(&mut conn, tier, None).await
     }
 }
 
