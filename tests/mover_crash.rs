@@ -1,0 +1,235 @@
+//! Crash safety: a separate `strata serve` process runs 50 moves and is killed with
+//! SIGKILL at random points, again and again. After it is restarted and left to finish,
+//! every object must be readable and byte-identical, every move must have ended as
+//! `completed` or `failed` with a reason, and no tier may hold a copy the catalogue does
+//! not point at.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{PatternReader, TestDb, s3_bucket_dir, stack_config, stack_env};
+use strata::db::{
+    Catalogue, MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject,
+    ObjectContent, ObjectRecord, new_id,
+};
+use strata::storage::Tiers;
+
+const TIERS: [&str; 3] = ["onprem", "private", "public"];
+const MOVES: usize = 50;
+const KILLS: usize = 6;
+
+/// `strata serve` on the test database and the stack's tiers, with a short lease so
+/// that recovery after a kill is quick.
+fn serve(database_url: &str, workdir: &Path) -> Child {
+    let mut env: HashMap<String, String> = stack_env();
+    env.insert("DATABASE_URL".into(), database_url.into());
+    env.insert(
+        "DATA_DIR".into(),
+        workdir.join("data").display().to_string(),
+    );
+    for (k, v) in [
+        ("MOVER_CONCURRENCY", "4"),
+        ("MOVER_LEASE_SECS", "2"),
+        ("MOVER_RETRY_BASE_MS", "50"),
+        ("MOVER_POLL_MS", "50"),
+        ("MOVER_MAX_ATTEMPTS", "20"),
+        ("RUST_LOG", "warn"),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("serve")
+        .current_dir(workdir)
+        .env_clear()
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start strata serve")
+}
+
+/// xorshift64 seeded from the clock; the seed is printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn from_clock() -> Rng {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("crash test seed: {seed}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Keys under `<bucket dir>/<object id>/` on disk, for each of our objects.
+fn stored_keys(tier: &str, objects: &[ObjectRecord]) -> BTreeSet<String> {
+    let bucket = s3_bucket_dir(tier);
+    let mut keys = BTreeSet::new();
+    for object in objects {
+        let dir = bucket.join(&object.id);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            keys.insert(format!("{}/{name}", object.id));
+        }
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_movers_never_cost_an_object() {
+    let db = TestDb::postgres().await;
+    let catalogue = Catalogue::connect(&db.url).await.unwrap();
+    let config = stack_config();
+    let tiers = Arc::new(Tiers::open(&config.tiers, config.transfer).await.unwrap());
+    let mut rng = Rng::from_clock();
+
+    // 50 objects of 64 KiB to 12 MiB on public, each moved to a hotter tier.
+    let mut objects = Vec::new();
+    for i in 0..MOVES {
+        let size = 64 * 1024 + rng.below(12 * 1024 * 1024);
+        let id = new_id();
+        let location = format!("{id}/ingest");
+        let digest = tiers
+            .store("public")
+            .unwrap()
+            .put(
+                &location,
+                PatternReader::new(1000 + i as u64, size),
+                "application/octet-stream",
+            )
+            .await
+            .unwrap();
+        let object = catalogue
+            .insert_object(&NewObject {
+                id,
+                key: format!("crash/{i}"),
+                content: ObjectContent {
+                    size: digest.size as i64,
+                    content_type: "application/octet-stream".into(),
+                    checksum: digest.checksum,
+                    tier: "public".into(),
+                    location,
+                },
+            })
+            .await
+            .unwrap();
+        catalogue
+            .enqueue_migration(&NewMigration {
+                object_id: object.id.clone(),
+                object_version: 1,
+                from_tier: "public".into(),
+                to_tier: if i % 2 == 0 { "onprem" } else { "private" }.into(),
+                reason: MigrationReason::ReactiveAccessSpike,
+                bytes_total: object.size,
+            })
+            .await
+            .unwrap();
+        objects.push(object);
+    }
+
+    let workdir = tempfile::tempdir().unwrap();
+    for _ in 0..KILLS {
+        let mut child = serve(&db.url, workdir.path());
+        tokio::time::sleep(Duration::from_millis(300 + rng.below(1500))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+
+    // Restart and let it finish: every move ended, every leftover copy removed.
+    let mut child = serve(&db.url, workdir.path());
+    let mut settled = false;
+    for _ in 0..1800 {
+        let active = catalogue
+            .list_migrations(&MigrationFilter::default(), 1000, None)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|m| m.status.is_active())
+            .count();
+        if active == 0 && catalogue.leftover_copies().await.unwrap().is_empty() {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(settled, "moves or leftover copies remained after 3 minutes");
+
+    let migrations = catalogue
+        .list_migrations(&MigrationFilter::default(), 1000, None)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(migrations.len(), MOVES);
+    for m in &migrations {
+        match m.status {
+            MigrationStatus::Completed => {}
+            MigrationStatus::Failed => assert!(m.error.is_some(), "failed without a reason: {m:?}"),
+            other => panic!("move ended {other}: {m:?}"),
+        }
+    }
+    let completed = migrations
+        .iter()
+        .filter(|m| m.status == MigrationStatus::Completed)
+        .count();
+    let interrupted = migrations.iter().filter(|m| m.attempts > 1).count();
+    eprintln!(
+        "{completed} of {MOVES} moves completed, {} failed, {interrupted} interrupted by a kill",
+        MOVES - completed
+    );
+    assert!(
+        interrupted > 0,
+        "no kill landed during a move: the test proved nothing"
+    );
+
+    let mut now = Vec::new();
+    for object in &objects {
+        let current = catalogue.get_object(&object.id).await.unwrap();
+        let digest = tiers
+            .store(&current.tier)
+            .unwrap()
+            .digest(&current.location)
+            .await
+            .unwrap_or_else(|e| panic!("object {} unreadable: {e}", object.id));
+        assert_eq!(
+            (digest.size as i64, &digest.checksum),
+            (object.size, &object.checksum),
+            "object {} changed",
+            object.id
+        );
+        now.push(current);
+    }
+    for tier in TIERS {
+        let expected: BTreeSet<String> = now
+            .iter()
+            .filter(|o| o.tier == tier)
+            .map(|o| o.location.clone())
+            .collect();
+        assert_eq!(
+            stored_keys(tier, &objects),
+            expected,
+            "orphan or missing copies on {tier}"
+        );
+    }
+
+    catalogue.close().await;
+    db.drop_db().await;
+}
