@@ -84,6 +84,23 @@ pub struct MoverConfig {
     pub lease: Duration,
     /// How often an idle worker looks for queued moves (`MOVER_POLL_MS`).
     pub poll_interval: Duration,
+    /// Cap on the bytes per second all moves of this process read, copying and
+    /// verifying together; `None` is unlimited (`MOVER_BANDWIDTH_BYTES_PER_SEC`).
+    pub bandwidth: Option<u64>,
+    /// How a copy is checked before the catalogue switches to it (`MOVER_VERIFY`).
+    pub verify: VerifyMode,
+}
+
+/// How the mover checks a copy before switching the catalogue to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// Read the whole copy back from the destination and compare size and checksum with
+    /// the catalogue: catches anything that happened to the bytes on the way or at rest.
+    Full,
+    /// Compare the checksum of the bytes as they were streamed to the destination, and
+    /// the size the destination reports. Half the reads of `Full`; trusts the destination
+    /// to store what it acknowledged.
+    Stream,
 }
 
 impl Default for MoverConfig {
@@ -94,6 +111,8 @@ impl Default for MoverConfig {
             retry_base: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
+            bandwidth: None,
+            verify: VerifyMode::Full,
         }
     }
 }
@@ -284,6 +303,15 @@ impl Config {
                 defaults.poll_interval.as_millis() as u64,
                 10..=60_000,
             )?),
+            bandwidth: match vars.parse_in("MOVER_BANDWIDTH_BYTES_PER_SEC", 0, 0..=u64::MAX)? {
+                0 => None,
+                limit => Some(limit),
+            },
+            verify: match vars.get("MOVER_VERIFY").as_deref() {
+                None | Some("full") => VerifyMode::Full,
+                Some("stream") => VerifyMode::Stream,
+                Some(other) => return Err(invalid("MOVER_VERIFY", other, "full or stream")),
+            },
         };
 
         Ok(Config {
@@ -502,6 +530,18 @@ mod tests {
         let config = parse(&[("MOVER_CONCURRENCY", "8"), ("MOVER_LEASE_SECS", "5")]).unwrap();
         assert_eq!(config.mover.concurrency, 8);
         assert_eq!(config.mover.lease, Duration::from_secs(5));
+        assert_eq!(config.mover.bandwidth, None);
+        let limited = parse(&[
+            ("MOVER_BANDWIDTH_BYTES_PER_SEC", "1048576"),
+            ("MOVER_VERIFY", "stream"),
+        ])
+        .unwrap();
+        assert_eq!(limited.mover.bandwidth, Some(1_048_576));
+        assert_eq!(limited.mover.verify, VerifyMode::Stream);
+        assert!(matches!(
+            parse(&[("MOVER_VERIFY", "sometimes")]),
+            Err(ConfigError::Invalid { ref var, .. }) if var == "MOVER_VERIFY"
+        ));
         let err = parse(&[("MOVER_LEASE_SECS", "1")]).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { ref var, .. } if var == "MOVER_LEASE_SECS"));
     }

@@ -22,17 +22,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 use tokio_util::io::StreamReader;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::MoverConfig;
+use crate::config::{MoverConfig, VerifyMode};
 use crate::db::{
     Catalogue, CatalogueError, CopyPlan, MigrationRecord, MigrationStatus, ObjectRecord,
     StartRefusal, new_id, now_ms,
 };
-use crate::storage::{Store, Tiers};
+use crate::storage::{ByteStream, Store, Tiers, digest_stream};
 
 /// Longest retry delay, however many attempts failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
@@ -44,6 +44,7 @@ pub struct Mover {
     tiers: Arc<Tiers>,
     config: MoverConfig,
     worker: String,
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 /// How an attempt ended early.
@@ -62,6 +63,9 @@ impl Mover {
             tiers,
             config,
             worker: format!("{}-{}", std::process::id(), new_id()),
+            limiter: config
+                .bandwidth
+                .map(|rate| Arc::new(RateLimiter::new(rate))),
         }
     }
 
@@ -258,13 +262,14 @@ impl Mover {
                 });
             dest.put(
                 &plan.dest_location,
-                StreamReader::new(stream),
+                StreamReader::new(self.throttled(Box::pin(stream))),
                 &object.content_type,
             )
             .await
             .map_err(|e| format!("writing the copy: {e}"))
         };
-        self.with_heartbeat(&m.id, &progress, copy)
+        let streamed = self
+            .with_heartbeat(&m.id, &progress, copy)
             .await?
             .map_err(Stop::Failed)?;
 
@@ -276,10 +281,33 @@ impl Mover {
         {
             return Err(Stop::Lost);
         }
+        let verify = async {
+            match self.config.verify {
+                VerifyMode::Full => {
+                    let stream = dest
+                        .get(&plan.dest_location, None)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    digest_stream(self.throttled(stream))
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                VerifyMode::Stream => {
+                    let stored = dest
+                        .size(&plan.dest_location)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(crate::storage::Digest {
+                        size: stored,
+                        ..streamed
+                    })
+                }
+            }
+        };
         let verified = self
-            .with_heartbeat(&m.id, &progress, dest.digest(&plan.dest_location))
+            .with_heartbeat(&m.id, &progress, verify)
             .await?
-            .map_err(|e| Stop::Failed(format!("reading the copy back: {e}")))?;
+            .map_err(|e| Stop::Failed(format!("checking the copy: {e}")))?;
         if verified.size != object.size as u64 || verified.checksum != object.checksum {
             return Err(Stop::Failed(format!(
                 "verification failed: the copy has {} bytes with checksum {}, the catalogue expects {} bytes with {}",
@@ -287,6 +315,25 @@ impl Mover {
             )));
         }
         Ok(())
+    }
+
+    /// `stream`, slowed to the process-wide bandwidth limit when one is set.
+    fn throttled(&self, stream: ByteStream) -> ByteStream {
+        match &self.limiter {
+            None => stream,
+            Some(limiter) => {
+                let limiter = limiter.clone();
+                Box::pin(stream.then(move |chunk| {
+                    let limiter = limiter.clone();
+                    async move {
+                        if let Ok(bytes) = &chunk {
+                            limiter.acquire(bytes.len() as u64).await;
+                        }
+                        chunk
+                    }
+                }))
+            }
+        }
     }
 
     /// Runs `work` while a heartbeat persists progress and extends the lease; stops it
@@ -436,6 +483,35 @@ impl Mover {
     }
 }
 
+/// Spreads reads over time so that, together, they stay under `rate` bytes per second.
+/// Each chunk reserves the next free slot of time its size needs (virtual scheduling),
+/// so concurrent moves share the rate fairly without a background task.
+#[derive(Debug)]
+struct RateLimiter {
+    rate: f64,
+    next_free: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    fn new(bytes_per_sec: u64) -> RateLimiter {
+        RateLimiter {
+            rate: bytes_per_sec as f64,
+            next_free: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits until `bytes` more fit under the rate.
+    async fn acquire(&self, bytes: u64) {
+        let start = {
+            let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+            let start = (*next).max(tokio::time::Instant::now());
+            *next = start + Duration::from_secs_f64(bytes as f64 / self.rate);
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
 /// Delay before attempt `attempts + 1`: `base × 2^(attempts-1)`, at most
 /// [`MAX_RETRY_DELAY`], times a jitter factor in [0.75, 1.25) so that moves failing
 /// together do not retry together.
@@ -474,5 +550,16 @@ mod tests {
             );
         }
         assert!(retry_delay(base, 100) < MAX_RETRY_DELAY.mul_f64(1.25));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limiter_spaces_reads_by_their_size() {
+        let limiter = RateLimiter::new(1000);
+        let started = tokio::time::Instant::now();
+        for _ in 0..4 {
+            limiter.acquire(500).await;
+        }
+        // 2,000 bytes at 1,000 B/s: the fourth chunk may start 1.5 s in (virtual time).
+        assert_eq!(started.elapsed(), Duration::from_millis(1500));
     }
 }

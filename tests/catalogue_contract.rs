@@ -518,6 +518,20 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
         [&ids[2], &ids[1]]
     );
 
+    let counts = c.migration_counts().await.unwrap();
+    assert_eq!(
+        counts,
+        [
+            (MigrationStatus::Failed, MigrationReason::Manual, 1),
+            (MigrationStatus::Pending, MigrationReason::Manual, 2),
+            (
+                MigrationStatus::Pending,
+                MigrationReason::ProactivePrediction,
+                4
+            ),
+        ]
+    );
+
     let one = c
         .list_migrations(
             &MigrationFilter {

@@ -130,6 +130,88 @@ async fn a_copy_that_does_not_match_the_catalogue_is_rejected_and_retried() {
     rig.finish().await;
 }
 
+#[tokio::test]
+async fn a_copy_corrupted_between_copy_and_verify_is_caught_and_retried() {
+    // 1 MiB/s: copying and then verifying 2 MiB takes about 4 s, so the test can change
+    // the copy's last bytes after it is written and before verification reads them.
+    let (src, src_dir) = file_tier("src", None);
+    let (dst, dst_dir) = file_tier("dst", None);
+    let config = strata::config::MoverConfig {
+        bandwidth: Some(1024 * 1024),
+        ..fast_mover()
+    };
+    let rig = MoveRig::new(vec![src, dst], vec![src_dir, dst_dir], config).await;
+    let object = rig
+        .ingest("src", "tampered", &pattern(22, 2 * MIB as usize)[..])
+        .await;
+    let m = rig.enqueue(&object, "dst").await;
+    let mover = rig.mover.clone();
+    let worker = tokio::spawn(async move { mover.work_once().await });
+
+    let verifying = rig
+        .wait_for(&m.id, "verification started", |m| {
+            m.status == MigrationStatus::Verifying
+        })
+        .await;
+    let copy = common_file_path(&rig, "dst", verifying.dest_location.as_deref().unwrap());
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+        file.seek(SeekFrom::End(-100)).unwrap();
+        file.write_all(&[0u8; 100]).unwrap();
+    }
+
+    let after = worker.await.unwrap().unwrap().unwrap();
+    assert_eq!(after.status, MigrationStatus::Pending, "retried: {after:?}");
+    assert!(
+        after
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("verification failed"),
+        "{after:?}"
+    );
+    assert!(!copy.exists(), "the corrupted copy was removed");
+    let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
+    assert_eq!(unmoved.tier, "src", "the source was kept");
+    let done = rig.drive(&m.id, 500).await;
+    assert_eq!(
+        (done.status, done.attempts),
+        (MigrationStatus::Completed, 2)
+    );
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn stream_verification_checks_what_was_copied() {
+    let (file_a, dir_a) = file_tier("filea", None);
+    let config = strata::config::MoverConfig {
+        verify: strata::config::VerifyMode::Stream,
+        ..fast_mover()
+    };
+    let rig = MoveRig::new(vec![file_a, s3_tier("s3b", "onprem")], vec![dir_a], config).await;
+    let data = pattern(23, MIB as usize);
+    let object = rig.ingest("filea", "streamed", &data[..]).await;
+    let path = common_file_path(&rig, "filea", &object.location);
+    let mut corrupted = data.clone();
+    corrupted[10] ^= 1;
+    std::fs::write(&path, &corrupted).unwrap();
+    let m = rig.enqueue(&object, "s3b").await;
+    let rejected = rig.mover.work_once().await.unwrap().unwrap();
+    assert!(
+        rejected
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("verification failed"),
+        "{rejected:?}"
+    );
+    std::fs::write(&path, &data).unwrap();
+    let done = rig.drive(&m.id, 100).await;
+    assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    rig.finish().await;
+}
+
 fn common_file_path(rig: &MoveRig, tier: &str, location: &str) -> std::path::PathBuf {
     match rig.store(tier) {
         strata::storage::Store::File(f) => f.root().join(location),

@@ -382,6 +382,28 @@ impl Catalogue {
         }
     }
 
+    /// How many moves there are per status and reason, for metrics. Combinations with
+    /// no moves are left out.
+    pub async fn migration_counts(&self) -> Result<Vec<(MigrationStatus, MigrationReason, i64)>> {
+        let rows = sqlx::query(
+            "SELECT status, reason, CAST(COUNT(*) AS BIGINT) AS n FROM migrations \
+             GROUP BY status, reason ORDER BY status, reason",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                let reason: String = row.try_get("reason")?;
+                Ok((
+                    status.parse().map_err(CatalogueError::Corrupt)?,
+                    reason.parse().map_err(CatalogueError::Corrupt)?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Records how many bytes the running copy has transferred.
     pub async fn record_migration_progress(&self, id: &str, bytes_copied: i64) -> Result<()> {
         sqlx::query(

@@ -127,6 +127,17 @@ impl ContentHasher {
     }
 }
 
+/// Size and checksum of everything `stream` yields.
+pub async fn digest_stream(
+    mut stream: impl Stream<Item = io::Result<Bytes>> + Unpin,
+) -> io::Result<Digest> {
+    let mut hasher = ContentHasher::new();
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    Ok(hasher.finish())
+}
+
 /// Checks that `key` is a relative path made of plain segments: not empty, not too long,
 /// no NUL or backslash, no empty, `.` or `..` segment. This keeps the file backend inside
 /// its directory and gives both backends the same notion of a valid key.
@@ -223,13 +234,10 @@ impl Store {
     /// Reads the whole object under `key` and returns its size and checksum, to verify a
     /// copy against the catalogue.
     pub async fn digest(&self, key: &str) -> Result<Digest> {
-        let mut stream = self.get(key, None).await?;
-        let mut hasher = ContentHasher::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.error(format!("reading {key}: {e}")))?;
-            hasher.update(&chunk);
-        }
-        Ok(hasher.finish())
+        let stream = self.get(key, None).await?;
+        digest_stream(stream)
+            .await
+            .map_err(|e| self.error(format!("reading {key}: {e}")))
     }
 
     /// Builds a [`StorageError::Backend`] naming this store.

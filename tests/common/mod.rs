@@ -208,6 +208,7 @@ pub fn fast_mover() -> strata::config::MoverConfig {
         retry_base: std::time::Duration::from_millis(20),
         lease: std::time::Duration::from_secs(2),
         poll_interval: std::time::Duration::from_millis(20),
+        ..Default::default()
     }
 }
 

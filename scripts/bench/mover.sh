@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Tier moves against rclone between the same two local S3 servers (public -> onprem),
+# in one run:
+#   1. one large object (default 1024 MiB): `rclone copy` server to server vs one move;
+#   2. many small objects (default 2000 x 100 KiB): `rclone copy --transfers N` vs the
+#      mover with MOVER_CONCURRENCY=N (default N=8).
+# Strata's moves include reading each copy back to verify it before the source is
+# deleted; rclone compares the MD5 the server reports.
+#
+#   scripts/bench/mover.sh [LARGE_MIB] [COUNT] [N]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+LARGE_MIB=${1:-1024}
+COUNT=${2:-2000}
+N=${3:-8}
+SMALL=102400
+scripts/stack.sh up >/dev/null
+set -a; . .stack/stack.env; set +a
+# rclone 1.60 refuses to start when AWS_CA_BUNDLE is set; the endpoints are plain HTTP.
+unset AWS_CA_BUNDLE
+for t in PUBLIC ONPREM; do
+    ep=TIER_${t}_ENDPOINT ak=TIER_${t}_ACCESS_KEY_ID sk=TIER_${t}_SECRET_ACCESS_KEY
+    export "RCLONE_CONFIG_${t}_TYPE=s3" "RCLONE_CONFIG_${t}_PROVIDER=Other" \
+        "RCLONE_CONFIG_${t}_ENDPOINT=${!ep}" "RCLONE_CONFIG_${t}_ACCESS_KEY_ID=${!ak}" \
+        "RCLONE_CONFIG_${t}_SECRET_ACCESS_KEY=${!sk}" "RCLONE_CONFIG_${t}_FORCE_PATH_STYLE=true" \
+        "RCLONE_CONFIG_${t}_REGION=us-east-1"
+done
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
+PREFIX=bench-mover-$$
+cleanup() {
+    rclone purge "PUBLIC:strata-public/$PREFIX" >/dev/null 2>&1 || true
+    rclone purge "ONPREM:strata-onprem/$PREFIX" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+cargo bench --bench mover_transfer --no-run >/dev/null 2>&1
+secs() { local s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; echo "$EPOCHREALTIME - $s" | bc -l; }
+json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+head -c "$((LARGE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/object.bin"
+rclone copy "$WORK/object.bin" "PUBLIC:strata-public/$PREFIX/large/"
+rclone_large=$(secs rclone copy "PUBLIC:strata-public/$PREFIX/large/object.bin" "ONPREM:strata-onprem/$PREFIX/large/")
+strata_large=$(json "$(cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)
+rm -f "$WORK/object.bin"
+
+mkdir -p "$WORK/many"
+python3 - "$WORK/many" "$COUNT" "$SMALL" <<'PY'
+import os, sys
+d, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    with open(os.path.join(d, f"{i:05}.bin"), "wb") as f:
+        f.write(os.urandom(size))
+PY
+rclone copy --transfers "$N" "$WORK/many" "PUBLIC:strata-public/$PREFIX/many/"
+rclone_many=$(secs rclone copy --transfers "$N" "PUBLIC:strata-public/$PREFIX/many" "ONPREM:strata-onprem/$PREFIX/many")
+strata_many=$(json "$(cargo bench --bench mover_transfer -- many "$COUNT" "$SMALL" "$N" 2>/dev/null | tail -n 1)" secs)
+
+python3 - "$LARGE_MIB" "$rclone_large" "$strata_large" "$COUNT" "$N" "$rclone_many" "$strata_many" <<'PY'
+import sys
+mib, rl, sl = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+count, n, rm, sm = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
+print(f"one {mib:.0f} MiB object, public -> onprem:")
+print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move {mib/sl:7.1f} MiB/s   ratio {rl/sl:.2f}")
+print(f"{count} objects of 100 KiB, {n} at once:")
+print(f"  rclone copy {count/rm:7.1f} obj/s   strata moves {count/sm:7.1f} obj/s   ratio {rm/sm:.2f}")
+PY
