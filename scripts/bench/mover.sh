@@ -4,8 +4,9 @@
 #   1. one large object (default 1024 MiB): `rclone copy` server to server vs one move;
 #   2. many small objects (default 2000 x 100 KiB): `rclone copy --transfers N` vs the
 #      mover with MOVER_CONCURRENCY=N (default N=8).
-# Strata's moves include reading each copy back to verify it before the source is
-# deleted; rclone compares the MD5 the server reports.
+# Strata's moves verify each copy before the source is deleted: the large object is
+# moved once with MOVER_VERIFY=full (the default: read the copy back) and once with
+# MOVER_VERIFY=stream; rclone compares the MD5 the server reports.
 #
 #   scripts/bench/mover.sh [LARGE_MIB] [COUNT] [N]
 set -euo pipefail
@@ -41,7 +42,8 @@ json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 head -c "$((LARGE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/object.bin"
 rclone copy "$WORK/object.bin" "PUBLIC:strata-public/$PREFIX/large/"
 rclone_large=$(secs rclone copy "PUBLIC:strata-public/$PREFIX/large/object.bin" "ONPREM:strata-onprem/$PREFIX/large/")
-strata_large=$(json "$(cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)
+strata_large=$(json "$(MOVER_VERIFY=full cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)
+strata_large_stream=$(json "$(MOVER_VERIFY=stream cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)
 rm -f "$WORK/object.bin"
 
 mkdir -p "$WORK/many"
@@ -54,14 +56,16 @@ for i in range(n):
 PY
 rclone copy --transfers "$N" "$WORK/many" "PUBLIC:strata-public/$PREFIX/many/"
 rclone_many=$(secs rclone copy --transfers "$N" "PUBLIC:strata-public/$PREFIX/many" "ONPREM:strata-onprem/$PREFIX/many")
-strata_many=$(json "$(cargo bench --bench mover_transfer -- many "$COUNT" "$SMALL" "$N" 2>/dev/null | tail -n 1)" secs)
+strata_many=$(json "$(MOVER_VERIFY=full cargo bench --bench mover_transfer -- many "$COUNT" "$SMALL" "$N" 2>/dev/null | tail -n 1)" secs)
 
-python3 - "$LARGE_MIB" "$rclone_large" "$strata_large" "$COUNT" "$N" "$rclone_many" "$strata_many" <<'PY'
+python3 - "$LARGE_MIB" "$rclone_large" "$strata_large" "$COUNT" "$N" "$rclone_many" "$strata_many" "$strata_large_stream" <<'PY'
 import sys
 mib, rl, sl = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 count, n, rm, sm = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
+ss = float(sys.argv[8])
 print(f"one {mib:.0f} MiB object, public -> onprem:")
-print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move {mib/sl:7.1f} MiB/s   ratio {rl/sl:.2f}")
+print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move (verify full)   {mib/sl:7.1f} MiB/s   ratio {rl/sl:.2f}")
+print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move (verify stream) {mib/ss:7.1f} MiB/s   ratio {rl/ss:.2f}")
 print(f"{count} objects of 100 KiB, {n} at once:")
 print(f"  rclone copy {count/rm:7.1f} obj/s   strata moves {count/sm:7.1f} obj/s   ratio {rm/sm:.2f}")
 PY
