@@ -7,8 +7,9 @@ use std::future::Future;
 
 use common::{TestDb, sqlite_catalogue};
 use strata::db::{
-    AccessCount, Catalogue, CatalogueError, ConsumerOffset, HOUR_MS, MINUTE_MS, MigrationFilter,
-    MigrationReason, MigrationStatus, NewMigration, NewObject, ObjectContent, ObjectFilter, new_id,
+    AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, MINUTE_MS,
+    MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject, ObjectContent,
+    ObjectFilter, StartRefusal, new_id, now_ms,
 };
 
 async fn on_postgres<F, Fut>(test: F)
@@ -291,6 +292,16 @@ async fn access_counts_add_up_in_buckets(c: Catalogue) {
     );
 }
 
+fn plan_for(object: &strata::db::ObjectRecord, dest: &str) -> CopyPlan {
+    CopyPlan {
+        object_version: object.version,
+        from_tier: object.tier.clone(),
+        source_location: object.location.clone(),
+        dest_location: dest.into(),
+        bytes_total: object.size,
+    }
+}
+
 async fn migrations_follow_the_state_machine(c: Catalogue) {
     let obj = add_object(&c, "moving", "public").await;
     let new = NewMigration {
@@ -316,116 +327,260 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
         Err(CatalogueError::Conflict(_))
     ));
 
-    let copying = c
-        .transition_migration(
-            &m.id,
-            MigrationStatus::Pending,
-            MigrationStatus::Copying,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(copying.attempts, 1);
-    assert!(copying.started_at.is_some());
-    c.record_migration_progress(&m.id, 60).await.unwrap();
-    assert_eq!(c.get_migration(&m.id).await.unwrap().bytes_copied, 60);
-
-    // A second worker that still thinks the move is pending loses.
-    assert!(matches!(
-        c.transition_migration(
-            &m.id,
-            MigrationStatus::Pending,
-            MigrationStatus::Copying,
-            None
-        )
-        .await,
-        Err(CatalogueError::Stale { .. })
-    ));
-    // Skipping verification is not a transition the state machine has.
-    assert!(matches!(
-        c.transition_migration(
-            &m.id,
-            MigrationStatus::Copying,
-            MigrationStatus::Completed,
-            None
-        )
-        .await,
-        Err(CatalogueError::Conflict(_))
-    ));
-
-    // Failed attempt goes back to the queue with its error; the retry resets progress.
-    let retry = c
-        .transition_migration(
-            &m.id,
-            MigrationStatus::Copying,
-            MigrationStatus::Pending,
-            Some("destination unreachable"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(retry.error.as_deref(), Some("destination unreachable"));
-    let second = c
-        .transition_migration(
-            &m.id,
-            MigrationStatus::Pending,
-            MigrationStatus::Copying,
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!((second.attempts, second.bytes_copied), (2, 0));
+    let claimed = c.claim_migration("w1", 60_000).await.unwrap().unwrap();
     assert_eq!(
-        second.started_at, copying.started_at,
-        "started_at is the first attempt's"
+        (claimed.id.as_str(), claimed.status),
+        (m.id.as_str(), MigrationStatus::Copying)
     );
-    assert_eq!(second.error, None);
+    assert_eq!(
+        (claimed.attempts, claimed.claimed_by.as_deref()),
+        (1, Some("w1"))
+    );
+    assert!(claimed.started_at.is_some() && claimed.lease_until.is_some());
+    assert!(
+        c.claim_migration("w2", 60_000).await.unwrap().is_none(),
+        "claimed twice"
+    );
 
-    c.transition_migration(
-        &m.id,
-        MigrationStatus::Copying,
-        MigrationStatus::Verifying,
-        None,
-    )
-    .await
-    .unwrap();
-    let done = c
-        .transition_migration(
+    let started = c
+        .start_copy(&m.id, "w1", "onprem", None, &plan_for(&obj, "copy-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.dest_location.as_deref(), Some("copy-1"));
+    assert_eq!(
+        c.start_copy(&m.id, "w2", "onprem", None, &plan_for(&obj, "x"))
+            .await
+            .unwrap(),
+        Err(StartRefusal::Lost),
+        "another worker cannot take the move over"
+    );
+    assert!(c.heartbeat(&m.id, "w1", 60, 60_000).await.unwrap());
+    assert_eq!(c.get_migration(&m.id).await.unwrap().bytes_copied, 60);
+    assert!(!c.heartbeat(&m.id, "w2", 70, 60_000).await.unwrap());
+
+    // A failed attempt goes back to the queue with its error; not before it is due.
+    let retry = c
+        .end_attempt(
             &m.id,
-            MigrationStatus::Verifying,
-            MigrationStatus::Completed,
-            None,
+            "w1",
+            "destination unreachable",
+            now_ms() + 60_000,
+            5,
+            true,
         )
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(done.status, MigrationStatus::Completed);
-    assert!(done.finished_at.is_some());
+    assert_eq!(retry.status, MigrationStatus::Pending);
+    assert_eq!(retry.error.as_deref(), Some("destination unreachable"));
+    assert_eq!(retry.dest_location, None);
+    assert!(
+        c.claim_migration("w1", 60_000).await.unwrap().is_none(),
+        "backoff ignored"
+    );
+    c.end_attempt(&m.id, "w1", "x", 0, 5, true).await.unwrap();
+    assert_eq!(
+        c.get_migration(&m.id).await.unwrap().status,
+        MigrationStatus::Pending,
+        "end_attempt only applies to a running move"
+    );
+
+    // That move is not due for a minute: the rest of the lifecycle on a fresh one.
+    c.cancel_migration(&m.id).await.unwrap();
+    c.enqueue_migration(&new).await.unwrap();
+    let second = c.claim_migration("w1", 60_000).await.unwrap().unwrap();
+    let plan = plan_for(&obj, "copy-2");
+    let started = c
+        .start_copy(&second.id, "w1", "onprem", None, &plan)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.begin_verify(&second.id, "w1").await.unwrap());
+    assert!(
+        !c.begin_verify(&second.id, "w1").await.unwrap(),
+        "verify entered twice"
+    );
+
+    // The object changed meanwhile: the switch is refused and nothing changes.
+    let rewritten = c
+        .replace_object_content(&obj.id, 1, &content("public", 7))
+        .await
+        .unwrap();
     assert!(matches!(
-        c.transition_migration(
-            &m.id,
-            MigrationStatus::Completed,
-            MigrationStatus::Pending,
-            None
+        c.complete_migration(&started, "w1", 5).await,
+        Err(CatalogueError::Stale { kind: "object", .. })
+    ));
+    assert_eq!(c.get_object(&obj.id).await.unwrap(), rewritten);
+    assert_eq!(
+        c.get_migration(&second.id).await.unwrap().status,
+        MigrationStatus::Verifying
+    );
+
+    // Copy again at the new version, verify, switch.
+    c.end_attempt(&second.id, "w1", "object changed", 0, 5, true)
+        .await
+        .unwrap();
+    let third = c.claim_migration("w1", 60_000).await.unwrap().unwrap();
+    assert_eq!((third.id.as_str(), third.attempts), (second.id.as_str(), 2));
+    let started = c
+        .start_copy(
+            &third.id,
+            "w1",
+            "onprem",
+            None,
+            &plan_for(&rewritten, "copy-3"),
         )
-        .await,
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.object_version, 2);
+    assert!(c.begin_verify(&third.id, "w1").await.unwrap());
+    let done = c.complete_migration(&started, "w1", 5).await.unwrap();
+    assert_eq!(done.status, MigrationStatus::Completed);
+    assert_eq!((done.duration_ms, done.bytes_copied), (Some(5), 7));
+    assert!(done.finished_at.is_some());
+    let moved = c.get_object(&obj.id).await.unwrap();
+    assert_eq!(
+        (moved.tier.as_str(), moved.location.as_str()),
+        ("onprem", "copy-3")
+    );
+    assert_eq!(
+        c.leftover_copies().await.unwrap().len(),
+        1,
+        "source copy not yet deleted"
+    );
+    c.mark_source_deleted(&done.id).await.unwrap();
+    assert!(c.leftover_copies().await.unwrap().is_empty());
+    assert!(matches!(
+        c.cancel_migration(&done.id).await,
         Err(CatalogueError::Conflict(_))
     ));
 
-    // With the move finished, the object may be moved again.
-    let next = c.enqueue_migration(&new).await.unwrap();
-    let cancelled = c
-        .transition_migration(
-            &next.id,
-            MigrationStatus::Pending,
-            MigrationStatus::Cancelled,
-            None,
-        )
+    // With the move finished, the object may be moved again; cancelling ends it.
+    let next = c
+        .enqueue_migration(&NewMigration {
+            from_tier: "onprem".into(),
+            to_tier: "private".into(),
+            ..new.clone()
+        })
         .await
         .unwrap();
+    let cancelled = c.cancel_migration(&next.id).await.unwrap();
+    assert_eq!(cancelled.status, MigrationStatus::Cancelled);
     assert!(cancelled.finished_at.is_some());
     assert!(matches!(
         c.get_migration("nope").await,
         Err(CatalogueError::NotFound { .. })
     ));
+}
+
+async fn claims_follow_priority_then_age(c: Catalogue) {
+    let mut expected = Vec::new();
+    for (i, reason) in [
+        MigrationReason::CapacityRebalance,
+        MigrationReason::ProactivePrediction,
+        MigrationReason::ReactiveAccessSpike,
+        MigrationReason::Manual,
+        MigrationReason::Manual,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let obj = add_object(&c, &format!("p{i}"), "public").await;
+        let m = c
+            .enqueue_migration(&NewMigration {
+                object_id: obj.id,
+                object_version: 1,
+                from_tier: "public".into(),
+                to_tier: "onprem".into(),
+                reason,
+                bytes_total: 100,
+            })
+            .await
+            .unwrap();
+        expected.push((reason.priority(), m.id));
+    }
+    expected.sort();
+    let mut claimed = Vec::new();
+    while let Some(m) = c.claim_migration("w", 60_000).await.unwrap() {
+        claimed.push(m.id);
+    }
+    let expected: Vec<_> = expected.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(claimed, expected);
+}
+
+async fn expired_leases_are_reclaimed(c: Catalogue) {
+    let obj = add_object(&c, "leased", "public").await;
+    let m = c
+        .enqueue_migration(&NewMigration {
+            object_id: obj.id.clone(),
+            object_version: 1,
+            from_tier: "public".into(),
+            to_tier: "onprem".into(),
+            reason: MigrationReason::Manual,
+            bytes_total: 100,
+        })
+        .await
+        .unwrap();
+    c.claim_migration("dead", 1).await.unwrap().unwrap();
+    c.start_copy(&m.id, "dead", "onprem", None, &plan_for(&obj, "partial"))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let expired = c.expired_migrations(now_ms()).await.unwrap();
+    assert_eq!(expired.iter().map(|e| &e.id).collect::<Vec<_>>(), [&m.id]);
+    let reclaimed = c.reclaim_migration(&expired[0], 5).await.unwrap().unwrap();
+    assert_eq!(reclaimed.status, MigrationStatus::Pending);
+    assert_eq!(reclaimed.claimed_by, None);
+    assert_eq!(
+        reclaimed.dest_location.as_deref(),
+        Some("partial"),
+        "kept for removal"
+    );
+    assert_eq!(c.leftover_copies().await.unwrap().len(), 1);
+    c.clear_dest_location(&m.id, "partial").await.unwrap();
+    assert!(c.leftover_copies().await.unwrap().is_empty());
+    assert!(
+        !c.heartbeat(&m.id, "dead", 100, 60_000).await.unwrap(),
+        "the dead worker lost it"
+    );
+}
+
+async fn capacity_is_checked_when_a_copy_starts(c: Catalogue) {
+    add_object(&c, "resident", "onprem").await; // 100 bytes on onprem
+    let obj = add_object(&c, "incoming", "public").await;
+    let m = c
+        .enqueue_migration(&NewMigration {
+            object_id: obj.id.clone(),
+            object_version: 1,
+            from_tier: "public".into(),
+            to_tier: "onprem".into(),
+            reason: MigrationReason::Manual,
+            bytes_total: 100,
+        })
+        .await
+        .unwrap();
+    c.claim_migration("w", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        c.start_copy(&m.id, "w", "onprem", Some(150), &plan_for(&obj, "d"))
+            .await
+            .unwrap(),
+        Err(StartRefusal::Capacity {
+            used: 100,
+            capacity: 150
+        })
+    );
+    c.start_copy(&m.id, "w", "onprem", Some(200), &plan_for(&obj, "d"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.tier_bytes("onprem").await.unwrap(),
+        200,
+        "copies in flight count"
+    );
 }
 
 async fn concurrent_enqueues_admit_exactly_one(c: Catalogue) {
@@ -474,14 +629,7 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
             .unwrap();
         ids.push(m.id);
     }
-    c.transition_migration(
-        &ids[0],
-        MigrationStatus::Pending,
-        MigrationStatus::Failed,
-        Some("x"),
-    )
-    .await
-    .unwrap();
+    c.cancel_migration(&ids[0]).await.unwrap();
 
     let first = c
         .list_migrations(&MigrationFilter::default(), 4, None)
@@ -522,7 +670,7 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
     assert_eq!(
         counts,
         [
-            (MigrationStatus::Failed, MigrationReason::Manual, 1),
+            (MigrationStatus::Cancelled, MigrationReason::Manual, 1),
             (MigrationStatus::Pending, MigrationReason::Manual, 2),
             (
                 MigrationStatus::Pending,
@@ -569,6 +717,9 @@ contract!(
     list_pages_with_cursor_and_filters,
     access_counts_add_up_in_buckets,
     migrations_follow_the_state_machine,
+    claims_follow_priority_then_age,
+    expired_leases_are_reclaimed,
+    capacity_is_checked_when_a_copy_starts,
     concurrent_enqueues_admit_exactly_one,
     migrations_list_newest_first_with_filters,
 );

@@ -14,7 +14,8 @@ pub(super) const MIGRATION_COLUMNS: &str = "id, object_id, object_version, from_
      duration_ms";
 
 /// Where a move stands. A move goes `pending -> copying -> verifying -> completed`; it can
-/// fall back to `pending` for a retry, and end early as `failed` or `cancelled`.
+/// fall back to `pending` for a retry, and end early as `failed` or `cancelled`. The
+/// guarded updates in the queue (`db::queue`) are the only way between these states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MigrationStatus {
     /// Queued, waiting for a mover.
@@ -60,20 +61,6 @@ impl MigrationStatus {
             self,
             MigrationStatus::Pending | MigrationStatus::Copying | MigrationStatus::Verifying
         )
-    }
-
-    /// Whether the state machine allows going from `self` to `next`.
-    pub fn can_become(self, next: MigrationStatus) -> bool {
-        use MigrationStatus::*;
-        match (self, next) {
-            (Pending, Copying) => true,
-            (Copying, Verifying) => true,
-            (Verifying, Completed) => true,
-            // A failed attempt goes back to the queue for a retry.
-            (Copying | Verifying, Pending) => true,
-            (Pending | Copying | Verifying, Failed | Cancelled) => true,
-            _ => false,
-        }
     }
 }
 
@@ -333,55 +320,6 @@ impl Catalogue {
         Ok(Page::from_rows(items, limit, |m| &m.id))
     }
 
-    /// Moves a migration from status `from` to `to`, recording `error` (or clearing it).
-    /// The update only applies while the row is still in `from`, so two workers cannot
-    /// both advance the same move; otherwise [`CatalogueError::Stale`]. Entering
-    /// `copying` counts an attempt and resets progress; final statuses set `finished_at`.
-    pub async fn transition_migration(
-        &self,
-        id: &str,
-        from: MigrationStatus,
-        to: MigrationStatus,
-        error: Option<&str>,
-    ) -> Result<MigrationRecord> {
-        if !from.can_become(to) {
-            return Err(CatalogueError::Conflict(format!(
-                "migration {id} cannot go from {from} to {to}"
-            )));
-        }
-        let copying = to == MigrationStatus::Copying;
-        let now = now_ms();
-        let sql = format!(
-            "UPDATE migrations SET status = $3, error = $4, updated_at = $5, \
-               attempts = attempts + $6, \
-               bytes_copied = CASE WHEN $6 = 1 THEN 0 ELSE bytes_copied END, \
-               started_at = CASE WHEN $6 = 1 AND started_at IS NULL THEN $5 ELSE started_at END, \
-               finished_at = CASE WHEN $7 = 1 THEN $5 ELSE NULL END \
-             WHERE id = $1 AND status = $2 RETURNING {MIGRATION_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(from.as_str())
-            .bind(to.as_str())
-            .bind(error)
-            .bind(now)
-            .bind(i64::from(copying))
-            .bind(i64::from(!to.is_active()))
-            .fetch_optional(&self.writes)
-            .await?;
-        match row {
-            Some(row) => MigrationRecord::from_row(&row),
-            None => {
-                self.get_migration(id).await?;
-                Err(CatalogueError::Stale {
-                    kind: "migration",
-                    id: id.into(),
-                    expected: format!("status {from}"),
-                })
-            }
-        }
-    }
-
     /// How many moves there are per status and reason, for metrics. Combinations with
     /// no moves are left out.
     pub async fn migration_counts(&self) -> Result<Vec<(MigrationStatus, MigrationReason, i64)>> {
@@ -403,20 +341,6 @@ impl Catalogue {
             })
             .collect()
     }
-
-    /// Records how many bytes the running copy has transferred.
-    pub async fn record_migration_progress(&self, id: &str, bytes_copied: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE migrations SET bytes_copied = $2, updated_at = $3 \
-             WHERE id = $1 AND status = 'copying'",
-        )
-        .bind(id)
-        .bind(bytes_copied)
-        .bind(now_ms())
-        .execute(&self.writes)
-        .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -432,31 +356,6 @@ mod tests {
             assert_eq!(r.as_str().parse::<MigrationReason>(), Ok(r));
         }
         assert!("done".parse::<MigrationStatus>().is_err());
-    }
-
-    #[test]
-    fn state_machine_only_moves_forward_or_back_to_the_queue() {
-        use MigrationStatus::*;
-        assert!(Pending.can_become(Copying));
-        assert!(Copying.can_become(Verifying));
-        assert!(Verifying.can_become(Completed));
-        assert!(Verifying.can_become(Pending));
-        assert!(
-            !Pending.can_become(Completed),
-            "completion skips verification"
-        );
-        assert!(
-            !Copying.can_become(Completed),
-            "completion skips verification"
-        );
-        for done in [Completed, Failed, Cancelled] {
-            for next in MigrationStatus::ALL {
-                assert!(
-                    !done.can_become(next),
-                    "{done} is final but may become {next}"
-                );
-            }
-        }
     }
 
     #[test]
