@@ -510,19 +510,26 @@ async fn claims_follow_priority_then_age(c: Catalogue) {
     assert_eq!(claimed, expected);
 }
 
+/// Queues a manual move of `obj` (100 bytes on public) to onprem.
+async fn enqueue_to_onprem(
+    c: &Catalogue,
+    obj: &strata::db::ObjectRecord,
+) -> strata::db::MigrationRecord {
+    c.enqueue_migration(&NewMigration {
+        object_id: obj.id.clone(),
+        object_version: 1,
+        from_tier: "public".into(),
+        to_tier: "onprem".into(),
+        reason: MigrationReason::Manual,
+        bytes_total: 100,
+    })
+    .await
+    .unwrap()
+}
+
 async fn expired_leases_are_reclaimed(c: Catalogue) {
     let obj = add_object(&c, "leased", "public").await;
-    let m = c
-        .enqueue_migration(&NewMigration {
-            object_id: obj.id.clone(),
-            object_version: 1,
-            from_tier: "public".into(),
-            to_tier: "onprem".into(),
-            reason: MigrationReason::Manual,
-            bytes_total: 100,
-        })
-        .await
-        .unwrap();
+    let m = enqueue_to_onprem(&c, &obj).await;
     c.claim_migration("dead", 1).await.unwrap().unwrap();
     c.start_copy(&m.id, "dead", "onprem", None, &plan_for(&obj, "partial"))
         .await
@@ -551,17 +558,7 @@ async fn expired_leases_are_reclaimed(c: Catalogue) {
 async fn capacity_is_checked_when_a_copy_starts(c: Catalogue) {
     add_object(&c, "resident", "onprem").await; // 100 bytes on onprem
     let obj = add_object(&c, "incoming", "public").await;
-    let m = c
-        .enqueue_migration(&NewMigration {
-            object_id: obj.id.clone(),
-            object_version: 1,
-            from_tier: "public".into(),
-            to_tier: "onprem".into(),
-            reason: MigrationReason::Manual,
-            bytes_total: 100,
-        })
-        .await
-        .unwrap();
+    let m = enqueue_to_onprem(&c, &obj).await;
     c.claim_migration("w", 60_000).await.unwrap().unwrap();
     assert_eq!(
         c.start_copy(&m.id, "w", "onprem", Some(150), &plan_for(&obj, "d"))

@@ -70,12 +70,7 @@ async fn a_cancelled_multipart_copy_leaves_no_parts_on_the_server() {
         .ingest("src", "big", PatternReader::new(91, 120 * MIB))
         .await;
     let m = rig.enqueue(&object, "dest").await;
-    let mover = rig.mover.clone();
-    let worker = tokio::spawn(async move { mover.work_once().await });
-    rig.wait_for(&m.id, "copy under way", |m| {
-        m.status == MigrationStatus::Copying && m.bytes_copied > 0
-    })
-    .await;
+    let worker = rig.start_copy_in_background(&m.id).await;
     rig.catalogue.cancel_migration(&m.id).await.unwrap();
     worker.await.unwrap().unwrap();
     // The abort runs in the background once the copy is dropped; give it a moment.

@@ -322,6 +322,23 @@ impl MoveRig {
         panic!("migration {id} never reached: {what}");
     }
 
+    /// Starts one attempt of the next queued move in the background and returns once
+    /// migration `id` is copying with progress recorded.
+    pub async fn start_copy_in_background(
+        &self,
+        id: &str,
+    ) -> tokio::task::JoinHandle<
+        Result<Option<strata::db::MigrationRecord>, strata::db::CatalogueError>,
+    > {
+        let mover = self.mover.clone();
+        let worker = tokio::spawn(async move { mover.work_once().await });
+        self.wait_for(id, "copy under way", |m| {
+            m.status == strata::db::MigrationStatus::Copying && m.bytes_copied > 0
+        })
+        .await;
+        worker
+    }
+
     pub async fn finish(self) {
         self.catalogue.close().await;
         self.db.drop_db().await;
