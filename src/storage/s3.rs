@@ -30,6 +30,17 @@ use tokio::task::JoinSet;
 use super::{ByteRange, ByteStream, ContentHasher, Digest, Result, StorageError};
 use crate::config::{S3Config, TransferConfig};
 
+/// Part uploads in flight: each yields its completed part or the request's error.
+type PartUploads = JoinSet<
+    Result<
+        CompletedPart,
+        SdkError<
+            aws_sdk_s3::operation::upload_part::UploadPartError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    >,
+>;
+
 /// A tier kept in an S3-protocol bucket.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -146,15 +157,24 @@ impl S3Store {
             store: self.clone(),
             key: key.to_string(),
             upload_id: upload_id.clone(),
+            in_flight: JoinSet::new(),
             armed: true,
         };
         let uploaded = self
-            .upload_parts(key, &upload_id, first, &mut body, &mut hasher)
+            .upload_parts(
+                key,
+                &upload_id,
+                first,
+                &mut body,
+                &mut hasher,
+                &mut guard.in_flight,
+            )
             .await;
         guard.armed = false;
         match uploaded {
             Ok(()) => Ok(hasher.finish()),
             Err(err) => {
+                finish_parts(&mut guard.in_flight).await;
                 self.abort_upload(key, &upload_id).await;
                 Err(err)
             }
@@ -184,9 +204,9 @@ impl S3Store {
         first: Bytes,
         body: &mut (impl AsyncRead + Unpin),
         hasher: &mut ContentHasher,
+        in_flight: &mut PartUploads,
     ) -> Result<()> {
         let part_size = self.transfer.part_size as usize;
-        let mut in_flight = JoinSet::new();
         let mut done: Vec<CompletedPart> = Vec::new();
         let mut part = first;
         let mut number = 1;
@@ -209,7 +229,7 @@ impl S3Store {
                 )
             });
             if in_flight.len() >= self.transfer.part_concurrency {
-                done.push(self.join_part(key, &mut in_flight).await?);
+                done.push(self.join_part(key, in_flight).await?);
             }
             part = read_part(body, part_size).await?;
             if part.is_empty() {
@@ -219,7 +239,7 @@ impl S3Store {
             number += 1;
         }
         while !in_flight.is_empty() {
-            done.push(self.join_part(key, &mut in_flight).await?);
+            done.push(self.join_part(key, in_flight).await?);
         }
         done.sort_by_key(|p| p.part_number());
         self.client
@@ -238,15 +258,7 @@ impl S3Store {
         Ok(())
     }
 
-    async fn join_part<E, R>(
-        &self,
-        key: &str,
-        in_flight: &mut JoinSet<Result<CompletedPart, SdkError<E, R>>>,
-    ) -> Result<CompletedPart>
-    where
-        E: std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + 'static,
-    {
+    async fn join_part(&self, key: &str, in_flight: &mut PartUploads) -> Result<CompletedPart> {
         match in_flight.join_next().await {
             Some(Ok(Ok(part))) => Ok(part),
             Some(Ok(Err(e))) => Err(self.error("uploading a part of", key, e)),
@@ -384,11 +396,13 @@ impl S3Store {
     }
 }
 
-/// Aborts a multipart upload when dropped while armed.
+/// Aborts a multipart upload when dropped while armed, after its parts in flight have
+/// finished: a part that lands after the abort would stay on the server.
 struct AbortOnDrop {
     store: S3Store,
     key: String,
     upload_id: String,
+    in_flight: PartUploads,
     armed: bool,
 }
 
@@ -401,9 +415,18 @@ impl Drop for AbortOnDrop {
             let store = self.store.clone();
             let key = std::mem::take(&mut self.key);
             let upload_id = std::mem::take(&mut self.upload_id);
-            runtime.spawn(async move { store.abort_upload(&key, &upload_id).await });
+            let mut in_flight = std::mem::take(&mut self.in_flight);
+            runtime.spawn(async move {
+                finish_parts(&mut in_flight).await;
+                store.abort_upload(&key, &upload_id).await;
+            });
         }
     }
+}
+
+/// Waits for every part upload in flight to end, whatever its outcome.
+async fn finish_parts(in_flight: &mut PartUploads) {
+    while in_flight.join_next().await.is_some() {}
 }
 
 /// Reads until `size` bytes are buffered or the body ends.

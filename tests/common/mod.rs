@@ -413,19 +413,6 @@ impl OwnS3Server {
         }
         tier
     }
-
-    /// Multipart-upload parts the server still keeps (uploads neither completed nor
-    /// aborted).
-    pub fn pending_upload_parts(&self) -> usize {
-        std::fs::read_dir(self.root.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .map(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
-                    .unwrap_or(false)
-            })
-            .count()
-    }
 }
 
 impl Drop for OwnS3Server {
