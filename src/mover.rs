@@ -426,7 +426,7 @@ impl Mover {
     async fn fail(&self, m: &MigrationRecord, error: String) -> Result<(), CatalogueError> {
         tracing::warn!(migration = %m.id, %error, "move failed");
         self.catalogue
-            .fail_migration(&m.id, &self.worker, &error, true)
+            .fail_migration(&m.id, &self.worker, &error)
             .await?;
         Ok(())
     }

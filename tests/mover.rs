@@ -87,10 +87,7 @@ async fn a_copy_that_does_not_match_the_catalogue_is_rejected_and_retried() {
     let object = rig.ingest("filea", "corrupt", &data[..]).await;
     // The bytes on the tier no longer match their checksum: whatever the mover copies
     // cannot pass verification.
-    let path = common_file_path(&rig, "filea", &object.location);
-    let mut corrupted = data.clone();
-    corrupted[1_000_000] ^= 0x40;
-    std::fs::write(&path, &corrupted).unwrap();
+    let path = corrupt_on_disk(&rig, "filea", &object.location, &data, 1_000_000);
 
     let m = rig.enqueue(&object, "s3b").await;
     let first = rig.mover.work_once().await.unwrap().unwrap();
@@ -192,10 +189,7 @@ async fn stream_verification_checks_what_was_copied() {
     let rig = MoveRig::new(vec![file_a, s3_tier("s3b", "onprem")], vec![dir_a], config).await;
     let data = pattern(23, MIB as usize);
     let object = rig.ingest("filea", "streamed", &data[..]).await;
-    let path = common_file_path(&rig, "filea", &object.location);
-    let mut corrupted = data.clone();
-    corrupted[10] ^= 1;
-    std::fs::write(&path, &corrupted).unwrap();
+    let path = corrupt_on_disk(&rig, "filea", &object.location, &data, 10);
     let m = rig.enqueue(&object, "s3b").await;
     let rejected = rig.mover.work_once().await.unwrap().unwrap();
     assert!(
@@ -210,6 +204,22 @@ async fn stream_verification_checks_what_was_copied() {
     let done = rig.drive(&m.id, 100).await;
     assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
     rig.finish().await;
+}
+
+/// Overwrites the object `data` at `location` on file tier `tier` with a copy that has
+/// one bit flipped at `offset`, behind the store's back; returns the file's path.
+fn corrupt_on_disk(
+    rig: &MoveRig,
+    tier: &str,
+    location: &str,
+    data: &[u8],
+    offset: usize,
+) -> std::path::PathBuf {
+    let path = common_file_path(rig, tier, location);
+    let mut corrupted = data.to_vec();
+    corrupted[offset] ^= 0x01;
+    std::fs::write(&path, &corrupted).unwrap();
+    path
 }
 
 fn common_file_path(rig: &MoveRig, tier: &str, location: &str) -> std::path::PathBuf {

@@ -9,15 +9,10 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{PatternReader, TestDb, s3_bucket_dir, stack_config, stack_env};
-use strata::db::{
-    Catalogue, MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject,
-    ObjectContent, ObjectRecord, new_id,
-};
-use strata::storage::Tiers;
+use common::{MoveRig, PatternReader, fast_mover, s3_bucket_dir, stack_config, stack_env};
+use strata::db::{MigrationFilter, MigrationReason, MigrationStatus, NewMigration, ObjectRecord};
 
 const TIERS: [&str; 3] = ["onprem", "private", "public"];
 const MOVES: usize = 50;
@@ -93,42 +88,21 @@ fn stored_keys(tier: &str, objects: &[ObjectRecord]) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_movers_never_cost_an_object() {
-    let db = TestDb::postgres().await;
-    let catalogue = Catalogue::connect(&db.url).await.unwrap();
-    let config = stack_config();
-    let tiers = Arc::new(Tiers::open(&config.tiers, config.transfer).await.unwrap());
+    let rig = MoveRig::new(stack_config().tiers, vec![], fast_mover()).await;
+    let catalogue = rig.catalogue.clone();
     let mut rng = Rng::from_clock();
 
     // 50 objects of 64 KiB to 12 MiB on public, each moved to a hotter tier.
     let mut objects = Vec::new();
     for i in 0..MOVES {
         let size = 64 * 1024 + rng.below(12 * 1024 * 1024);
-        let id = new_id();
-        let location = format!("{id}/ingest");
-        let digest = tiers
-            .store("public")
-            .unwrap()
-            .put(
-                &location,
+        let object = rig
+            .ingest(
+                "public",
+                &format!("crash/{i}"),
                 PatternReader::new(1000 + i as u64, size),
-                "application/octet-stream",
             )
-            .await
-            .unwrap();
-        let object = catalogue
-            .insert_object(&NewObject {
-                id,
-                key: format!("crash/{i}"),
-                content: ObjectContent {
-                    size: digest.size as i64,
-                    content_type: "application/octet-stream".into(),
-                    checksum: digest.checksum,
-                    tier: "public".into(),
-                    location,
-                },
-            })
-            .await
-            .unwrap();
+            .await;
         catalogue
             .enqueue_migration(&NewMigration {
                 object_id: object.id.clone(),
@@ -145,14 +119,14 @@ async fn killed_movers_never_cost_an_object() {
 
     let workdir = tempfile::tempdir().unwrap();
     for _ in 0..KILLS {
-        let mut child = serve(&db.url, workdir.path());
+        let mut child = serve(rig.database_url(), workdir.path());
         tokio::time::sleep(Duration::from_millis(300 + rng.below(1500))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
 
     // Restart and let it finish: every move ended, every leftover copy removed.
-    let mut child = serve(&db.url, workdir.path());
+    let mut child = serve(rig.database_url(), workdir.path());
     let mut settled = false;
     for _ in 0..1800 {
         let active = catalogue
@@ -203,9 +177,8 @@ async fn killed_movers_never_cost_an_object() {
     let mut now = Vec::new();
     for object in &objects {
         let current = catalogue.get_object(&object.id).await.unwrap();
-        let digest = tiers
+        let digest = rig
             .store(&current.tier)
-            .unwrap()
             .digest(&current.location)
             .await
             .unwrap_or_else(|e| panic!("object {} unreadable: {e}", object.id));
@@ -230,6 +203,5 @@ async fn killed_movers_never_cost_an_object() {
         );
     }
 
-    catalogue.close().await;
-    db.drop_db().await;
+    rig.finish().await;
 }

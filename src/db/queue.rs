@@ -264,16 +264,15 @@ impl Catalogue {
     }
 
     /// Ends this worker's move as `failed` at once, whatever attempts remain (the move
-    /// cannot succeed: object deleted, tier unknown or full, …).
+    /// cannot succeed: object deleted, tier unknown or full, …). Only for a move that has
+    /// no copy on the destination.
     pub async fn fail_migration(
         &self,
         id: &str,
         worker: &str,
         error: &str,
-        dest_removed: bool,
     ) -> Result<Option<MigrationRecord>> {
-        self.end_attempt(id, worker, error, 0, 0, dest_removed)
-            .await
+        self.end_attempt(id, worker, error, 0, 0, true).await
     }
 
     /// Cancels a pending or running move. A running copy notices at its next heartbeat

@@ -239,6 +239,11 @@ impl MoveRig {
         self.tiers.store(tier).unwrap()
     }
 
+    /// URL of the rig's catalogue database.
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     /// Stores `body` on `tier` and catalogues it, as ingest does.
     pub async fn ingest(
         &self,
