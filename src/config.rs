@@ -68,6 +68,76 @@ pub struct Config {
     pub transfer: TransferConfig,
     /// How tier moves are run (`MOVER_*`).
     pub mover: MoverConfig,
+    /// Where access events flow (`KAFKA_*`, `EVENTS_*`).
+    pub events: EventsConfig,
+    /// When a burst of accesses counts as a spike (`DETECTOR_*`).
+    pub detector: DetectorConfig,
+}
+
+/// The access-event pipeline on Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// Bootstrap servers, `host:port,…`; `None` runs without a broker (`KAFKA_BROKERS`).
+    pub brokers: Option<String>,
+    /// Topic of access events (`KAFKA_ACCESS_TOPIC`).
+    pub access_topic: String,
+    /// Topic that malformed messages are moved to (`KAFKA_DLQ_TOPIC`).
+    pub dlq_topic: String,
+    /// Consumer group shared by every `strata serve` of one deployment (`KAFKA_GROUP_ID`).
+    pub group_id: String,
+    /// Longest time counted events wait in memory before they are written (`EVENTS_FLUSH_MS`).
+    pub flush_interval: Duration,
+    /// Events after which a batch is written even before the interval (`EVENTS_FLUSH_MAX`).
+    pub flush_max_events: usize,
+    /// Larger messages are dead letters (`EVENTS_MAX_BYTES`).
+    pub max_event_bytes: usize,
+    /// Access events the producer buffers while the broker is slow; beyond this, a
+    /// request that publishes events is refused with 503 (`KAFKA_PRODUCER_QUEUE`).
+    pub producer_queue: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            brokers: None,
+            access_topic: "access-events".into(),
+            dlq_topic: "access-events.dlq".into(),
+            group_id: "strata".into(),
+            flush_interval: Duration::from_millis(200),
+            flush_max_events: 100_000,
+            max_event_bytes: 64 * 1024,
+            producer_queue: 100_000,
+        }
+    }
+}
+
+/// How the reactive spike detector judges a burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectorConfig {
+    /// The sliding window that recent accesses are counted over (`DETECTOR_WINDOW_SECS`).
+    pub window: Duration,
+    /// How long the detector watches a burst that crossed the lowest promotion threshold
+    /// before deciding, so that a burst still growing lands on the tier its full size
+    /// calls for (`DETECTOR_SETTLE_MS`).
+    pub settle: Duration,
+    /// After a promotion, how long the object is only promoted further, never again to
+    /// the same level (`DETECTOR_COOLDOWN_SECS`).
+    pub cooldown: Duration,
+    /// A window's count must also exceed this multiple of the object's usual count per
+    /// window, so that steadily busy objects are left to the forecaster
+    /// (`DETECTOR_SPIKE_RATIO`).
+    pub spike_ratio: f64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            window: Duration::from_secs(60),
+            settle: Duration::from_millis(500),
+            cooldown: Duration::from_secs(600),
+            spike_ratio: 3.0,
+        }
+    }
 }
 
 /// How the mover runs tier moves.
@@ -128,6 +198,9 @@ pub struct TierConfig {
     pub capacity_bytes: Option<u64>,
     /// Prices used for cost estimates.
     pub costs: TierCosts,
+    /// Accesses within the detector window above which a spike promotes an object into
+    /// this tier; `None` never promotes into it reactively (`TIER_<NAME>_PROMOTE_ABOVE`).
+    pub promote_above: Option<u64>,
 }
 
 /// Prices of one tier, in any one currency.
@@ -272,6 +345,7 @@ impl Config {
             }
             tiers.push(vars.tier(name, &data_dir)?);
         }
+        apply_promotion_thresholds(&vars, &mut tiers)?;
 
         let default_tier = vars
             .get("DEFAULT_TIER")
@@ -321,6 +395,8 @@ impl Config {
             default_tier,
             transfer,
             mover,
+            events: events_config(&vars)?,
+            detector: detector_config(&vars)?,
         })
     }
 
@@ -336,6 +412,121 @@ pub fn is_valid_tier_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Reactive promotion thresholds: by default the hottest tier takes objects with more
+/// than 100 accesses a window and the next one more than 20 (the seed's numbers); the
+/// coldest tier is where objects start, so nothing is promoted into it.
+fn apply_promotion_thresholds(
+    vars: &Vars<'_>,
+    tiers: &mut [TierConfig],
+) -> Result<(), ConfigError> {
+    const DEFAULTS: [u64; 2] = [100, 20];
+    let coldest = tiers.len().saturating_sub(1);
+    for (position, tier) in tiers.iter_mut().enumerate() {
+        let var = format!("TIER_{}_PROMOTE_ABOVE", tier.name.to_ascii_uppercase());
+        let default = DEFAULTS
+            .get(position)
+            .copied()
+            .filter(|_| position < coldest);
+        tier.promote_above = match vars.get(&var).as_deref() {
+            None => default,
+            Some("none") => None,
+            Some(_) => Some(vars.parse_in(&var, 0, 1..=u64::from(u32::MAX))?),
+        };
+    }
+    Ok(())
+}
+
+fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
+    let defaults = EventsConfig::default();
+    let access_topic = vars
+        .get("KAFKA_ACCESS_TOPIC")
+        .unwrap_or(defaults.access_topic);
+    for (var, topic) in [
+        ("KAFKA_ACCESS_TOPIC", Some(access_topic.clone())),
+        ("KAFKA_DLQ_TOPIC", vars.get("KAFKA_DLQ_TOPIC")),
+    ] {
+        if let Some(topic) = topic
+            && !is_valid_topic_name(&topic)
+        {
+            return Err(invalid(
+                var,
+                &topic,
+                "a Kafka topic name of 1 to 249 characters: a-z, A-Z, 0-9, '.', '_' and '-'",
+            ));
+        }
+    }
+    Ok(EventsConfig {
+        brokers: vars.get("KAFKA_BROKERS"),
+        dlq_topic: vars
+            .get("KAFKA_DLQ_TOPIC")
+            .unwrap_or_else(|| format!("{access_topic}.dlq")),
+        access_topic,
+        group_id: vars.get("KAFKA_GROUP_ID").unwrap_or(defaults.group_id),
+        flush_interval: Duration::from_millis(vars.parse_in(
+            "EVENTS_FLUSH_MS",
+            defaults.flush_interval.as_millis() as u64,
+            10..=60_000,
+        )?),
+        flush_max_events: vars.parse_in(
+            "EVENTS_FLUSH_MAX",
+            defaults.flush_max_events,
+            1..=10_000_000,
+        )?,
+        max_event_bytes: vars.parse_in(
+            "EVENTS_MAX_BYTES",
+            defaults.max_event_bytes,
+            256..=16 * 1024 * 1024,
+        )?,
+        producer_queue: vars.parse_in(
+            "KAFKA_PRODUCER_QUEUE",
+            defaults.producer_queue,
+            1..=10_000_000,
+        )?,
+    })
+}
+
+fn detector_config(vars: &Vars<'_>) -> Result<DetectorConfig, ConfigError> {
+    let defaults = DetectorConfig::default();
+    let expected = "a number of at least 1";
+    let spike_ratio: f64 = vars
+        .parse_opt("DETECTOR_SPIKE_RATIO", expected)?
+        .unwrap_or(defaults.spike_ratio);
+    if !(spike_ratio.is_finite() && spike_ratio >= 1.0) {
+        return Err(invalid(
+            "DETECTOR_SPIKE_RATIO",
+            &spike_ratio.to_string(),
+            expected,
+        ));
+    }
+    Ok(DetectorConfig {
+        window: Duration::from_secs(vars.parse_in(
+            "DETECTOR_WINDOW_SECS",
+            defaults.window.as_secs(),
+            6..=3600,
+        )?),
+        settle: Duration::from_millis(vars.parse_in(
+            "DETECTOR_SETTLE_MS",
+            defaults.settle.as_millis() as u64,
+            0..=60_000,
+        )?),
+        cooldown: Duration::from_secs(vars.parse_in(
+            "DETECTOR_COOLDOWN_SECS",
+            defaults.cooldown.as_secs(),
+            0..=7 * 86_400,
+        )?),
+        spike_ratio,
+    })
+}
+
+fn is_valid_topic_name(topic: &str) -> bool {
+    (1..=249).contains(&topic.len())
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
@@ -418,6 +609,7 @@ impl Vars<'_> {
             name: name.into(),
             backend,
             capacity_bytes,
+            promote_above: None,
             costs: TierCosts {
                 storage_gb_month: self.parse_cost(&var("COST_GB_MONTH"))?,
                 per_1k_reads: self.parse_cost(&var("COST_PER_1K_READS"))?,
@@ -523,6 +715,38 @@ mod tests {
         );
         assert_eq!(config.transfer, TransferConfig::default());
         assert_eq!(config.mover, MoverConfig::default());
+        assert_eq!(config.events, EventsConfig::default());
+        assert_eq!(config.detector, DetectorConfig::default());
+        let thresholds: Vec<_> = config.tiers.iter().map(|t| t.promote_above).collect();
+        assert_eq!(thresholds, [Some(100), Some(20), None]);
+    }
+
+    #[test]
+    fn event_and_detector_settings_are_read_and_checked() {
+        let config = parse(&[
+            ("KAFKA_BROKERS", "k1:9092,k2:9092"),
+            ("KAFKA_ACCESS_TOPIC", "reads"),
+            ("TIER_PRIVATE_PROMOTE_ABOVE", "none"),
+            ("TIER_PUBLIC_PROMOTE_ABOVE", "5"),
+            ("DETECTOR_SPIKE_RATIO", "1.5"),
+        ])
+        .unwrap();
+        assert_eq!(config.events.brokers.as_deref(), Some("k1:9092,k2:9092"));
+        assert_eq!(config.events.dlq_topic, "reads.dlq");
+        assert_eq!(config.detector.spike_ratio, 1.5);
+        let thresholds: Vec<_> = config.tiers.iter().map(|t| t.promote_above).collect();
+        assert_eq!(thresholds, [Some(100), None, Some(5)]);
+        for (var, value) in [
+            ("KAFKA_ACCESS_TOPIC", "no spaces"),
+            ("TIER_ONPREM_PROMOTE_ABOVE", "many"),
+            ("DETECTOR_SPIKE_RATIO", "0.5"),
+            ("EVENTS_FLUSH_MS", "0"),
+        ] {
+            assert!(
+                matches!(parse(&[(var, value)]), Err(ConfigError::Invalid { var: ref v, .. }) if v == var),
+                "{var}={value} accepted"
+            );
+        }
     }
 
     #[test]

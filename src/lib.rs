@@ -7,6 +7,11 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod detector;
+pub mod events;
+pub mod metrics;
 pub mod mover;
+pub mod policy;
 pub mod service;
 pub mod storage;
+pub mod timestamp;

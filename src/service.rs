@@ -1,17 +1,26 @@
 //! `strata serve`: wires configuration, catalogue and tiers together and runs until
 //! shut down.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendConfig, Config};
 use crate::db::{Backend, Catalogue};
+use crate::detector::Detector;
+use crate::events::consumer::{self, ConsumerSettings};
+use crate::metrics::Metrics;
 use crate::mover::Mover;
+use crate::policy::{self, Policy};
 use crate::storage::Tiers;
+
+/// Spikes waiting for the policy; the detector waits when the policy falls this far behind.
+const SPIKE_QUEUE: usize = 1024;
 
 /// How long moves in flight may take to finish after a shutdown signal; after that the
 /// process exits and their leases run out, so another process (or the next start)
@@ -50,18 +59,82 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         );
     }
     let stop = CancellationToken::new();
+    let metrics = Arc::new(Metrics::default());
+    let policy = Arc::new(Policy::new(&config));
+    let (spikes, spike_queue) = mpsc::channel(SPIKE_QUEUE);
+    let reactive = tokio::spawn(policy::run_reactive(
+        policy.clone(),
+        catalogue.clone(),
+        spike_queue,
+        metrics.clone(),
+        stop.clone(),
+    ));
+    let consumer = match &config.events.brokers {
+        Some(brokers) => {
+            let detector = Detector::new(&config.detector, &policy.promotion_levels());
+            Some(tokio::spawn(consumer::run(
+                ConsumerSettings {
+                    brokers: brokers.clone(),
+                    group_id: config.events.group_id.clone(),
+                    topic: config.events.access_topic.clone(),
+                    dlq_topic: config.events.dlq_topic.clone(),
+                    flush_interval: config.events.flush_interval,
+                    flush_max_events: config.events.flush_max_events,
+                    max_event_bytes: config.events.max_event_bytes,
+                    tier_buckets: tier_buckets(&config),
+                },
+                catalogue.clone(),
+                Arc::new(Mutex::new(detector)),
+                spikes,
+                metrics.clone(),
+                stop.clone(),
+            )))
+        }
+        None => {
+            tracing::warn!("KAFKA_BROKERS is not set: access events are not consumed");
+            None
+        }
+    };
     let mover = tokio::spawn(
         Mover::new(catalogue.clone(), Arc::new(tiers), config.mover).run(stop.clone()),
     );
     tracing::info!("strata is running; press Ctrl-C to stop");
-    shutdown.await;
-    tracing::info!("shutting down; letting moves in flight finish");
+    tokio::select! {
+        () = shutdown => {}
+        () = stop.cancelled() => {}
+    }
+    tracing::info!("shutting down; writing counted events and letting moves in flight finish");
     stop.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, mover).await.is_err() {
-        tracing::warn!("moves still running after {SHUTDOWN_GRACE:?}; they resume after restart");
+    let stopped = async {
+        if let Some(consumer) = consumer {
+            match consumer.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the event consumer failed"),
+                Err(e) => tracing::error!(error = %e, "the event consumer panicked"),
+            }
+        }
+        let _ = reactive.await;
+        let _ = mover.await;
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, stopped).await.is_err() {
+        tracing::warn!(
+            "still busy after {SHUTDOWN_GRACE:?}; moves resume and unwritten events are read again after restart"
+        );
     }
     catalogue.close().await;
     Ok(())
+}
+
+/// S3 bucket name -> tier, to map bucket notifications to objects.
+fn tier_buckets(config: &Config) -> HashMap<String, String> {
+    config
+        .tiers
+        .iter()
+        .filter_map(|tier| match &tier.backend {
+            BackendConfig::S3(s3) => Some((s3.bucket.clone(), tier.name.clone())),
+            BackendConfig::File { .. } => None,
+        })
+        .collect()
 }
 
 /// The URL with any password replaced, for log lines and error messages.

@@ -7,9 +7,9 @@ use std::future::Future;
 
 use common::{TestDb, sqlite_catalogue};
 use strata::db::{
-    AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, MINUTE_MS,
-    MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject, ObjectContent,
-    ObjectFilter, StartRefusal, new_id, now_ms,
+    AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, LocatedAccess,
+    MINUTE_MS, MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject,
+    ObjectContent, ObjectFilter, PartitionAccesses, StartRefusal, new_id, now_ms,
 };
 
 async fn on_postgres<F, Fut>(test: F)
@@ -215,30 +215,64 @@ async fn access_counts_add_up_in_buckets(c: Catalogue) {
         at_ms,
         hits,
     };
-    let offsets = |next| {
-        vec![ConsumerOffset {
-            group_id: "g".into(),
-            topic: "access-events".into(),
-            partition: 2,
-            next_offset: next,
-        }]
+    let part = |from, to, counts: Vec<AccessCount>| PartitionAccesses {
+        partition: 2,
+        from_offset: from,
+        to_offset: to,
+        counts,
+        located: vec![],
     };
 
+    let first = c
+        .record_access(
+            "g",
+            "access-events",
+            &[part(
+                None,
+                40,
+                vec![
+                    count(&a.id, at(1_000), 3),
+                    count(&a.id, at(2_000), 2), // same minute as the first: merged
+                    count(&a.id, at(MINUTE_MS + 5), 4),
+                    count(&b.id, at(HOUR_MS + 10), 1),
+                    count("no-such-object", at(1_000), 7),
+                ],
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.unknown, 7, "unknown objects are counted and skipped");
+    assert_eq!(first.counted.len(), 4);
+    assert!(first.fenced.is_empty());
+    // A second batch adds to the existing buckets rather than replacing them.
     c.record_access(
-        &[
-            count(&a.id, at(1_000), 3),
-            count(&a.id, at(2_000), 2), // same minute as the first: merged
-            count(&a.id, at(MINUTE_MS + 5), 4),
-            count(&b.id, at(HOUR_MS + 10), 1),
-        ],
-        &offsets(40),
+        "g",
+        "access-events",
+        &[part(Some(40), 41, vec![count(&a.id, at(3_000), 10)])],
     )
     .await
     .unwrap();
-    // A second batch adds to the existing buckets rather than replacing them.
-    c.record_access(&[count(&a.id, at(3_000), 10)], &offsets(41))
+    // A batch read from an offset that is no longer the stored one (another consumer
+    // took the partition over and moved on) is refused whole.
+    let stale = c
+        .record_access(
+            "g",
+            "access-events",
+            &[part(Some(30), 45, vec![count(&a.id, at(3_000), 100)])],
+        )
         .await
         .unwrap();
+    assert_eq!(stale.fenced, [(2, Some(41))]);
+    assert!(stale.counted.is_empty());
+    let also_stale = c
+        .record_access(
+            "g",
+            "access-events",
+            &[part(None, 45, vec![count(&a.id, at(3_000), 100)])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(also_stale.fenced, [(2, Some(41))]);
 
     assert_eq!(
         c.access_history(&a.id, MINUTE_MS, hour, hour + HOUR_MS)
@@ -283,13 +317,51 @@ async fn access_counts_add_up_in_buckets(c: Catalogue) {
     );
 
     let stored = c.consumer_offsets("g", "access-events").await.unwrap();
-    assert_eq!(stored, offsets(41));
+    assert_eq!(
+        stored,
+        [ConsumerOffset {
+            group_id: "g".into(),
+            topic: "access-events".into(),
+            partition: 2,
+            next_offset: 41,
+        }]
+    );
     assert!(
         c.consumer_offsets("other", "access-events")
             .await
             .unwrap()
             .is_empty()
     );
+}
+
+async fn accesses_by_location_find_their_object(c: Catalogue) {
+    let a = add_object(&c, "reports/a.csv", "private").await;
+    let located = |tier: &str, key: &str| LocatedAccess {
+        tier: tier.into(),
+        key: key.into(),
+        at_ms: 1_790_000_000_000,
+    };
+    let recorded = c
+        .record_access(
+            "g",
+            "t",
+            &[PartitionAccesses {
+                partition: 0,
+                from_offset: None,
+                to_offset: 4,
+                counts: vec![],
+                located: vec![
+                    located("private", &a.location),
+                    located("private", "reports/a.csv"),
+                    located("public", &a.location), // right key, wrong bucket
+                    located("private", "reports/missing.csv"),
+                ],
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded.unknown, 2);
+    assert_eq!(c.get_object(&a.id).await.unwrap().access_total, 2);
 }
 
 fn plan_for(object: &strata::db::ObjectRecord, dest: &str) -> CopyPlan {
@@ -713,6 +785,7 @@ contract!(
     keys_and_ids_are_unique,
     list_pages_with_cursor_and_filters,
     access_counts_add_up_in_buckets,
+    accesses_by_location_find_their_object,
     migrations_follow_the_state_machine,
     claims_follow_priority_then_age,
     expired_leases_are_reclaimed,

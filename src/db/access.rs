@@ -1,7 +1,7 @@
 //! Access statistics: per-object hit counts in minute and hour buckets, and the Kafka
 //! offsets they were counted up to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -63,31 +63,171 @@ pub fn bucket_start(at_ms: i64, resolution_ms: i64) -> i64 {
     at_ms.div_euclid(resolution_ms) * resolution_ms
 }
 
+/// What one consumer read from one partition since the offset it last stored: the
+/// accesses, and how far they go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionAccesses {
+    /// Partition number.
+    pub partition: i32,
+    /// The stored offset this batch continues from; `None` when the partition has no
+    /// stored offset yet.
+    pub from_offset: Option<i64>,
+    /// Offset of the next message after this batch.
+    pub to_offset: i64,
+    /// Accesses of objects named by id.
+    pub counts: Vec<AccessCount>,
+    /// Accesses named by where the bytes are stored (S3 bucket notifications).
+    pub located: Vec<LocatedAccess>,
+}
+
+/// An access to whatever object is stored under `key` in `tier`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedAccess {
+    /// The tier whose bucket was read.
+    pub tier: String,
+    /// Key inside the bucket: an object's location, or its catalogue key.
+    pub key: String,
+    /// When, epoch ms.
+    pub at_ms: i64,
+}
+
+/// What [`Catalogue::record_access`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordedAccess {
+    /// Counts of catalogue objects that were added, named by object id.
+    pub counted: Vec<AccessCount>,
+    /// Accesses of objects the catalogue does not know; skipped.
+    pub unknown: u64,
+    /// Partitions whose stored offset had moved on from `from_offset` (another consumer
+    /// counted them meanwhile), with the offset stored now; nothing of them was written.
+    pub fenced: Vec<(i32, Option<i64>)>,
+}
+
 impl Catalogue {
-    /// Adds `counts` to the minute and hour buckets and to each object's total and last
-    /// access time, and stores `offsets`, all in one transaction: either every count and
-    /// its offset is committed or none is.
+    /// Adds the accesses of `batch` to the minute and hour buckets and to each object's
+    /// total and last access time, and advances each partition's stored offset, all in
+    /// one transaction: a count is committed exactly when its offset is.
+    ///
+    /// A partition's offset only advances from the `from_offset` the batch was read from.
+    /// When it has moved on, another consumer owns the partition now and has counted
+    /// these events or will; the partition is skipped and reported in
+    /// [`RecordedAccess::fenced`], so that no event is counted twice.
     pub async fn record_access(
         &self,
-        counts: &[AccessCount],
-        offsets: &[ConsumerOffset],
-    ) -> Result<()> {
-        // Merge rows that hit the same bucket first: PostgreSQL refuses an upsert that
-        // touches one row twice in a single statement.
-        let mut buckets: BTreeMap<(&str, i64, i64), i64> = BTreeMap::new();
+        group_id: &str,
+        topic: &str,
+        batch: &[PartitionAccesses],
+    ) -> Result<RecordedAccess> {
+        let mut outcome = RecordedAccess::default();
+        let mut tx = self.writes.begin().await?;
+        let now = now_ms();
+        let mut accepted = Vec::with_capacity(batch.len());
+        for part in batch {
+            let advanced = match part.from_offset {
+                Some(from) => sqlx::query(
+                    "UPDATE consumer_offsets SET next_offset = $4, updated_at = $5 \
+                     WHERE group_id = $1 AND topic = $2 AND partition_id = $3 AND next_offset = $6",
+                )
+                .bind(group_id)
+                .bind(topic)
+                .bind(i64::from(part.partition))
+                .bind(part.to_offset)
+                .bind(now)
+                .bind(from)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+                None => sqlx::query(
+                    "INSERT INTO consumer_offsets (group_id, topic, partition_id, next_offset, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, topic, partition_id) DO NOTHING",
+                )
+                .bind(group_id)
+                .bind(topic)
+                .bind(i64::from(part.partition))
+                .bind(part.to_offset)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            };
+            if advanced == 1 {
+                accepted.push(part);
+            } else {
+                let stored: Option<i64> = sqlx::query_scalar(
+                    "SELECT next_offset FROM consumer_offsets \
+                     WHERE group_id = $1 AND topic = $2 AND partition_id = $3",
+                )
+                .bind(group_id)
+                .bind(topic)
+                .bind(i64::from(part.partition))
+                .fetch_optional(&mut *tx)
+                .await?;
+                outcome.fenced.push((part.partition, stored));
+            }
+        }
+
+        let mut counts: Vec<AccessCount> = Vec::new();
+        for part in &accepted {
+            counts.extend(part.counts.iter().filter(|c| c.hits > 0).cloned());
+            for access in &part.located {
+                let id: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM objects WHERE tier = $1 AND (location = $2 OR object_key = $2) \
+                     ORDER BY CASE WHEN location = $2 THEN 0 ELSE 1 END LIMIT 1",
+                )
+                .bind(&access.tier)
+                .bind(&access.key)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match id {
+                    Some(object_id) => counts.push(AccessCount {
+                        object_id,
+                        at_ms: access.at_ms,
+                        hits: 1,
+                    }),
+                    None => outcome.unknown += 1,
+                }
+            }
+        }
+
+        // Totals per object first: they also tell which ids the catalogue knows.
         let mut objects: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for c in counts.iter().filter(|c| c.hits > 0) {
+        for c in &counts {
+            let entry = objects.entry(&c.object_id).or_insert((0, c.at_ms));
+            entry.0 += c.hits;
+            entry.1 = entry.1.max(c.at_ms);
+        }
+        let mut known: HashSet<String> = HashSet::with_capacity(objects.len());
+        let objects: Vec<_> = objects.into_iter().collect();
+        for chunk in objects.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE objects SET access_total = objects.access_total + v.column2, \
+                 last_access_at = CASE WHEN objects.last_access_at IS NULL \
+                                        OR objects.last_access_at < v.column3 \
+                                  THEN v.column3 ELSE objects.last_access_at END \
+                 FROM (VALUES {}) AS v WHERE objects.id = v.column1 RETURNING objects.id",
+                values_placeholders(chunk.len(), 3)
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for (object_id, (hits, last)) in chunk {
+                query = query.bind(*object_id).bind(*hits).bind(*last);
+            }
+            known.extend(query.fetch_all(&mut *tx).await?);
+        }
+
+        // Merge rows that hit the same bucket: PostgreSQL refuses an upsert that touches
+        // one row twice in a single statement.
+        let mut buckets: BTreeMap<(&str, i64, i64), i64> = BTreeMap::new();
+        for c in &counts {
+            if !known.contains(&c.object_id) {
+                outcome.unknown += c.hits as u64;
+                continue;
+            }
             for resolution in [MINUTE_MS, HOUR_MS] {
                 *buckets
                     .entry((&c.object_id, resolution, bucket_start(c.at_ms, resolution)))
                     .or_default() += c.hits;
             }
-            let entry = objects.entry(&c.object_id).or_insert((0, c.at_ms));
-            entry.0 += c.hits;
-            entry.1 = entry.1.max(c.at_ms);
         }
-
-        let mut tx = self.writes.begin().await?;
         let buckets: Vec<_> = buckets.into_iter().collect();
         for chunk in buckets.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -106,37 +246,10 @@ impl Catalogue {
             }
             query.execute(&mut *tx).await?;
         }
-        for (object_id, (hits, last)) in &objects {
-            sqlx::query(
-                "UPDATE objects SET access_total = access_total + $2, \
-                 last_access_at = CASE WHEN last_access_at IS NULL OR last_access_at < $3 \
-                                  THEN $3 ELSE last_access_at END \
-                 WHERE id = $1",
-            )
-            .bind(*object_id)
-            .bind(*hits)
-            .bind(*last)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let now = now_ms();
-        for o in offsets {
-            sqlx::query(
-                "INSERT INTO consumer_offsets (group_id, topic, partition_id, next_offset, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (group_id, topic, partition_id) \
-                 DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at",
-            )
-            .bind(&o.group_id)
-            .bind(&o.topic)
-            .bind(i64::from(o.partition))
-            .bind(o.next_offset)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
         tx.commit().await?;
-        Ok(())
+        counts.retain(|c| known.contains(&c.object_id));
+        outcome.counted = counts;
+        Ok(outcome)
     }
 
     /// Stored offsets of `group_id` on `topic`, by partition.
@@ -166,6 +279,35 @@ impl Catalogue {
                 })
             })
             .collect()
+    }
+
+    /// Hits per object in the minute buckets starting at or after `since_ms`, for the
+    /// objects in `object_ids` that have any.
+    pub async fn hits_since(
+        &self,
+        object_ids: &[&str],
+        since_ms: i64,
+    ) -> Result<HashMap<String, i64>> {
+        let mut hits = HashMap::with_capacity(object_ids.len());
+        for chunk in object_ids.chunks(ROWS_PER_STATEMENT) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
+                "SELECT object_id, CAST(SUM(hits) AS BIGINT) AS hits FROM access_buckets \
+                 WHERE resolution_ms = $1 AND bucket_start >= $2 AND object_id IN ({}) \
+                 GROUP BY object_id",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(MINUTE_MS).bind(since_ms);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.reads).await? {
+                hits.insert(row.try_get("object_id")?, row.try_get("hits")?);
+            }
+        }
+        Ok(hits)
     }
 
     /// Hit counts of one object in buckets of `resolution_ms` starting in

@@ -16,7 +16,10 @@ mod migrations;
 mod objects;
 mod queue;
 
-pub use access::{AccessCount, AccessSummary, ConsumerOffset, HOUR_MS, MINUTE_MS};
+pub use access::{
+    AccessCount, AccessSummary, ConsumerOffset, HOUR_MS, LocatedAccess, MINUTE_MS,
+    PartitionAccesses, RecordedAccess,
+};
 pub use migrations::{
     MigrationFilter, MigrationReason, MigrationRecord, MigrationStatus, NewMigration,
 };

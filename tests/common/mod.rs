@@ -187,6 +187,7 @@ pub fn file_tier(name: &str, capacity_bytes: Option<u64>) -> (TierConfig, tempfi
         },
         capacity_bytes,
         costs: Default::default(),
+        promote_above: None,
     };
     (tier, dir)
 }
@@ -435,4 +436,124 @@ pub fn which(tool: &str) -> PathBuf {
         .map(|dir| dir.join(tool))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{tool} not found; run scripts/stack.sh up"))
+}
+
+/// The stack's Kafka-protocol broker.
+pub fn kafka_brokers() -> String {
+    stack_env()
+        .get("KAFKA_BROKERS")
+        .cloned()
+        .expect("KAFKA_BROKERS in the stack env file")
+}
+
+/// A name no other test uses, for topics and consumer groups.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Creates `topic` with `partitions` partitions on the stack's broker.
+pub async fn create_topic(topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic request");
+    for result in results {
+        result.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+    }
+}
+
+/// Path of the independent Kafka client script (kafka-python).
+fn kafka_client_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/kafka_client.py")
+}
+
+/// Produces messages with kafka-python, an independent protocol implementation. Each
+/// spec is `{"key", "value" | "value_hex", "repeat"}` (see the script).
+pub fn produce_independently(topic: &str, specs: &[serde_json::Value]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg(kafka_client_script())
+        .args(["produce", &kafka_brokers(), topic])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3 (kafka-python must be installed: scripts/test.sh does it)");
+    {
+        let mut stdin = io::BufWriter::new(child.stdin.take().unwrap());
+        for spec in specs {
+            writeln!(stdin, "{spec}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kafka-python producer failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Reads `count` messages of `topic` from the beginning with kafka-python.
+pub fn consume_independently(topic: &str, count: usize) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new("python3")
+        .arg(kafka_client_script())
+        .args(["consume", &kafka_brokers(), topic, &count.to_string(), "60"])
+        .output()
+        .expect("run python3");
+    let messages: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        out.status.success(),
+        "expected {count} messages on {topic}, got {}: {messages:?}",
+        messages.len()
+    );
+    messages
+}
+
+/// An object row for pipeline tests: the bytes are never read.
+pub async fn catalogue_object(
+    catalogue: &Catalogue,
+    key: &str,
+    tier: &str,
+) -> strata::db::ObjectRecord {
+    catalogue
+        .insert_object(&strata::db::NewObject {
+            id: strata::db::new_id(),
+            key: key.into(),
+            content: strata::db::ObjectContent {
+                size: 1,
+                content_type: "application/octet-stream".into(),
+                checksum: "blake3:00".into(),
+                tier: tier.into(),
+                location: format!("{key}.bin"),
+            },
+        })
+        .await
+        .expect("insert object")
+}
+
+/// Polls `check` every 100 ms until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

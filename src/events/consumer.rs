@@ -1,0 +1,631 @@
+//! Consuming access events into the catalogue, exactly once.
+//!
+//! The consumer runs on a thread of its own with a plain librdkafka consumer in the
+//! `KAFKA_GROUP_ID` group. It decodes each message, adds it to in-memory counts per
+//! partition, and every `EVENTS_FLUSH_MS` (or `EVENTS_FLUSH_MAX` events) hands the batch
+//! to a flush task while it goes on reading. A flush first makes sure the batch's dead
+//! letters reached the DLQ, then writes the counts and the partitions' next offsets in
+//! one database transaction, then feeds the committed counts to the spike detector.
+//!
+//! Offsets live in the database, never in Kafka: on assignment the consumer starts each
+//! partition at the offset stored with the counts, so a crash (nothing of an unflushed
+//! batch was stored) or a rebalance (the new owner starts where the last commit ended)
+//! neither loses nor repeats an event. Each flush only advances a partition's offset from
+//! the value its batch started at; if another consumer moved it on meanwhile (a zombie
+//! that lost the partition without noticing), the batch for that partition is dropped
+//! and reading resumes from the stored offset.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{AccessTarget, DeadLetter, decode};
+use crate::db::{
+    AccessCount, Catalogue, CatalogueError, LocatedAccess, MINUTE_MS, PartitionAccesses, now_ms,
+};
+use crate::detector::{Detector, Spike};
+use crate::metrics::Metrics;
+
+/// How long the consumer waits for a message before checking timers.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Retry delay when the database cannot be reached while assigning partitions.
+const ASSIGN_RETRY: Duration = Duration::from_secs(1);
+/// How often the detector's settled bursts are collected.
+const SPIKE_TICK: Duration = Duration::from_millis(50);
+/// How often idle objects are dropped from the detector.
+const FORGET_INTERVAL: Duration = Duration::from_secs(60);
+/// How much of an oversized message is kept in its dead letter.
+const DEAD_LETTER_KEEP_BYTES: usize = 64 * 1024;
+
+/// What the consumer needs to know.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Topic of access events.
+    pub topic: String,
+    /// Topic for dead letters.
+    pub dlq_topic: String,
+    /// Longest wait before a batch is written.
+    pub flush_interval: Duration,
+    /// Events after which a batch is written at once.
+    pub flush_max_events: usize,
+    /// Largest message accepted.
+    pub max_event_bytes: usize,
+    /// S3 bucket name -> tier, for bucket notifications.
+    pub tier_buckets: HashMap<String, String>,
+}
+
+/// What the consumer's parts share: the flush task, the rebalance callback and the
+/// reading loop.
+struct Shared {
+    settings: ConsumerSettings,
+    catalogue: Catalogue,
+    metrics: Arc<Metrics>,
+    detector: Arc<Mutex<Detector>>,
+    spikes: mpsc::Sender<Spike>,
+    dlq: FutureProducer,
+    handle: Handle,
+    stop: CancellationToken,
+}
+
+/// A message that goes to the dead-letter topic.
+#[derive(Debug, Clone)]
+struct DeadMessage {
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    reason: DeadLetter,
+    partition: i32,
+    offset: i64,
+}
+
+/// Counts read from one partition since its offset was last stored.
+#[derive(Debug, Default)]
+struct PartitionBatch {
+    /// Offset stored in the database that this batch continues from.
+    stored: Option<i64>,
+    /// Next offset to read; messages below it were counted already.
+    next: i64,
+    /// (object id, minute) -> (hits, latest access in ms).
+    counts: HashMap<(String, i64), (i64, i64)>,
+    located: Vec<LocatedAccess>,
+    dead: Vec<DeadMessage>,
+    unknown: u64,
+    /// High watermark last reported by the client's statistics.
+    high_watermark: Option<i64>,
+}
+
+impl PartitionBatch {
+    fn starting_at(stored: Option<i64>) -> PartitionBatch {
+        PartitionBatch {
+            stored,
+            next: stored.unwrap_or(0),
+            ..PartitionBatch::default()
+        }
+    }
+
+    fn is_dirty(&self) -> bool {
+        self.stored != Some(self.next) && (self.stored.is_some() || self.next > 0)
+    }
+}
+
+/// Where a partition must be read again from after a flush did not store its batch.
+type Rewind = (i32, Option<i64>);
+
+/// The reading loop's state; also touched by the rebalance callback, which runs on the
+/// same thread inside `poll`.
+#[derive(Default)]
+struct LoopState {
+    partitions: BTreeMap<i32, PartitionBatch>,
+    events_in_batch: usize,
+    batch_started: Option<Instant>,
+    flushing: Option<tokio::task::JoinHandle<Vec<Rewind>>>,
+    /// Partitions to seek after a failed or fenced flush; done by the loop, outside `poll`.
+    rewinds: Vec<Rewind>,
+}
+
+struct PipelineContext {
+    shared: Arc<Shared>,
+    state: Mutex<LoopState>,
+}
+
+impl ClientContext for PipelineContext {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.shared.settings.topic) else {
+            return;
+        };
+        let mut state = self.state.lock().expect("consumer state lock");
+        for (partition, stats) in &topic.partitions {
+            if let Some(batch) = state.partitions.get_mut(partition) {
+                batch.high_watermark = (stats.hi_offset >= 0).then_some(stats.hi_offset);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for PipelineContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(?revoked, "partitions revoked; writing their counts first");
+                let mut state = self.state.lock().expect("consumer state lock");
+                self.finish_flushing(&mut state);
+                self.start_flush(&mut state);
+                self.finish_flushing(&mut state);
+                state.partitions.clear();
+                state.rewinds.clear();
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(error = %e, "unassigning partitions failed");
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance error; partitions stay unassigned until the next one");
+                let mut state = self.state.lock().expect("consumer state lock");
+                state.partitions.clear();
+                let _ = consumer.unassign();
+            }
+        }
+        self.shared.metrics.set_lag(BTreeMap::new());
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {}
+}
+
+impl PipelineContext {
+    /// Starts every assigned partition at the offset stored in the database.
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let shared = &self.shared;
+        let stored = loop {
+            match shared.handle.block_on(
+                shared
+                    .catalogue
+                    .consumer_offsets(&shared.settings.group_id, &shared.settings.topic),
+            ) {
+                Ok(offsets) => break offsets,
+                Err(e) if !shared.stop.is_cancelled() => {
+                    tracing::error!(error = %e, "cannot read stored offsets; retrying before taking the partitions");
+                    std::thread::sleep(ASSIGN_RETRY);
+                }
+                Err(_) => return,
+            }
+        };
+        let stored: HashMap<i32, i64> = stored
+            .into_iter()
+            .map(|o| (o.partition, o.next_offset))
+            .collect();
+        let mut state = self.state.lock().expect("consumer state lock");
+        let mut starts = Vec::new();
+        for element in tpl.elements() {
+            starts.push((
+                element.topic().to_string(),
+                element.partition(),
+                stored.get(&element.partition()).copied(),
+            ));
+        }
+        for (topic, partition, offset) in &starts {
+            let start = offset.map_or(Offset::Beginning, Offset::Offset);
+            if let Err(e) = tpl.set_partition_offset(topic, *partition, start) {
+                tracing::error!(partition, error = %e, "cannot set the start offset");
+            }
+            state
+                .partitions
+                .insert(*partition, PartitionBatch::starting_at(*offset));
+        }
+        tracing::info!(
+            assigned = ?starts.iter().map(|(_, p, o)| (*p, *o)).collect::<Vec<_>>(),
+            "partitions assigned; reading from the offsets stored with the counts"
+        );
+        if let Err(e) = consumer.assign(tpl) {
+            tracing::error!(error = %e, "assigning partitions failed");
+        }
+    }
+
+    /// Waits for the flush in flight, if any, and records what must be read again.
+    fn finish_flushing(&self, state: &mut LoopState) {
+        if let Some(task) = state.flushing.take() {
+            match self.shared.handle.block_on(task) {
+                Ok(rewinds) => state.rewinds.extend(rewinds),
+                Err(e) => tracing::error!(error = %e, "flush task failed"),
+            }
+        }
+    }
+
+    /// Hands the current batch to a flush task.
+    fn start_flush(&self, state: &mut LoopState) {
+        let mut batch = Vec::new();
+        let mut dead = Vec::new();
+        let mut unknown = 0;
+        for (&partition, part) in state.partitions.iter_mut() {
+            if !part.is_dirty() {
+                continue;
+            }
+            let counts = part
+                .counts
+                .drain()
+                .map(|((object_id, _), (hits, at_ms))| AccessCount {
+                    object_id,
+                    at_ms,
+                    hits,
+                })
+                .collect();
+            batch.push(PartitionAccesses {
+                partition,
+                from_offset: part.stored,
+                to_offset: part.next,
+                counts,
+                located: std::mem::take(&mut part.located),
+            });
+            dead.append(&mut part.dead);
+            unknown += std::mem::take(&mut part.unknown);
+            part.stored = Some(part.next);
+        }
+        state.events_in_batch = 0;
+        state.batch_started = None;
+        if batch.is_empty() {
+            return;
+        }
+        let shared = self.shared.clone();
+        state.flushing = Some(
+            self.shared
+                .handle
+                .spawn(async move { shared.flush(batch, dead, unknown).await }),
+        );
+    }
+}
+
+impl Shared {
+    /// Writes one batch; returns the partitions to read again because it was not stored.
+    async fn flush(
+        &self,
+        batch: Vec<PartitionAccesses>,
+        dead: Vec<DeadMessage>,
+        unknown: u64,
+    ) -> Vec<Rewind> {
+        let started = Instant::now();
+        let rewind_all = |batch: &[PartitionAccesses]| {
+            batch
+                .iter()
+                .map(|p| (p.partition, p.from_offset))
+                .collect::<Vec<_>>()
+        };
+        if let Err(e) = self.send_dead_letters(&dead).await {
+            tracing::error!(error = %e, "cannot write to the dead-letter topic; the batch will be read again");
+            return rewind_all(&batch);
+        }
+        let recorded = match self
+            .catalogue
+            .record_access(&self.settings.group_id, &self.settings.topic, &batch)
+            .await
+        {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write access counts; the batch will be read again");
+                return rewind_all(&batch);
+            }
+        };
+        for dead in &dead {
+            self.metrics.record_dead_letter(dead.reason.code());
+        }
+        let counted: u64 = recorded.counted.iter().map(|c| c.hits as u64).sum();
+        self.metrics
+            .record_flush(counted, recorded.unknown + unknown, started.elapsed());
+        if !recorded.fenced.is_empty() {
+            tracing::warn!(fenced = ?recorded.fenced, "another consumer moved these partitions on; their batch was dropped");
+        }
+        if let Err(e) = self.feed_detector(&recorded.counted).await {
+            tracing::warn!(error = %e, "cannot read access history to warm the detector");
+        }
+        recorded.fenced
+    }
+
+    async fn send_dead_letters(&self, dead: &[DeadMessage]) -> KafkaResult<()> {
+        let mut deliveries = Vec::with_capacity(dead.len());
+        for d in dead {
+            let reason = d.reason.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "strata-dlq-reason",
+                    value: Some(reason.as_str()),
+                })
+                .insert(Header {
+                    key: "strata-dlq-code",
+                    value: Some(d.reason.code()),
+                })
+                .insert(Header {
+                    key: "strata-source",
+                    value: Some(&format!(
+                        "{}/{}/{}",
+                        self.settings.topic, d.partition, d.offset
+                    )),
+                });
+            let mut record = FutureRecord::to(&self.settings.dlq_topic)
+                .payload(&d.value)
+                .headers(headers);
+            if let Some(key) = &d.key {
+                record = record.key(key);
+            }
+            deliveries.push(self.dlq.send(record, Duration::from_secs(10)));
+        }
+        for delivery in deliveries {
+            delivery.await.map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds committed counts to the detector, first warming objects it has not seen
+    /// with their last hour of stored history, and passes on the spikes it reports.
+    async fn feed_detector(&self, counted: &[AccessCount]) -> Result<(), CatalogueError> {
+        let now = now_ms();
+        let unseen: Vec<&str> = {
+            let detector = self.detector.lock().expect("detector lock");
+            let mut ids: Vec<&str> = counted
+                .iter()
+                .map(|c| c.object_id.as_str())
+                .filter(|id| !detector.is_tracked(id))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let history = if unseen.is_empty() {
+            HashMap::new()
+        } else {
+            self.catalogue
+                .hits_since(&unseen, now - 60 * MINUTE_MS)
+                .await?
+        };
+        let mut just_counted: HashMap<&str, i64> = HashMap::new();
+        for c in counted {
+            *just_counted.entry(&c.object_id).or_default() += c.hits;
+        }
+        let spikes: Vec<Spike> = {
+            let mut detector = self.detector.lock().expect("detector lock");
+            for id in &unseen {
+                // The hour before this batch, per detector window.
+                let before = history.get(*id).copied().unwrap_or(0) - just_counted[id];
+                let windows_per_hour = 3_600_000.0 / detector.window_ms() as f64;
+                detector.warm(id, before.max(0) as f64 / windows_per_hour);
+            }
+            let mut spikes: Vec<Spike> = counted
+                .iter()
+                .filter_map(|c| detector.observe(&c.object_id, c.at_ms, c.hits as u64, now))
+                .collect();
+            spikes.extend(detector.due(now));
+            self.metrics.set_detector_tracked(detector.tracked());
+            spikes
+        };
+        for spike in spikes {
+            if self.spikes.send(spike).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the consumer until `stop`: reads, counts, flushes. Returns after the last batch
+/// was written (or given up on: it is read again on the next start).
+pub async fn run(
+    settings: ConsumerSettings,
+    catalogue: Catalogue,
+    detector: Arc<Mutex<Detector>>,
+    spikes: mpsc::Sender<Spike>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let dlq: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .set("linger.ms", "5")
+        .set(
+            "message.max.bytes",
+            (DEAD_LETTER_KEEP_BYTES * 2).to_string(),
+        )
+        .create()?;
+    let shared = Arc::new(Shared {
+        settings,
+        catalogue,
+        metrics,
+        detector: detector.clone(),
+        spikes,
+        dlq,
+        handle: Handle::current(),
+        stop: stop.clone(),
+    });
+    let ticker = tokio::spawn(tick_detector(shared.clone()));
+    let reader = shared.clone();
+    let result = tokio::task::spawn_blocking(move || read_loop(reader)).await;
+    ticker.abort();
+    result?
+}
+
+/// Collects settled bursts between flushes, so a burst's report does not wait for more
+/// events, and forgets idle objects now and then.
+async fn tick_detector(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(SPIKE_TICK);
+    let mut last_forget = Instant::now();
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let spikes = {
+            let mut detector = shared.detector.lock().expect("detector lock");
+            if last_forget.elapsed() >= FORGET_INTERVAL {
+                detector.forget_idle(now);
+                shared.metrics.set_detector_tracked(detector.tracked());
+                last_forget = Instant::now();
+            }
+            detector.due(now)
+        };
+        for spike in spikes {
+            if shared.spikes.send(spike).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
+    let settings = &shared.settings;
+    let context = PipelineContext {
+        shared: shared.clone(),
+        state: Mutex::new(LoopState::default()),
+    };
+    let consumer: BaseConsumer<PipelineContext> = ClientConfig::new()
+        .set("bootstrap.servers", &settings.brokers)
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "2000")
+        .set(
+            "fetch.message.max.bytes",
+            (settings.max_event_bytes + 1024).to_string(),
+        )
+        .create_with_context(context)?;
+    consumer.subscribe(&[&settings.topic])?;
+    tracing::info!(topic = %settings.topic, group = %settings.group_id, "consuming access events");
+    let mut last_lag = Instant::now();
+    while !shared.stop.is_cancelled() {
+        let message = consumer.poll(POLL_INTERVAL);
+        let context = consumer.context();
+        let mut state = context.state.lock().expect("consumer state lock");
+        match message {
+            None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            Some(Ok(message)) => {
+                let now = now_ms();
+                let fallback = message.timestamp().to_millis().unwrap_or(now);
+                let partition = message.partition();
+                let offset = message.offset();
+                let Some(part) = state.partitions.get_mut(&partition) else {
+                    continue;
+                };
+                if offset < part.next {
+                    continue;
+                }
+                part.next = offset + 1;
+                match decode(message.payload(), settings.max_event_bytes, fallback, now) {
+                    Ok(accesses) => {
+                        for access in accesses {
+                            count_access(part, access, &settings.tier_buckets);
+                        }
+                    }
+                    Err(reason) => {
+                        let value = message.payload().unwrap_or_default();
+                        part.dead.push(DeadMessage {
+                            key: message.key().map(<[u8]>::to_vec),
+                            value: value[..value.len().min(DEAD_LETTER_KEEP_BYTES)].to_vec(),
+                            reason,
+                            partition,
+                            offset,
+                        });
+                    }
+                }
+                state.events_in_batch += 1;
+                state.batch_started.get_or_insert_with(Instant::now);
+            }
+        }
+        let flush_in_flight = state.flushing.as_ref().is_some_and(|t| !t.is_finished());
+        if !flush_in_flight {
+            context.finish_flushing(&mut state);
+            rewind(&consumer, &mut state, &settings.topic);
+            let due = state.events_in_batch >= settings.flush_max_events
+                || state
+                    .batch_started
+                    .is_some_and(|t| t.elapsed() >= settings.flush_interval)
+                || (state.events_in_batch == 0
+                    && state.partitions.values().any(PartitionBatch::is_dirty));
+            if due {
+                context.start_flush(&mut state);
+            }
+        } else if state.events_in_batch >= settings.flush_max_events.saturating_mul(4) {
+            // The database is behind: wait rather than let the batch grow without bound.
+            context.finish_flushing(&mut state);
+        }
+        if last_lag.elapsed() >= Duration::from_secs(1) {
+            let lag = state
+                .partitions
+                .iter()
+                .filter_map(|(p, b)| b.high_watermark.map(|hw| (*p, (hw - b.next).max(0))))
+                .collect();
+            shared.metrics.set_lag(lag);
+            last_lag = Instant::now();
+        }
+    }
+    tracing::info!("stopping the consumer; writing the last counts");
+    let context = consumer.context();
+    let mut state = context.state.lock().expect("consumer state lock");
+    context.finish_flushing(&mut state);
+    context.start_flush(&mut state);
+    context.finish_flushing(&mut state);
+    drop(state);
+    consumer.unsubscribe();
+    Ok(())
+}
+
+/// Adds one decoded access to a partition's batch.
+fn count_access(
+    part: &mut PartitionBatch,
+    access: super::Access,
+    tier_buckets: &HashMap<String, String>,
+) {
+    match access.target {
+        AccessTarget::Object(object_id) => {
+            let minute = access.at_ms.div_euclid(MINUTE_MS);
+            let entry = part
+                .counts
+                .entry((object_id, minute))
+                .or_insert((0, access.at_ms));
+            entry.0 += 1;
+            entry.1 = entry.1.max(access.at_ms);
+        }
+        AccessTarget::Stored { bucket, key } => match tier_buckets.get(&bucket) {
+            Some(tier) => part.located.push(LocatedAccess {
+                tier: tier.clone(),
+                key,
+                at_ms: access.at_ms,
+            }),
+            None => part.unknown += 1,
+        },
+    }
+}
+
+/// Seeks the partitions whose batch was not stored back to their stored offset.
+fn rewind(consumer: &BaseConsumer<PipelineContext>, state: &mut LoopState, topic: &str) {
+    for (partition, offset) in std::mem::take(&mut state.rewinds) {
+        let Some(part) = state.partitions.get_mut(&partition) else {
+            continue;
+        };
+        *part = PartitionBatch {
+            high_watermark: part.high_watermark,
+            ..PartitionBatch::starting_at(offset)
+        };
+        let target = offset.map_or(Offset::Beginning, Offset::Offset);
+        if let Err(e) = consumer.seek(topic, partition, target, Duration::from_secs(5)) {
+            tracing::error!(partition, error = %e, "cannot seek back to the stored offset");
+        } else {
+            tracing::info!(partition, offset, "reading again from the stored offset");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Publishing access events: one per object read, N for a simulated access.
+//!
+//! Publishing never waits for the broker. Events go into the producer's bounded queue
+//! (`KAFKA_PRODUCER_QUEUE`) and are delivered in the background; when the queue cannot
+//! take a request's events, the request is refused whole with
+//! [`PublishError::QueueFull`] (the API answers 503) instead of hanging.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use super::AccessEvent;
+use crate::metrics::Metrics;
+
+/// Why events could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The producer queue is full: the broker is slow or down.
+    #[error("the event queue is full ({queued} events waiting for the broker)")]
+    QueueFull {
+        /// Events waiting.
+        queued: usize,
+    },
+    /// The producer refused the event for another reason.
+    #[error("cannot publish the access event: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Publishes access events on the access topic, keyed by object id so that one object's
+/// events stay in one partition, in order.
+pub struct AccessPublisher {
+    producer: FutureProducer,
+    topic: String,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl AccessPublisher {
+    /// A publisher on `brokers`, buffering at most `capacity` events.
+    pub fn new(
+        brokers: &str,
+        topic: &str,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<AccessPublisher, KafkaError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("queue.buffering.max.messages", capacity.to_string())
+            .set("linger.ms", "5")
+            // Give up on an event after this long without the broker rather than keeping
+            // the queue full forever; the request that published it has long returned.
+            .set("message.timeout.ms", "60000")
+            .create()?;
+        Ok(AccessPublisher {
+            producer,
+            topic: topic.into(),
+            capacity,
+            metrics,
+        })
+    }
+
+    /// Queues `count` reads of `object_id` at `at_ms`. All or nothing: when the queue
+    /// cannot take all of them, none is queued.
+    pub fn publish_reads(
+        &self,
+        object_id: &str,
+        count: u64,
+        at_ms: i64,
+    ) -> Result<(), PublishError> {
+        let queued = usize::try_from(self.producer.in_flight_count()).unwrap_or(0);
+        if queued.saturating_add(count as usize) > self.capacity {
+            self.metrics.record_publish_refused();
+            return Err(PublishError::QueueFull { queued });
+        }
+        let payload = serde_json::to_vec(&AccessEvent::read(object_id, at_ms, None))
+            .expect("an access event always serializes");
+        for sent in 0..count {
+            let record = FutureRecord::to(&self.topic)
+                .key(object_id)
+                .payload(&payload);
+            if let Err((e, _)) = self.producer.send_result(record) {
+                self.metrics.record_published(sent);
+                return Err(match e {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                        self.metrics.record_publish_refused();
+                        PublishError::QueueFull { queued }
+                    }
+                    other => PublishError::Kafka(other),
+                });
+            }
+        }
+        self.metrics.record_published(count);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for queued events to reach the broker (at shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+}
