@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
-#   1. installs the independent test clients when missing (rclone),
+#   1. installs the independent test clients when missing (rclone; kafka-python),
 #   2. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
 #   3. runs `cargo test` with any extra arguments passed through.
 set -euo pipefail
@@ -12,6 +12,14 @@ if ! command -v rclone >/dev/null 2>&1; then
     echo "test: installing rclone (apt)" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone >/dev/null
+fi
+
+# kafka-python: an independent Kafka protocol implementation (not librdkafka) that the
+# event tests produce and read with.
+KAFKA_PYTHON_VERSION=3.0.12
+if ! python3 -c "import kafka, sys; sys.exit(kafka.__version__ != '$KAFKA_PYTHON_VERSION')" 2>/dev/null; then
+    echo "test: installing kafka-python $KAFKA_PYTHON_VERSION (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "kafka-python==$KAFKA_PYTHON_VERSION"
 fi
 
 scripts/stack.sh up

@@ -34,10 +34,17 @@ struct PipelineRig {
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// Stops the consumer when a failing test unwinds; the runtime would otherwise wait
+    /// for its thread forever.
+    _stop_on_drop: tokio_util::sync::DropGuard,
 }
 
 impl PipelineRig {
     async fn start(partitions: i32, tier_buckets: HashMap<String, String>) -> PipelineRig {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let db = TestDb::postgres().await;
         let catalogue = Catalogue::connect(&db.url).await.unwrap();
         let topic = unique_name("access");
@@ -86,6 +93,7 @@ impl PipelineRig {
             catalogue,
             topic,
             metrics,
+            _stop_on_drop: stop.clone().drop_guard(),
             stop,
             tasks: vec![consumer, reactive],
         }

@@ -23,7 +23,6 @@ def produce(brokers, topic):
         acks="all",
         linger_ms=5,
         max_request_size=16 * 1024 * 1024,
-        buffer_memory=64 * 1024 * 1024,
     )
     futures = []
     sent = 0
