@@ -1,6 +1,7 @@
 //! The command line: `strata serve` (the default) and, as the service grows, the
 //! client and tool subcommands of DESIGN.md.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ pub enum Command {
 /// printed as one line.
 pub fn run(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
+        // Logs go to stderr so that client subcommands can print results on stdout.
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

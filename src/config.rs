@@ -94,6 +94,9 @@ pub struct EventsConfig {
     /// Access events the producer buffers while the broker is slow; beyond this, a
     /// request that publishes events is refused with 503 (`KAFKA_PRODUCER_QUEUE`).
     pub producer_queue: usize,
+    /// How long the group waits for a consumer that stopped answering before its
+    /// partitions go to the others (`KAFKA_SESSION_TIMEOUT_MS`).
+    pub session_timeout: Duration,
 }
 
 impl Default for EventsConfig {
@@ -107,6 +110,7 @@ impl Default for EventsConfig {
             flush_max_events: 100_000,
             max_event_bytes: 64 * 1024,
             producer_queue: 100_000,
+            session_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -484,6 +488,11 @@ fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
             defaults.producer_queue,
             1..=10_000_000,
         )?,
+        session_timeout: Duration::from_millis(vars.parse_in(
+            "KAFKA_SESSION_TIMEOUT_MS",
+            defaults.session_timeout.as_millis() as u64,
+            1_000..=3_600_000,
+        )?),
     })
 }
 

@@ -81,6 +81,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                     flush_interval: config.events.flush_interval,
                     flush_max_events: config.events.flush_max_events,
                     max_event_bytes: config.events.max_event_bytes,
+                    session_timeout: config.events.session_timeout,
                     tier_buckets: tier_buckets(&config),
                 },
                 catalogue.clone(),

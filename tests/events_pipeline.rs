@@ -64,6 +64,7 @@ impl PipelineRig {
             flush_interval: Duration::from_millis(100),
             flush_max_events: 10_000,
             max_event_bytes: 64 * 1024,
+            session_timeout: Duration::from_secs(10),
             tier_buckets,
         };
         let consumer = tokio::spawn({

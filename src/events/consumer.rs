@@ -47,6 +47,12 @@ const ASSIGN_RETRY: Duration = Duration::from_secs(1);
 const SPIKE_TICK: Duration = Duration::from_millis(50);
 /// How often idle objects are dropped from the detector.
 const FORGET_INTERVAL: Duration = Duration::from_secs(60);
+/// How far before a partition's stored offset reading starts; the messages in between
+/// were counted already and are skipped. Some brokers (tansu 0.6, seen here) answer a
+/// fetch from inside a record batch with the *next* batch, silently skipping the rest of
+/// the batch the offset is in; starting a batch's length early gets that batch whole.
+/// 10,000 is librdkafka's largest batch by default; other producers batch less.
+const REFETCH_MARGIN: i64 = 10_000;
 /// How much of an oversized message is kept in its dead letter.
 const DEAD_LETTER_KEEP_BYTES: usize = 64 * 1024;
 
@@ -67,6 +73,8 @@ pub struct ConsumerSettings {
     pub flush_max_events: usize,
     /// Largest message accepted.
     pub max_event_bytes: usize,
+    /// Group session timeout.
+    pub session_timeout: Duration,
     /// S3 bucket name -> tier, for bucket notifications.
     pub tier_buckets: HashMap<String, String>,
 }
@@ -225,7 +233,7 @@ impl PipelineContext {
             ));
         }
         for (topic, partition, offset) in &starts {
-            let start = offset.map_or(Offset::Beginning, Offset::Offset);
+            let start = fetch_start(*offset);
             if let Err(e) = tpl.set_partition_offset(topic, *partition, start) {
                 tracing::error!(partition, error = %e, "cannot set the start offset");
             }
@@ -329,6 +337,13 @@ impl Shared {
             self.metrics.record_dead_letter(dead.reason.code());
         }
         let counted: u64 = recorded.counted.iter().map(|c| c.hits as u64).sum();
+        tracing::debug!(
+            partitions = ?batch.iter().map(|p| (p.partition, p.from_offset, p.to_offset)).collect::<Vec<_>>(),
+            counted,
+            unknown = recorded.unknown + unknown,
+            dead_letters = dead.len(),
+            "batch written"
+        );
         self.metrics
             .record_flush(counted, recorded.unknown + unknown, started.elapsed());
         if !recorded.fenced.is_empty() {
@@ -499,6 +514,10 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "2000")
         .set(
+            "session.timeout.ms",
+            settings.session_timeout.as_millis().to_string(),
+        )
+        .set(
             "fetch.message.max.bytes",
             (settings.max_event_bytes + 1024).to_string(),
         )
@@ -584,6 +603,15 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where to fetch from to read a partition from its stored offset (see
+/// [`REFETCH_MARGIN`]).
+fn fetch_start(stored: Option<i64>) -> Offset {
+    match stored {
+        Some(offset) if offset > REFETCH_MARGIN => Offset::Offset(offset - REFETCH_MARGIN),
+        _ => Offset::Beginning,
+    }
+}
+
 /// Adds one decoded access to a partition's batch.
 fn count_access(
     part: &mut PartitionBatch,
@@ -621,8 +649,12 @@ fn rewind(consumer: &BaseConsumer<PipelineContext>, state: &mut LoopState, topic
             high_watermark: part.high_watermark,
             ..PartitionBatch::starting_at(offset)
         };
-        let target = offset.map_or(Offset::Beginning, Offset::Offset);
-        if let Err(e) = consumer.seek(topic, partition, target, Duration::from_secs(5)) {
+        if let Err(e) = consumer.seek(
+            topic,
+            partition,
+            fetch_start(offset),
+            Duration::from_secs(5),
+        ) {
             tracing::error!(partition, error = %e, "cannot seek back to the stored offset");
         } else {
             tracing::info!(partition, offset, "reading again from the stored offset");

@@ -1,0 +1,268 @@
+//! Exactly-once counting across crashes and rebalances: `strata serve` processes consume
+//! from the stack's broker and are killed (SIGKILL) or stopped mid-stream; the final
+//! per-object totals must equal what was produced, exactly.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{
+    TestDb, catalogue_object, create_topic, eventually, kafka_brokers, produce_independently,
+    stack_env, unique_name,
+};
+use serde_json::json;
+use sqlx::PgPool;
+use strata::db::{Catalogue, now_ms};
+
+/// One topic, group and database; `strata serve` processes consuming them.
+struct Deployment {
+    db: TestDb,
+    pool: PgPool,
+    topic: String,
+    group: String,
+    workdir: Workdir,
+}
+
+impl Deployment {
+    async fn new(partitions: i32) -> Deployment {
+        let db = TestDb::postgres().await;
+        // Apply the schema before any process starts.
+        Catalogue::connect(&db.url).await.unwrap().close().await;
+        let topic = unique_name("access");
+        create_topic(&topic, partitions).await;
+        create_topic(&format!("{topic}.dlq"), 1).await;
+        Deployment {
+            pool: PgPool::connect(&db.url).await.unwrap(),
+            db,
+            topic,
+            group: unique_name("group"),
+            workdir: Workdir(Some(tempfile::tempdir().unwrap())),
+        }
+    }
+
+    /// Starts `strata serve`; its log goes to `<workdir>/<name>.log`.
+    fn serve(&self, name: &str) -> Child {
+        let mut env: HashMap<String, String> = stack_env();
+        let data = self.workdir.path().join("data");
+        let brokers = kafka_brokers();
+        for (k, v) in [
+            ("DATABASE_URL", self.db.url.as_str()),
+            ("DATA_DIR", data.to_str().unwrap()),
+            ("KAFKA_BROKERS", &brokers),
+            ("KAFKA_ACCESS_TOPIC", &self.topic),
+            ("KAFKA_GROUP_ID", &self.group),
+            ("EVENTS_FLUSH_MS", "50"),
+            ("EVENTS_FLUSH_MAX", "2000"),
+            // A killed member's partitions are reassigned after this.
+            ("KAFKA_SESSION_TIMEOUT_MS", "6000"),
+            // These tests are about counting; promotions of their fake objects are noise.
+            ("TIER_ONPREM_PROMOTE_ABOVE", "none"),
+            ("TIER_PRIVATE_PROMOTE_ABOVE", "none"),
+            ("RUST_LOG", "strata=debug,rdkafka=warn"),
+        ] {
+            env.insert(k.into(), v.into());
+        }
+        let log = std::fs::File::create(self.log_path(name)).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .current_dir(self.workdir.path())
+            .env_clear()
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start strata serve")
+    }
+
+    fn log_path(&self, name: &str) -> std::path::PathBuf {
+        self.workdir.path().join(format!("{name}.log"))
+    }
+
+    async fn objects(&self, n: usize) -> Vec<String> {
+        let catalogue = Catalogue::connect(&self.db.url).await.unwrap();
+        let mut ids = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+            let inserts = chunk.iter().map(|i| {
+                let catalogue = catalogue.clone();
+                async move { catalogue_object(&catalogue, &format!("o{i}"), "public").await }
+            });
+            ids.extend(
+                futures_util::future::join_all(inserts)
+                    .await
+                    .into_iter()
+                    .map(|o| o.id),
+            );
+        }
+        catalogue.close().await;
+        ids
+    }
+
+    /// Produces `per_object` events for each object with kafka-python.
+    fn produce(&self, ids: &[String], per_object: usize) {
+        let specs: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let value = json!({"object_id": id, "ts": now_ms(), "kind": "read"}).to_string();
+                json!({"key": id, "value": value, "repeat": per_object})
+            })
+            .collect();
+        produce_independently(&self.topic, &specs);
+    }
+
+    async fn counted(&self) -> i64 {
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(access_total), 0) AS BIGINT) FROM objects")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Per object: (access_total, sum of its minute buckets).
+    async fn totals(&self) -> HashMap<String, (i64, i64)> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT o.id, o.access_total, CAST(COALESCE(SUM(b.hits), 0) AS BIGINT) \
+             FROM objects o LEFT JOIN access_buckets b \
+               ON b.object_id = o.id AND b.resolution_ms = 60000 \
+             GROUP BY o.id, o.access_total",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        rows.into_iter().map(|(id, t, b)| (id, (t, b))).collect()
+    }
+
+    /// Waits until the count stays at `expected` and checks every object's totals.
+    async fn assert_exact(&self, ids: &[String], per_object: i64) {
+        let expected = ids.len() as i64 * per_object;
+        eventually(Duration::from_secs(120), "every event counted", || async {
+            self.counted().await >= expected
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(self.counted().await, expected, "events counted twice");
+        let totals = self.totals().await;
+        for id in ids {
+            assert_eq!(totals[id], (per_object, per_object), "object {id}");
+        }
+    }
+
+    async fn finish(self, mut children: Vec<Child>) {
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.pool.close().await;
+        self.db.drop_db().await;
+    }
+}
+
+/// The processes' working directory; on a failing test it prints the end of their logs,
+/// which explain a failure better than the assertion does, and keeps them.
+struct Workdir(Option<tempfile::TempDir>);
+
+impl Workdir {
+    fn path(&self) -> &Path {
+        self.0.as_ref().expect("workdir lives until drop").path()
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = self.0.take().expect("workdir lives until drop").keep();
+            eprintln!("logs kept in {}", kept.display());
+            for entry in std::fs::read_dir(&kept).into_iter().flatten().flatten() {
+                if entry.path().extension().is_some_and(|e| e == "log") {
+                    let log = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                    eprintln!("--- {} (last lines) ---", entry.path().display());
+                    for line in tail.into_iter().rev() {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn terminate(child: &mut Child) {
+    // SIGTERM: a graceful stop that writes what was counted.
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+fn assigned_partitions(log: &Path) -> Option<String> {
+    std::fs::read_to_string(log)
+        .ok()?
+        .lines()
+        .rev()
+        .find(|l| l.contains("partitions assigned"))
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_consumers_neither_lose_nor_double_count() {
+    let deployment = Deployment::new(3).await;
+    let ids = deployment.objects(1_000).await;
+    deployment.produce(&ids, 100);
+
+    let mut kills = 0;
+    for (round, kill_at) in [20_000i64, 60_000].into_iter().enumerate() {
+        let mut serve = deployment.serve(&format!("serve-{round}"));
+        eventually(
+            Duration::from_secs(120),
+            "consumption to progress",
+            || async { deployment.counted().await >= kill_at },
+        )
+        .await;
+        serve.kill().unwrap(); // SIGKILL: whatever was not flushed is lost in memory
+        serve.wait().unwrap();
+        let at_kill = deployment.counted().await;
+        assert!(
+            at_kill < 100_000,
+            "consumption finished before kill {round}; the test proved nothing"
+        );
+        kills += 1;
+    }
+    assert_eq!(kills, 2);
+    let serve = deployment.serve("serve-last");
+    deployment.assert_exact(&ids, 100).await;
+    deployment.finish(vec![serve]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_consumers_split_partitions_and_one_takes_over_when_the_other_stops() {
+    let deployment = Deployment::new(4).await;
+    let ids = deployment.objects(200).await;
+    let first = deployment.serve("first");
+    let mut second = deployment.serve("second");
+    eventually(
+        Duration::from_secs(60),
+        "both consumers to own partitions",
+        || async {
+            let owns = |name| {
+                assigned_partitions(&deployment.log_path(name))
+                    .is_some_and(|line| line.contains("assigned=[("))
+            };
+            owns("first") && owns("second")
+        },
+    )
+    .await;
+    deployment.produce(&ids, 50);
+    deployment.assert_exact(&ids, 50).await;
+
+    terminate(&mut second);
+    deployment.produce(&ids, 50);
+    deployment.assert_exact(&ids, 100).await;
+    let taken_over = assigned_partitions(&deployment.log_path("first")).unwrap();
+    assert!(
+        taken_over.matches("Some(").count() + taken_over.matches("None)").count() == 4,
+        "the remaining consumer owns all four partitions: {taken_over}"
+    );
+    deployment.finish(vec![first]).await;
+}
