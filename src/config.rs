@@ -9,10 +9,14 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Where the API listens unless `LISTEN_ADDR` says otherwise: loopback only, so that an
+/// unconfigured start exposes nothing.
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 /// Default tier order, hottest first.
 pub const DEFAULT_TIERS: &str = "onprem,private,public";
 /// Tier that new objects land in unless `DEFAULT_TIER` says otherwise.
@@ -56,6 +60,8 @@ pub enum ConfigError {
 /// The whole service configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Address the HTTP API listens on (`LISTEN_ADDR`).
+    pub listen: SocketAddr,
     /// Catalogue database: `postgres://…` or `sqlite://…` (`DATABASE_URL`).
     pub database_url: String,
     /// Directory for embedded-mode state: SQLite file and `file://` tiers (`DATA_DIR`).
@@ -392,7 +398,18 @@ impl Config {
             },
         };
 
+        let listen = vars
+            .get("LISTEN_ADDR")
+            .unwrap_or_else(|| DEFAULT_LISTEN_ADDR.into());
+        let listen = listen.parse().map_err(|_| {
+            invalid(
+                "LISTEN_ADDR",
+                &listen,
+                "an address such as 127.0.0.1:8080 or [::]:8080",
+            )
+        })?;
         Ok(Config {
+            listen,
             database_url,
             data_dir,
             tiers,
@@ -713,6 +730,7 @@ mod tests {
     fn embedded_defaults_need_no_variables() {
         let config = parse(&[]).unwrap();
         assert_eq!(config.database_url, "sqlite://./data/strata.db?mode=rwc");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         let names: Vec<_> = config.tiers.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["onprem", "private", "public"]);
         assert_eq!(config.default_tier, "public");
@@ -856,6 +874,7 @@ mod tests {
                 "TIER_ONPREM_ENDPOINT",
             ),
             (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+            (&[("LISTEN_ADDR", "localhost")], "LISTEN_ADDR"),
         ];
         for (vars, expected_var) in cases {
             match parse(vars) {

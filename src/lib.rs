@@ -4,6 +4,7 @@
 //! decisions pass through the policy onto the move queue, which the mover drains into
 //! the catalogue. Each module below owns one step.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod db;

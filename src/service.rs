@@ -10,10 +10,12 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::{self, AppState};
 use crate::config::{BackendConfig, Config};
 use crate::db::{Backend, Catalogue};
 use crate::detector::Detector;
 use crate::events::consumer::{self, ConsumerSettings};
+use crate::events::publisher::AccessPublisher;
 use crate::metrics::Metrics;
 use crate::mover::Mover;
 use crate::policy::{self, Policy};
@@ -58,8 +60,23 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             if embedded { " (local directory; set TIER_<NAME>_URL=s3://… for production)" } else { "" }
         );
     }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {} (LISTEN_ADDR)", config.listen))?;
     let stop = CancellationToken::new();
     let metrics = Arc::new(Metrics::default());
+    let publisher = match &config.events.brokers {
+        Some(brokers) => Some(Arc::new(
+            AccessPublisher::new(
+                brokers,
+                &config.events.access_topic,
+                config.events.producer_queue,
+                metrics.clone(),
+            )
+            .context("creating the access-event producer")?,
+        )),
+        None => None,
+    };
     let policy = Arc::new(Policy::new(&config));
     let (spikes, spike_queue) = mpsc::channel(SPIKE_QUEUE);
     let reactive = tokio::spawn(policy::run_reactive(
@@ -99,14 +116,36 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
     let mover = tokio::spawn(
         Mover::new(catalogue.clone(), Arc::new(tiers), config.mover).run(stop.clone()),
     );
-    tracing::info!("strata is running; press Ctrl-C to stop");
+    let listen = listener.local_addr()?;
+    let api = tokio::spawn(api::serve(
+        listener,
+        AppState {
+            catalogue: catalogue.clone(),
+            metrics: metrics.clone(),
+            publisher: publisher.clone(),
+        },
+        stop.clone().cancelled_owned(),
+    ));
+    tracing::info!(%listen, "strata is running; press Ctrl-C to stop");
     tokio::select! {
         () = shutdown => {}
         () = stop.cancelled() => {}
     }
-    tracing::info!("shutting down; writing counted events and letting moves in flight finish");
+    tracing::info!(
+        "shutting down; finishing requests, writing counted events, letting moves in flight finish"
+    );
     stop.cancel();
     let stopped = async {
+        match api.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the API server failed"),
+            Err(e) => tracing::error!(error = %e, "the API server panicked"),
+        }
+        if let Some(publisher) = &publisher
+            && let Err(e) = publisher.flush(Duration::from_secs(5))
+        {
+            tracing::warn!(error = %e, "access events still queued at shutdown are lost");
+        }
         if let Some(consumer) = consumer {
             match consumer.await {
                 Ok(Ok(())) => {}

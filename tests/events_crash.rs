@@ -54,6 +54,7 @@ impl Deployment {
             ("KAFKA_BROKERS", &brokers),
             ("KAFKA_ACCESS_TOPIC", &self.topic),
             ("KAFKA_GROUP_ID", &self.group),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
             ("EVENTS_FLUSH_MS", "50"),
             ("EVENTS_FLUSH_MAX", "2000"),
             // A killed member's partitions are reassigned after this.

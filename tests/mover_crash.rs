@@ -30,6 +30,7 @@ fn serve(database_url: &str, workdir: &Path) -> Child {
         workdir.join("data").display().to_string(),
     );
     for (k, v) in [
+        ("LISTEN_ADDR", "127.0.0.1:0"),
         ("MOVER_CONCURRENCY", "4"),
         ("MOVER_LEASE_SECS", "2"),
         ("MOVER_RETRY_BASE_MS", "50"),

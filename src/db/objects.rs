@@ -271,3 +271,37 @@ impl Catalogue {
         Ok(ObjectRecord::from_row(&row)?)
     }
 }
+
+/// Objects and bytes on one tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierUsage {
+    /// Tier name.
+    pub tier: String,
+    /// Objects whose bytes are on it.
+    pub objects: i64,
+    /// Their total size.
+    pub bytes: i64,
+}
+
+impl Catalogue {
+    /// Objects and bytes per tier, for tiers that hold any.
+    pub async fn tier_usage(&self) -> Result<Vec<TierUsage>> {
+        let rows = sqlx::query(
+            "SELECT tier, CAST(COUNT(*) AS BIGINT) AS objects, \
+                    CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
+             FROM objects GROUP BY tier ORDER BY tier",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TierUsage {
+                    tier: row.try_get("tier")?,
+                    objects: row.try_get("objects")?,
+                    bytes: row.try_get("bytes")?,
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}
