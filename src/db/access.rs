@@ -1,7 +1,7 @@
 //! Access statistics: per-object hit counts in minute and hour buckets, and the Kafka
 //! offsets they were counted up to.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::Row;
 
@@ -96,6 +96,8 @@ pub struct LocatedAccess {
 pub struct RecordedAccess {
     /// Counts of catalogue objects that were added, named by object id.
     pub counted: Vec<AccessCount>,
+    /// The part of `counted` that came from [`LocatedAccess`]es, now named by object id.
+    pub resolved: Vec<AccessCount>,
     /// Accesses of objects the catalogue does not know; skipped.
     pub unknown: u64,
     /// Partitions whose stored offset had moved on from `from_offset` (another consumer
@@ -179,7 +181,7 @@ impl Catalogue {
                 .fetch_optional(&mut *tx)
                 .await?;
                 match id {
-                    Some(object_id) => counts.push(AccessCount {
+                    Some(object_id) => outcome.resolved.push(AccessCount {
                         object_id,
                         at_ms: access.at_ms,
                         hits: 1,
@@ -189,6 +191,7 @@ impl Catalogue {
             }
         }
 
+        counts.extend(outcome.resolved.iter().cloned());
         // Totals per object first: they also tell which ids the catalogue knows.
         let mut objects: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for c in &counts {
@@ -281,33 +284,22 @@ impl Catalogue {
             .collect()
     }
 
-    /// Hits per object in the minute buckets starting at or after `since_ms`, for the
-    /// objects in `object_ids` that have any.
-    pub async fn hits_since(
-        &self,
-        object_ids: &[&str],
-        since_ms: i64,
-    ) -> Result<HashMap<String, i64>> {
-        let mut hits = HashMap::with_capacity(object_ids.len());
-        for chunk in object_ids.chunks(ROWS_PER_STATEMENT) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            let sql = format!(
-                // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
-                "SELECT object_id, CAST(SUM(hits) AS BIGINT) AS hits FROM access_buckets \
-                 WHERE resolution_ms = $1 AND bucket_start >= $2 AND object_id IN ({}) \
-                 GROUP BY object_id",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(MINUTE_MS).bind(since_ms);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&self.reads).await? {
-                hits.insert(row.try_get("object_id")?, row.try_get("hits")?);
-            }
-        }
-        Ok(hits)
+    /// Hits per object in the minute buckets starting at or after `since_ms`, for every
+    /// object that has any: the recent history the spike detector warms up from.
+    pub async fn recent_hits(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
+            "SELECT object_id, CAST(SUM(hits) AS BIGINT) AS hits FROM access_buckets \
+             WHERE resolution_ms = $1 AND bucket_start >= $2 GROUP BY object_id",
+        )
+        .bind(MINUTE_MS)
+        .bind(since_ms)
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((row.try_get("object_id")?, row.try_get("hits")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     /// Hit counts of one object in buckets of `resolution_ms` starting in

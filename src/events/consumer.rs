@@ -33,9 +33,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AccessTarget, DeadLetter, decode};
-use crate::db::{
-    AccessCount, Catalogue, CatalogueError, LocatedAccess, MINUTE_MS, PartitionAccesses, now_ms,
-};
+use crate::db::{AccessCount, Catalogue, LocatedAccess, MINUTE_MS, PartitionAccesses, now_ms};
 use crate::detector::{Detector, Spike};
 use crate::metrics::Metrics;
 
@@ -248,6 +246,10 @@ impl PipelineContext {
         if let Err(e) = consumer.assign(tpl) {
             tracing::error!(error = %e, "assigning partitions failed");
         }
+        let shared = self.shared.clone();
+        self.shared
+            .handle
+            .spawn(async move { shared.warm_detector().await });
     }
 
     /// Waits for the flush in flight, if any, and records what must be read again.
@@ -342,6 +344,7 @@ impl Shared {
             counted,
             unknown = recorded.unknown + unknown,
             dead_letters = dead.len(),
+            took_ms = started.elapsed().as_millis() as u64,
             "batch written"
         );
         self.metrics
@@ -349,9 +352,7 @@ impl Shared {
         if !recorded.fenced.is_empty() {
             tracing::warn!(fenced = ?recorded.fenced, "another consumer moved these partitions on; their batch was dropped");
         }
-        if let Err(e) = self.feed_detector(&recorded.counted).await {
-            tracing::warn!(error = %e, "cannot read access history to warm the detector");
-        }
+        self.feed_detector(&recorded.resolved).await;
         recorded.fenced
     }
 
@@ -389,54 +390,46 @@ impl Shared {
         Ok(())
     }
 
-    /// Feeds committed counts to the detector, first warming objects it has not seen
-    /// with their last hour of stored history, and passes on the spikes it reports.
-    async fn feed_detector(&self, counted: &[AccessCount]) -> Result<(), CatalogueError> {
+    /// Counts accesses that named the object by bucket and key in the detector, now
+    /// that the catalogue resolved them.
+    async fn feed_detector(&self, resolved: &[AccessCount]) {
         let now = now_ms();
-        let unseen: Vec<&str> = {
-            let detector = self.detector.lock().expect("detector lock");
-            let mut ids: Vec<&str> = counted
-                .iter()
-                .map(|c| c.object_id.as_str())
-                .filter(|id| !detector.is_tracked(id))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
-        let history = if unseen.is_empty() {
-            HashMap::new()
-        } else {
-            self.catalogue
-                .hits_since(&unseen, now - 60 * MINUTE_MS)
-                .await?
-        };
-        let mut just_counted: HashMap<&str, i64> = HashMap::new();
-        for c in counted {
-            *just_counted.entry(&c.object_id).or_default() += c.hits;
-        }
         let spikes: Vec<Spike> = {
             let mut detector = self.detector.lock().expect("detector lock");
-            for id in &unseen {
-                // The hour before this batch, per detector window.
-                let before = history.get(*id).copied().unwrap_or(0) - just_counted[id];
-                let windows_per_hour = 3_600_000.0 / detector.window_ms() as f64;
-                detector.warm(id, before.max(0) as f64 / windows_per_hour);
-            }
-            let mut spikes: Vec<Spike> = counted
+            resolved
                 .iter()
                 .filter_map(|c| detector.observe(&c.object_id, c.at_ms, c.hits as u64, now))
-                .collect();
-            spikes.extend(detector.due(now));
-            self.metrics.set_detector_tracked(detector.tracked());
-            spikes
+                .collect()
         };
         for spike in spikes {
             if self.spikes.send(spike).await.is_err() {
                 break;
             }
         }
-        Ok(())
+    }
+
+    /// Gives the detector the last hour of every recently accessed object as its
+    /// baseline, so that a consumer taking partitions over does not mistake a busy
+    /// object's usual traffic for a spike. Objects it already tracks keep their state.
+    async fn warm_detector(&self) {
+        let now = now_ms();
+        match self.catalogue.recent_hits(now - 60 * MINUTE_MS).await {
+            Ok(history) => {
+                let mut detector = self.detector.lock().expect("detector lock");
+                let windows_per_hour = 3_600_000.0 / detector.window_ms() as f64;
+                for (object_id, hits) in &history {
+                    detector.warm(object_id, *hits as f64 / windows_per_hour);
+                }
+                self.metrics.set_detector_tracked(detector.tracked());
+                tracing::info!(
+                    objects = history.len(),
+                    "spike detector warmed up from the last hour of access history"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read access history to warm the spike detector; it starts cold")
+            }
+        }
     }
 }
 
@@ -547,6 +540,9 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
                 match decode(message.payload(), settings.max_event_bytes, fallback, now) {
                     Ok(accesses) => {
                         for access in accesses {
+                            if let AccessTarget::Object(object_id) = &access.target {
+                                observe(&shared, object_id, access.at_ms, now);
+                            }
                             count_access(part, access, &settings.tier_buckets);
                         }
                     }
@@ -609,6 +605,23 @@ fn fetch_start(stored: Option<i64>) -> Offset {
     match stored {
         Some(offset) if offset > REFETCH_MARGIN => Offset::Offset(offset - REFETCH_MARGIN),
         _ => Offset::Beginning,
+    }
+}
+
+/// Shows one access to the detector as soon as it is read: spotting a spike must not wait
+/// for the batch to be written. (After a crash, re-read events are shown again; the
+/// cool-down and the one-active-move-per-object rule keep that from causing a second
+/// move.)
+fn observe(shared: &Shared, object_id: &str, at_ms: i64, now_ms: i64) {
+    let spike = shared
+        .detector
+        .lock()
+        .expect("detector lock")
+        .observe(object_id, at_ms, 1, now_ms);
+    if let Some(spike) = spike
+        && let Err(e) = shared.spikes.try_send(spike)
+    {
+        tracing::warn!(error = %e, "the policy is behind; a spike was dropped");
     }
 }
 
