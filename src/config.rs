@@ -93,7 +93,9 @@ pub struct EventsConfig {
     pub group_id: String,
     /// Longest time counted events wait in memory before they are written (`EVENTS_FLUSH_MS`).
     pub flush_interval: Duration,
-    /// Events after which a batch is written even before the interval (`EVENTS_FLUSH_MAX`).
+    /// Events after which a batch is written even before the interval; four times this
+    /// is the most rows (distinct objects and minutes) a batch gathers while the previous
+    /// one is still being written (`EVENTS_FLUSH_MAX`).
     pub flush_max_events: usize,
     /// Larger messages are dead letters (`EVENTS_MAX_BYTES`).
     pub max_event_bytes: usize,

@@ -5,17 +5,13 @@ use std::collections::{BTreeMap, HashSet};
 
 use sqlx::Row;
 
-use super::{Catalogue, Result, now_ms};
+use super::{Backend, Catalogue, Result, now_ms};
 
 /// Length of a minute bucket.
 pub const MINUTE_MS: i64 = 60_000;
 /// Length of an hour bucket.
 pub const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// Rows per multi-row statement; keeps statements well under both backends' parameter
-/// limits (SQLite: 32,766) while making one round trip do a lot of work.
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// `hits` accesses of one object at one time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,23 +195,27 @@ impl Catalogue {
             entry.0 += c.hits;
             entry.1 = entry.1.max(c.at_ms);
         }
-        let mut known: HashSet<String> = HashSet::with_capacity(objects.len());
-        let objects: Vec<_> = objects.into_iter().collect();
-        for chunk in objects.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE objects SET access_total = objects.access_total + v.column2, \
-                 last_access_at = CASE WHEN objects.last_access_at IS NULL \
-                                        OR objects.last_access_at < v.column3 \
-                                  THEN v.column3 ELSE objects.last_access_at END \
-                 FROM (VALUES {}) AS v WHERE objects.id = v.column1 RETURNING objects.id",
-                values_placeholders(chunk.len(), 3)
-            );
-            let mut query = sqlx::query_scalar::<_, String>(&sql);
-            for (object_id, (hits, last)) in chunk {
-                query = query.bind(*object_id).bind(*hits).bind(*last);
-            }
-            known.extend(query.fetch_all(&mut *tx).await?);
-        }
+        // One statement per table for the whole batch, its rows passed as one JSON
+        // parameter: a batch touches up to every active object, and statements of a few
+        // hundred bound rows each made the round trips and binding the bottleneck.
+        let rows: Vec<serde_json::Value> = objects
+            .iter()
+            .map(|(id, (hits, last))| serde_json::json!([id, hits, last]))
+            .collect();
+        let sql = format!(
+            "UPDATE objects SET access_total = objects.access_total + v.c1, \
+             last_access_at = CASE WHEN objects.last_access_at IS NULL \
+                                    OR objects.last_access_at < v.c2 \
+                              THEN v.c2 ELSE objects.last_access_at END \
+             FROM {} AS v WHERE objects.id = v.c0 RETURNING objects.id",
+            self.json_rows(&["TEXT", "BIGINT", "BIGINT"])
+        );
+        let known: HashSet<String> = sqlx::query_scalar::<_, String>(&sql)
+            .bind(serde_json::Value::Array(rows).to_string())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
 
         // Merge rows that hit the same bucket: PostgreSQL refuses an upsert that touches
         // one row twice in a single statement.
@@ -231,23 +231,25 @@ impl Catalogue {
                     .or_default() += c.hits;
             }
         }
-        let buckets: Vec<_> = buckets.into_iter().collect();
-        for chunk in buckets.chunks(ROWS_PER_STATEMENT) {
+        if !buckets.is_empty() {
+            let rows: Vec<serde_json::Value> = buckets
+                .iter()
+                .map(|((id, resolution, start), hits)| {
+                    serde_json::json!([id, resolution, start, hits])
+                })
+                .collect();
+            // `WHERE true` lets SQLite parse ON CONFLICT after a SELECT.
             let sql = format!(
                 "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
-                 VALUES {} ON CONFLICT (object_id, resolution_ms, bucket_start) \
+                 SELECT c0, c1, c2, c3 FROM {} AS v WHERE true \
+                 ON CONFLICT (object_id, resolution_ms, bucket_start) \
                  DO UPDATE SET hits = access_buckets.hits + excluded.hits",
-                values_placeholders(chunk.len(), 4)
+                self.json_rows(&["TEXT", "BIGINT", "BIGINT", "BIGINT"])
             );
-            let mut query = sqlx::query(&sql);
-            for ((object_id, resolution, start), hits) in chunk {
-                query = query
-                    .bind(*object_id)
-                    .bind(*resolution)
-                    .bind(*start)
-                    .bind(*hits);
-            }
-            query.execute(&mut *tx).await?;
+            sqlx::query(&sql)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         counts.retain(|c| known.contains(&c.object_id));
@@ -357,27 +359,32 @@ impl Catalogue {
     }
 }
 
-/// `($1, $2, …), ($5, …)`: placeholders for `rows` rows of `columns` values each.
-fn values_placeholders(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+impl Catalogue {
+    /// A row source reading parameter `$1`, a JSON array of arrays, as columns `c0`,
+    /// `c1`, … of the given SQL types. The only SQL here that differs by backend: each
+    /// has its own JSON table function.
+    fn json_rows(&self, types: &[&str]) -> String {
+        let columns: Vec<String> = types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| match self.backend {
+                Backend::Postgres => format!("CAST(e->>{i} AS {ty}) AS c{i}"),
+                Backend::Sqlite => format!("CAST(json_extract(value, '$[{i}]') AS {ty}) AS c{i}"),
+            })
+            .collect();
+        match self.backend {
+            Backend::Postgres => format!(
+                "(SELECT {} FROM json_array_elements(CAST($1 AS json)) AS e)",
+                columns.join(", ")
+            ),
+            Backend::Sqlite => format!("(SELECT {} FROM json_each($1))", columns.join(", ")),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_number_rows_consecutively() {
-        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-    }
 
     #[test]
     fn buckets_align_down_also_before_the_epoch() {

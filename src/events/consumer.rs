@@ -145,6 +145,16 @@ struct LoopState {
     rewinds: Vec<Rewind>,
 }
 
+impl LoopState {
+    /// Rows the current batch would write: counts, located accesses and dead letters.
+    fn pending_rows(&self) -> usize {
+        self.partitions
+            .values()
+            .map(|p| p.counts.len() + p.located.len() + p.dead.len())
+            .sum()
+    }
+}
+
 struct PipelineContext {
     shared: Arc<Shared>,
     state: Mutex<LoopState>,
@@ -574,8 +584,10 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
             if due {
                 context.start_flush(&mut state);
             }
-        } else if state.events_in_batch >= settings.flush_max_events.saturating_mul(4) {
-            // The database is behind: wait rather than let the batch grow without bound.
+        } else if state.pending_rows() >= settings.flush_max_events.saturating_mul(4) {
+            // The database is behind. Events of objects already in the batch only add to
+            // a count, so reading on costs nothing and makes the next write do more per
+            // row; only rows the batch would have to write are bounded.
             context.finish_flushing(&mut state);
         }
         if last_lag.elapsed() >= Duration::from_secs(1) {
