@@ -26,11 +26,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use sqlx::{AnyConnection, Connection, Executor};
 use strata::config::Config;
 use strata::db::{Catalogue, MigrationFilter, MigrationReason, now_ms};
-use strata::detector::Detector;
+use strata::detector::{Detector, Spike};
 use strata::events::consumer::{self, ConsumerSettings};
 use strata::metrics::Metrics;
 use strata::policy::{self, Policy};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -158,6 +159,29 @@ impl Bench {
         }
     }
 
+    /// Runs Strata's consumer on the bench topic; stop it with the returned token.
+    fn start_consumer(
+        &self,
+        detector: Detector,
+        spikes: mpsc::Sender<Spike>,
+    ) -> (
+        Arc<Metrics>,
+        CancellationToken,
+        JoinHandle<anyhow::Result<()>>,
+    ) {
+        let metrics = Arc::new(Metrics::default());
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(consumer::run(
+            self.consumer(),
+            self.catalogue.clone(),
+            Arc::new(Mutex::new(detector)),
+            spikes,
+            metrics.clone(),
+            stop.clone(),
+        ));
+        (metrics, stop, run)
+    }
+
     async fn consume(&self, events: u64, objects: u64) -> anyhow::Result<serde_json::Value> {
         self.objects(objects).await?;
         let producer = self.producer()?;
@@ -208,19 +232,10 @@ impl Bench {
         drop(bare);
 
         // Strata's consumer: decode, count, write counts and offsets transactionally.
-        let metrics = Arc::new(Metrics::default());
-        let stop = CancellationToken::new();
         let (spikes, mut spike_queue) = mpsc::channel(1024);
         tokio::spawn(async move { while spike_queue.recv().await.is_some() {} });
         let detector = Detector::new(&Config::from_lookup(|_| None)?.detector, &[100, 20]);
-        let run = tokio::spawn(consumer::run(
-            self.consumer(),
-            self.catalogue.clone(),
-            Arc::new(Mutex::new(detector)),
-            spikes,
-            metrics.clone(),
-            stop.clone(),
-        ));
+        let (metrics, stop, run) = self.start_consumer(detector, spikes);
         let mut started = None;
         let deadline = Instant::now() + Duration::from_secs(600);
         while metrics.events_consumed() < events {
@@ -279,18 +294,9 @@ impl Bench {
             _ => None,
         })?;
         let policy = Arc::new(Policy::new(&config));
-        let metrics = Arc::new(Metrics::default());
-        let stop = CancellationToken::new();
         let (spikes, spike_queue) = mpsc::channel(1024);
         let detector = Detector::new(&config.detector, &policy.promotion_levels());
-        let run = tokio::spawn(consumer::run(
-            self.consumer(),
-            self.catalogue.clone(),
-            Arc::new(Mutex::new(detector)),
-            spikes,
-            metrics.clone(),
-            stop.clone(),
-        ));
+        let (metrics, stop, run) = self.start_consumer(detector, spikes);
         let reactive = tokio::spawn(policy::run_reactive(
             policy,
             self.catalogue.clone(),

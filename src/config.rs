@@ -374,21 +374,17 @@ impl Config {
         let mover = MoverConfig {
             concurrency: vars.parse_in("MOVER_CONCURRENCY", defaults.concurrency, 1..=64)?,
             max_attempts: vars.parse_in("MOVER_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
-            retry_base: Duration::from_millis(vars.parse_in(
+            retry_base: vars.parse_millis(
                 "MOVER_RETRY_BASE_MS",
-                defaults.retry_base.as_millis() as u64,
+                defaults.retry_base,
                 1..=3_600_000,
-            )?),
-            lease: Duration::from_secs(vars.parse_in(
-                "MOVER_LEASE_SECS",
-                defaults.lease.as_secs(),
-                2..=3600,
-            )?),
-            poll_interval: Duration::from_millis(vars.parse_in(
+            )?,
+            lease: vars.parse_secs("MOVER_LEASE_SECS", defaults.lease, 2..=3600)?,
+            poll_interval: vars.parse_millis(
                 "MOVER_POLL_MS",
-                defaults.poll_interval.as_millis() as u64,
+                defaults.poll_interval,
                 10..=60_000,
-            )?),
+            )?,
             bandwidth: match vars.parse_in("MOVER_BANDWIDTH_BYTES_PER_SEC", 0, 0..=u64::MAX)? {
                 0 => None,
                 limit => Some(limit),
@@ -487,11 +483,11 @@ fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
             .unwrap_or_else(|| format!("{access_topic}.dlq")),
         access_topic,
         group_id: vars.get("KAFKA_GROUP_ID").unwrap_or(defaults.group_id),
-        flush_interval: Duration::from_millis(vars.parse_in(
+        flush_interval: vars.parse_millis(
             "EVENTS_FLUSH_MS",
-            defaults.flush_interval.as_millis() as u64,
+            defaults.flush_interval,
             10..=60_000,
-        )?),
+        )?,
         flush_max_events: vars.parse_in(
             "EVENTS_FLUSH_MAX",
             defaults.flush_max_events,
@@ -507,11 +503,11 @@ fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
             defaults.producer_queue,
             1..=10_000_000,
         )?,
-        session_timeout: Duration::from_millis(vars.parse_in(
+        session_timeout: vars.parse_millis(
             "KAFKA_SESSION_TIMEOUT_MS",
-            defaults.session_timeout.as_millis() as u64,
+            defaults.session_timeout,
             1_000..=3_600_000,
-        )?),
+        )?,
     })
 }
 
@@ -529,21 +525,9 @@ fn detector_config(vars: &Vars<'_>) -> Result<DetectorConfig, ConfigError> {
         ));
     }
     Ok(DetectorConfig {
-        window: Duration::from_secs(vars.parse_in(
-            "DETECTOR_WINDOW_SECS",
-            defaults.window.as_secs(),
-            6..=3600,
-        )?),
-        settle: Duration::from_millis(vars.parse_in(
-            "DETECTOR_SETTLE_MS",
-            defaults.settle.as_millis() as u64,
-            0..=60_000,
-        )?),
-        cooldown: Duration::from_secs(vars.parse_in(
-            "DETECTOR_COOLDOWN_SECS",
-            defaults.cooldown.as_secs(),
-            0..=7 * 86_400,
-        )?),
+        window: vars.parse_secs("DETECTOR_WINDOW_SECS", defaults.window, 6..=3600)?,
+        settle: vars.parse_millis("DETECTOR_SETTLE_MS", defaults.settle, 0..=60_000)?,
+        cooldown: vars.parse_secs("DETECTOR_COOLDOWN_SECS", defaults.cooldown, 0..=7 * 86_400)?,
         spike_ratio,
     })
 }
@@ -599,6 +583,31 @@ impl Vars<'_> {
         } else {
             Err(invalid(var, &value.to_string(), &expected))
         }
+    }
+
+    /// A duration given in milliseconds, within `range` (ms).
+    fn parse_millis(
+        &self,
+        var: &str,
+        default: Duration,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        let millis = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+        Ok(Duration::from_millis(self.parse_in(var, millis, range)?))
+    }
+
+    /// A duration given in seconds, within `range` (s).
+    fn parse_secs(
+        &self,
+        var: &str,
+        default: Duration,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.parse_in(
+            var,
+            default.as_secs(),
+            range,
+        )?))
     }
 
     fn parse_bool(&self, var: &str, default: bool) -> Result<bool, ConfigError> {

@@ -105,6 +105,11 @@ impl Hasher for PassThrough {
     }
 }
 
+/// How many of the ascending `levels` a window count of `recent` is above.
+fn level_of(levels: &[u64], recent: u64) -> usize {
+    levels.iter().take_while(|&&l| recent > l).count()
+}
+
 /// FNV-1a, 64-bit: stable across runs and processes, cheap for short ids.
 fn id_hash(object_id: &str) -> u64 {
     object_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -250,7 +255,7 @@ impl Detector {
     /// The level `track` is at, if it is a spike that may be reported now.
     fn reportable_level(&self, track: &Track, now_ms: i64) -> Option<usize> {
         let recent = track.recent();
-        let level = self.levels.iter().take_while(|&&l| recent > l).count();
+        let level = level_of(&self.levels, recent);
         if level == 0 || (recent as f64) <= self.ratio * f64::from(track.baseline) * SLOTS as f64 {
             return None;
         }
@@ -264,7 +269,7 @@ impl Detector {
             .get_mut(&key)
             .expect("reported objects are tracked");
         let recent = track.recent();
-        track.reported_level = self.levels.iter().take_while(|&&l| recent > l).count() as u8;
+        track.reported_level = level_of(&self.levels, recent) as u8;
         track.cooldown_until_s = ((now_ms.max(0) / 1000) as u64 + u64::from(self.cooldown_s))
             .min(u64::from(u32::MAX)) as u32;
         Spike {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    TestDb, catalogue_object, create_topic, eventually, kafka_brokers, produce_independently,
+    TestDb, catalogue_objects, create_topic, eventually, kafka_brokers, produce_independently,
     stack_env, unique_name,
 };
 use serde_json::json;
@@ -84,21 +84,9 @@ impl Deployment {
 
     async fn objects(&self, n: usize) -> Vec<String> {
         let catalogue = Catalogue::connect(&self.db.url).await.unwrap();
-        let mut ids = Vec::with_capacity(n);
-        for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
-            let inserts = chunk.iter().map(|i| {
-                let catalogue = catalogue.clone();
-                async move { catalogue_object(&catalogue, &format!("o{i}"), "public").await }
-            });
-            ids.extend(
-                futures_util::future::join_all(inserts)
-                    .await
-                    .into_iter()
-                    .map(|o| o.id),
-            );
-        }
+        let objects = catalogue_objects(&catalogue, "o", n, "public").await;
         catalogue.close().await;
-        ids
+        objects.into_iter().map(|o| o.id).collect()
     }
 
     /// Produces `per_object` events for each object with kafka-python.

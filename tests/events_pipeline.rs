@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    TestDb, catalogue_object, consume_independently, create_topic, eventually, kafka_brokers,
-    produce_independently, unique_name,
+    TestDb, catalogue_object, catalogue_objects, consume_independently, create_topic, eventually,
+    kafka_brokers, produce_independently, unique_name,
 };
 use serde_json::json;
 use strata::config::{Config, DetectorConfig};
@@ -271,14 +271,7 @@ async fn bursts_become_exactly_one_promotion_and_a_scan_none() {
     let rig = PipelineRig::start(3, HashMap::new()).await;
     let hot = catalogue_object(&rig.catalogue, "hot", "public").await;
     let warm = catalogue_object(&rig.catalogue, "warm", "public").await;
-    let mut scanned = Vec::new();
-    for chunk in 0..20 {
-        let inserts = (0..500).map(|i| {
-            let catalogue = rig.catalogue.clone();
-            async move { catalogue_object(&catalogue, &format!("scan/{chunk}/{i}"), "public").await }
-        });
-        scanned.extend(futures_util::future::join_all(inserts).await);
-    }
+    let scanned = catalogue_objects(&rig.catalogue, "scan/", 10_000, "public").await;
     let start = now_ms();
     let mut specs = Vec::new();
     // A backup reads all 10,000 objects once, while 150 and 30 accesses hit two objects

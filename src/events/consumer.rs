@@ -187,9 +187,7 @@ impl ConsumerContext for PipelineContext {
                 let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 tracing::info!(?revoked, "partitions revoked; writing their counts first");
                 let mut state = self.state.lock().expect("consumer state lock");
-                self.finish_flushing(&mut state);
-                self.start_flush(&mut state);
-                self.finish_flushing(&mut state);
+                self.flush_everything(&mut state);
                 state.partitions.clear();
                 state.rewinds.clear();
                 if let Err(e) = consumer.unassign() {
@@ -270,6 +268,14 @@ impl PipelineContext {
                 Err(e) => tracing::error!(error = %e, "flush task failed"),
             }
         }
+    }
+
+    /// Writes everything read so far and waits until it is written (before partitions
+    /// go, and at shutdown).
+    fn flush_everything(&self, state: &mut LoopState) {
+        self.finish_flushing(state);
+        self.start_flush(state);
+        self.finish_flushing(state);
     }
 
     /// Hands the current batch to a flush task.
@@ -602,11 +608,7 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
     }
     tracing::info!("stopping the consumer; writing the last counts");
     let context = consumer.context();
-    let mut state = context.state.lock().expect("consumer state lock");
-    context.finish_flushing(&mut state);
-    context.start_flush(&mut state);
-    context.finish_flushing(&mut state);
-    drop(state);
+    context.flush_everything(&mut context.state.lock().expect("consumer state lock"));
     consumer.unsubscribe();
     Ok(())
 }

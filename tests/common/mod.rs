@@ -542,6 +542,23 @@ pub async fn catalogue_object(
         .expect("insert object")
 }
 
+/// `n` object rows keyed `<prefix><i>` on `tier`, inserted a few hundred at a time.
+pub async fn catalogue_objects(
+    catalogue: &Catalogue,
+    prefix: &str,
+    n: usize,
+    tier: &str,
+) -> Vec<strata::db::ObjectRecord> {
+    let mut objects = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let inserts = chunk.iter().map(|i| async move {
+            catalogue_object(catalogue, &format!("{prefix}{i}"), tier).await
+        });
+        objects.extend(futures_util::future::join_all(inserts).await);
+    }
+    objects
+}
+
 /// Polls `check` every 100 ms until it returns true or `timeout` passes.
 pub async fn eventually<F, Fut>(timeout: std::time::Duration, what: &str, mut check: F)
 where
