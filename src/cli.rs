@@ -1,12 +1,15 @@
-//! The command line: `strata serve` (the default) and, as the service grows, the
-//! client and tool subcommands of DESIGN.md.
+//! The command line: `strata serve` (the default) and the client subcommands of
+//! DESIGN.md, which talk to a running server over REST.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
 use tracing_subscriber::EnvFilter;
 
+use crate::client::Client;
 use crate::config::Config;
 use crate::service;
 
@@ -24,8 +27,98 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service: catalogue and tiers, until interrupted.
+    /// Run the service (API, event consumer, detector, mover) until interrupted.
     Serve,
+    /// Upload a file; it lands on the default tier.
+    Ingest {
+        /// The file.
+        file: PathBuf,
+        /// Catalogue key; default: the file name.
+        #[arg(long)]
+        key: Option<String>,
+        /// Replace the content of an existing object with the same key.
+        #[arg(long)]
+        overwrite: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List objects.
+    Objects {
+        /// Only objects on this tier.
+        #[arg(long)]
+        tier: Option<String>,
+        /// Only keys starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Objects per page.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Continue after this cursor (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Simulate reads of an object (publishes access events).
+    Access {
+        /// Object id.
+        id: String,
+        /// How many reads.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tier moves, newest first.
+    Migrations {
+        /// Only moves of this object.
+        #[arg(long)]
+        object: Option<String>,
+        /// Only moves in this status (pending, copying, verifying, completed, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only moves for this reason (manual, reactive_access_spike, proactive_prediction, capacity_rebalance).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Moves per page.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Move an object to another tier now (reason `manual`).
+    Migrate {
+        /// Object id.
+        id: String,
+        /// Destination tier.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show the server's metrics.
+    Metrics {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Which server a client subcommand talks to, and how it prints.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Base URL of the Strata server.
+    #[arg(
+        long = "server",
+        env = "STRATA_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Bearer token for servers that set API_TOKEN.
+    #[arg(long, env = "API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs the parsed command line and turns the outcome into an exit code; errors are
@@ -43,6 +136,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => Config::from_env()
             .map_err(anyhow::Error::from)
             .and_then(|config| runtime()?.block_on(service::serve(config, shutdown_signal()))),
+        client_command => runtime().and_then(|rt| rt.block_on(run_client(client_command))),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,6 +145,190 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs one client subcommand and prints its answer on stdout.
+async fn run_client(command: Command) -> anyhow::Result<()> {
+    let (server, output) = match command {
+        Command::Serve => unreachable!("serve is not a client subcommand"),
+        Command::Ingest {
+            file,
+            key,
+            overwrite,
+            server,
+        } => {
+            let answer = connect(&server)?
+                .ingest(&file, key.as_deref(), overwrite)
+                .await?;
+            (server, Output::Objects(vec![answer]))
+        }
+        Command::Objects {
+            tier,
+            prefix,
+            limit,
+            after,
+            server,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            query.extend(tier.map(|t| ("tier", t)));
+            query.extend(prefix.map(|p| ("key_prefix", p)));
+            query.extend(after.map(|a| ("after", a)));
+            let page = connect(&server)?.objects(&query).await?;
+            (server, Output::Page(page, Table::Objects))
+        }
+        Command::Access { id, count, server } => {
+            let answer = connect(&server)?.access(&id, count).await?;
+            (
+                server,
+                Output::Line(answer, format!("published {count} access events for {id}")),
+            )
+        }
+        Command::Migrations {
+            object,
+            status,
+            reason,
+            limit,
+            server,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            query.extend(object.map(|o| ("object_id", o)));
+            query.extend(status.map(|s| ("status", s)));
+            query.extend(reason.map(|r| ("reason", r)));
+            let page = connect(&server)?.migrations(&query).await?;
+            (server, Output::Page(page, Table::Migrations))
+        }
+        Command::Migrate { id, to, server } => {
+            let answer = connect(&server)?.migrate(&id, &to).await?;
+            let line = format!(
+                "queued migration {} of {id}: {} -> {to}",
+                answer["id"].as_str().unwrap_or("?"),
+                answer["from_tier"].as_str().unwrap_or("?"),
+            );
+            (server, Output::Line(answer, line))
+        }
+        Command::Metrics { server } => {
+            let text = connect(&server)?.metrics().await?;
+            (server, Output::Metrics(text))
+        }
+    };
+    print!("{}", output.render(server.json));
+    Ok(())
+}
+
+fn connect(server: &ServerArgs) -> anyhow::Result<Client> {
+    Ok(Client::new(&server.url, server.token.clone())?)
+}
+
+/// What a client subcommand prints.
+enum Output {
+    /// Objects, one table row each.
+    Objects(Vec<Value>),
+    /// A list page with its cursor.
+    Page(Value, Table),
+    /// One answer summed up in a sentence.
+    Line(Value, String),
+    /// Prometheus text.
+    Metrics(String),
+}
+
+/// Which columns a page has.
+#[derive(Clone, Copy)]
+enum Table {
+    Objects,
+    Migrations,
+}
+
+impl Output {
+    fn render(self, json: bool) -> String {
+        match self {
+            Output::Objects(items) if json => json_lines(&items),
+            Output::Page(page, _) | Output::Line(page, _) if json => json_lines(&[page]),
+            Output::Metrics(text) if json => json_lines(&[metrics_json(&text)]),
+            Output::Objects(items) => table(Table::Objects, &items),
+            Output::Page(page, kind) => {
+                let items = page["items"].as_array().cloned().unwrap_or_default();
+                let mut out = table(kind, &items);
+                if let Some(next) = page["next"].as_str() {
+                    out.push_str(&format!("more: --after {next}\n"));
+                }
+                out
+            }
+            Output::Line(_, line) => format!("{line}\n"),
+            Output::Metrics(text) => text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        }
+    }
+}
+
+fn json_lines(values: &[Value]) -> String {
+    values.iter().map(|v| format!("{v}\n")).collect()
+}
+
+/// Prometheus samples as `{"name{labels}": value}`.
+fn metrics_json(text: &str) -> Value {
+    let samples = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(name, value)| Some((name.to_string(), value.parse::<f64>().ok()?.into())))
+        .collect::<serde_json::Map<_, _>>();
+    Value::Object(samples)
+}
+
+/// Rows under a header, columns padded to their widest cell.
+fn table(kind: Table, items: &[Value]) -> String {
+    let columns: &[&str] = match kind {
+        Table::Objects => &[
+            "id",
+            "key",
+            "tier",
+            "size",
+            "version",
+            "access.total",
+            "access.last_hour",
+        ],
+        Table::Migrations => &[
+            "id",
+            "object_id",
+            "from_tier",
+            "to_tier",
+            "reason",
+            "status",
+            "bytes_copied",
+            "created_at",
+        ],
+    };
+    let cell = |item: &Value, column: &str| {
+        let value = column.split('.').fold(item, |v, part| &v[part]);
+        match value {
+            Value::String(s) => s.clone(),
+            Value::Null => "-".into(),
+            other => other.to_string(),
+        }
+    };
+    let mut rows = vec![columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>()];
+    rows.extend(
+        items
+            .iter()
+            .map(|item| columns.iter().map(|c| cell(item, c)).collect()),
+    );
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let line = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect::<Vec<_>>()
+                .join("  ");
+            format!("{}\n", line.trim_end())
+        })
+        .collect()
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

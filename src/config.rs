@@ -78,6 +78,46 @@ pub struct Config {
     pub events: EventsConfig,
     /// When a burst of accesses counts as a spike (`DETECTOR_*`).
     pub detector: DetectorConfig,
+    /// Who may call the HTTP API and how much it accepts (`API_*`, `MAX_OBJECT_BYTES`).
+    pub api: ApiConfig,
+}
+
+/// Access control and limits of the HTTP API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Bearer token that mutating requests must carry; `None` leaves them open
+    /// (`API_TOKEN`).
+    pub token: Option<String>,
+    /// Whether reads need the token too (`API_TOKEN_READS`).
+    pub token_reads: bool,
+    /// Largest object ingest accepts, bytes; larger uploads get 413 (`MAX_OBJECT_BYTES`).
+    pub max_object_bytes: u64,
+    /// Longest a request may take to produce its response head; the longest an upload
+    /// may pause between two chunks (`API_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token: None,
+            token_reads: false,
+            max_object_bytes: 5 * 1024 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+// The token never reaches a log line through `{:?}`.
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token_reads", &self.token_reads)
+            .field("max_object_bytes", &self.max_object_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 /// The access-event pipeline on Kafka.
@@ -416,6 +456,7 @@ impl Config {
             mover,
             events: events_config(&vars)?,
             detector: detector_config(&vars)?,
+            api: api_config(&vars)?,
         })
     }
 
@@ -507,6 +548,32 @@ fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
             "KAFKA_SESSION_TIMEOUT_MS",
             defaults.session_timeout,
             1_000..=3_600_000,
+        )?,
+    })
+}
+
+fn api_config(vars: &Vars<'_>) -> Result<ApiConfig, ConfigError> {
+    let defaults = ApiConfig::default();
+    let token = vars.get("API_TOKEN");
+    let token_reads = vars.parse_bool("API_TOKEN_READS", false)?;
+    if token_reads && token.is_none() {
+        return Err(ConfigError::Missing {
+            var: "API_TOKEN".into(),
+            why: "API_TOKEN_READS=true protects reads with it".into(),
+        });
+    }
+    Ok(ApiConfig {
+        token,
+        token_reads,
+        max_object_bytes: vars.parse_in(
+            "MAX_OBJECT_BYTES",
+            defaults.max_object_bytes,
+            1..=5 * 1024 * 1024 * 1024 * 1024,
+        )?,
+        request_timeout: vars.parse_secs(
+            "API_REQUEST_TIMEOUT_SECS",
+            defaults.request_timeout,
+            1..=3600,
         )?,
     })
 }
@@ -755,6 +822,7 @@ mod tests {
         assert_eq!(config.mover, MoverConfig::default());
         assert_eq!(config.events, EventsConfig::default());
         assert_eq!(config.detector, DetectorConfig::default());
+        assert_eq!(config.api, ApiConfig::default());
         let thresholds: Vec<_> = config.tiers.iter().map(|t| t.promote_above).collect();
         assert_eq!(thresholds, [Some(100), Some(20), None]);
     }
@@ -785,6 +853,27 @@ mod tests {
                 "{var}={value} accepted"
             );
         }
+    }
+
+    #[test]
+    fn api_settings_are_read_and_the_token_stays_out_of_debug_output() {
+        let config = parse(&[
+            ("API_TOKEN", "s3cret-token"),
+            ("API_TOKEN_READS", "true"),
+            ("MAX_OBJECT_BYTES", "1048576"),
+            ("API_REQUEST_TIMEOUT_SECS", "5"),
+        ])
+        .unwrap();
+        assert_eq!(config.api.token.as_deref(), Some("s3cret-token"));
+        assert!(config.api.token_reads);
+        assert_eq!(config.api.max_object_bytes, 1_048_576);
+        assert_eq!(config.api.request_timeout, Duration::from_secs(5));
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert!(matches!(
+            parse(&[("API_TOKEN_READS", "true")]),
+            Err(ConfigError::Missing { var, .. }) if var == "API_TOKEN"
+        ));
+        assert!(parse(&[("MAX_OBJECT_BYTES", "0")]).is_err());
     }
 
     #[test]

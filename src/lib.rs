@@ -6,7 +6,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod content;
 pub mod db;
 pub mod detector;
 pub mod events;

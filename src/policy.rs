@@ -11,7 +11,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::db::{Catalogue, CatalogueError, MigrationReason, NewMigration};
+use crate::db::{
+    Catalogue, CatalogueError, MigrationFilter, MigrationReason, MigrationRecord, NewMigration,
+    ObjectRecord,
+};
 use crate::detector::Spike;
 use crate::metrics::Metrics;
 
@@ -73,14 +76,11 @@ impl Policy {
             return Ok(None);
         };
         let queued = catalogue
-            .enqueue_migration(&NewMigration {
-                object_id: object.id.clone(),
-                object_version: object.version,
-                from_tier: object.tier.clone(),
-                to_tier: target.to_string(),
-                reason: MigrationReason::ReactiveAccessSpike,
-                bytes_total: object.size,
-            })
+            .enqueue_migration(&move_of(
+                &object,
+                target,
+                MigrationReason::ReactiveAccessSpike,
+            ))
             .await;
         match queued {
             Ok(migration) => {
@@ -101,6 +101,141 @@ impl Policy {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Why a requested move was not queued.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveRefused {
+    /// No tier of that name is configured.
+    #[error("unknown tier {tier:?}; the tiers are {known}")]
+    UnknownTier {
+        /// The name asked for.
+        tier: String,
+        /// The configured tiers, hottest first.
+        known: String,
+    },
+    /// The object is on that tier already.
+    #[error("object {id} is already on tier {tier}")]
+    AlreadyThere {
+        /// The object.
+        id: String,
+        /// Its tier.
+        tier: String,
+    },
+    /// The catalogue refused (unknown object, a move already under way) or failed.
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+}
+
+/// A move the policy would queue now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMove {
+    /// The object.
+    pub object_id: String,
+    /// Its key.
+    pub key: String,
+    /// Its tier now.
+    pub from_tier: String,
+    /// Where it would go.
+    pub to_tier: String,
+    /// Why.
+    pub reason: MigrationReason,
+    /// Accesses counted over the window the decision looked at.
+    pub recent_accesses: u64,
+}
+
+impl Policy {
+    /// Queues a move of `object_id` to `to_tier` for `reason`, as asked by a user.
+    pub async fn request_move(
+        &self,
+        catalogue: &Catalogue,
+        object_id: &str,
+        to_tier: &str,
+        reason: MigrationReason,
+    ) -> Result<MigrationRecord, MoveRefused> {
+        if self.rank(to_tier).is_none() {
+            return Err(MoveRefused::UnknownTier {
+                tier: to_tier.into(),
+                known: self.tier_names().join(","),
+            });
+        }
+        let object = catalogue.get_object(object_id).await?;
+        if object.tier == to_tier {
+            return Err(MoveRefused::AlreadyThere {
+                id: object.id,
+                tier: object.tier,
+            });
+        }
+        let migration = catalogue
+            .enqueue_migration(&move_of(&object, to_tier, reason))
+            .await?;
+        tracing::info!(object = %object.id, from = %object.tier, to = %to_tier, %reason, migration = %migration.id, "move queued on request");
+        Ok(migration)
+    }
+
+    /// The reactive moves the policy would queue now from the counted accesses since
+    /// `since_ms`, without queuing them: objects whose recent accesses pass a hotter
+    /// tier's threshold and that have no move under way.
+    pub async fn plan(
+        &self,
+        catalogue: &Catalogue,
+        since_ms: i64,
+    ) -> Result<Vec<PlannedMove>, CatalogueError> {
+        let mut planned = Vec::new();
+        for (object_id, hits) in catalogue.recent_hits(since_ms).await? {
+            let recent = hits.max(0) as u64;
+            let object = match catalogue.get_object(&object_id).await {
+                Ok(object) => object,
+                Err(CatalogueError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(target) = self.reactive_target(&object.tier, recent) else {
+                continue;
+            };
+            let busy = catalogue
+                .list_migrations(
+                    &MigrationFilter {
+                        object_id: Some(object.id.clone()),
+                        ..MigrationFilter::default()
+                    },
+                    1,
+                    None,
+                )
+                .await?
+                .items
+                .first()
+                .is_some_and(|m| m.status.is_active());
+            if !busy {
+                planned.push(PlannedMove {
+                    to_tier: target.to_string(),
+                    object_id: object.id,
+                    key: object.key,
+                    from_tier: object.tier,
+                    reason: MigrationReason::ReactiveAccessSpike,
+                    recent_accesses: recent,
+                });
+            }
+        }
+        planned.sort_by_key(|p| std::cmp::Reverse(p.recent_accesses));
+        Ok(planned)
+    }
+
+    /// Tier names, hottest first.
+    pub fn tier_names(&self) -> Vec<&str> {
+        self.tiers.iter().map(|(name, _)| name.as_str()).collect()
+    }
+}
+
+/// The queue entry for moving `object` as it is now to `to_tier`.
+fn move_of(object: &ObjectRecord, to_tier: &str, reason: MigrationReason) -> NewMigration {
+    NewMigration {
+        object_id: object.id.clone(),
+        object_version: object.version,
+        from_tier: object.tier.clone(),
+        to_tier: to_tier.to_string(),
+        reason,
+        bytes_total: object.size,
     }
 }
 

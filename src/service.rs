@@ -10,8 +10,9 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Auth};
 use crate::config::{BackendConfig, Config};
+use crate::content::Content;
 use crate::db::{Backend, Catalogue};
 use crate::detector::Detector;
 use crate::events::consumer::{self, ConsumerSettings};
@@ -113,16 +114,28 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             None
         }
     };
-    let mover = tokio::spawn(
-        Mover::new(catalogue.clone(), Arc::new(tiers), config.mover).run(stop.clone()),
-    );
+    let tiers = Arc::new(tiers);
+    let mover =
+        tokio::spawn(Mover::new(catalogue.clone(), tiers.clone(), config.mover).run(stop.clone()));
     let listen = listener.local_addr()?;
     let api = tokio::spawn(api::serve(
         listener,
         AppState {
             catalogue: catalogue.clone(),
+            content: Content::new(
+                catalogue.clone(),
+                tiers.clone(),
+                config.default_tier.clone(),
+            ),
+            policy: policy.clone(),
+            tiers,
+            default_tier: config.default_tier.clone(),
+            plan_window: config.detector.window,
             metrics: metrics.clone(),
             publisher: publisher.clone(),
+            auth: Auth::new(config.api.token.as_deref(), config.api.token_reads),
+            max_object_bytes: config.api.max_object_bytes,
+            request_timeout: config.api.request_timeout,
         },
         stop.clone().cancelled_owned(),
     ));

@@ -167,11 +167,12 @@ async fn list_pages_with_cursor_and_filters(c: Catalogue) {
                 },
                 10,
                 after.as_deref(),
+                now_ms(),
             )
             .await
             .unwrap();
         pages += 1;
-        seen.extend(page.items.iter().map(|o| o.id.clone()));
+        seen.extend(page.items.iter().map(|o| o.object.id.clone()));
         match page.next {
             Some(next) => after = Some(next),
             None => break,
@@ -191,15 +192,16 @@ async fn list_pages_with_cursor_and_filters(c: Catalogue) {
             },
             100,
             None,
+            now_ms(),
         )
         .await
         .unwrap();
     assert_eq!(onprem.items.len(), 5);
-    assert!(onprem.items.iter().all(|o| o.tier == "onprem"));
+    assert!(onprem.items.iter().all(|o| o.object.tier == "onprem"));
     assert_eq!(onprem.next, None);
 
     let clamped = c
-        .list_objects(&ObjectFilter::default(), 0, None)
+        .list_objects(&ObjectFilter::default(), 0, None, now_ms())
         .await
         .unwrap();
     assert_eq!(clamped.items.len(), 1, "a zero limit still returns one row");

@@ -1,45 +1,223 @@
 //! The HTTP API: the REST resources of DESIGN.md under `/api/v1`, and `/metrics`,
-//! `/healthz`, `/readyz` at the root.
+//! `/healthz`, `/readyz` at the root. Every route is registered together with its
+//! OpenAPI description, so `/api/v1/openapi.json` always matches what is served.
 
+mod auth;
 mod error;
+mod migrations;
 mod objects;
 mod system;
+mod tiers;
+mod views;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{get, post};
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use error::ApiError;
+pub use auth::Auth;
+pub use error::{ApiError, ErrorBody, ErrorDetail, error_response};
 
-use crate::db::Catalogue;
+use crate::content::Content;
+use crate::db::{Catalogue, MAX_PAGE_SIZE};
 use crate::events::publisher::AccessPublisher;
 use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::storage::Tiers;
 
-/// What handlers share.
+/// Largest JSON request body; only ingest takes more, and streams it.
+const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Page size when a list request names none.
+const DEFAULT_PAGE_SIZE: i64 = 100;
+
+/// What handlers share; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// The catalogue.
     pub catalogue: Catalogue,
+    /// Ingest, read and delete of object bytes.
+    pub content: Content,
+    /// Tier order and thresholds; turns requests into queued moves.
+    pub policy: Arc<Policy>,
+    /// The tiers with their backends.
+    pub tiers: Arc<Tiers>,
+    /// Where new objects land.
+    pub default_tier: String,
+    /// Window of counted accesses the plan judges by default.
+    pub plan_window: Duration,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
     /// Publishes access events; `None` when no broker is configured.
     pub publisher: Option<Arc<AccessPublisher>>,
+    /// Who may call what.
+    pub auth: Auth,
+    /// Largest object ingest accepts.
+    pub max_object_bytes: u64,
+    /// Deadline for a response head; longest pause inside an upload.
+    pub request_timeout: Duration,
 }
 
-/// The routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
+impl AppState {
+    /// Refuses a tier name that is not configured with 422.
+    fn known_tier(&self, tier: &str) -> Result<(), ApiError> {
+        if self.policy.rank(tier).is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::Unprocessable(format!(
+                "unknown tier {tier:?}; the tiers are {}",
+                self.policy.tier_names().join(",")
+            )))
+        }
+    }
+}
+
+/// Checks a requested page size; absent means [`DEFAULT_PAGE_SIZE`].
+fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(limit @ 1..=MAX_PAGE_SIZE) => Ok(limit),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "limit must be from 1 to {MAX_PAGE_SIZE}"
+        ))),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Strata",
+        description = "Keeps every object on the right storage tier, automatically. \
+                       Errors are `{\"error\": {\"code\", \"message\"}}`; timestamps RFC 3339 UTC; \
+                       sizes in bytes. With API_TOKEN set, mutating requests need \
+                       `Authorization: Bearer <token>`."
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "objects", description = "Ingest, read and inspect objects"),
+        (name = "migrations", description = "Tier moves"),
+        (name = "tiers", description = "Tiers and the policy"),
+        (name = "system", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the `bearer` security scheme that mutating operations name.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document.
+fn routes() -> OpenApiRouter<AppState> {
+    let (schemas, paths, ingest_or_list) = routes!(objects::ingest, objects::list_objects);
+    // Uploads stream past any body limit; ingest enforces MAX_OBJECT_BYTES itself.
+    let ingest_or_list = ingest_or_list.layer(DefaultBodyLimit::disable());
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes((schemas, paths, ingest_or_list))
+        .routes(routes!(objects::get_object, objects::delete_object))
+        .routes(routes!(objects::read_content))
+        .routes(routes!(objects::simulate_access))
+        .routes(routes!(migrations::request_move))
+        .routes(routes!(migrations::list_migrations))
+        .routes(routes!(migrations::get_migration))
+        .routes(routes!(migrations::cancel_migration))
+        .routes(routes!(tiers::list_tiers))
+        .routes(routes!(tiers::plan))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = routes().into_openapi();
+    doc.paths.paths.insert(
+        "/api/v1/openapi.json".into(),
+        utoipa::openapi::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .tag("system")
+                .summary(Some("This OpenAPI document"))
+                .response(
+                    "200",
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("The document")
+                        .content(
+                            "application/json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::ObjectBuilder::new()))
+                                .build(),
+                        ),
+                ),
+        ),
+    );
+    doc
+}
+
+/// The service: every route with authentication, body limits and deadlines.
+pub fn router(state: AppState) -> axum::Router {
+    let (router, _) = routes().split_for_parts();
+    let doc = Arc::new(openapi());
+    router
         .route(
-            "/api/v1/objects/{id}/access",
-            post(objects::simulate_access),
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
         )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::check))
         .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// Middleware: a request that has no response head after `request_timeout` gets 503.
+/// Uploads are exempt; their deadline is per chunk (see `objects::ingest`).
+async fn deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let upload = request.method() == Method::POST && request.uri().path() == "/api/v1/objects";
+    if upload {
+        return next.run(request).await;
+    }
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(%method, %path, timeout = ?state.request_timeout, "request timed out");
+            ApiError::Unavailable(format!(
+                "no answer within {:?} (API_REQUEST_TIMEOUT_SECS); a dependency is slow",
+                state.request_timeout
+            ))
+            .into_response()
+        }
+    }
 }
 
 /// Serves the API on `listener` until `shutdown`, then finishes requests in flight.

@@ -4,18 +4,49 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
+
+/// Liveness or readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok` (liveness), `ready` or `not_ready`.
+    pub status: String,
+    /// Each dependency's state (readiness only): the catalogue `up` or `down`, events
+    /// `configured` or `disabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Dependencies>,
+}
+
+/// Each dependency's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dependencies {
+    /// `up` or `down`.
+    pub catalogue: String,
+    /// `configured` or `disabled` (no KAFKA_BROKERS).
+    pub events: String,
+}
 
 /// Liveness: the process answers.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, description = "Alive", body = HealthBody)))]
+pub async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody {
+        status: "ok".into(),
+        dependencies: None,
+    })
 }
 
 /// Readiness: each dependency's state; 503 when the catalogue cannot be read.
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses(
+        (status = 200, description = "Ready", body = HealthBody),
+        (status = 503, description = "A dependency is down", body = HealthBody),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let catalogue = state.catalogue.tier_usage().await.is_ok();
+    let catalogue = state.catalogue.ping().await.is_ok();
     let status = if catalogue {
         StatusCode::OK
     } else {
@@ -28,14 +59,23 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({
-            "status": if catalogue { "ready" } else { "not_ready" },
-            "dependencies": {"catalogue": if catalogue { "up" } else { "down" }, "events": events},
-        })),
+        Json(HealthBody {
+            status: if catalogue { "ready" } else { "not_ready" }.into(),
+            dependencies: Some(Dependencies {
+                catalogue: if catalogue { "up" } else { "down" }.into(),
+                events: events.into(),
+            }),
+        }),
     )
 }
 
 /// Prometheus text: the process counters, and what the catalogue holds.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
+        (status = 401, description = "Missing or wrong token (API_TOKEN_READS)", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
+    ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     use std::fmt::Write;
     let usage = state.catalogue.tier_usage().await?;

@@ -11,7 +11,7 @@ use super::{Backend, Catalogue, Result, now_ms};
 pub const MINUTE_MS: i64 = 60_000;
 /// Length of an hour bucket.
 pub const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
+pub(super) const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// `hits` accesses of one object at one time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,30 +332,7 @@ impl Catalogue {
 
     /// Access counts of one object over the windows of [`AccessSummary`], as of `now_ms`.
     pub async fn access_summary(&self, object_id: &str, now_ms: i64) -> Result<AccessSummary> {
-        let object = self.get_object(object_id).await?;
-        let row = sqlx::query(
-            // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
-            "SELECT \
-               CAST(COALESCE(SUM(CASE WHEN resolution_ms = $2 AND bucket_start > $4 THEN hits END), 0) AS BIGINT) AS last_minute, \
-               CAST(COALESCE(SUM(CASE WHEN resolution_ms = $2 AND bucket_start > $5 THEN hits END), 0) AS BIGINT) AS last_hour, \
-               CAST(COALESCE(SUM(CASE WHEN resolution_ms = $3 AND bucket_start > $6 THEN hits END), 0) AS BIGINT) AS last_day \
-             FROM access_buckets WHERE object_id = $1 AND bucket_start > $6",
-        )
-        .bind(object_id)
-        .bind(MINUTE_MS)
-        .bind(HOUR_MS)
-        .bind(now_ms - MINUTE_MS)
-        .bind(now_ms - HOUR_MS)
-        .bind(now_ms - DAY_MS)
-        .fetch_one(&self.reads)
-        .await?;
-        Ok(AccessSummary {
-            last_minute: row.try_get("last_minute")?,
-            last_hour: row.try_get("last_hour")?,
-            last_day: row.try_get("last_day")?,
-            total: object.access_total,
-            last_access_at: object.last_access_at,
-        })
+        Ok(self.get_object_view(object_id, now_ms).await?.access)
     }
 }
 

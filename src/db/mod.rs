@@ -23,7 +23,7 @@ pub use access::{
 pub use migrations::{
     MigrationFilter, MigrationReason, MigrationRecord, MigrationStatus, NewMigration,
 };
-pub use objects::{NewObject, ObjectContent, ObjectFilter, ObjectRecord, TierUsage};
+pub use objects::{NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage};
 pub use queue::{CopyPlan, StartRefusal};
 
 use std::path::Path;

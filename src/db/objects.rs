@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::{Catalogue, CatalogueError, Page, Result, now_ms, page_limit};
 
 const OBJECT_COLUMNS: &str = "id, object_key, size, content_type, checksum, tier, location, \
@@ -52,6 +53,61 @@ impl ObjectRecord {
             updated_at: row.try_get("updated_at")?,
             access_total: row.try_get("access_total")?,
             last_access_at: row.try_get("last_access_at")?,
+        })
+    }
+}
+
+/// An object with its access counts, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectView {
+    /// The catalogue row.
+    pub object: ObjectRecord,
+    /// Its access counts as of the time asked for.
+    pub access: AccessSummary,
+}
+
+/// The object columns plus the three windowed access sums of [`AccessSummary`]; `$1..$3`
+/// are the window starts (minute, hour, day), so the caller's own parameters start at `$4`.
+/// Scalar subqueries on the bucket primary key keep this one round trip per page.
+fn object_view_select() -> String {
+    let window = |resolution: i64, since: &str| {
+        // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
+        format!(
+            "CAST(COALESCE((SELECT SUM(hits) FROM access_buckets b WHERE b.object_id = objects.id \
+             AND b.resolution_ms = {resolution} AND b.bucket_start > {since}), 0) AS BIGINT)"
+        )
+    };
+    format!(
+        "SELECT {OBJECT_COLUMNS}, {} AS last_minute, {} AS last_hour, {} AS last_day FROM objects",
+        window(MINUTE_MS, "$1"),
+        window(MINUTE_MS, "$2"),
+        window(HOUR_MS, "$3"),
+    )
+}
+
+/// Binds the window starts `$1..$3` of [`object_view_select`].
+fn bind_windows<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    now_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(now_ms - MINUTE_MS)
+        .bind(now_ms - HOUR_MS)
+        .bind(now_ms - DAY_MS)
+}
+
+impl ObjectView {
+    fn from_row(row: &AnyRow) -> Result<ObjectView, sqlx::Error> {
+        let object = ObjectRecord::from_row(row)?;
+        Ok(ObjectView {
+            access: AccessSummary {
+                last_minute: row.try_get("last_minute")?,
+                last_hour: row.try_get("last_hour")?,
+                last_day: row.try_get("last_day")?,
+                total: object.access_total,
+                last_access_at: object.last_access_at,
+            },
+            object,
         })
     }
 }
@@ -136,6 +192,20 @@ impl Catalogue {
         Ok(ObjectRecord::from_row(&row)?)
     }
 
+    /// The object with this id and its access counts as of `now_ms`, in one query.
+    pub async fn get_object_view(&self, id: &str, now_ms: i64) -> Result<ObjectView> {
+        let sql = format!("{} WHERE id = $4", object_view_select());
+        let row = bind_windows(sqlx::query(&sql), now_ms)
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?
+            .ok_or_else(|| CatalogueError::NotFound {
+                kind: "object",
+                id: id.into(),
+            })?;
+        Ok(ObjectView::from_row(&row)?)
+    }
+
     /// The object with this key, if any.
     pub async fn find_object_by_key(&self, key: &str) -> Result<Option<ObjectRecord>> {
         let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE object_key = $1");
@@ -146,24 +216,26 @@ impl Catalogue {
         Ok(row.as_ref().map(ObjectRecord::from_row).transpose()?)
     }
 
-    /// Objects in creation order, `limit` at a time, starting after the id `after`.
+    /// Objects in creation order with their access counts as of `now_ms`, `limit` at a
+    /// time, starting after the id `after`.
     pub async fn list_objects(
         &self,
         filter: &ObjectFilter,
         limit: i64,
         after: Option<&str>,
-    ) -> Result<Page<ObjectRecord>> {
+        now_ms: i64,
+    ) -> Result<Page<ObjectView>> {
         let limit = page_limit(limit);
         // substr/length instead of LIKE: SQLite's LIKE ignores ASCII case and both would
         // need wildcard escaping; this compares the prefix exactly on both backends.
         let sql = format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects \
-             WHERE (CAST($1 AS TEXT) IS NULL OR tier = $1) \
-               AND (CAST($2 AS TEXT) IS NULL OR substr(object_key, 1, length($2)) = $2) \
-               AND (CAST($3 AS TEXT) IS NULL OR id > $3) \
-             ORDER BY id LIMIT $4"
+            "{} WHERE (CAST($4 AS TEXT) IS NULL OR tier = $4) \
+               AND (CAST($5 AS TEXT) IS NULL OR substr(object_key, 1, length($5)) = $5) \
+               AND (CAST($6 AS TEXT) IS NULL OR id > $6) \
+             ORDER BY id LIMIT $7",
+            object_view_select()
         );
-        let rows = sqlx::query(&sql)
+        let rows = bind_windows(sqlx::query(&sql), now_ms)
             .bind(filter.tier.as_deref())
             .bind(filter.key_prefix.as_deref())
             .bind(after)
@@ -172,9 +244,9 @@ impl Catalogue {
             .await?;
         let items = rows
             .iter()
-            .map(ObjectRecord::from_row)
+            .map(ObjectView::from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, limit, |o| &o.id))
+        Ok(Page::from_rows(items, limit, |o| &o.object.id))
     }
 
     /// Points the object at new content (a rewrite), bumping its version. Fails with

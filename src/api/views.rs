@@ -1,0 +1,258 @@
+//! The resource shapes of DESIGN.md as they appear on the wire: RFC 3339 UTC
+//! timestamps, sizes in bytes, lists as `{"items": [...], "next": CURSOR_OR_NULL}`.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::{AccessSummary, MigrationRecord, ObjectRecord, ObjectView, Page};
+use crate::policy::PlannedMove;
+use crate::timestamp::format_rfc3339_ms;
+
+/// A stored object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjectBody {
+    /// Object id (UUIDv7).
+    pub id: String,
+    /// User-facing name, unique in the catalogue.
+    pub key: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// MIME type given at ingest.
+    pub content_type: String,
+    /// Checksum of the content, `blake3:<hex>`; also the content's ETag.
+    pub checksum: String,
+    /// Tier holding the bytes now.
+    pub tier: String,
+    /// Content version; every rewrite bumps it.
+    pub version: i64,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// Last change of content or tier, RFC 3339 UTC.
+    pub updated_at: String,
+    /// Counted accesses.
+    pub access: AccessBody,
+}
+
+/// Counted accesses of an object over bucket-aligned windows ending now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessBody {
+    /// In the current clock minute.
+    pub last_minute: i64,
+    /// In the last 60 clock minutes.
+    pub last_hour: i64,
+    /// In the last 24 clock hours.
+    pub last_day: i64,
+    /// Ever.
+    pub total: i64,
+    /// Last counted access, RFC 3339 UTC; null before the first.
+    pub last_access_at: Option<String>,
+}
+
+impl ObjectBody {
+    /// The wire shape of `object` with access counts `access`.
+    pub fn new(object: ObjectRecord, access: AccessSummary) -> ObjectBody {
+        ObjectBody {
+            id: object.id,
+            key: object.key,
+            size: object.size,
+            content_type: object.content_type,
+            checksum: object.checksum,
+            tier: object.tier,
+            version: object.version,
+            created_at: format_rfc3339_ms(object.created_at),
+            updated_at: format_rfc3339_ms(object.updated_at),
+            access: AccessBody {
+                last_minute: access.last_minute,
+                last_hour: access.last_hour,
+                last_day: access.last_day,
+                total: access.total,
+                last_access_at: access.last_access_at.map(format_rfc3339_ms),
+            },
+        }
+    }
+}
+
+impl From<ObjectView> for ObjectBody {
+    fn from(view: ObjectView) -> ObjectBody {
+        ObjectBody::new(view.object, view.access)
+    }
+}
+
+/// A tier move, queued, running or finished.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MigrationBody {
+    /// Migration id (UUIDv7).
+    pub id: String,
+    /// The object moved.
+    pub object_id: String,
+    /// Tier it was on when the move was queued.
+    pub from_tier: String,
+    /// Destination tier.
+    pub to_tier: String,
+    /// `manual`, `reactive_access_spike`, `proactive_prediction` or `capacity_rebalance`.
+    pub reason: String,
+    /// `pending`, `copying`, `verifying`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// Copy attempts started.
+    pub attempts: i64,
+    /// Bytes copied in the current attempt.
+    pub bytes_copied: i64,
+    /// Bytes to copy.
+    pub bytes_total: i64,
+    /// Last error; null when none.
+    pub error: Option<String>,
+    /// Queued at, RFC 3339 UTC.
+    pub created_at: String,
+    /// First copy attempt started at; null while queued.
+    pub started_at: Option<String>,
+    /// Reached its final status at; null while active.
+    pub finished_at: Option<String>,
+}
+
+impl From<MigrationRecord> for MigrationBody {
+    fn from(m: MigrationRecord) -> MigrationBody {
+        MigrationBody {
+            id: m.id,
+            object_id: m.object_id,
+            from_tier: m.from_tier,
+            to_tier: m.to_tier,
+            reason: m.reason.to_string(),
+            status: m.status.to_string(),
+            attempts: m.attempts,
+            bytes_copied: m.bytes_copied,
+            bytes_total: m.bytes_total,
+            error: m.error,
+            created_at: format_rfc3339_ms(m.created_at),
+            started_at: m.started_at.map(format_rfc3339_ms),
+            finished_at: m.finished_at.map(format_rfc3339_ms),
+        }
+    }
+}
+
+/// One page of objects.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjectPage {
+    /// The objects, in creation order.
+    pub items: Vec<ObjectBody>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+/// One page of migrations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MigrationPage {
+    /// The migrations, newest first.
+    pub items: Vec<MigrationBody>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next: Option<String>,
+}
+
+impl From<Page<ObjectView>> for ObjectPage {
+    fn from(page: Page<ObjectView>) -> ObjectPage {
+        ObjectPage {
+            items: page.items.into_iter().map(ObjectBody::from).collect(),
+            next: page.next,
+        }
+    }
+}
+
+impl From<Page<MigrationRecord>> for MigrationPage {
+    fn from(page: Page<MigrationRecord>) -> MigrationPage {
+        MigrationPage {
+            items: page.items.into_iter().map(MigrationBody::from).collect(),
+            next: page.next,
+        }
+    }
+}
+
+/// A move the policy would queue now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlannedMoveBody {
+    /// The object.
+    pub object_id: String,
+    /// Its key.
+    pub key: String,
+    /// Its tier now.
+    pub from_tier: String,
+    /// Where it would go.
+    pub to_tier: String,
+    /// Why.
+    pub reason: String,
+    /// Accesses counted over the window the decision looked at.
+    pub recent_accesses: u64,
+}
+
+impl From<PlannedMove> for PlannedMoveBody {
+    fn from(p: PlannedMove) -> PlannedMoveBody {
+        PlannedMoveBody {
+            object_id: p.object_id,
+            key: p.key,
+            from_tier: p.from_tier,
+            to_tier: p.to_tier,
+            reason: p.reason.to_string(),
+            recent_accesses: p.recent_accesses,
+        }
+    }
+}
+
+/// The dry run of the policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanBody {
+    /// Start of the window of counted accesses the plan looked at, RFC 3339 UTC.
+    pub since: String,
+    /// The moves, busiest object first.
+    pub items: Vec<PlannedMoveBody>,
+}
+
+/// One tier with what it holds and costs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TierBody {
+    /// Tier name.
+    pub name: String,
+    /// 0 is the hottest tier.
+    pub rank: usize,
+    /// Where its bytes live: `s3://BUCKET` or `file:///DIR`.
+    pub backend: String,
+    /// Whether new objects land here.
+    pub default: bool,
+    /// Objects on it.
+    pub objects: i64,
+    /// Their total size, bytes.
+    pub bytes: i64,
+    /// Configured capacity in bytes; null when unlimited.
+    pub capacity_bytes: Option<u64>,
+    /// Accesses in the detector window above which a spike promotes to this tier; null
+    /// when spikes never promote here.
+    pub promote_above: Option<u64>,
+    /// Configured prices and what the stored bytes cost.
+    pub cost: TierCostBody,
+}
+
+/// Prices of a tier and the monthly storage cost of what it holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TierCostBody {
+    /// Price per GB-month stored.
+    pub storage_gb_month: f64,
+    /// Price per 1,000 reads.
+    pub per_1k_reads: f64,
+    /// Price per GB transferred out.
+    pub transfer_gb: f64,
+    /// `bytes` priced per GB-month (GB = 10^9 bytes).
+    pub storage_per_month: f64,
+}
+
+/// The tiers, hottest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TierList {
+    /// The tiers.
+    pub items: Vec<TierBody>,
+}
+
+/// Answer to a simulated access.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessAccepted {
+    /// The object.
+    pub object_id: String,
+    /// Access events published.
+    pub published: u64,
+}
