@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
-#   1. installs the independent test clients when missing (rclone; kafka-python),
-#   2. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
+#   1. installs the independent test clients when missing (rclone; kafka-python;
+#      schemathesis),
+#   2. brings up the stack (# schemathesis: fuzzes every operation of the OpenAPI document (tests/api_rest.rs).
+SCHEMATHESIS_VERSION=4.32.5
+if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    echo "test: installing schemathesis $SCHEMATHESIS_VERSION (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
 #   3. runs `cargo test` with any extra arguments passed through.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -157,7 +157,7 @@ impl Default for EventsConfig {
             flush_interval: Duration::from_millis(200),
             flush_max_events: 100_000,
             max_event_bytes: 64 * 1024,
-            producer_queue: 100_000,
+            producer_queue: 1_000_000,
             session_timeout: Duration::from_secs(10),
         }
     }

@@ -4,90 +4,17 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{
-    TestDb, catalogue_object, create_topic, eventually, free_port, http, kafka_brokers, stack_env,
-    unique_name,
-};
+use common::{StrataServer, TestDb, catalogue_object, eventually, http};
 use strata::db::{Catalogue, MigrationFilter, MigrationReason};
-
-struct Server {
-    child: Child,
-    base: String,
-    _workdir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(db: &TestDb) -> Server {
-        let topic = unique_name("access");
-        create_topic(&topic, 3).await;
-        create_topic(&format!("{topic}.dlq"), 1).await;
-        let port = free_port();
-        let workdir = tempfile::tempdir().unwrap();
-        let mut env: HashMap<String, String> = stack_env();
-        for (k, v) in [
-            ("DATABASE_URL", db.url.clone()),
-            (
-                "DATA_DIR",
-                workdir.path().join("data").display().to_string(),
-            ),
-            ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
-            ("KAFKA_BROKERS", kafka_brokers()),
-            ("KAFKA_ACCESS_TOPIC", topic),
-            ("KAFKA_GROUP_ID", unique_name("group")),
-            ("EVENTS_FLUSH_MS", "50".into()),
-            ("RUST_LOG", "strata=info".into()),
-        ] {
-            env.insert(k.into(), v);
-        }
-        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("serve")
-            .current_dir(workdir.path())
-            .env_clear()
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start strata serve");
-        let base = format!("http://127.0.0.1:{port}");
-        eventually(Duration::from_secs(30), "the API to answer", || async {
-            http("GET", &format!("{base}/healthz"), None).0 == 200
-        })
-        .await;
-        Server {
-            child,
-            base,
-            _workdir: workdir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn metric(&self, name: &str) -> Option<f64> {
-        let (_, page) = http("GET", &self.url("/metrics"), None);
-        page.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_accesses_flow_into_counts_metrics_and_a_promotion() {
     let db = TestDb::postgres().await;
     let catalogue = Catalogue::connect(&db.url).await.unwrap();
     let object = catalogue_object(&catalogue, "report.csv", "public").await;
-    let server = Server::start(&db).await;
+    let server = StrataServer::start(&db, &[]).await;
 
     let access = server.url(&format!("/api/v1/objects/{}/access", object.id));
     let (status, body) = http("POST", &access, Some(r#"{"count": 30}"#));
@@ -140,7 +67,7 @@ async fn bad_access_requests_get_clear_errors() {
     let db = TestDb::postgres().await;
     let catalogue = Catalogue::connect(&db.url).await.unwrap();
     let object = catalogue_object(&catalogue, "a", "public").await;
-    let server = Server::start(&db).await;
+    let server = StrataServer::start(&db, &[]).await;
     let access = server.url(&format!("/api/v1/objects/{}/access", object.id));
     let cases = [
         (

@@ -4,7 +4,6 @@
 use std::io;
 
 use axum::Json;
-use axum::extract::multipart::MultipartError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -218,14 +217,14 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-impl From<PathRejection> for ApiError {
-    fn from(err: PathRejection) -> ApiError {
-        ApiError::BadRequest(err.body_text())
+impl From<multer::Error> for ApiError {
+    fn from(err: multer::Error) -> ApiError {
+        ApiError::BadRequest(format!("malformed multipart body: {err}"))
     }
 }
 
-impl From<MultipartError> for ApiError {
-    fn from(err: MultipartError) -> ApiError {
-        ApiError::BadRequest(format!("malformed multipart body: {}", err.body_text()))
+impl From<PathRejection> for ApiError {
+    fn from(err: PathRejection) -> ApiError {
+        ApiError::BadRequest(err.body_text())
     }
 }

@@ -61,10 +61,11 @@ pub async fn request_move(
 pub struct ListMigrationsQuery {
     /// Only moves of this object.
     pub object_id: Option<String>,
-    /// Only moves in this status: pending, copying, verifying, completed, failed, cancelled.
+    /// Only moves in this status.
+    #[param(pattern = "^(pending|copying|verifying|completed|failed|cancelled)$")]
     pub status: Option<String>,
-    /// Only moves for this reason: manual, reactive_access_spike, proactive_prediction,
-    /// capacity_rebalance.
+    /// Only moves for this reason.
+    #[param(pattern = "^(manual|reactive_access_spike|proactive_prediction|capacity_rebalance)$")]
     pub reason: Option<String>,
     /// Page size.
     #[param(minimum = 1, maximum = 1000)]

@@ -146,8 +146,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system::metrics))
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of every route, with the configured `tiers` as the values that
+/// tier names may take.
+pub fn openapi(tiers: &[&str]) -> serde_json::Value {
     let mut doc = routes().into_openapi();
     doc.paths.paths.insert(
         "/api/v1/openapi.json".into(),
@@ -169,20 +170,38 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 ),
         ),
     );
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    // An empty upload is an empty object, not an error.
+    if let Some(body) = doc.pointer_mut("/paths/~1api~1v1~1objects/post/requestBody") {
+        body["required"] = false.into();
+    }
+    // The form has exactly the field `file`; ingest refuses any other.
+    if let Some(form) = doc.pointer_mut("/components/schemas/IngestForm") {
+        form["additionalProperties"] = false.into();
+    }
+    let names = serde_json::Value::from(tiers.to_vec());
+    if let Some(to_tier) = doc.pointer_mut("/components/schemas/MoveRequest/properties/to_tier") {
+        to_tier["enum"] = names.clone();
+    }
+    if let Some(parameters) = doc
+        .pointer_mut("/paths/~1api~1v1~1objects/get/parameters")
+        .and_then(|p| p.as_array_mut())
+    {
+        for parameter in parameters.iter_mut().filter(|p| p["name"] == "tier") {
+            parameter["schema"]["enum"] = names.clone();
+        }
+    }
     doc
 }
 
 /// The service: every route with authentication, body limits and deadlines.
 pub fn router(state: AppState) -> axum::Router {
     let (router, _) = routes().split_for_parts();
-    let doc = Arc::new(openapi());
+    let doc = Arc::new(openapi(&state.policy.tier_names()));
     router
         .route(
             "/api/v1/openapi.json",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { Json(doc.as_ref().clone()) }
-            }),
+            axum::routing::get(move || async move { Json(doc) }),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))

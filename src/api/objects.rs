@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -31,8 +31,13 @@ const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IngestQuery {
-    /// Catalogue key (a path such as `logs/2026/11/app.log`); default: the multipart
-    /// file name, else the new object's id.
+    /// Catalogue key: a relative path such as `logs/2026/11/app.log`, at most 1024 characters, without empty, `.` or `..` segments, control characters or backslashes.
+    /// Default: the multipart file name, else the new object's id.
+    #[param(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^(?!\.{1,2}(/|$))[^/\\\x00-\x1f\x7f-\x9f]+(/(?!\.{1,2}(/|$))[^/\\\x00-\x1f\x7f-\x9f]+)*$"
+    )]
     pub key: Option<String>,
     /// Replace the content of an existing object with this key (a new version) instead
     /// of answering 409.
@@ -40,7 +45,7 @@ pub struct IngestQuery {
     pub overwrite: bool,
 }
 
-/// The multipart form `POST /objects` accepts.
+/// The multipart form `POST /objects` accepts: one field, `file`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Describes the form for the OpenAPI document only.
 pub struct IngestForm {
@@ -93,50 +98,52 @@ pub async fn ingest(
     }
     let content_type = header_str(request.headers(), header::CONTENT_TYPE);
     let idle = state.request_timeout;
-    let ingested = if content_type
+    let ingested = match content_type
         .as_deref()
-        .is_some_and(|t| t.starts_with("multipart/form-data"))
+        .filter(|t| t.starts_with("multipart/form-data"))
     {
-        let mut form = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        loop {
-            let Some(field) = form.next_field().await? else {
-                return Err(ApiError::BadRequest(
-                    "the multipart form has no field named `file`".into(),
-                ));
+        Some(form_type) => {
+            let boundary = multer::parse_boundary(form_type)?;
+            let mut form = multer::Multipart::new(request.into_body().into_data_stream(), boundary);
+            let field = match form.next_field().await? {
+                Some(field) if field.name() == Some("file") => field,
+                Some(field) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unexpected form field {:?}; the form has one field, `file`",
+                        field.name().unwrap_or_default()
+                    )));
+                }
+                None => {
+                    return Err(ApiError::BadRequest(
+                        "the multipart form has no field `file`".into(),
+                    ));
+                }
             };
-            if field.name() != Some("file") {
-                continue;
-            }
             let upload = Upload {
-                key: query
-                    .key
-                    .clone()
-                    .or_else(|| field.file_name().map(str::to_string)),
+                key: query.key.or_else(|| field.file_name().map(str::to_string)),
                 content_type: field
                     .content_type()
-                    .unwrap_or(DEFAULT_CONTENT_TYPE)
-                    .to_string(),
+                    .map_or_else(|| DEFAULT_CONTENT_TYPE.to_string(), |m| m.to_string()),
                 overwrite: query.overwrite,
             };
-            let body = upload_reader(field.map_err(io::Error::other), max, idle);
-            break state.content.ingest(upload, body).await?;
+            let body = upload_reader(sole_file_field(form, field), max, idle);
+            state.content.ingest(upload, body).await?
         }
-    } else {
-        let upload = Upload {
-            key: query.key,
-            content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
-            overwrite: query.overwrite,
-        };
-        let body = request
-            .into_body()
-            .into_data_stream()
-            .map_err(io::Error::other);
-        state
-            .content
-            .ingest(upload, upload_reader(body, max, idle))
-            .await?
+        None => {
+            let upload = Upload {
+                key: query.key,
+                content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
+                overwrite: query.overwrite,
+            };
+            let body = request
+                .into_body()
+                .into_data_stream()
+                .map_err(io::Error::other);
+            state
+                .content
+                .ingest(upload, upload_reader(body, max, idle))
+                .await?
+        }
     };
     let view = state
         .catalogue
@@ -154,6 +161,36 @@ pub async fn ingest(
         Json(ObjectBody::from(view)),
     )
         .into_response())
+}
+
+/// The bytes of the form's `file` field, then a failure if the form goes on with another
+/// field: the upload is refused whole rather than stored with parts of it ignored.
+fn sole_file_field(
+    form: multer::Multipart<'static>,
+    field: multer::Field<'static>,
+) -> impl Stream<Item = io::Result<Bytes>> + Send {
+    futures_util::stream::unfold(Some((form, field)), |state| async move {
+        let (mut form, mut field) = state?;
+        let failure = match field.chunk().await {
+            Ok(Some(chunk)) => return Some((Ok(chunk), Some((form, field)))),
+            Ok(None) => {
+                drop(field);
+                match form.next_field().await {
+                    Ok(None) => return None,
+                    Ok(Some(extra)) => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "unexpected form field {:?} after `file`; the form has one field",
+                            extra.name().unwrap_or_default()
+                        ),
+                    ),
+                    Err(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+                }
+            }
+            Err(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+        };
+        Some((Err(failure), None))
+    })
 }
 
 fn too_large(max: u64) -> String {
@@ -197,6 +234,11 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
+
+/// Object bytes, of whatever type they were ingested as.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BinaryContent(#[allow(dead_code)] Vec<u8>);
 
 /// Query of `GET /objects`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -306,9 +348,9 @@ pub async fn delete_object(
         ("If-None-Match" = Option<String>, Header, description = "ETag of a cached copy; 304 when it is current"),
     ),
     responses(
-        (status = 200, description = "The bytes", content_type = "application/octet-stream", body = [u8],
+        (status = 200, description = "The bytes, with the Content-Type given at ingest", content_type = "*/*", body = BinaryContent,
             headers(("ETag" = String, description = "The quoted checksum"), ("Accept-Ranges" = String))),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = [u8],
+        (status = 206, description = "The requested range", content_type = "*/*", body = BinaryContent,
             headers(("Content-Range" = String, description = "bytes FIRST-LAST/SIZE"))),
         (status = 304, description = "The cached copy named by If-None-Match is current"),
         (status = 401, description = "Missing or wrong token (API_TOKEN_READS)", body = ErrorBody),
@@ -427,7 +469,23 @@ fn parse_range(value: &str) -> Option<RangeRequest> {
 pub struct SimulateAccess {
     /// How many reads to simulate.
     #[schema(minimum = 1, maximum = 100000)]
+    #[serde(deserialize_with = "whole_number")]
     pub count: u64,
+}
+
+/// A non-negative whole number, also when written as `30.0` (JSON Schema calls that an
+/// integer too).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_u64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {number}")))
 }
 
 /// Simulates `count` reads of an object by publishing that many access events.

@@ -21,7 +21,8 @@ use crate::config::{BackendConfig, TierConfig, TransferConfig};
 /// A stream of an object's bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
-/// Longest key accepted, in bytes (S3's own limit).
+/// Longest key accepted, in characters. Catalogue keys are names only; the keys that
+/// reach a backend are locations (`<id>/<id>`), far inside S3's 1024-byte limit.
 pub const MAX_KEY_LEN: usize = 1024;
 
 /// A failed storage operation.
@@ -34,7 +35,7 @@ pub enum StorageError {
         key: String,
     },
     /// The key is not acceptable (escapes the tier, empty segment, too long, …).
-    #[error("invalid key {key:?}: {reason}")]
+    #[error("invalid key {:?}: {reason}", shorten(key))]
     InvalidKey {
         /// The key.
         key: String,
@@ -60,6 +61,14 @@ pub enum StorageError {
         /// What went wrong.
         message: String,
     },
+}
+
+/// The start of a long key, for messages that echo it.
+fn shorten(key: &str) -> String {
+    match key.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &key[..end]),
+        None => key.to_string(),
+    }
 }
 
 /// Result of storage operations.
@@ -139,7 +148,7 @@ pub async fn digest_stream(
 }
 
 /// Checks that `key` is a relative path made of plain segments: not empty, not too long,
-/// no NUL or backslash, no empty, `.` or `..` segment. This keeps the file backend inside
+/// no control character (NUL, newline, …) or backslash, no empty, `.` or `..` segment. This keeps the file backend inside
 /// its directory and gives both backends the same notion of a valid key.
 pub fn validate_key(key: &str) -> Result<()> {
     let refuse = |reason| {
@@ -151,11 +160,11 @@ pub fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return refuse("empty");
     }
-    if key.len() > MAX_KEY_LEN {
-        return refuse("longer than 1024 bytes");
+    if key.chars().count() > MAX_KEY_LEN {
+        return refuse("longer than 1024 characters");
     }
-    if key.contains('\0') || key.contains('\\') {
-        return refuse("contains NUL or a backslash");
+    if key.contains('\\') || key.chars().any(char::is_control) {
+        return refuse("contains a control character or a backslash");
     }
     if key.starts_with('/') {
         return refuse("absolute path");
@@ -307,6 +316,7 @@ mod tests {
             "a/",
             "a\\..\\b",
             "a\0b",
+            "a\nfake log line",
             &"x".repeat(MAX_KEY_LEN + 1),
         ] {
             assert!(

@@ -601,3 +601,176 @@ pub fn http(method: &str, url: &str, json_body: Option<&str>) -> (u16, String) {
     let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
     (status.trim().parse().unwrap_or(0), body.to_string())
 }
+
+/// A `strata serve` process on the local stack with its own topic, consumer group and
+/// working directory; killed when dropped.
+pub struct StrataServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The working directory (its `data/` holds embedded-mode state).
+    pub workdir: tempfile::TempDir,
+}
+
+impl StrataServer {
+    /// Starts a server on the stack with catalogue `db`; `extra` variables override the
+    /// stack's and the test defaults.
+    pub async fn start(db: &TestDb, extra: &[(&str, &str)]) -> StrataServer {
+        let topic = unique_name("access");
+        create_topic(&topic, 3).await;
+        create_topic(&format!("{topic}.dlq"), 1).await;
+        let port = free_port();
+        let workdir = tempfile::tempdir().unwrap();
+        let mut env: HashMap<String, String> = stack_env();
+        for (k, v) in [
+            ("DATABASE_URL", db.url.clone()),
+            (
+                "DATA_DIR",
+                workdir.path().join("data").display().to_string(),
+            ),
+            ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+            ("KAFKA_BROKERS", kafka_brokers()),
+            ("KAFKA_ACCESS_TOPIC", topic),
+            ("KAFKA_GROUP_ID", unique_name("group")),
+            ("EVENTS_FLUSH_MS", "50".into()),
+            ("MOVER_POLL_MS", "50".into()),
+            ("RUST_LOG", "strata=info".into()),
+        ] {
+            env.insert(k.into(), v);
+        }
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .current_dir(workdir.path())
+            .env_clear()
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start strata serve");
+        let base = format!("http://127.0.0.1:{port}");
+        eventually(
+            std::time::Duration::from_secs(30),
+            "the API to answer",
+            || async { http("GET", &format!("{base}/healthz"), None).0 == 200 },
+        )
+        .await;
+        StrataServer {
+            child,
+            base,
+            workdir,
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The value of one Prometheus sample, `name` including its labels.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, page) = http("GET", &self.url("/metrics"), None);
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// The process id, to watch its memory.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for StrataServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer as curl saw it.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The value of header `name` (lowercase), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts an error answer: `status`, and the JSON error body with `code`.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+}
+
+/// Runs curl with `args` (method, headers, data, URL …) and returns what it received.
+pub fn curl(args: &[&str]) -> Reply {
+    let dir = tempfile::tempdir().unwrap();
+    let (head, body) = (dir.path().join("head"), dir.path().join("body"));
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let head = std::fs::read_to_string(&head).unwrap_or_default();
+    // With redirects or 100-continue there are several header blocks; the last counts.
+    let last_block = head
+        .split("\r\n\r\n")
+        .filter(|b| !b.trim().is_empty())
+        .last()
+        .unwrap_or("");
+    let headers = last_block
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: std::fs::read(&body).unwrap_or_default(),
+    }
+}
