@@ -510,3 +510,57 @@ async fn openapi_document_describes_every_route_and_schemathesis_finds_no_fault(
     drop(server);
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_stays_readable_while_it_moves() {
+    let db = TestDb::postgres().await;
+    let server = StrataServer::start(&db, &[("MOVER_BANDWIDTH_BYTES_PER_SEC", "2000000")]).await;
+    let data = pattern(9, 3 * 1024 * 1024);
+    let id = upload(&server, "moving", &data, &[]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let queued = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"to_tier": "private"}"#,
+        &server.url(&format!("/api/v1/objects/{id}/migrations")),
+    ]);
+    assert_eq!(queued.status, 202);
+    let migration = server.url(&format!(
+        "/api/v1/migrations/{}",
+        queued.json()["id"].as_str().unwrap()
+    ));
+    let content = server.url(&format!("/api/v1/objects/{id}/content"));
+    let mut reads = 0;
+    let mut statuses = std::collections::BTreeSet::new();
+    loop {
+        let status = curl(&[&migration]).json()["status"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let read = curl(&[&content]);
+        assert_eq!(read.status, 200, "read during {status}");
+        assert!(
+            read.body == data,
+            "read during {status} returned other bytes"
+        );
+        reads += 1;
+        statuses.insert(status.clone());
+        if status == "completed" {
+            break;
+        }
+        assert!(reads < 200, "the move did not complete");
+    }
+    assert!(
+        statuses.contains("copying"),
+        "reads overlapped the copy: {statuses:?}"
+    );
+    let object = curl(&[&server.url(&format!("/api/v1/objects/{id}"))]).json();
+    assert_eq!(object["tier"], "private");
+    drop(server);
+    db.drop_db().await;
+}
