@@ -29,6 +29,24 @@ pub struct Cli {
 pub enum Command {
     /// Run the service (API, event consumer, detector, mover) until interrupted.
     Serve,
+    /// Train the forecaster on an access trace and write models/<name>-<version>.json.
+    TrainModel {
+        /// Access trace (CSV: ts_ms,object_id,size_bytes[,op]).
+        #[arg(long)]
+        trace: PathBuf,
+        /// Directory the model file is written to.
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
+        /// Model name.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Hours ahead the model predicts.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=168))]
+        horizon_hours: u16,
+        /// Most recent share of the hours held out for evaluation.
+        #[arg(long, default_value_t = 0.2)]
+        eval_fraction: f64,
+    },
     /// Upload a file; it lands on the default tier.
     Ingest {
         /// The file.
@@ -129,13 +147,25 @@ pub fn run(cli: Cli) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // An empty RUST_LOG means the default, like every other empty variable.
+            std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .and_then(|v| EnvFilter::try_new(v).ok())
+                .unwrap_or_else(|| EnvFilter::new("info")),
         )
         .init();
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Config::from_env()
             .map_err(anyhow::Error::from)
             .and_then(|config| runtime()?.block_on(service::serve(config, shutdown_signal()))),
+        Command::TrainModel {
+            trace,
+            out,
+            name,
+            horizon_hours,
+            eval_fraction,
+        } => train_model(&trace, &out, &name, horizon_hours.into(), eval_fraction),
         client_command => runtime().and_then(|rt| rt.block_on(run_client(client_command))),
     };
     match outcome {
@@ -147,10 +177,55 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// `strata train-model`: trains, reports against the baselines, writes the model file.
+fn train_model(
+    trace: &std::path::Path,
+    out: &std::path::Path,
+    name: &str,
+    horizon_hours: usize,
+    eval_fraction: f64,
+) -> anyhow::Result<()> {
+    if !(eval_fraction > 0.0 && eval_fraction < 1.0) {
+        anyhow::bail!("--eval-fraction must be between 0 and 1, got {eval_fraction}");
+    }
+    let model = crate::forecast::train_from_trace(
+        trace,
+        name,
+        horizon_hours,
+        eval_fraction,
+        crate::db::now_ms(),
+    )?;
+    let e = &model.evaluation;
+    println!(
+        "trained on {} examples, evaluated on the latest {} (horizon {} h)",
+        model.training.train_rows, model.training.eval_rows, model.horizon_hours
+    );
+    for (label, s) in [
+        ("model", e.model),
+        ("persistence", e.persistence),
+        ("moving average", e.moving_average),
+    ] {
+        println!(
+            "{label:<15} MAE {:>9.3}  RMSE {:>9.3}  R2 {:>7.3}",
+            s.mae, s.rmse, s.r2
+        );
+    }
+    if !e.beats_baselines() {
+        println!("WARNING: the model does not beat both naive baselines on the evaluation split");
+    }
+    std::fs::create_dir_all(out)?;
+    let path = out.join(model.file_name());
+    std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 /// Runs one client subcommand and prints its answer on stdout.
 async fn run_client(command: Command) -> anyhow::Result<()> {
     let (server, output) = match command {
-        Command::Serve => unreachable!("serve is not a client subcommand"),
+        Command::Serve | Command::TrainModel { .. } => {
+            unreachable!("not a client subcommand")
+        }
         Command::Ingest {
             file,
             key,
@@ -216,7 +291,9 @@ async fn run_client(command: Command) -> anyhow::Result<()> {
 }
 
 fn connect(server: &ServerArgs) -> anyhow::Result<Client> {
-    Ok(Client::new(&server.url, server.token.clone())?)
+    // An empty API_TOKEN means no token, as it does for the server.
+    let token = server.token.clone().filter(|t| !t.is_empty());
+    Ok(Client::new(&server.url, token)?)
 }
 
 /// What a client subcommand prints.

@@ -12,6 +12,7 @@ pub mod content;
 pub mod db;
 pub mod detector;
 pub mod events;
+pub mod forecast;
 pub mod metrics;
 pub mod mover;
 pub mod policy;

@@ -1,0 +1,377 @@
+//! The forecasting model: ordinary least squares (linfa-linear) over [`features`] of an
+//! object's hourly history, predicting `ln(1 + accesses)` over the next horizon; its
+//! training with a time-based split, evaluation against two naive baselines, and the
+//! JSON file it is kept in.
+
+use std::path::Path;
+
+use linfa::Dataset;
+use linfa::traits::Fit;
+use linfa_linear::LinearRegression;
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+
+use super::features::{FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, features};
+
+/// Why a model could not be trained, loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Too little history to learn from.
+    #[error("not enough history to train on: {0}")]
+    NotEnoughData(String),
+    /// The solver failed (for example, features that never vary).
+    #[error("training failed: {0}")]
+    Training(String),
+    /// A model file that cannot be used.
+    #[error("model {path}: {why}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// One training example: the features at the end of an hour and what followed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The hour the features end at (hours since the epoch).
+    pub hour: i64,
+    /// The features.
+    pub features: [f64; FEATURE_COUNT],
+    /// Accesses in the horizon after `hour`.
+    pub target: f64,
+}
+
+/// The examples of one object's hourly series starting at `first_hour`: one per hour
+/// whose full horizon lies inside the series.
+pub fn examples(series: &[u32], first_hour: i64, horizon_hours: usize) -> Vec<Example> {
+    (1..=series.len().saturating_sub(horizon_hours))
+        .map(|end| Example {
+            hour: first_hour + end as i64,
+            features: features(&series[end.saturating_sub(HISTORY_HOURS)..end]),
+            target: series[end..end + horizon_hours]
+                .iter()
+                .map(|&n| f64::from(n))
+                .sum(),
+        })
+        .collect()
+}
+
+/// Prediction errors on accesses per horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Coefficient of determination.
+    pub r2: f64,
+}
+
+impl Scores {
+    fn of(predicted: impl Iterator<Item = f64>, actual: &[f64]) -> Scores {
+        let n = actual.len().max(1) as f64;
+        let mean = actual.iter().sum::<f64>() / n;
+        let (mut abs, mut sq, mut total) = (0.0, 0.0, 0.0);
+        for (p, a) in predicted.zip(actual) {
+            abs += (p - a).abs();
+            sq += (p - a).powi(2);
+            total += (a - mean).powi(2);
+        }
+        Scores {
+            mae: abs / n,
+            rmse: (sq / n).sqrt(),
+            r2: if total > 0.0 { 1.0 - sq / total } else { 0.0 },
+        }
+    }
+}
+
+/// The model and two naive baselines on the evaluation split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The trained model.
+    pub model: Scores,
+    /// "The next hours look like the last one."
+    pub persistence: Scores,
+    /// "The next hours look like the average hour of the last day."
+    pub moving_average: Scores,
+}
+
+impl Evaluation {
+    /// Whether the model's MAE and RMSE both beat both baselines.
+    pub fn beats_baselines(&self) -> bool {
+        [self.persistence, self.moving_average]
+            .iter()
+            .all(|b| self.model.mae < b.mae && self.model.rmse < b.rmse)
+    }
+}
+
+/// The span of history a model learned from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainingWindow {
+    /// First hour with an example (hours since the epoch).
+    pub from_hour: i64,
+    /// Last hour with an example.
+    pub to_hour: i64,
+    /// Examples trained on.
+    pub train_rows: usize,
+    /// Examples evaluated on (the most recent part).
+    pub eval_rows: usize,
+}
+
+/// A trained forecaster, as stored in `models/<name>-<version>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Model name.
+    pub name: String,
+    /// Version: the training time, epoch ms, so later models sort after earlier ones.
+    pub version: i64,
+    /// [`FEATURES_VERSION`] of the features it was trained on.
+    pub features_version: u32,
+    /// [`FEATURE_NAMES`], in coefficient order.
+    pub feature_names: Vec<String>,
+    /// One per feature.
+    pub coefficients: Vec<f64>,
+    /// The intercept.
+    pub intercept: f64,
+    /// What it predicts: `ln(1 + accesses)` over this many hours.
+    pub horizon_hours: usize,
+    /// What it learned from.
+    pub training: TrainingWindow,
+    /// How it did on the evaluation split.
+    pub evaluation: Evaluation,
+    /// RFC 3339 UTC.
+    pub trained_at: String,
+}
+
+impl Model {
+    /// Trains on `examples` (any order): the most recent `eval_fraction` of the hours
+    /// is held out for evaluation, the rest is learned from. Deterministic: the same
+    /// examples give the same model.
+    pub fn train(
+        name: &str,
+        examples: &[Example],
+        horizon_hours: usize,
+        eval_fraction: f64,
+        now_ms: i64,
+    ) -> Result<Model, ModelError> {
+        let (Some(from), Some(to)) = (
+            examples.iter().map(|e| e.hour).min(),
+            examples.iter().map(|e| e.hour).max(),
+        ) else {
+            return Err(ModelError::NotEnoughData("the history is empty".into()));
+        };
+        let cutoff = to - ((to - from) as f64 * eval_fraction.clamp(0.0, 0.9)).floor() as i64;
+        let (train, eval): (Vec<&Example>, Vec<&Example>) =
+            examples.iter().partition(|e| e.hour < cutoff);
+        if train.len() <= FEATURE_COUNT || eval.is_empty() {
+            return Err(ModelError::NotEnoughData(format!(
+                "{} examples over hours {from}..={to} leave {} to train on and {} to evaluate; \
+                 more than {FEATURE_COUNT} and at least 1 are needed",
+                examples.len(),
+                train.len(),
+                eval.len()
+            )));
+        }
+        let records =
+            Array2::from_shape_fn((train.len(), FEATURE_COUNT), |(i, j)| train[i].features[j]);
+        let targets = Array1::from_iter(train.iter().map(|e| e.target.ln_1p()));
+        let fitted = LinearRegression::new()
+            .fit(&Dataset::new(records, targets))
+            .map_err(|e| ModelError::Training(e.to_string()))?;
+        let coefficients = fitted.params().to_vec();
+        let intercept = fitted.intercept();
+        if !(intercept.is_finite() && coefficients.iter().all(|c| c.is_finite())) {
+            return Err(ModelError::Training(
+                "the solver returned non-finite coefficients (features that never vary?)".into(),
+            ));
+        }
+        let actual: Vec<f64> = eval.iter().map(|e| e.target).collect();
+        let horizon = horizon_hours as f64;
+        let evaluation = Evaluation {
+            model: Scores::of(
+                eval.iter()
+                    .map(|e| predict(&coefficients, intercept, &e.features)),
+                &actual,
+            ),
+            persistence: Scores::of(
+                eval.iter().map(|e| e.features[0].exp_m1() * horizon),
+                &actual,
+            ),
+            moving_average: Scores::of(
+                eval.iter().map(|e| e.features[2].exp_m1() / 24.0 * horizon),
+                &actual,
+            ),
+        };
+        let model = Model {
+            name: name.into(),
+            version: now_ms,
+            features_version: FEATURES_VERSION,
+            feature_names: FEATURE_NAMES.iter().map(|n| n.to_string()).collect(),
+            coefficients,
+            intercept,
+            horizon_hours,
+            training: TrainingWindow {
+                from_hour: from,
+                to_hour: to,
+                train_rows: train.len(),
+                eval_rows: eval.len(),
+            },
+            evaluation,
+            trained_at: crate::timestamp::format_rfc3339_ms(now_ms),
+        };
+        Ok(model)
+    }
+
+    /// Predicted accesses over the horizon for these features; never negative.
+    pub fn predict(&self, features: &[f64; FEATURE_COUNT]) -> f64 {
+        predict(&self.coefficients, self.intercept, features)
+    }
+
+    /// File name under `models/`: `<name>-<version>.json`.
+    pub fn file_name(&self) -> String {
+        format!("{}-{}.json", self.name, self.version)
+    }
+
+    /// Reads and checks a model file: it must parse, use this code's features, and hold
+    /// finite numbers, one coefficient per feature. A file that fails is refused whole.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let invalid = |why: String| ModelError::Invalid {
+            path: path.display().to_string(),
+            why,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+        let model: Model =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("not a model: {e}")))?;
+        if model.features_version != FEATURES_VERSION
+            || model
+                .feature_names
+                .iter()
+                .map(String::as_str)
+                .ne(FEATURE_NAMES)
+        {
+            return Err(invalid(format!(
+                "trained on features version {} ({:?}); this build computes version {FEATURES_VERSION}",
+                model.features_version, model.feature_names
+            )));
+        }
+        if model.coefficients.len() != FEATURE_COUNT
+            || !model.intercept.is_finite()
+            || !model.coefficients.iter().all(|c| c.is_finite())
+            || model.horizon_hours == 0
+        {
+            return Err(invalid(
+                "coefficients, intercept or horizon are missing or not finite".into(),
+            ));
+        }
+        Ok(model)
+    }
+}
+
+/// `exp(intercept + coefficients . features) - 1`, at least 0.
+fn predict(coefficients: &[f64], intercept: f64, features: &[f64; FEATURE_COUNT]) -> f64 {
+    let log = intercept
+        + coefficients
+            .iter()
+            .zip(features)
+            .map(|(c, f)| c * f)
+            .sum::<f64>();
+    log.exp_m1().max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(hour: i64, f: [f64; FEATURE_COUNT], target_log: f64) -> Example {
+        Example {
+            hour,
+            features: f,
+            target: target_log.exp_m1(),
+        }
+    }
+
+    #[test]
+    fn a_known_linear_structure_is_recovered_deterministically() {
+        let truth = [0.5, -0.25, 0.1, 0.0, 0.3, 0.05, -0.2, 0.15];
+        // A fixed pseudo-random design, so the features are not collinear.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 10_000) as f64 / 1_000.0
+        };
+        let examples: Vec<Example> = (0..500)
+            .map(|hour| {
+                let f: [f64; FEATURE_COUNT] = std::array::from_fn(|_| next());
+                let y = 0.7 + truth.iter().zip(&f).map(|(c, x)| c * x).sum::<f64>();
+                example(hour, f, y)
+            })
+            .collect();
+        let model = Model::train("t", &examples, 1, 0.2, 0).unwrap();
+        for (got, want) in model.coefficients.iter().zip(truth) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        assert!((model.intercept - 0.7).abs() < 1e-6);
+        assert_eq!(model, Model::train("t", &examples, 1, 0.2, 0).unwrap());
+        assert_eq!(model.training.train_rows + model.training.eval_rows, 500);
+        assert!(model.evaluation.model.r2 > 0.999);
+    }
+
+    #[test]
+    fn too_little_history_is_a_clear_error() {
+        assert!(matches!(
+            Model::train("t", &[], 1, 0.2, 0),
+            Err(ModelError::NotEnoughData(_))
+        ));
+        let few: Vec<Example> = (0..5)
+            .map(|h| example(h, [1.0; FEATURE_COUNT], 1.0))
+            .collect();
+        assert!(matches!(
+            Model::train("t", &few, 1, 0.2, 0),
+            Err(ModelError::NotEnoughData(_))
+        ));
+    }
+
+    #[test]
+    fn examples_pair_features_with_what_followed() {
+        let series = [1, 2, 3, 4];
+        let ex = examples(&series, 100, 2);
+        assert_eq!(ex.len(), 2);
+        assert_eq!(ex[0].hour, 101);
+        assert_eq!(ex[0].target, 5.0);
+        assert_eq!(ex[1].target, 7.0);
+        assert_eq!(ex[1].features, features(&[1, 2]));
+    }
+
+    #[test]
+    fn corrupt_or_foreign_model_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        for content in ["", "{", "{\"name\": 1}"] {
+            std::fs::write(&path, content).unwrap();
+            assert!(matches!(
+                Model::load(&path),
+                Err(ModelError::Invalid { .. })
+            ));
+        }
+        let examples: Vec<Example> = (0..100)
+            .map(|h| {
+                example(
+                    h,
+                    std::array::from_fn(|j| ((h as usize * 7 + j * 3) % 11) as f64),
+                    (h % 5) as f64,
+                )
+            })
+            .collect();
+        let mut model = Model::train("m", &examples, 1, 0.2, 0).unwrap();
+        std::fs::write(&path, serde_json::to_string(&model).unwrap()).unwrap();
+        assert_eq!(Model::load(&path).unwrap(), model);
+        model.features_version += 1;
+        std::fs::write(&path, serde_json::to_string(&model).unwrap()).unwrap();
+        assert!(Model::load(&path).is_err());
+        assert!(Model::load(&dir.path().join("missing.json")).is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! Access traces (DESIGN.md): CSV with the header `ts_ms,object_id,size_bytes` and an
+//! optional fourth column `op` (`read`|`write`), one access per line, `ts_ms`
+//! non-decreasing. Read into hourly access counts per object.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+
+/// Length of an hour in ms.
+const HOUR_MS: i64 = 3_600_000;
+
+/// A trace that cannot be used; line numbers count from 1 (the header).
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// Reading failed.
+    #[error("reading the trace: {0}")]
+    Io(#[from] std::io::Error),
+    /// The first line is not the expected header.
+    #[error("line 1: expected the header ts_ms,object_id,size_bytes[,op], found {0:?}")]
+    Header(String),
+    /// A row that does not parse.
+    #[error("line {line}: {why}")]
+    Row {
+        /// Line number.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// The trace has no accesses.
+    #[error("the trace holds no accesses")]
+    Empty,
+}
+
+/// Hourly access counts per object over one span of hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyCounts {
+    /// The first hour (hours since the epoch).
+    pub first_hour: i64,
+    /// Per object, one count per hour from `first_hour`, all of the same length.
+    pub series: BTreeMap<String, Vec<u32>>,
+}
+
+/// Reads a trace into hourly counts. Writes count as accesses too: both are demand on
+/// the tier that holds the object.
+pub fn read_trace(input: impl BufRead) -> Result<HourlyCounts, TraceError> {
+    let mut lines = input.lines();
+    let header = lines.next().transpose()?.unwrap_or_default();
+    let columns: Vec<&str> = header.trim().split(',').map(str::trim).collect();
+    if !(columns.starts_with(&["ts_ms", "object_id", "size_bytes"])
+        && (columns.len() == 3 || columns.get(3) == Some(&"op")))
+    {
+        return Err(TraceError::Header(header));
+    }
+    let mut counts: HashMap<String, HashMap<i64, u32>> = HashMap::new();
+    let mut previous: Option<i64> = None;
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    for (index, line) in lines.enumerate() {
+        let line_no = index + 2;
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row = |why: String| TraceError::Row { line: line_no, why };
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if !(3..=4).contains(&fields.len()) {
+            return Err(row(format!(
+                "expected 3 or 4 fields, found {}",
+                fields.len()
+            )));
+        }
+        let ts: i64 = fields[0]
+            .parse()
+            .map_err(|_| row(format!("ts_ms {:?} is not an integer", fields[0])))?;
+        if previous.is_some_and(|p| ts < p) {
+            return Err(row(format!(
+                "ts_ms {ts} is before the previous line's {}; the trace must be in time order",
+                previous.unwrap_or_default()
+            )));
+        }
+        previous = Some(ts);
+        if fields[1].is_empty() {
+            return Err(row("object_id is empty".into()));
+        }
+        fields[2]
+            .parse::<u64>()
+            .map_err(|_| row(format!("size_bytes {:?} is not a size", fields[2])))?;
+        if let Some(op) = fields.get(3)
+            && !matches!(*op, "read" | "write")
+        {
+            return Err(row(format!("op {op:?} is neither read nor write")));
+        }
+        let hour = ts.div_euclid(HOUR_MS);
+        first = first.min(hour);
+        last = last.max(hour);
+        *counts
+            .entry(fields[1].to_string())
+            .or_default()
+            .entry(hour)
+            .or_default() += 1;
+    }
+    if counts.is_empty() {
+        return Err(TraceError::Empty);
+    }
+    let hours = (last - first + 1) as usize;
+    let series = counts
+        .into_iter()
+        .map(|(id, by_hour)| {
+            let mut series = vec![0u32; hours];
+            for (hour, n) in by_hour {
+                series[(hour - first) as usize] = n;
+            }
+            (id, series)
+        })
+        .collect();
+    Ok(HourlyCounts {
+        first_hour: first,
+        series,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accesses_are_counted_per_object_and_hour() {
+        let trace = "ts_ms,object_id,size_bytes,op\n\
+                     3600000,a,10,read\n3600001,a,10,write\n3600002,b,5,read\n\n10800000,a,10,read\n";
+        let counts = read_trace(trace.as_bytes()).unwrap();
+        assert_eq!(counts.first_hour, 1);
+        assert_eq!(counts.series["a"], [2, 0, 1]);
+        assert_eq!(counts.series["b"], [1, 0, 0]);
+        let three_columns = read_trace("ts_ms,object_id,size_bytes\n0,x,1\n".as_bytes()).unwrap();
+        assert_eq!(three_columns.series["x"], [1]);
+    }
+
+    #[test]
+    fn bad_traces_name_the_line_and_the_problem() {
+        let line_of = |trace: &str| match read_trace(trace.as_bytes()) {
+            Err(TraceError::Row { line, .. }) => line,
+            other => panic!("{trace:?}: {other:?}"),
+        };
+        let h = "ts_ms,object_id,size_bytes\n";
+        assert_eq!(line_of(&format!("{h}5,a,1\n4,a,1\n")), 3, "decreasing time");
+        assert_eq!(line_of(&format!("{h}x,a,1\n")), 2);
+        assert_eq!(line_of(&format!("{h}1,a\n")), 2);
+        assert_eq!(line_of(&format!("{h}1,,1\n")), 2);
+        assert_eq!(line_of(&format!("{h}1,a,-1\n")), 2);
+        assert_eq!(line_of("ts_ms,object_id,size_bytes,op\n1,a,1,delete\n"), 2);
+        assert!(matches!(
+            read_trace("id,ts\n".as_bytes()),
+            Err(TraceError::Header(_))
+        ));
+        assert!(matches!(
+            read_trace("".as_bytes()),
+            Err(TraceError::Header(_))
+        ));
+        assert!(matches!(read_trace(h.as_bytes()), Err(TraceError::Empty)));
+    }
+}
