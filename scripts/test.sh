@@ -2,14 +2,7 @@
 # Runs the whole test suite against the real local stack:
 #   1. installs the independent test clients when missing (rclone; kafka-python;
 #      schemathesis),
-#   2. brings up the stack (# schemathesis: fuzzes every operation of the OpenAPI document (tests/api_rest.rs).
-SCHEMATHESIS_VERSION=4.32.5
-if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-    echo "test: installing schemathesis $SCHEMATHESIS_VERSION (pip)" >&2
-    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
-
-scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
+#   2. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
 #   3. runs `cargo test` with any extra arguments passed through.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +21,13 @@ KAFKA_PYTHON_VERSION=3.0.12
 if ! python3 -c "import kafka, sys; sys.exit(kafka.__version__ != '$KAFKA_PYTHON_VERSION')" 2>/dev/null; then
     echo "test: installing kafka-python $KAFKA_PYTHON_VERSION (pip)" >&2
     python3 -m pip install --quiet --disable-pip-version-check "kafka-python==$KAFKA_PYTHON_VERSION"
+fi
+
+# schemathesis: fuzzes every operation of the OpenAPI document (tests/api_rest.rs).
+SCHEMATHESIS_VERSION=4.32.5
+if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    echo "test: installing schemathesis $SCHEMATHESIS_VERSION (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 scripts/stack.sh up
