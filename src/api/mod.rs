@@ -205,6 +205,7 @@ pub fn router(state: AppState) -> axum::Router {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(middleware::from_fn(refuse_nul))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), auth::check))
         .with_state(state)
@@ -216,6 +217,18 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
         "not_found",
         format!("no route for {method} {}", uri.path()),
     )
+}
+
+/// Middleware: a path or query with an encoded NUL (`%00`) is refused with 400. No id,
+/// key or cursor contains one, and PostgreSQL cannot even compare text holding one.
+async fn refuse_nul(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let raw = format!("{}?{}", uri.path(), uri.query().unwrap_or_default());
+    if raw.to_ascii_lowercase().contains("%00") {
+        return ApiError::BadRequest("NUL characters are not allowed in paths or queries".into())
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Middleware: a request that has no response head after `request_timeout` gets 503.
