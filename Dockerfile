@@ -51,12 +51,15 @@ RUN groupadd --system --gid 10001 strata \
     && install -d -o strata -g strata -m 0750 /var/lib/strata
 
 COPY --from=builder /usr/local/bin/strata /usr/local/bin/strata
+# The shipped forecast model: activated on the first start when the catalogue has none.
+COPY models /usr/share/strata/models
 
 # Listen on every interface inside the container (strata's own default is loopback only).
 # DATA_DIR holds the embedded-mode state (SQLite, file:// tiers) when no DATABASE_URL or
 # TIER_<NAME>_URL is given; mount a volume there to keep it.
 ENV LISTEN_ADDR=0.0.0.0:8080 \
-    DATA_DIR=/var/lib/strata
+    DATA_DIR=/var/lib/strata \
+    MODELS_DIR=/usr/share/strata/models
 WORKDIR /var/lib/strata
 USER 10001:10001
 EXPOSE 8080

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes a synthetic access trace (DESIGN.md format) to stdout: objects with daily
-cycles, slow trends, short bursts and decay to cold, drawn from Poisson processes with a
+cycles, daily batch reads (a few busy hours at the same time every day, nothing
+otherwise), slow trends, short bursts and decay to cold, drawn from Poisson processes with a
 fixed seed, so the same arguments always give the same trace.
 
     scripts/gen-trace.py [--objects 300] [--days 14] [--seed 1] > trace.csv
@@ -29,17 +30,20 @@ def poisson(rng, lam):
 
 
 def profile(rng):
-    kind = rng.choice(["daily", "daily", "trend", "burst", "decay", "quiet"])
+    kind = rng.choice(["daily", "daily", "batch", "trend", "burst", "decay", "quiet"])
     peak = rng.randrange(24)
     scale = rng.uniform(2, 40)
     slope = rng.uniform(-0.04, 0.06)
     bursts = set()
     half_life = rng.uniform(6, 48)
+    batch_hours = rng.randrange(1, 4)
 
     def rate(hour, total_hours):
         day_cycle = (1 + math.cos(2 * math.pi * ((hour % 24) - peak) / 24)) / 2
         if kind == "daily":
             return scale * day_cycle ** 2 + 0.2
+        if kind == "batch":
+            return scale * 10 if ((hour % 24) - peak) % 24 < batch_hours else 0.0
         if kind == "trend":
             return max(0.0, scale * 0.3 * (1 + slope * hour / 24 * 4)) * (0.5 + day_cycle)
         if kind == "burst":

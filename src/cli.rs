@@ -29,11 +29,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the service (API, event consumer, detector, mover) until interrupted.
     Serve,
-    /// Train the forecaster on an access trace and write models/<name>-<version>.json.
+    /// Train the forecaster on the catalogue's access history (or a trace file), write
+    /// models/<name>-<version>.json and register it in the catalogue (DATABASE_URL).
     TrainModel {
-        /// Access trace (CSV: ts_ms,object_id,size_bytes[,op]).
+        /// Train on this access trace (CSV: ts_ms,object_id,size_bytes[,op]) instead of
+        /// the catalogue's history.
+        #[arg(long, conflicts_with = "from_db")]
+        trace: Option<PathBuf>,
+        /// Train on the catalogue's access history (the default).
         #[arg(long)]
-        trace: PathBuf,
+        from_db: bool,
+        /// Make the new model the active one: every running server picks it up at its
+        /// next forecast interval.
+        #[arg(long)]
+        activate: bool,
         /// Directory the model file is written to.
         #[arg(long, default_value = "models")]
         out: PathBuf,
@@ -114,6 +123,13 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Predict an object's accesses with the server's active model.
+    Predict {
+        /// Object id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Show the server's metrics.
     Metrics {
         #[command(flatten)]
@@ -161,11 +177,22 @@ pub fn run(cli: Cli) -> ExitCode {
             .and_then(|config| runtime()?.block_on(service::serve(config, shutdown_signal()))),
         Command::TrainModel {
             trace,
+            from_db: _,
+            activate,
             out,
             name,
             horizon_hours,
             eval_fraction,
-        } => train_model(&trace, &out, &name, horizon_hours.into(), eval_fraction),
+        } => runtime().and_then(|rt| {
+            rt.block_on(train_model(
+                trace.as_deref(),
+                activate,
+                &out,
+                &name,
+                horizon_hours.into(),
+                eval_fraction,
+            ))
+        }),
         client_command => runtime().and_then(|rt| rt.block_on(run_client(client_command))),
     };
     match outcome {
@@ -177,24 +204,53 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// `strata train-model`: trains, reports against the baselines, writes the model file.
-fn train_model(
-    trace: &std::path::Path,
+/// `strata train-model`: trains, reports against the baselines, writes the model file
+/// and registers it.
+async fn train_model(
+    trace: Option<&std::path::Path>,
+    activate: bool,
     out: &std::path::Path,
     name: &str,
     horizon_hours: usize,
     eval_fraction: f64,
 ) -> anyhow::Result<()> {
+    use anyhow::Context;
     if !(eval_fraction > 0.0 && eval_fraction < 1.0) {
         anyhow::bail!("--eval-fraction must be between 0 and 1, got {eval_fraction}");
     }
-    let model = crate::forecast::train_from_trace(
-        trace,
-        name,
-        horizon_hours,
-        eval_fraction,
-        crate::db::now_ms(),
-    )?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        anyhow::bail!("--name must be letters, digits, `_` or `-`, got {name:?}");
+    }
+    let config = Config::from_env()?;
+    let catalogue = crate::db::Catalogue::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the catalogue at {}",
+                service::redact_url(&config.database_url)
+            )
+        })?;
+    let now = crate::db::now_ms();
+    let model = match trace {
+        Some(trace) => {
+            crate::forecast::train_from_trace(trace, name, horizon_hours, eval_fraction, now)?
+        }
+        None => {
+            eprintln!("reading the access history from the catalogue");
+            crate::forecast::train_from_catalogue(
+                &catalogue,
+                name,
+                horizon_hours,
+                eval_fraction,
+                now,
+            )
+            .await?
+        }
+    };
     let e = &model.evaluation;
     println!(
         "trained on {} examples, evaluated on the latest {} (horizon {} h)",
@@ -213,10 +269,18 @@ fn train_model(
     if !e.beats_baselines() {
         println!("WARNING: the model does not beat both naive baselines on the evaluation split");
     }
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join(model.file_name());
-    std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")?;
+    std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
+    let record = crate::forecast::register(&catalogue, &model, activate).await?;
+    println!(
+        "registered as {}{}",
+        record.id,
+        if activate { " (active)" } else { "" }
+    );
+    catalogue.close().await;
     Ok(())
 }
 
@@ -278,6 +342,36 @@ async fn run_client(command: Command) -> anyhow::Result<()> {
                 "queued migration {} of {id}: {} -> {to}",
                 answer["id"].as_str().unwrap_or("?"),
                 answer["from_tier"].as_str().unwrap_or("?"),
+            );
+            (server, Output::Line(answer, line))
+        }
+        Command::Predict { id, server } => {
+            let answer = connect(&server)?.predict(&id).await?;
+            let features: Vec<String> = answer["top_features"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    format!(
+                        "{} {:+.2}",
+                        f["name"].as_str().unwrap_or("?"),
+                        f["contribution"].as_f64().unwrap_or_default()
+                    )
+                })
+                .collect();
+            let line = format!(
+                "{id}: {:.1} accesses predicted over the next {} h -> {} (now on {}{}); model {} v{}; top features: {}",
+                answer["predicted_accesses"].as_f64().unwrap_or_default(),
+                answer["horizon_hours"],
+                answer["predicted_tier"].as_str().unwrap_or("?"),
+                answer["tier"].as_str().unwrap_or("?"),
+                answer["proactive_move"]
+                    .as_str()
+                    .map(|t| format!(", would move to {t}"))
+                    .unwrap_or_default(),
+                answer["model"]["name"].as_str().unwrap_or("?"),
+                answer["model"]["version"],
+                features.join(", "),
             );
             (server, Output::Line(answer, line))
         }

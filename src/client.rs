@@ -134,6 +134,12 @@ impl Client {
         .await
     }
 
+    /// The prediction for object `id`.
+    pub async fn predict(&self, id: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/objects/{}/prediction", segment(id));
+        self.send(self.request(Method::GET, &path)).await
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> Result<String, ClientError> {
         let response = self.execute(self.request(Method::GET, "/metrics")).await?;

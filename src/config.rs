@@ -78,6 +78,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// When a burst of accesses counts as a spike (`DETECTOR_*`).
     pub detector: DetectorConfig,
+    /// The scheduled forecaster (`FORECAST_*`, `MODELS_DIR`).
+    pub forecast: ForecastConfig,
     /// Who may call the HTTP API and how much it accepts (`API_*`, `MAX_OBJECT_BYTES`).
     pub api: ApiConfig,
 }
@@ -192,6 +194,35 @@ impl Default for DetectorConfig {
     }
 }
 
+/// How the scheduled forecaster runs and how far its decisions lean against churn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastConfig {
+    /// Time between runs (`FORECAST_INTERVAL_SECS`).
+    pub interval: Duration,
+    /// An object leaves a tier for a colder one only when its prediction falls below
+    /// this share of the tier's threshold, so predictions wavering around a threshold do
+    /// not move it back and forth (`FORECAST_HYSTERESIS`, 0 to 1).
+    pub hysteresis: f64,
+    /// No proactive demotion of an object whose tier or content changed this recently,
+    /// so the forecaster does not undo a promotion the detector or a user just made
+    /// (`FORECAST_MIN_RESIDENCE_SECS`).
+    pub min_residence: Duration,
+    /// Where model files are found; the newest valid one becomes active when the
+    /// catalogue has none (`MODELS_DIR`).
+    pub models_dir: PathBuf,
+}
+
+impl Default for ForecastConfig {
+    fn default() -> Self {
+        ForecastConfig {
+            interval: Duration::from_secs(60),
+            hysteresis: 0.5,
+            min_residence: Duration::from_secs(3600),
+            models_dir: PathBuf::from("models"),
+        }
+    }
+}
+
 /// How the mover runs tier moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MoverConfig {
@@ -253,6 +284,10 @@ pub struct TierConfig {
     /// Accesses within the detector window above which a spike promotes an object into
     /// this tier; `None` never promotes into it reactively (`TIER_<NAME>_PROMOTE_ABOVE`).
     pub promote_above: Option<u64>,
+    /// Predicted accesses over the forecast horizon above which the forecaster places an
+    /// object on this tier; `None` never places one there proactively
+    /// (`TIER_<NAME>_PREDICT_ABOVE`).
+    pub predict_above: Option<f64>,
 }
 
 /// Prices of one tier, in any one currency.
@@ -456,6 +491,7 @@ impl Config {
             mover,
             events: events_config(&vars)?,
             detector: detector_config(&vars)?,
+            forecast: forecast_config(&vars)?,
             api: api_config(&vars)?,
         })
     }
@@ -474,18 +510,21 @@ pub fn is_valid_tier_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Reactive promotion thresholds: by default the hottest tier takes objects with more
-/// than 100 accesses a window and the next one more than 20 (the seed's numbers); the
+/// Promotion thresholds. Reactive: by default the hottest tier takes objects with more
+/// than 100 accesses a detector window and the next one more than 20; proactive: more
+/// than 50 and 10 predicted accesses over the forecast horizon (the seed's numbers). The
 /// coldest tier is where objects start, so nothing is promoted into it.
 fn apply_promotion_thresholds(
     vars: &Vars<'_>,
     tiers: &mut [TierConfig],
 ) -> Result<(), ConfigError> {
-    const DEFAULTS: [u64; 2] = [100, 20];
+    const REACTIVE: [u64; 2] = [100, 20];
+    const PROACTIVE: [f64; 2] = [50.0, 10.0];
     let coldest = tiers.len().saturating_sub(1);
     for (position, tier) in tiers.iter_mut().enumerate() {
-        let var = format!("TIER_{}_PROMOTE_ABOVE", tier.name.to_ascii_uppercase());
-        let default = DEFAULTS
+        let name = tier.name.to_ascii_uppercase();
+        let var = format!("TIER_{name}_PROMOTE_ABOVE");
+        let default = REACTIVE
             .get(position)
             .copied()
             .filter(|_| position < coldest);
@@ -493,6 +532,20 @@ fn apply_promotion_thresholds(
             None => default,
             Some("none") => None,
             Some(_) => Some(vars.parse_in(&var, 0, 1..=u64::from(u32::MAX))?),
+        };
+        let var = format!("TIER_{name}_PREDICT_ABOVE");
+        let default = PROACTIVE
+            .get(position)
+            .copied()
+            .filter(|_| position < coldest);
+        let expected = "a positive number of predicted accesses, or none";
+        tier.predict_above = match vars.get(&var).as_deref() {
+            None => default,
+            Some("none") => None,
+            Some(_) => match vars.parse_opt::<f64>(&var, expected)? {
+                Some(t) if t.is_finite() && t > 0.0 => Some(t),
+                _ => return Err(invalid(&var, &vars.get(&var).unwrap_or_default(), expected)),
+            },
         };
     }
     Ok(())
@@ -596,6 +649,33 @@ fn detector_config(vars: &Vars<'_>) -> Result<DetectorConfig, ConfigError> {
         settle: vars.parse_millis("DETECTOR_SETTLE_MS", defaults.settle, 0..=60_000)?,
         cooldown: vars.parse_secs("DETECTOR_COOLDOWN_SECS", defaults.cooldown, 0..=7 * 86_400)?,
         spike_ratio,
+    })
+}
+
+fn forecast_config(vars: &Vars<'_>) -> Result<ForecastConfig, ConfigError> {
+    let defaults = ForecastConfig::default();
+    let expected = "a number from 0 to 1";
+    let hysteresis: f64 = vars
+        .parse_opt("FORECAST_HYSTERESIS", expected)?
+        .unwrap_or(defaults.hysteresis);
+    if !(0.0..=1.0).contains(&hysteresis) {
+        return Err(invalid(
+            "FORECAST_HYSTERESIS",
+            &hysteresis.to_string(),
+            expected,
+        ));
+    }
+    Ok(ForecastConfig {
+        interval: vars.parse_secs("FORECAST_INTERVAL_SECS", defaults.interval, 1..=86_400)?,
+        hysteresis,
+        min_residence: vars.parse_secs(
+            "FORECAST_MIN_RESIDENCE_SECS",
+            defaults.min_residence,
+            0..=30 * 86_400,
+        )?,
+        models_dir: vars
+            .get("MODELS_DIR")
+            .map_or(defaults.models_dir, PathBuf::from),
     })
 }
 
@@ -714,6 +794,7 @@ impl Vars<'_> {
             backend,
             capacity_bytes,
             promote_above: None,
+            predict_above: None,
             costs: TierCosts {
                 storage_gb_month: self.parse_cost(&var("COST_GB_MONTH"))?,
                 per_1k_reads: self.parse_cost(&var("COST_PER_1K_READS"))?,
@@ -825,6 +906,41 @@ mod tests {
         assert_eq!(config.api, ApiConfig::default());
         let thresholds: Vec<_> = config.tiers.iter().map(|t| t.promote_above).collect();
         assert_eq!(thresholds, [Some(100), Some(20), None]);
+        let thresholds: Vec<_> = config.tiers.iter().map(|t| t.predict_above).collect();
+        assert_eq!(thresholds, [Some(50.0), Some(10.0), None]);
+        assert_eq!(config.forecast, ForecastConfig::default());
+    }
+
+    #[test]
+    fn forecast_settings_are_read_and_checked() {
+        let config = parse(&[
+            ("FORECAST_INTERVAL_SECS", "5"),
+            ("FORECAST_HYSTERESIS", "0.8"),
+            ("FORECAST_MIN_RESIDENCE_SECS", "0"),
+            ("MODELS_DIR", "/srv/models"),
+            ("TIER_ONPREM_PREDICT_ABOVE", "120.5"),
+            ("TIER_PRIVATE_PREDICT_ABOVE", "none"),
+        ])
+        .unwrap();
+        assert_eq!(config.forecast.interval, Duration::from_secs(5));
+        assert_eq!(config.forecast.hysteresis, 0.8);
+        assert_eq!(config.forecast.min_residence, Duration::ZERO);
+        assert_eq!(config.forecast.models_dir, PathBuf::from("/srv/models"));
+        let thresholds: Vec<_> = config.tiers.iter().map(|t| t.predict_above).collect();
+        assert_eq!(thresholds, [Some(120.5), None, None]);
+        for (var, value) in [
+            ("FORECAST_INTERVAL_SECS", "0"),
+            ("FORECAST_HYSTERESIS", "1.5"),
+            ("FORECAST_HYSTERESIS", "NaN"),
+            ("TIER_ONPREM_PREDICT_ABOVE", "-3"),
+            ("TIER_ONPREM_PREDICT_ABOVE", "inf"),
+            ("TIER_ONPREM_PREDICT_ABOVE", "lots"),
+        ] {
+            assert!(
+                matches!(parse(&[(var, value)]), Err(ConfigError::Invalid { var: ref v, .. }) if v == var),
+                "{var}={value} accepted"
+            );
+        }
     }
 
     #[test]

@@ -30,6 +30,22 @@ pub struct Metrics {
     detector_tracked: AtomicU64,
     lag: Mutex<BTreeMap<i32, i64>>,
     rate: Mutex<RateMeter>,
+    forecast_runs: AtomicU64,
+    forecast_objects_last: AtomicU64,
+    forecast_micros_last: AtomicU64,
+    proactive_moves: AtomicU64,
+    model: Mutex<Option<ModelInfo>>,
+}
+
+/// The forecast model in use, as metrics show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Model version.
+    pub version: i64,
+    /// MAE on its evaluation split.
+    pub mae: f64,
+    /// R² on its evaluation split.
+    pub r2: f64,
 }
 
 /// Events per second over the last few seconds, from (time, total) samples.
@@ -113,6 +129,20 @@ impl Metrics {
     /// what was there, so revoked partitions disappear.
     pub fn set_lag(&self, lag: BTreeMap<i32, i64>) {
         *self.lag.lock().expect("lag lock") = lag;
+    }
+
+    /// One forecaster run: objects predicted, moves queued, how long it took.
+    pub fn record_forecast_run(&self, objects: usize, queued: usize, took: std::time::Duration) {
+        self.forecast_runs.fetch_add(1, Relaxed);
+        self.forecast_objects_last.store(objects as u64, Relaxed);
+        self.proactive_moves.fetch_add(queued as u64, Relaxed);
+        let micros = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.forecast_micros_last.store(micros, Relaxed);
+    }
+
+    /// The forecast model now in use.
+    pub fn set_model(&self, model: ModelInfo) {
+        *self.model.lock().expect("model lock") = Some(model);
     }
 
     /// Events counted into the catalogue so far.
@@ -214,6 +244,31 @@ impl Metrics {
             "# HELP strata_detector_tracked_objects Objects the spike detector keeps state for.\n# TYPE strata_detector_tracked_objects gauge\nstrata_detector_tracked_objects {}",
             self.detector_tracked.load(Relaxed)
         );
+        counter(
+            out,
+            "strata_forecast_runs_total",
+            "Runs of the scheduled forecaster in this process.",
+            self.forecast_runs.load(Relaxed),
+        );
+        counter(
+            out,
+            "strata_proactive_migrations_queued_total",
+            "Moves queued because of a prediction.",
+            self.proactive_moves.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_forecast_last_objects Objects predicted by the latest run.\n# TYPE strata_forecast_last_objects gauge\nstrata_forecast_last_objects {}\n# HELP strata_forecast_last_seconds Duration of the latest run.\n# TYPE strata_forecast_last_seconds gauge\nstrata_forecast_last_seconds {:.6}",
+            self.forecast_objects_last.load(Relaxed),
+            self.forecast_micros_last.load(Relaxed) as f64 / 1e6
+        );
+        if let Some(model) = self.model.lock().expect("model lock").as_ref() {
+            let _ = writeln!(
+                out,
+                "# HELP strata_model_version Version of the forecast model in use.\n# TYPE strata_model_version gauge\nstrata_model_version {}\n# HELP strata_model_eval_mae Mean absolute error of the model in use on its evaluation split.\n# TYPE strata_model_eval_mae gauge\nstrata_model_eval_mae {}\n# HELP strata_model_eval_r2 R squared of the model in use on its evaluation split.\n# TYPE strata_model_eval_r2 gauge\nstrata_model_eval_r2 {}",
+                model.version, model.mae, model.r2
+            );
+        }
     }
 }
 
@@ -237,5 +292,18 @@ mod tests {
         assert!(page.contains("strata_dead_letters_total{reason=\"malformed\"} 2\n"));
         assert!(page.contains("strata_consumer_lag{partition=\"0\"} 3\n"));
         assert!(page.contains("strata_event_flush_seconds_sum 0.005000\n"));
+        assert!(!page.contains("strata_model_version"), "no model yet");
+        m.record_forecast_run(1000, 3, Duration::from_millis(20));
+        m.set_model(ModelInfo {
+            version: 42,
+            mae: 1.5,
+            r2: 0.75,
+        });
+        let mut page = String::new();
+        m.render(&mut page);
+        assert!(page.contains("strata_proactive_migrations_queued_total 3\n"));
+        assert!(page.contains("strata_forecast_last_objects 1000\n"));
+        assert!(page.contains("strata_model_version 42\n"));
+        assert!(page.contains("strata_model_eval_r2 0.75\n"));
     }
 }

@@ -1,11 +1,17 @@
 //! The policy: which tier an object belongs on, given what the detector or the
 //! forecaster saw, and turning that into queued moves.
 //!
-//! Tiers are ordered hottest first. Each tier may have a promotion threshold
-//! (`TIER_<NAME>_PROMOTE_ABOVE`, accesses per detector window); a spike promotes an
-//! object to the hottest tier whose threshold its burst passed, and never demotes.
+//! Tiers are ordered hottest first. Each tier may have a reactive threshold
+//! (`TIER_<NAME>_PROMOTE_ABOVE`, accesses per detector window) and a proactive one
+//! (`TIER_<NAME>_PREDICT_ABOVE`, predicted accesses over the forecast horizon).
+//! A spike promotes an object to the hottest tier whose threshold its burst passed and
+//! never demotes. A forecast places an object on the hottest tier whose threshold the
+//! prediction passes, or back on the default tier when it passes none; it demotes only
+//! below a share of the current tier's threshold (hysteresis) and not soon after the
+//! object last moved, so that it neither flaps nor undoes what a spike just did.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -13,16 +19,30 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::db::{
     Catalogue, CatalogueError, MigrationFilter, MigrationReason, MigrationRecord, NewMigration,
-    ObjectRecord,
+    ObjectRecord, StoredPrediction,
 };
 use crate::detector::Spike;
-use crate::metrics::Metrics;
+use crate::forecast::{ActiveModel, Model, ObjectForecast, Tracker};
+use crate::metrics::{Metrics, ModelInfo};
+
+/// Name of the lease the forecasting process holds.
+const FORECASTER_LEASE: &str = "forecaster";
+
+#[derive(Debug, Clone, PartialEq)]
+struct TierRule {
+    name: String,
+    promote_above: Option<u64>,
+    predict_above: Option<f64>,
+}
 
 /// Tier order and thresholds, from the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// Hottest first: (name, promotion threshold).
-    tiers: Vec<(String, Option<u64>)>,
+    /// Hottest first.
+    tiers: Vec<TierRule>,
+    default_tier: usize,
+    hysteresis: f64,
+    min_residence_ms: i64,
 }
 
 impl Policy {
@@ -32,19 +52,31 @@ impl Policy {
             tiers: config
                 .tiers
                 .iter()
-                .map(|t| (t.name.clone(), t.promote_above))
+                .map(|t| TierRule {
+                    name: t.name.clone(),
+                    promote_above: t.promote_above,
+                    predict_above: t.predict_above,
+                })
                 .collect(),
+            default_tier: config
+                .tiers
+                .iter()
+                .position(|t| t.name == config.default_tier)
+                .unwrap_or(config.tiers.len().saturating_sub(1)),
+            hysteresis: config.forecast.hysteresis,
+            min_residence_ms: i64::try_from(config.forecast.min_residence.as_millis())
+                .unwrap_or(i64::MAX),
         }
     }
 
     /// The promotion thresholds, for the detector's levels.
     pub fn promotion_levels(&self) -> Vec<u64> {
-        self.tiers.iter().filter_map(|(_, t)| *t).collect()
+        self.tiers.iter().filter_map(|t| t.promote_above).collect()
     }
 
     /// Position of `tier` in the order, 0 the hottest.
     pub fn rank(&self, tier: &str) -> Option<usize> {
-        self.tiers.iter().position(|(name, _)| name == tier)
+        self.tiers.iter().position(|t| t.name == tier)
     }
 
     /// Where a burst of `recent` accesses should take an object now on `current`: the
@@ -54,9 +86,82 @@ impl Policy {
         self.tiers
             .iter()
             .enumerate()
-            .find(|(_, (_, threshold))| threshold.is_some_and(|t| recent > t))
+            .find(|(_, t)| t.promote_above.is_some_and(|t| recent > t))
             .filter(|(rank, _)| *rank < current_rank)
-            .map(|(_, (name, _))| name.as_str())
+            .map(|(_, t)| t.name.as_str())
+    }
+
+    /// The hottest tier whose proactive threshold `predicted` passes.
+    fn passed_rank(&self, predicted: f64) -> Option<usize> {
+        self.tiers
+            .iter()
+            .position(|t| t.predict_above.is_some_and(|t| predicted > t))
+    }
+
+    /// The tier a prediction of `predicted` accesses calls for, ignoring where the
+    /// object is: the hottest tier whose proactive threshold it passes, else the
+    /// default tier.
+    pub fn predicted_tier(&self, predicted: f64) -> &str {
+        let rank = self.passed_rank(predicted).unwrap_or(self.default_tier);
+        &self.tiers[rank].name
+    }
+
+    /// Where a prediction should take an object on `current` whose tier or content last
+    /// changed at `updated_at`, as of `now_ms`; `None` to leave it. Promotes to the
+    /// hottest tier whose threshold the prediction passes when that is hotter. Demotes
+    /// only an object above the default tier, on a tier with a proactive threshold,
+    /// whose prediction fell below `hysteresis` times that threshold, and that has
+    /// stayed put for the minimum residence; it goes to the
+    /// [`predicted_tier`](Policy::predicted_tier).
+    pub fn proactive_target(
+        &self,
+        current: &str,
+        updated_at: i64,
+        predicted: f64,
+        now_ms: i64,
+    ) -> Option<&str> {
+        let current_rank = self.rank(current)?;
+        if let Some(passed) = self.passed_rank(predicted)
+            && passed < current_rank
+        {
+            return Some(&self.tiers[passed].name);
+        }
+        let threshold = self.tiers[current_rank].predict_above?;
+        let wanted = self.passed_rank(predicted).unwrap_or(self.default_tier);
+        let demote = wanted > current_rank
+            && current_rank < self.default_tier
+            && predicted < self.hysteresis * threshold
+            && now_ms.saturating_sub(updated_at) >= self.min_residence_ms;
+        demote.then(|| self.tiers[wanted].name.as_str())
+    }
+
+    /// The moves the forecasts call for, most predicted first.
+    pub fn plan_proactive(
+        &self,
+        forecasts: &[ObjectForecast<'_>],
+        now_ms: i64,
+    ) -> Vec<PlannedMove> {
+        let mut planned: Vec<PlannedMove> = forecasts
+            .iter()
+            .filter_map(|f| {
+                let to = self.proactive_target(f.tier, f.updated_at, f.predicted, now_ms)?;
+                Some(PlannedMove {
+                    object_id: f.object_id.to_string(),
+                    key: None,
+                    from_tier: f.tier.to_string(),
+                    to_tier: to.to_string(),
+                    reason: MigrationReason::ProactivePrediction,
+                    recent_accesses: None,
+                    predicted_accesses: Some(f.predicted),
+                })
+            })
+            .collect();
+        planned.sort_by(|a, b| {
+            b.predicted_accesses
+                .unwrap_or_default()
+                .total_cmp(&a.predicted_accesses.unwrap_or_default())
+        });
+        planned
     }
 
     /// Queues the move a spike calls for, if any. Returns the queued migration's id;
@@ -129,20 +234,22 @@ pub enum MoveRefused {
 }
 
 /// A move the policy would queue now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlannedMove {
     /// The object.
     pub object_id: String,
-    /// Its key.
-    pub key: String,
+    /// Its key, when the plan read it.
+    pub key: Option<String>,
     /// Its tier now.
     pub from_tier: String,
     /// Where it would go.
     pub to_tier: String,
     /// Why.
     pub reason: MigrationReason,
-    /// Accesses counted over the window the decision looked at.
-    pub recent_accesses: u64,
+    /// For a reactive move: accesses counted over the window the decision looked at.
+    pub recent_accesses: Option<u64>,
+    /// For a proactive move: accesses predicted over the forecast horizon.
+    pub predicted_accesses: Option<f64>,
 }
 
 impl Policy {
@@ -210,10 +317,11 @@ impl Policy {
                 planned.push(PlannedMove {
                     to_tier: target.to_string(),
                     object_id: object.id,
-                    key: object.key,
+                    key: Some(object.key),
                     from_tier: object.tier,
                     reason: MigrationReason::ReactiveAccessSpike,
-                    recent_accesses: recent,
+                    recent_accesses: Some(recent),
+                    predicted_accesses: None,
                 });
             }
         }
@@ -221,9 +329,42 @@ impl Policy {
         Ok(planned)
     }
 
+    /// Queues a planned proactive move if the object is still where the plan saw it.
+    /// Returns the queued migration; `None` when the object moved, is gone, or has a
+    /// move under way (the next run decides again).
+    pub async fn enqueue_planned(
+        &self,
+        catalogue: &Catalogue,
+        planned: &PlannedMove,
+    ) -> Result<Option<MigrationRecord>, CatalogueError> {
+        let object = match catalogue.get_object(&planned.object_id).await {
+            Ok(object) if object.tier == planned.from_tier => object,
+            Ok(_) | Err(CatalogueError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match catalogue
+            .enqueue_migration(&move_of(&object, &planned.to_tier, planned.reason))
+            .await
+        {
+            Ok(migration) => {
+                tracing::info!(
+                    object = %object.id,
+                    from = %object.tier,
+                    to = %planned.to_tier,
+                    predicted = format!("{:.1}", planned.predicted_accesses.unwrap_or_default()),
+                    migration = %migration.id,
+                    "forecast: move queued"
+                );
+                Ok(Some(migration))
+            }
+            Err(CatalogueError::Conflict(_) | CatalogueError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Tier names, hottest first.
     pub fn tier_names(&self) -> Vec<&str> {
-        self.tiers.iter().map(|(name, _)| name.as_str()).collect()
+        self.tiers.iter().map(|t| t.name.as_str()).collect()
     }
 }
 
@@ -267,18 +408,241 @@ pub async fn run_reactive(
     }
 }
 
+/// What the scheduled forecaster needs besides the policy.
+pub struct ProactiveJob {
+    /// The catalogue.
+    pub catalogue: Catalogue,
+    /// The model in use, followed here so that every process serves predictions of the
+    /// active model.
+    pub model: Arc<ActiveModel>,
+    /// Time between runs.
+    pub interval: Duration,
+    /// Process metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs the forecaster every `interval` until `stop`: follows the active model, and in
+/// the one process holding the forecaster lease predicts and queues the moves the
+/// predictions call for, with reason `proactive_prediction`.
+pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: CancellationToken) {
+    let holder = crate::db::new_id();
+    // Long enough to survive a slow run or two; short enough that a crashed leader is
+    // replaced within a few intervals.
+    let lease_ms = i64::try_from((job.interval * 3).max(Duration::from_secs(30)).as_millis())
+        .unwrap_or(i64::MAX);
+    let mut tracker: Option<Tracker> = None;
+    let mut ticks = tokio::time::interval(job.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticks.tick() => {}
+        }
+        match job.model.refresh(&job.catalogue).await {
+            Ok(Some(model)) => job.metrics.set_model(ModelInfo {
+                version: model.version,
+                mae: model.evaluation.model.mae,
+                r2: model.evaluation.model.r2,
+            }),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check for a new active model"),
+        }
+        let now = crate::db::now_ms();
+        match job
+            .catalogue
+            .try_lease(FORECASTER_LEASE, &holder, now, now.saturating_add(lease_ms))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                if tracker.take().is_some() {
+                    tracing::info!("another process runs the forecaster now");
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the forecaster lease; skipping this run");
+                continue;
+            }
+        }
+        let Some(model) = job.model.get() else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        match policy
+            .proactive_run(&job.catalogue, &model, &mut tracker, now)
+            .await
+        {
+            Ok(run) => {
+                job.metrics
+                    .record_forecast_run(run.predicted, run.queued, started.elapsed());
+                if run.queued > 0 {
+                    tracing::info!(
+                        objects = run.predicted,
+                        queued = run.queued,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "forecast run"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "forecast run failed; the next run starts from a fresh read");
+                tracker = None;
+            }
+        }
+    }
+    if let Err(e) = job.catalogue.release_lease(FORECASTER_LEASE, &holder).await {
+        tracing::debug!(error = %e, "forecaster lease not released; it expires on its own");
+    }
+}
+
+/// What one forecaster run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProactiveRun {
+    /// Objects predicted.
+    pub predicted: usize,
+    /// Moves queued.
+    pub queued: usize,
+}
+
+impl Policy {
+    /// One forecaster run: brings `tracker` up to date (loading it when `None`),
+    /// predicts with `model`, queues the moves the predictions call for and stores the
+    /// predictions that changed.
+    pub async fn proactive_run(
+        &self,
+        catalogue: &Catalogue,
+        model: &Model,
+        tracker: &mut Option<Tracker>,
+        now_ms: i64,
+    ) -> Result<ProactiveRun, CatalogueError> {
+        let fresh = match tracker.as_mut() {
+            Some(t) => !t.update(catalogue, now_ms).await?,
+            None => true,
+        };
+        if fresh {
+            *tracker = Some(Tracker::load(catalogue, now_ms).await?);
+        }
+        let Some(tracker) = tracker.as_mut() else {
+            return Ok(ProactiveRun {
+                predicted: 0,
+                queued: 0,
+            });
+        };
+        let forecasts = tracker.forecast(model, now_ms);
+        let predicted = forecasts.len();
+        let planned = self.plan_proactive(&forecasts, now_ms);
+        let made: Vec<StoredPrediction> = forecasts
+            .iter()
+            .map(|f| StoredPrediction {
+                object_id: f.object_id.to_string(),
+                predicted_accesses: f.predicted,
+                horizon_hours: model.horizon_hours as i64,
+                predicted_tier: self.predicted_tier(f.predicted).to_string(),
+                model_version: model.version,
+                predicted_at: now_ms,
+            })
+            .collect();
+        let mut queued = 0;
+        for planned in &planned {
+            match self.enqueue_planned(catalogue, planned).await? {
+                Some(_) => queued += 1,
+                None => {
+                    if matches!(
+                        catalogue.get_object(&planned.object_id).await,
+                        Err(CatalogueError::NotFound { .. })
+                    ) {
+                        tracker.forget(&planned.object_id);
+                    }
+                }
+            }
+        }
+        let store = tracker.to_store(made);
+        catalogue.save_predictions(&store).await?;
+        Ok(ProactiveRun { predicted, queued })
+    }
+
+    /// The proactive moves a forecaster run would queue now with `model`, read afresh
+    /// from the catalogue (a dry run: nothing is queued or stored).
+    pub async fn plan_proactive_now(
+        &self,
+        catalogue: &Catalogue,
+        model: &Model,
+        now_ms: i64,
+    ) -> Result<Vec<PlannedMove>, CatalogueError> {
+        let mut tracker = Tracker::load(catalogue, now_ms).await?;
+        Ok(self.plan_proactive(&tracker.forecast(model, now_ms), now_ms))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn policy() -> Policy {
+        let tier = |name: &str, promote_above, predict_above| TierRule {
+            name: name.into(),
+            promote_above,
+            predict_above,
+        };
         Policy {
             tiers: vec![
-                ("onprem".into(), Some(100)),
-                ("private".into(), Some(20)),
-                ("public".into(), None),
+                tier("onprem", Some(100), Some(50.0)),
+                tier("private", Some(20), Some(10.0)),
+                tier("public", None, None),
             ],
+            default_tier: 2,
+            hysteresis: 0.5,
+            min_residence_ms: 1000,
         }
+    }
+
+    #[test]
+    fn forecasts_promote_at_once_and_demote_with_hysteresis_after_residence() {
+        let p = policy();
+        let long_ago = 0;
+        let now = 10_000;
+        assert_eq!(p.predicted_tier(60.0), "onprem");
+        assert_eq!(p.predicted_tier(10.0), "public", "thresholds are exclusive");
+        assert_eq!(
+            p.proactive_target("public", now, 11.0, now),
+            Some("private")
+        );
+        assert_eq!(p.proactive_target("public", now, 51.0, now), Some("onprem"));
+        assert_eq!(p.proactive_target("public", long_ago, 3.0, now), None);
+        // On onprem (threshold 50): 30 is below the threshold but above half of it.
+        assert_eq!(p.proactive_target("onprem", long_ago, 30.0, now), None);
+        assert_eq!(
+            p.proactive_target("onprem", long_ago, 20.0, now),
+            Some("private")
+        );
+        assert_eq!(
+            p.proactive_target("onprem", long_ago, 0.5, now),
+            Some("public")
+        );
+        // Just moved: no demotion yet, but promotion is never held back.
+        assert_eq!(p.proactive_target("onprem", now - 10, 0.5, now), None);
+        assert_eq!(
+            p.proactive_target("private", now - 10, 80.0, now),
+            Some("onprem")
+        );
+        assert_eq!(
+            p.proactive_target("private", long_ago, 4.0, now),
+            Some("public")
+        );
+        assert_eq!(p.proactive_target("private", long_ago, 6.0, now), None);
+        assert_eq!(p.proactive_target("archive", long_ago, 80.0, now), None);
+    }
+
+    #[test]
+    fn a_tier_the_forecaster_never_fills_is_left_alone() {
+        let mut p = policy();
+        p.tiers[0].predict_above = None;
+        assert_eq!(p.predicted_tier(1000.0), "private");
+        assert_eq!(p.proactive_target("onprem", 0, 0.0, 10_000), None);
+        // Objects on the default tier or colder are never pulled anywhere by a low forecast.
+        p.default_tier = 1;
+        assert_eq!(p.proactive_target("public", 0, 0.0, 10_000), None);
     }
 
     #[test]

@@ -17,9 +17,10 @@ use crate::db::{Backend, Catalogue};
 use crate::detector::Detector;
 use crate::events::consumer::{self, ConsumerSettings};
 use crate::events::publisher::AccessPublisher;
+use crate::forecast::{self, ActiveModel};
 use crate::metrics::Metrics;
 use crate::mover::Mover;
-use crate::policy::{self, Policy};
+use crate::policy::{self, Policy, ProactiveJob};
 use crate::storage::Tiers;
 
 /// Spikes waiting for the policy; the detector waits when the policy falls this far behind.
@@ -79,6 +80,20 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         None => None,
     };
     let policy = Arc::new(Policy::new(&config));
+    let model = Arc::new(ActiveModel::default());
+    forecast::active::activate_newest_file(&catalogue, &config.forecast.models_dir)
+        .await
+        .context("activating a model file")?;
+    let proactive = tokio::spawn(policy::run_proactive(
+        policy.clone(),
+        ProactiveJob {
+            catalogue: catalogue.clone(),
+            model: model.clone(),
+            interval: config.forecast.interval,
+            metrics: metrics.clone(),
+        },
+        stop.clone(),
+    ));
     let (spikes, spike_queue) = mpsc::channel(SPIKE_QUEUE);
     let reactive = tokio::spawn(policy::run_reactive(
         policy.clone(),
@@ -128,6 +143,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
                 config.default_tier.clone(),
             ),
             policy: policy.clone(),
+            model,
+            training: Arc::default(),
             tiers,
             default_tier: config.default_tier.clone(),
             plan_window: config.detector.window,
@@ -167,6 +184,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             }
         }
         let _ = reactive.await;
+        let _ = proactive.await;
         let _ = mover.await;
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, stopped).await.is_err() {

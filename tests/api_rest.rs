@@ -10,7 +10,7 @@ use common::{StrataServer, TestDb, curl, eventually, pattern, s3_bucket_dir};
 use serde_json::Value;
 use strata::db::Catalogue;
 
-const OBJECT_FIELDS: [&str; 10] = [
+const OBJECT_FIELDS: [&str; 11] = [
     "id",
     "key",
     "size",
@@ -21,6 +21,7 @@ const OBJECT_FIELDS: [&str; 10] = [
     "created_at",
     "updated_at",
     "access",
+    "prediction",
 ];
 
 const MIGRATION_FIELDS: [&str; 13] = [
@@ -353,6 +354,142 @@ async fn migrations_tiers_and_plan() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictions_models_and_training_with_their_errors() {
+    let db = TestDb::postgres().await;
+    // No model file: predictions are unavailable until a model is trained.
+    let server = StrataServer::start(&db, &[("MODELS_DIR", "/nonexistent")]).await;
+    let mut ids = Vec::new();
+    for key in ["a", "b", "c"] {
+        ids.push(
+            upload(&server, key, b"x", &[]).json()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let predict_url = |id: &str| server.url(&format!("/api/v1/objects/{id}/prediction"));
+    curl(&[&predict_url(&ids[0])]).assert_error(503, "unavailable");
+    assert_eq!(
+        curl(&[&server.url("/api/v1/models")]).json()["items"],
+        serde_json::json!([])
+    );
+    let plan = curl(&[&server.url("/api/v1/plan")]).json();
+    assert_eq!(plan["model_version"], Value::Null);
+
+    // Training settings are checked before anything starts.
+    let train = |body: &str| {
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &server.url("/api/v1/models/train"),
+        ])
+    };
+    for bad in [
+        r#"{"horizon_hours": 0}"#,
+        r#"{"eval_fraction": 0.9}"#,
+        r#"{"name": "no spaces"}"#,
+        r#"{"epochs": 3}"#,
+        "[",
+    ] {
+        train(bad).assert_error(400, "bad_request");
+    }
+
+    // Two weeks of hourly history, then training from the catalogue, activated.
+    let catalogue = Catalogue::connect(&db.url).await.unwrap();
+    let now_hour = strata::db::now_ms() / 3_600_000;
+    for (n, id) in ids.iter().enumerate() {
+        let hours: Vec<(i64, i64)> = (1..=336)
+            .map(|back| {
+                let hour = now_hour - back;
+                let daily = if (hour + n as i64 * 5) % 24 < 3 {
+                    40
+                } else {
+                    0
+                };
+                (hour, daily + (hour * 7919 + n as i64) % 5)
+            })
+            .filter(|(_, hits)| *hits > 0)
+            .collect();
+        let counts: Vec<strata::db::AccessCount> = hours
+            .iter()
+            .map(|(hour, hits)| strata::db::AccessCount {
+                object_id: id.clone(),
+                at_ms: hour * 3_600_000,
+                hits: *hits,
+            })
+            .collect();
+        catalogue
+            .record_access(
+                "history",
+                "injected",
+                &[strata::db::PartitionAccesses {
+                    partition: n as i32,
+                    from_offset: None,
+                    to_offset: 1,
+                    counts,
+                    located: Vec::new(),
+                }],
+            )
+            .await
+            .unwrap();
+    }
+    catalogue.close().await;
+    let accepted = train(r#"{"name": "api", "activate": true}"#);
+    assert_eq!(accepted.status, 202);
+    assert_eq!(accepted.json()["status"], "training");
+    eventually(
+        Duration::from_secs(30),
+        "the trained model active",
+        || async {
+            let models = curl(&[&server.url("/api/v1/models")]).json();
+            models["items"][0]["name"] == "api" && models["items"][0]["active"] == true
+        },
+    )
+    .await;
+    let models = curl(&[&server.url("/api/v1/models")]).json();
+    let model = &models["items"][0];
+    assert_shape(
+        model,
+        &["id", "version", "trained_at", "horizon_hours", "evaluation"],
+    );
+    assert!(model["evaluation"]["model"]["mae"].is_number(), "{model}");
+    assert_eq!(model["problem"], Value::Null);
+
+    // Every process follows the active model within an interval (60 s by default; the
+    // first check is at start-up, so restart instead of waiting).
+    drop(server);
+    let server = StrataServer::start(&db, &[("MODELS_DIR", "/nonexistent")]).await;
+    let predicted = curl(&[&server.url(&format!("/api/v1/objects/{}/prediction", ids[0]))]);
+    assert_eq!(predicted.status, 200);
+    let predicted = predicted.json();
+    assert_shape(
+        &predicted,
+        &[
+            "object_id",
+            "tier",
+            "predicted_accesses",
+            "horizon_hours",
+            "predicted_tier",
+            "proactive_move",
+            "model",
+            "top_features",
+            "predicted_at",
+        ],
+    );
+    assert_eq!(predicted["model"]["name"], "api");
+    assert!(predicted["predicted_accesses"].as_f64().unwrap() >= 0.0);
+    curl(&[&server.url("/api/v1/objects/nope/prediction")]).assert_error(404, "not_found");
+    let plan = curl(&[&server.url("/api/v1/plan")]).json();
+    assert_eq!(plan["model_version"], model["version"]);
+    drop(server);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_guards_every_mutating_endpoint() {
     let db = TestDb::postgres().await;
     let server = StrataServer::start(&db, &[("API_TOKEN", "s3cret")]).await;
@@ -382,6 +519,7 @@ async fn the_token_guards_every_mutating_endpoint() {
             202,
         ),
         ("POST", "/api/v1/migrations/none/cancel".into(), None, 404),
+        ("POST", "/api/v1/models/train".into(), Some("{}"), 202),
         ("DELETE", format!("/api/v1/objects/{id}"), None, 204),
     ];
     for (method, path, body, status) in endpoints {
@@ -469,6 +607,9 @@ async fn openapi_document_describes_every_route_and_schemathesis_finds_no_fault(
         "POST /api/v1/migrations/{id}/cancel",
         "GET /api/v1/plan",
         "GET /api/v1/tiers",
+        "GET /api/v1/objects/{id}/prediction",
+        "GET /api/v1/models",
+        "POST /api/v1/models/train",
         "GET /api/v1/openapi.json",
         "GET /metrics",
         "GET /healthz",

@@ -89,6 +89,20 @@ async fn the_cli_drives_the_walkthrough() {
     let (ok, table, _) = strata(&server, &["objects"]);
     assert!(ok && table.contains("private"), "{table}");
 
+    // The prediction of the shipped default model, as a line and as JSON.
+    let (ok, line, err) = strata(&server, &["predict", &id]);
+    assert!(ok, "{err}");
+    assert!(
+        line.contains("accesses predicted over the next 1 h") && line.contains("model default"),
+        "{line}"
+    );
+    let predicted = strata_json(&server, &["predict", &id]);
+    assert!(
+        predicted["predicted_accesses"].as_f64().unwrap() > 0.0,
+        "{predicted}"
+    );
+    assert_eq!(predicted["object_id"], id.as_str());
+
     // A manual move on, and the metrics.
     let (ok, out, err) = strata(&server, &["migrate", &id, "--to", "onprem"]);
     assert!(ok, "{err}");
@@ -107,6 +121,7 @@ async fn the_cli_drives_the_walkthrough() {
         (vec!["migrate", &id, "--to", "cold"], "unknown tier"),
         (vec!["ingest", "/no/such/file"], "/no/such/file"),
         (vec!["access", &id, "--count", "0"], "count"),
+        (vec!["predict", "nope"], "404"),
     ] {
         let (ok, out, err) = strata(&server, &args);
         assert!(!ok, "{args:?} succeeded: {out}");

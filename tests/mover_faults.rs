@@ -13,7 +13,11 @@ async fn a_down_destination_fails_after_retries_without_blocking_other_moves() {
     let rig = MoveRig::new(
         vec![local, other, server.tier("remote", "flaky")],
         vec![dir, other_dir],
-        fast_mover(),
+        // Backoff long enough that the queue's next poll finds the failing move not due.
+        strata::config::MoverConfig {
+            retry_base: std::time::Duration::from_millis(500),
+            ..fast_mover()
+        },
     )
     .await;
     let stuck = rig
@@ -24,17 +28,21 @@ async fn a_down_destination_fails_after_retries_without_blocking_other_moves() {
     server.stop();
     let to_down = rig.enqueue(&stuck, "remote").await;
     let to_up = rig.enqueue(&fine, "other").await;
+    // The move to the healthy tier completes while the other one is backing off between
+    // attempts (the failing one is first in the queue: same priority, older id).
+    let done = rig.drive(&to_up.id, 2000).await;
+    assert_eq!(done.status, MigrationStatus::Completed);
+    let waiting = rig.catalogue.get_migration(&to_down.id).await.unwrap();
+    assert!(
+        waiting.status.is_active() && waiting.attempts < 3,
+        "the other move went ahead only after the failing one gave up: {waiting:?}"
+    );
     let failed = rig.drive(&to_down.id, 2000).await;
     assert_eq!(failed.status, MigrationStatus::Failed, "{failed:?}");
     assert_eq!(failed.attempts, 3, "every attempt was used");
     assert!(
         failed.error.as_deref().unwrap().contains("s3://flaky"),
         "{failed:?}"
-    );
-    assert_eq!(
-        rig.catalogue.get_migration(&to_up.id).await.unwrap().status,
-        MigrationStatus::Completed,
-        "the other move went ahead"
     );
     let unmoved = rig.catalogue.get_object(&stuck.id).await.unwrap();
     assert_eq!(unmoved.tier, "local");

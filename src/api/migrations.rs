@@ -60,6 +60,7 @@ pub async fn request_move(
 #[into_params(parameter_in = Query)]
 pub struct ListMigrationsQuery {
     /// Only moves of this object.
+    #[param(pattern = r"^[^\x00]*$")]
     pub object_id: Option<String>,
     /// Only moves in this status.
     #[param(pattern = "^(pending|copying|verifying|completed|failed|cancelled)$")]
@@ -71,6 +72,7 @@ pub struct ListMigrationsQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page.
+    #[param(pattern = r"^[^\x00]*$")]
     pub after: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod forecast;
 mod migrations;
 mod objects;
 mod system;
@@ -12,6 +13,7 @@ mod views;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Json;
@@ -31,6 +33,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail, error_response};
 use crate::content::Content;
 use crate::db::{Catalogue, MAX_PAGE_SIZE};
 use crate::events::publisher::AccessPublisher;
+use crate::forecast::ActiveModel;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::storage::Tiers;
@@ -50,6 +53,10 @@ pub struct AppState {
     pub content: Content,
     /// Tier order and thresholds; turns requests into queued moves.
     pub policy: Arc<Policy>,
+    /// The forecast model in use.
+    pub model: Arc<ActiveModel>,
+    /// Set while a model trains in the background (one at a time).
+    pub training: Arc<AtomicBool>,
     /// The tiers with their backends.
     pub tiers: Arc<Tiers>,
     /// Where new objects land.
@@ -107,6 +114,7 @@ fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
         (name = "objects", description = "Ingest, read and inspect objects"),
         (name = "migrations", description = "Tier moves"),
         (name = "tiers", description = "Tiers and the policy"),
+        (name = "forecast", description = "Predictions and the models behind them"),
         (name = "system", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -141,6 +149,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(migrations::cancel_migration))
         .routes(routes!(tiers::list_tiers))
         .routes(routes!(tiers::plan))
+        .routes(routes!(forecast::get_prediction))
+        .routes(routes!(forecast::list_models))
+        .routes(routes!(forecast::train_model))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))
@@ -173,6 +184,10 @@ pub fn openapi(tiers: &[&str]) -> serde_json::Value {
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     // An empty upload is an empty object, not an error.
     if let Some(body) = doc.pointer_mut("/paths/~1api~1v1~1objects/post/requestBody") {
+        body["required"] = false.into();
+    }
+    // Training settings may be omitted altogether.
+    if let Some(body) = doc.pointer_mut("/paths/~1api~1v1~1models~1train/post/requestBody") {
         body["required"] = false.into();
     }
     // The form has exactly the field `file`; ingest refuses any other.

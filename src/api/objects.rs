@@ -247,11 +247,13 @@ pub struct ListObjectsQuery {
     /// Only objects on this tier.
     pub tier: Option<String>,
     /// Only objects whose key starts with this (case-sensitive).
+    #[param(pattern = r"^[^\x00]*$")]
     pub key_prefix: Option<String>,
     /// Page size.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page.
+    #[param(pattern = r"^[^\x00]*$")]
     pub after: Option<String>,
 }
 

@@ -45,6 +45,7 @@ pub async fn list_tiers(State(state): State<AppState>) -> Result<Json<TierList>,
                 bytes,
                 capacity_bytes: config.capacity_bytes,
                 promote_above: config.promote_above,
+                predict_above: config.predict_above,
                 cost: TierCostBody {
                     storage_gb_month: config.costs.storage_gb_month,
                     per_1k_reads: config.costs.per_1k_reads,
@@ -67,7 +68,10 @@ pub struct PlanQuery {
     pub window_secs: Option<u64>,
 }
 
-/// Dry run: the moves the policy would queue now, with reasons, without queuing them.
+/// Dry run: the moves the policy would queue now, with reasons, without queuing them:
+/// the promotions the accesses counted in the window call for, and the moves the next
+/// forecaster run would queue with the active model (it reads every object, so it takes
+/// longer on large catalogues).
 #[utoipa::path(
     get,
     path = "/api/v1/plan",
@@ -94,10 +98,24 @@ pub async fn plan(
             ));
         }
     };
-    let since = now_ms() - window.as_millis() as i64;
-    let planned = state.policy.plan(&state.catalogue, since).await?;
+    let now = now_ms();
+    let since = now - window.as_millis() as i64;
+    let mut planned = state.policy.plan(&state.catalogue, since).await?;
+    let model = state.model.get();
+    if let Some(model) = &model {
+        let reactive: Vec<String> = planned.iter().map(|p| p.object_id.clone()).collect();
+        planned.extend(
+            state
+                .policy
+                .plan_proactive_now(&state.catalogue, model, now)
+                .await?
+                .into_iter()
+                .filter(|p| !reactive.contains(&p.object_id)),
+        );
+    }
     Ok(Json(PlanBody {
         since: format_rfc3339_ms(since),
+        model_version: model.map(|m| m.version),
         items: planned.into_iter().map(Into::into).collect(),
     }))
 }

@@ -4,7 +4,10 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::{AccessSummary, MigrationRecord, ObjectRecord, ObjectView, Page};
+use crate::db::{
+    AccessSummary, MigrationRecord, ModelRecord, ObjectRecord, ObjectView, Page, StoredPrediction,
+};
+use crate::forecast::{Model, Scores};
 use crate::policy::PlannedMove;
 use crate::timestamp::format_rfc3339_ms;
 
@@ -31,6 +34,23 @@ pub struct ObjectBody {
     pub updated_at: String,
     /// Counted accesses.
     pub access: AccessBody,
+    /// The forecaster's latest stored prediction; null before its first.
+    pub prediction: Option<StoredPredictionBody>,
+}
+
+/// The forecaster's latest stored prediction for an object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredPredictionBody {
+    /// Predicted accesses over the horizon.
+    pub predicted_accesses: f64,
+    /// The horizon, hours, after the hour the prediction was made in.
+    pub horizon_hours: i64,
+    /// The tier the prediction calls for.
+    pub tier: String,
+    /// Version of the model that made it.
+    pub model_version: i64,
+    /// When, RFC 3339 UTC.
+    pub predicted_at: String,
 }
 
 /// Counted accesses of an object over bucket-aligned windows ending now.
@@ -49,8 +69,12 @@ pub struct AccessBody {
 }
 
 impl ObjectBody {
-    /// The wire shape of `object` with access counts `access`.
-    pub fn new(object: ObjectRecord, access: AccessSummary) -> ObjectBody {
+    /// The wire shape of `object` with access counts `access` and its latest prediction.
+    pub fn new(
+        object: ObjectRecord,
+        access: AccessSummary,
+        prediction: Option<StoredPrediction>,
+    ) -> ObjectBody {
         ObjectBody {
             id: object.id,
             key: object.key,
@@ -68,13 +92,20 @@ impl ObjectBody {
                 total: access.total,
                 last_access_at: access.last_access_at.map(format_rfc3339_ms),
             },
+            prediction: prediction.map(|p| StoredPredictionBody {
+                predicted_accesses: p.predicted_accesses,
+                horizon_hours: p.horizon_hours,
+                tier: p.predicted_tier,
+                model_version: p.model_version,
+                predicted_at: format_rfc3339_ms(p.predicted_at),
+            }),
         }
     }
 }
 
 impl From<ObjectView> for ObjectBody {
     fn from(view: ObjectView) -> ObjectBody {
-        ObjectBody::new(view.object, view.access)
+        ObjectBody::new(view.object, view.access, view.prediction)
     }
 }
 
@@ -170,16 +201,18 @@ impl From<Page<MigrationRecord>> for MigrationPage {
 pub struct PlannedMoveBody {
     /// The object.
     pub object_id: String,
-    /// Its key.
-    pub key: String,
+    /// Its key; null for proactive moves.
+    pub key: Option<String>,
     /// Its tier now.
     pub from_tier: String,
     /// Where it would go.
     pub to_tier: String,
-    /// Why.
+    /// `reactive_access_spike` or `proactive_prediction`.
     pub reason: String,
-    /// Accesses counted over the window the decision looked at.
-    pub recent_accesses: u64,
+    /// Reactive moves: accesses counted over the window the decision looked at.
+    pub recent_accesses: Option<u64>,
+    /// Proactive moves: accesses predicted over the model's horizon.
+    pub predicted_accesses: Option<f64>,
 }
 
 impl From<PlannedMove> for PlannedMoveBody {
@@ -191,6 +224,7 @@ impl From<PlannedMove> for PlannedMoveBody {
             to_tier: p.to_tier,
             reason: p.reason.to_string(),
             recent_accesses: p.recent_accesses,
+            predicted_accesses: p.predicted_accesses,
         }
     }
 }
@@ -200,7 +234,11 @@ impl From<PlannedMove> for PlannedMoveBody {
 pub struct PlanBody {
     /// Start of the window of counted accesses the plan looked at, RFC 3339 UTC.
     pub since: String,
-    /// The moves, busiest object first.
+    /// Version of the model the proactive part used; null when no model is active
+    /// (then the plan has reactive moves only).
+    pub model_version: Option<i64>,
+    /// The moves: reactive ones first, busiest object first, then proactive ones, most
+    /// predicted first.
     pub items: Vec<PlannedMoveBody>,
 }
 
@@ -224,6 +262,9 @@ pub struct TierBody {
     /// Accesses in the detector window above which a spike promotes to this tier; null
     /// when spikes never promote here.
     pub promote_above: Option<u64>,
+    /// Predicted accesses over the forecast horizon above which the forecaster places
+    /// objects on this tier; null when it never does.
+    pub predict_above: Option<f64>,
     /// Configured prices and what the stored bytes cost.
     pub cost: TierCostBody,
 }
@@ -255,4 +296,148 @@ pub struct AccessAccepted {
     pub object_id: String,
     /// Access events published.
     pub published: u64,
+}
+
+/// A prediction for one object, made now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PredictionBody {
+    /// The object.
+    pub object_id: String,
+    /// Its tier now.
+    pub tier: String,
+    /// Predicted accesses over the horizon that follows the hour in progress.
+    pub predicted_accesses: f64,
+    /// The horizon, hours.
+    pub horizon_hours: usize,
+    /// The tier this prediction calls for.
+    pub predicted_tier: String,
+    /// Where the forecaster would move the object now (hysteresis and residence
+    /// applied); null to leave it.
+    pub proactive_move: Option<String>,
+    /// The model that made it.
+    pub model: ModelRef,
+    /// The features with the largest effect on the prediction, largest first.
+    pub top_features: Vec<FeatureBody>,
+    /// When, RFC 3339 UTC.
+    pub predicted_at: String,
+}
+
+/// Which model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelRef {
+    /// Model name.
+    pub name: String,
+    /// Model version.
+    pub version: i64,
+}
+
+/// One feature's part in a prediction.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeatureBody {
+    /// Feature name.
+    pub name: String,
+    /// Its value now.
+    pub value: f64,
+    /// Coefficient times value: what it adds to ln(1 + predicted accesses).
+    pub contribution: f64,
+}
+
+/// Prediction errors on accesses per horizon.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScoresBody {
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Coefficient of determination.
+    pub r2: f64,
+}
+
+impl From<Scores> for ScoresBody {
+    fn from(s: Scores) -> ScoresBody {
+        ScoresBody {
+            mae: s.mae,
+            rmse: s.rmse,
+            r2: s.r2,
+        }
+    }
+}
+
+/// A model's evaluation on its held-out most recent hours.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvaluationBody {
+    /// The model.
+    pub model: ScoresBody,
+    /// Baseline: the next hours look like the last one.
+    pub persistence: ScoresBody,
+    /// Baseline: the next hours look like the average hour of the last day.
+    pub moving_average: ScoresBody,
+    /// Whether the model beats both baselines on MAE and RMSE.
+    pub beats_baselines: bool,
+}
+
+/// A registered model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelBody {
+    /// Registry id.
+    pub id: String,
+    /// Model name.
+    pub name: String,
+    /// Model version (training time, epoch ms).
+    pub version: i64,
+    /// Whether the forecaster uses it.
+    pub active: bool,
+    /// RFC 3339 UTC.
+    pub trained_at: String,
+    /// Hours ahead it predicts; null when the document is unusable.
+    pub horizon_hours: Option<usize>,
+    /// Examples trained on; null when the document is unusable.
+    pub train_rows: Option<usize>,
+    /// Examples evaluated on; null when the document is unusable.
+    pub eval_rows: Option<usize>,
+    /// Evaluation; null when the document is unusable.
+    pub evaluation: Option<EvaluationBody>,
+    /// Why the document cannot be used; null when it can.
+    pub problem: Option<String>,
+}
+
+impl From<ModelRecord> for ModelBody {
+    fn from(record: ModelRecord) -> ModelBody {
+        let parsed = Model::parse(&record.document, &format!("registry id {}", record.id));
+        let model = parsed.as_ref().ok();
+        ModelBody {
+            horizon_hours: model.map(|m| m.horizon_hours),
+            train_rows: model.map(|m| m.training.train_rows),
+            eval_rows: model.map(|m| m.training.eval_rows),
+            evaluation: model.map(|m| EvaluationBody {
+                model: m.evaluation.model.into(),
+                persistence: m.evaluation.persistence.into(),
+                moving_average: m.evaluation.moving_average.into(),
+                beats_baselines: m.evaluation.beats_baselines(),
+            }),
+            problem: parsed.as_ref().err().map(ToString::to_string),
+            id: record.id,
+            name: record.name,
+            version: record.version,
+            active: record.active,
+            trained_at: format_rfc3339_ms(record.trained_at),
+        }
+    }
+}
+
+/// Registered models, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    /// The models.
+    pub items: Vec<ModelBody>,
+}
+
+/// Answer to a training request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrainingAccepted {
+    /// Always `training`: the model is trained in the background and appears under
+    /// `/models` when done (the log says how it went).
+    pub status: String,
+    /// Name the model will have.
+    pub name: String,
 }

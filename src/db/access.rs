@@ -340,7 +340,7 @@ impl Catalogue {
     /// A row source reading parameter `$1`, a JSON array of arrays, as columns `c0`,
     /// `c1`, … of the given SQL types. The only SQL here that differs by backend: each
     /// has its own JSON table function.
-    fn json_rows(&self, types: &[&str]) -> String {
+    pub(super) fn json_rows(&self, types: &[&str]) -> String {
         let columns: Vec<String> = types
             .iter()
             .enumerate()

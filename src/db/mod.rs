@@ -12,7 +12,9 @@
 //! PostgreSQL both are the same pool.
 
 mod access;
+mod forecast;
 mod migrations;
+mod models;
 mod objects;
 mod queue;
 
@@ -20,9 +22,11 @@ pub use access::{
     AccessCount, AccessSummary, ConsumerOffset, HOUR_MS, LocatedAccess, MINUTE_MS,
     PartitionAccesses, RecordedAccess,
 };
+pub use forecast::{HourHits, StoredPrediction, TrackedObject};
 pub use migrations::{
     MigrationFilter, MigrationReason, MigrationRecord, MigrationStatus, NewMigration,
 };
+pub use models::ModelRecord;
 pub use objects::{NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage};
 pub use queue::{CopyPlan, StartRefusal};
 

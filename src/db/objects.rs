@@ -4,6 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS};
+use super::forecast::StoredPrediction;
 use super::{Catalogue, CatalogueError, Page, Result, now_ms, page_limit};
 
 const OBJECT_COLUMNS: &str = "id, object_key, size, content_type, checksum, tier, location, \
@@ -58,12 +59,14 @@ impl ObjectRecord {
 }
 
 /// An object with its access counts, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectView {
     /// The catalogue row.
     pub object: ObjectRecord,
     /// Its access counts as of the time asked for.
     pub access: AccessSummary,
+    /// The forecaster's latest prediction, if it made one.
+    pub prediction: Option<StoredPrediction>,
 }
 
 /// The object columns plus the three windowed access sums of [`AccessSummary`]; `$1..$3`
@@ -78,7 +81,9 @@ fn object_view_select() -> String {
         )
     };
     format!(
-        "SELECT {OBJECT_COLUMNS}, {} AS last_minute, {} AS last_hour, {} AS last_day FROM objects",
+        "SELECT {OBJECT_COLUMNS}, {} AS last_minute, {} AS last_hour, {} AS last_day, \
+         p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at \
+         FROM objects LEFT JOIN predictions p ON p.object_id = objects.id",
         window(MINUTE_MS, "$1"),
         window(MINUTE_MS, "$2"),
         window(HOUR_MS, "$3"),
@@ -107,6 +112,7 @@ impl ObjectView {
                 total: object.access_total,
                 last_access_at: object.last_access_at,
             },
+            prediction: StoredPrediction::from_row(row)?,
             object,
         })
     }

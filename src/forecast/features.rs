@@ -39,21 +39,29 @@ pub fn features(history: &[u32]) -> [f64; FEATURE_COUNT] {
             .checked_sub(back)
             .map_or(0.0, |i| f64::from(history[i]))
     };
-    let sum = |from_back: usize, to_back: usize| -> f64 { (from_back..=to_back).map(hour).sum() };
-    let last_6h = sum(1, 6);
-    let previous_6h = sum(7, 12);
-    let hours_since_last = (1..=HISTORY_HOURS)
-        .find(|back| hour(*back) > 0.0)
-        .map_or(HISTORY_HOURS as f64 + 1.0, |back| back as f64 - 1.0);
+    // Sums over contiguous slices in integers: exact, and cheap enough to recompute
+    // for every object each hour.
+    let n = history.len();
+    let sum = |from_back: usize, to_back: usize| -> f64 {
+        let window = &history[n.saturating_sub(to_back)..n.saturating_sub(from_back - 1)];
+        window.iter().map(|&c| u64::from(c)).sum::<u64>() as f64
+    };
+    let (last_6h, previous_6h) = (sum(1, 6), sum(7, 12));
+    let (last_24h, week) = (sum(1, 24), sum(1, HISTORY_HOURS));
+    let hours_since_last = history[n.saturating_sub(HISTORY_HOURS)..]
+        .iter()
+        .rev()
+        .position(|&c| c > 0)
+        .map_or(HISTORY_HOURS as f64 + 1.0, |p| p as f64);
     [
         hour(1).ln_1p(),
-        last_6h.ln_1p(),
-        sum(1, 24).ln_1p(),
-        (sum(1, HISTORY_HOURS) / 7.0).ln_1p(),
+        f64::ln_1p(last_6h),
+        f64::ln_1p(last_24h),
+        (week / 7.0).ln_1p(),
         // The hour a day (a week) before the one being predicted.
         hour(24).ln_1p(),
         hour(HISTORY_HOURS).ln_1p(),
-        last_6h.ln_1p() - previous_6h.ln_1p(),
+        f64::ln_1p(last_6h) - f64::ln_1p(previous_6h),
         hours_since_last.ln_1p(),
     ]
 }
@@ -75,6 +83,52 @@ mod tests {
         assert!((f[4] - 10f64.ln()).abs() < 1e-12);
         assert!((f[5] - 3f64.ln()).abs() < 1e-12);
         assert_eq!(f[7], 0.0, "accessed in the hour just ended");
+    }
+
+    /// The definition, written plainly: what the one-pass version must equal.
+    fn reference(history: &[u32]) -> [f64; FEATURE_COUNT] {
+        let hour = |back: usize| -> f64 {
+            history
+                .len()
+                .checked_sub(back)
+                .map_or(0.0, |i| f64::from(history[i]))
+        };
+        let sum = |from: usize, to: usize| -> f64 { (from..=to).map(hour).sum() };
+        let hours_since_last = (1..=HISTORY_HOURS)
+            .find(|back| hour(*back) > 0.0)
+            .map_or(HISTORY_HOURS as f64 + 1.0, |back| back as f64 - 1.0);
+        [
+            hour(1).ln_1p(),
+            sum(1, 6).ln_1p(),
+            sum(1, 24).ln_1p(),
+            (sum(1, HISTORY_HOURS) / 7.0).ln_1p(),
+            hour(24).ln_1p(),
+            hour(HISTORY_HOURS).ln_1p(),
+            sum(1, 6).ln_1p() - sum(7, 12).ln_1p(),
+            hours_since_last.ln_1p(),
+        ]
+    }
+
+    #[test]
+    fn features_match_their_definition() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for len in [0, 1, 5, 13, 30, HISTORY_HOURS - 1, HISTORY_HOURS, 400] {
+            for sparsity in [1, 3, 50] {
+                let history: Vec<u32> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        if state % sparsity == 0 {
+                            (state % 500) as u32
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                assert_eq!(features(&history), reference(&history), "len {len}");
+            }
+        }
     }
 
     #[test]

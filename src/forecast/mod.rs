@@ -1,13 +1,26 @@
 //! The forecaster: features of an object's access history, the linear model that
-//! predicts its demand over the next hours, and training it from access traces.
+//! predicts its demand over the next hours, training it from access traces or the
+//! catalogue, and keeping predictions current for every object.
+//!
+//! Predictions look at whole clock hours, the hour in progress counting as the last
+//! one, and predict the horizon after it: during 13:xx the model predicts 14:00 on, so
+//! a daily peak at 14:00 (seen yesterday and last week) is foreseen before it starts.
 
+pub mod active;
 pub mod features;
+pub mod history;
 pub mod model;
 pub mod trace;
+pub mod tracker;
 
-pub use model::{Evaluation, Example, Model, ModelError, Scores};
+pub use active::ActiveModel;
+pub use model::{Contribution, Evaluation, Example, Model, ModelError, Scores};
+pub use tracker::{ObjectForecast, Tracker};
 
 use std::path::Path;
+
+use crate::db::{Catalogue, CatalogueError, HOUR_MS};
+use features::{FEATURE_COUNT, HISTORY_HOURS};
 
 /// Why training from a trace failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +44,9 @@ pub enum TrainError {
     /// The model could not be trained.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The catalogue's history could not be read.
+    #[error("reading the access history: {0}")]
+    Catalogue(#[from] CatalogueError),
 }
 
 /// Trains a model named `name` on the trace at `path`, predicting `horizon_hours`
@@ -64,4 +80,88 @@ pub fn train_from_trace(
         eval_fraction,
         now_ms,
     )?)
+}
+
+/// Trains a model named `name` on the catalogue's hourly access history: every object's
+/// hours from its first counted access up to the last complete hour before `now_ms`.
+pub async fn train_from_catalogue(
+    catalogue: &Catalogue,
+    name: &str,
+    horizon_hours: usize,
+    eval_fraction: f64,
+    now_ms: i64,
+) -> Result<Model, TrainError> {
+    let end_hour = now_ms.div_euclid(HOUR_MS);
+    let mut examples = Vec::new();
+    // Rows arrive in object order: one object's series is built, turned into examples
+    // and dropped before the next one starts.
+    let mut current: Option<(String, i64, Vec<u32>)> = None;
+    let finish = |series: Option<(String, i64, Vec<u32>)>, examples: &mut Vec<Example>| {
+        if let Some((_, first_hour, series)) = series {
+            examples.extend(model::examples(&series, first_hour, horizon_hours));
+        }
+    };
+    catalogue
+        .for_each_hour_hits(i64::MIN, |row| {
+            if row.hour >= end_hour {
+                return;
+            }
+            if current
+                .as_ref()
+                .is_none_or(|(id, _, _)| *id != row.object_id)
+            {
+                finish(current.take(), &mut examples);
+                let len = usize::try_from(end_hour - row.hour).unwrap_or_default();
+                current = Some((row.object_id.clone(), row.hour, vec![0; len]));
+            }
+            if let Some((_, first_hour, series)) = current.as_mut()
+                && let Some(slot) = usize::try_from(row.hour - *first_hour)
+                    .ok()
+                    .and_then(|i| series.get_mut(i))
+            {
+                *slot = u32::try_from(row.hits).unwrap_or(u32::MAX);
+            }
+        })
+        .await?;
+    finish(current.take(), &mut examples);
+    Ok(Model::train(
+        name,
+        &examples,
+        horizon_hours,
+        eval_fraction,
+        now_ms,
+    )?)
+}
+
+/// Registers `model` in the catalogue's model registry, as the active model with
+/// `activate`.
+pub async fn register(
+    catalogue: &Catalogue,
+    model: &Model,
+    activate: bool,
+) -> Result<crate::db::ModelRecord, CatalogueError> {
+    let document = serde_json::to_string_pretty(model).unwrap_or_default();
+    catalogue
+        .register_model(
+            &model.name,
+            model.version,
+            &document,
+            model.version,
+            activate,
+        )
+        .await
+}
+
+/// The features of one object as of `now_ms`, read from the catalogue: the same
+/// features the scheduled run computes from its incremental state.
+pub async fn object_features(
+    catalogue: &Catalogue,
+    object_id: &str,
+    now_ms: i64,
+) -> Result<[f64; FEATURE_COUNT], CatalogueError> {
+    let end_hour = now_ms.div_euclid(HOUR_MS);
+    let history = catalogue
+        .hourly_hits(object_id, end_hour - HISTORY_HOURS as i64 + 1, end_hour + 1)
+        .await?;
+    Ok(features::features(&history))
 }

@@ -234,16 +234,26 @@ impl Model {
         format!("{}-{}.json", self.name, self.version)
     }
 
-    /// Reads and checks a model file: it must parse, use this code's features, and hold
-    /// finite numbers, one coefficient per feature. A file that fails is refused whole.
+    /// Reads and checks a model file; see [`Model::parse`].
     pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Invalid {
+            path: origin.clone(),
+            why: e.to_string(),
+        })?;
+        Model::parse(&text, &origin)
+    }
+
+    /// Checks a model document from `origin` (a file or the registry): it must parse,
+    /// use this code's features, and hold finite numbers, one coefficient per feature. A
+    /// document that fails is refused whole.
+    pub fn parse(text: &str, origin: &str) -> Result<Model, ModelError> {
         let invalid = |why: String| ModelError::Invalid {
-            path: path.display().to_string(),
+            path: origin.to_string(),
             why,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
         let model: Model =
-            serde_json::from_str(&text).map_err(|e| invalid(format!("not a model: {e}")))?;
+            serde_json::from_str(text).map_err(|e| invalid(format!("not a model: {e}")))?;
         if model.features_version != FEATURES_VERSION
             || model
                 .feature_names
@@ -267,6 +277,34 @@ impl Model {
         }
         Ok(model)
     }
+
+    /// What each feature added to the prediction (on the log scale), largest effect
+    /// first: why the model predicts what it does.
+    pub fn explain(&self, features: &[f64; FEATURE_COUNT]) -> Vec<Contribution> {
+        let mut parts: Vec<Contribution> = FEATURE_NAMES
+            .iter()
+            .zip(features)
+            .zip(&self.coefficients)
+            .map(|((name, value), coefficient)| Contribution {
+                feature: name,
+                value: *value,
+                contribution: coefficient * value,
+            })
+            .collect();
+        parts.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+        parts
+    }
+}
+
+/// One feature's share in a prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Contribution {
+    /// The feature's name.
+    pub feature: &'static str,
+    /// Its value.
+    pub value: f64,
+    /// Coefficient times value: what it added to `ln(1 + predicted)`.
+    pub contribution: f64,
 }
 
 /// `exp(intercept + coefficients . features) - 1`, at least 0.
@@ -369,6 +407,13 @@ mod tests {
         let mut model = Model::train("m", &examples, 1, 0.2, 0).unwrap();
         std::fs::write(&path, serde_json::to_string(&model).unwrap()).unwrap();
         assert_eq!(Model::load(&path).unwrap(), model);
+        let explained = model.explain(&[1.0; FEATURE_COUNT]);
+        assert_eq!(explained.len(), FEATURE_COUNT);
+        assert!(
+            explained
+                .windows(2)
+                .all(|w| w[0].contribution.abs() >= w[1].contribution.abs())
+        );
         model.features_version += 1;
         std::fs::write(&path, serde_json::to_string(&model).unwrap()).unwrap();
         assert!(Model::load(&path).is_err());

@@ -188,6 +188,7 @@ pub fn file_tier(name: &str, capacity_bytes: Option<u64>) -> (TierConfig, tempfi
         capacity_bytes,
         costs: Default::default(),
         promote_above: None,
+        predict_above: None,
     };
     (tier, dir)
 }
@@ -634,6 +635,11 @@ impl StrataServer {
             ("KAFKA_GROUP_ID", unique_name("group")),
             ("EVENTS_FLUSH_MS", "50".into()),
             ("MOVER_POLL_MS", "50".into()),
+            // The shipped default model, as a fresh deployment has it.
+            (
+                "MODELS_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/models").into(),
+            ),
             ("RUST_LOG", "strata=info".into()),
         ] {
             env.insert(k.into(), v);

@@ -1,0 +1,203 @@
+//! Forecast resources: an object's prediction, the registered models, training.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::views::{FeatureBody, ModelList, ModelRef, PredictionBody, TrainingAccepted};
+use super::{ApiError, AppState, ErrorBody};
+use crate::db::{MAX_PAGE_SIZE, now_ms};
+use crate::forecast;
+use crate::timestamp::format_rfc3339_ms;
+
+/// Features listed with a prediction.
+const TOP_FEATURES: usize = 3;
+
+/// Predicts an object's accesses over the active model's horizon from its access
+/// history now, with the tier that implies and the features behind it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/objects/{id}/prediction",
+    tag = "forecast",
+    params(("id" = String, Path, description = "Object id")),
+    responses(
+        (status = 200, description = "The prediction", body = PredictionBody),
+        (status = 401, description = "Missing or wrong token (API_TOKEN_READS)", body = ErrorBody),
+        (status = 404, description = "No such object", body = ErrorBody),
+        (status = 503, description = "No model is active, or the catalogue is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn get_prediction(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PredictionBody>, ApiError> {
+    let model = state.model.get().ok_or_else(|| {
+        ApiError::Unavailable(
+            "no forecast model is active; train one with `strata train-model --activate`".into(),
+        )
+    })?;
+    let object = state.catalogue.get_object(&id).await?;
+    let now = now_ms();
+    let features = forecast::object_features(&state.catalogue, &id, now).await?;
+    let predicted = model.predict(&features);
+    Ok(Json(PredictionBody {
+        predicted_tier: state.policy.predicted_tier(predicted).to_string(),
+        proactive_move: state
+            .policy
+            .proactive_target(&object.tier, object.updated_at, predicted, now)
+            .map(str::to_string),
+        object_id: object.id,
+        tier: object.tier,
+        predicted_accesses: predicted,
+        horizon_hours: model.horizon_hours,
+        model: ModelRef {
+            name: model.name.clone(),
+            version: model.version,
+        },
+        top_features: model
+            .explain(&features)
+            .into_iter()
+            .take(TOP_FEATURES)
+            .map(|c| FeatureBody {
+                name: c.feature.to_string(),
+                value: c.value,
+                contribution: c.contribution,
+            })
+            .collect(),
+        predicted_at: format_rfc3339_ms(now),
+    }))
+}
+
+/// The registered models, newest first, with their evaluation.
+#[utoipa::path(
+    get,
+    path = "/api/v1/models",
+    tag = "forecast",
+    responses(
+        (status = 200, description = "The models", body = ModelList),
+        (status = 401, description = "Missing or wrong token (API_TOKEN_READS)", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn list_models(State(state): State<AppState>) -> Result<Json<ModelList>, ApiError> {
+    let models = state.catalogue.list_models(MAX_PAGE_SIZE).await?;
+    Ok(Json(ModelList {
+        items: models.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Body of `POST /models/train`; every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRequest {
+    /// Model name, default `default`: letters, digits, `_` and `-`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
+    pub name: Option<String>,
+    /// Hours ahead the model predicts, a whole number, default 1.
+    #[schema(minimum = 1, maximum = 168, multiple_of = 1)]
+    pub horizon_hours: Option<f64>,
+    /// Most recent share of the hours held out for evaluation, default 0.2.
+    #[schema(minimum = 0.05, maximum = 0.5)]
+    pub eval_fraction: Option<f64>,
+    /// Make it the active model when trained (it then serves predictions and the
+    /// scheduled job everywhere), default false.
+    pub activate: Option<bool>,
+}
+
+/// Trains a model on the catalogue's access history in the background and registers
+/// it; one training at a time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/train",
+    tag = "forecast",
+    request_body(content = TrainRequest, description = "Training settings; may be omitted"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Training started", body = TrainingAccepted),
+        (status = 400, description = "Malformed body or setting out of range", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 409, description = "A training is already running", body = ErrorBody),
+    ),
+)]
+pub async fn train_model(
+    State(state): State<AppState>,
+    body: Result<Json<TrainRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<TrainingAccepted>), ApiError> {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(JsonRejection::MissingJsonContentType(_)) => TrainRequest::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let name = request.name.unwrap_or_else(|| "default".into());
+    if !(1..=64).contains(&name.len())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 64 letters, digits, `_` or `-`".into(),
+        ));
+    }
+    // A float so that `24.0` is accepted like `24`, as JSON Schema's integers are.
+    let horizon = request.horizon_hours.unwrap_or(1.0);
+    if !((1.0..=168.0).contains(&horizon) && horizon.fract() == 0.0) {
+        return Err(ApiError::BadRequest(
+            "horizon_hours must be from 1 to 168".into(),
+        ));
+    }
+    let eval_fraction = request.eval_fraction.unwrap_or(0.2);
+    if !(0.05..=0.5).contains(&eval_fraction) {
+        return Err(ApiError::BadRequest(
+            "eval_fraction must be from 0.05 to 0.5".into(),
+        ));
+    }
+    let activate = request.activate.unwrap_or(false);
+    if state.training.swap(true, Ordering::AcqRel) {
+        return Err(ApiError::Conflict("a training is already running".into()));
+    }
+    let catalogue = state.catalogue.clone();
+    let training = state.training.clone();
+    let model_name = name.clone();
+    tokio::spawn(async move {
+        let now = now_ms();
+        let outcome = match forecast::train_from_catalogue(
+            &catalogue,
+            &model_name,
+            horizon as usize,
+            eval_fraction,
+            now,
+        )
+        .await
+        {
+            Ok(model) => forecast::register(&catalogue, &model, activate)
+                .await
+                .map(|_| model)
+                .map_err(forecast::TrainError::from),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(model) => tracing::info!(
+                model = %model.name,
+                version = model.version,
+                activated = activate,
+                mae = model.evaluation.model.mae,
+                beats_baselines = model.evaluation.beats_baselines(),
+                "model trained from the catalogue and registered"
+            ),
+            Err(e) => tracing::warn!(model = %model_name, error = %e, "training failed"),
+        }
+        training.store(false, Ordering::Release);
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TrainingAccepted {
+            status: "training".into(),
+            name,
+        }),
+    ))
+}

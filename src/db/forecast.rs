@@ -1,0 +1,215 @@
+//! What the forecaster reads and writes: hourly access history, objects changed since a
+//! time, the latest prediction per object, and the lease that makes one process the
+//! forecaster when several serve.
+
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+use super::{Catalogue, HOUR_MS, Result};
+
+/// Hits of one object in one hour bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourHits {
+    /// The object.
+    pub object_id: String,
+    /// Hours since the epoch.
+    pub hour: i64,
+    /// Hits counted in that hour.
+    pub hits: i64,
+}
+
+/// An object as the forecaster tracks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedObject {
+    /// The object.
+    pub id: String,
+    /// Its tier.
+    pub tier: String,
+    /// Last change of content or tier, epoch ms.
+    pub updated_at: i64,
+}
+
+/// The latest prediction for an object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPrediction {
+    /// The object.
+    pub object_id: String,
+    /// Predicted accesses over the horizon.
+    pub predicted_accesses: f64,
+    /// The horizon, hours.
+    pub horizon_hours: i64,
+    /// The tier the prediction implies.
+    pub predicted_tier: String,
+    /// Version of the model that made it.
+    pub model_version: i64,
+    /// When, epoch ms.
+    pub predicted_at: i64,
+}
+
+impl StoredPrediction {
+    pub(super) fn from_row(
+        row: &sqlx::any::AnyRow,
+    ) -> Result<Option<StoredPrediction>, sqlx::Error> {
+        let Some(predicted_at) = row.try_get::<Option<i64>, _>("predicted_at")? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredPrediction {
+            object_id: row.try_get("id")?,
+            predicted_accesses: row.try_get("predicted_accesses")?,
+            horizon_hours: row.try_get("horizon_hours")?,
+            predicted_tier: row.try_get("predicted_tier")?,
+            model_version: row.try_get("model_version")?,
+            predicted_at,
+        }))
+    }
+}
+
+impl Catalogue {
+    /// Hour buckets starting at or after `since_ms`, passed to `each` as they stream in,
+    /// in object order: the history the forecaster learns from and predicts with,
+    /// without holding all of it in memory at once.
+    pub async fn for_each_hour_hits(
+        &self,
+        since_ms: i64,
+        mut each: impl FnMut(HourHits),
+    ) -> Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT object_id, bucket_start, hits FROM access_buckets \
+             WHERE resolution_ms = $1 AND bucket_start >= $2 ORDER BY object_id, bucket_start",
+        )
+        .bind(HOUR_MS)
+        .bind(since_ms)
+        .fetch(&self.reads);
+        while let Some(row) = rows.try_next().await? {
+            let bucket_start: i64 = row.try_get("bucket_start")?;
+            each(HourHits {
+                object_id: row.try_get("object_id")?,
+                hour: bucket_start.div_euclid(HOUR_MS),
+                hits: row.try_get("hits")?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Hits of `object_id` per hour for the hours `[from_hour, to_hour)`, oldest first,
+    /// zero where nothing was counted.
+    pub async fn hourly_hits(
+        &self,
+        object_id: &str,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> Result<Vec<u32>> {
+        let mut series = vec![0u32; usize::try_from(to_hour - from_hour).unwrap_or_default()];
+        for (start, hits) in self
+            .access_history(object_id, HOUR_MS, from_hour * HOUR_MS, to_hour * HOUR_MS)
+            .await?
+        {
+            if let Some(slot) = usize::try_from(start.div_euclid(HOUR_MS) - from_hour)
+                .ok()
+                .and_then(|i| series.get_mut(i))
+            {
+                *slot = u32::try_from(hits).unwrap_or(u32::MAX);
+            }
+        }
+        Ok(series)
+    }
+
+    /// Objects whose row changed at or after `since_ms` (all of them for `i64::MIN`).
+    pub async fn objects_changed_since(&self, since_ms: i64) -> Result<Vec<TrackedObject>> {
+        let rows = sqlx::query("SELECT id, tier, updated_at FROM objects WHERE updated_at >= $1")
+            .bind(since_ms)
+            .fetch_all(&self.reads)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(TrackedObject {
+                    id: row.try_get("id")?,
+                    tier: row.try_get("tier")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Stores the latest predictions, replacing older ones of the same objects; rows of
+    /// objects deleted meanwhile are dropped.
+    pub async fn save_predictions(&self, predictions: &[StoredPrediction]) -> Result<()> {
+        for chunk in predictions.chunks(10_000) {
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|p| {
+                    serde_json::json!([
+                        p.object_id,
+                        p.predicted_accesses,
+                        p.horizon_hours,
+                        p.predicted_tier,
+                        p.model_version,
+                        p.predicted_at
+                    ])
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO predictions (object_id, predicted_accesses, horizon_hours, \
+                   predicted_tier, model_version, predicted_at) \
+                 SELECT c0, c1, c2, c3, c4, c5 FROM {} AS v \
+                 WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = v.c0) \
+                 ON CONFLICT (object_id) DO UPDATE SET \
+                   predicted_accesses = excluded.predicted_accesses, \
+                   horizon_hours = excluded.horizon_hours, \
+                   predicted_tier = excluded.predicted_tier, \
+                   model_version = excluded.model_version, \
+                   predicted_at = excluded.predicted_at",
+                self.json_rows(&[
+                    "TEXT",
+                    "DOUBLE PRECISION",
+                    "BIGINT",
+                    "TEXT",
+                    "BIGINT",
+                    "BIGINT",
+                ])
+            );
+            sqlx::query(&sql)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&self.writes)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes or renews the lease `name` for `holder` until `until_ms`. True when
+    /// `holder` holds it now: it was free, expired at `now_ms`, or already `holder`'s.
+    pub async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+               expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until_ms)
+        .bind(now_ms)
+        .execute(&self.writes)
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    /// Gives up the lease `name` if `holder` has it, so another process can take over
+    /// at once.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.writes)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+//! The scheduled forecaster end to end on the local stack: injected access history
+//! makes it promote an object before its daily peak and demote one that went cold;
+//! registering another model changes predictions without a restart; a corrupt model
+//! never replaces the one in use.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{StrataServer, TestDb, curl, eventually};
+use serde_json::Value;
+use sqlx::{AnyConnection, Connection, Executor};
+
+const HOUR_MS: i64 = 3_600_000;
+
+fn now_hour() -> i64 {
+    strata::db::now_ms().div_euclid(HOUR_MS)
+}
+
+fn ingest(server: &StrataServer, key: &str) -> String {
+    let reply = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        "some bytes",
+        &server.url(&format!("/api/v1/objects?key={key}")),
+    ]);
+    assert_eq!(reply.status, 201);
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
+fn migrations(server: &StrataServer, id: &str) -> Vec<Value> {
+    curl(&[&server.url(&format!("/api/v1/migrations?object_id={id}"))]).json()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn wait_for_move(server: &StrataServer, id: &str, reason: &str, what: &str) -> Value {
+    let mut found = Value::Null;
+    eventually(Duration::from_secs(60), what, || {
+        let done = migrations(server, id)
+            .into_iter()
+            .find(|m| m["reason"] == reason && m["status"] == "completed");
+        let hit = done.is_some();
+        if let Some(m) = done {
+            found = m;
+        }
+        async move { hit }
+    })
+    .await;
+    found
+}
+
+/// Writes hour buckets as the event consumer would have.
+async fn inject_hours(db: &TestDb, object_id: &str, hours: impl Iterator<Item = (i64, i64)>) {
+    let mut conn = AnyConnection::connect(&db.url).await.unwrap();
+    for (hour, hits) in hours {
+        sqlx::query(
+            "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(object_id)
+        .bind(HOUR_MS)
+        .bind(hour * HOUR_MS)
+        .bind(hits)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+}
+
+fn prediction(server: &StrataServer, id: &str) -> Value {
+    let reply = curl(&[&server.url(&format!("/api/v1/objects/{id}/prediction"))]);
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forecaster_moves_objects_before_demand_and_follows_the_active_model() {
+    let db = TestDb::postgres().await;
+    let forecast_env = [
+        ("FORECAST_INTERVAL_SECS", "1"),
+        ("FORECAST_MIN_RESIDENCE_SECS", "0"),
+    ];
+    // First start: create the objects; the formerly hot one sits on the hottest tier.
+    let server = StrataServer::start(&db, &forecast_env).await;
+    let daily = ingest(&server, "reports/daily.csv");
+    let faded = ingest(&server, "campaigns/2025.mp4");
+    let moved = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"to_tier":"onprem"}"#,
+        &server.url(&format!("/api/v1/objects/{faded}/migrations")),
+    ]);
+    assert_eq!(moved.status, 202);
+    wait_for_move(&server, &faded, "manual", "the manual move to onprem").await;
+    drop(server);
+
+    // History the consumer would have counted: `daily` is read heavily every day in the
+    // three hours after the current one, and not at all now; `faded` was busy eight days
+    // ago and never since.
+    let now = now_hour();
+    inject_hours(
+        &db,
+        &daily,
+        (1..=7).flat_map(|day| (1..=3).map(move |h| (now + h - 24 * day, 400))),
+    )
+    .await;
+    inject_hours(&db, &faded, (now - 200..now - 180).map(|hour| (hour, 300))).await;
+
+    // Second start: the forecaster reads the history and acts within a few runs.
+    let server = StrataServer::start(&db, &forecast_env).await;
+    let promoted = wait_for_move(
+        &server,
+        &daily,
+        "proactive_prediction",
+        "the daily object promoted ahead of its peak",
+    )
+    .await;
+    assert_eq!(promoted["from_tier"], "public");
+    assert!(
+        ["onprem", "private"].contains(&promoted["to_tier"].as_str().unwrap()),
+        "{promoted}"
+    );
+    let demoted = wait_for_move(
+        &server,
+        &faded,
+        "proactive_prediction",
+        "the cold object demoted",
+    )
+    .await;
+    assert_eq!(demoted["from_tier"], "onprem");
+    assert_eq!(demoted["to_tier"], "public");
+    // No access of `daily` had arrived: the move came from the forecast alone.
+    let object = curl(&[&server.url(&format!("/api/v1/objects/{daily}"))]).json();
+    assert_eq!(object["access"]["last_hour"], 0, "{object}");
+
+    // The predict endpoint and the stored prediction agree with the move.
+    let predicted = prediction(&server, &daily);
+    assert!(
+        predicted["predicted_accesses"].as_f64().unwrap() > 10.0,
+        "{predicted}"
+    );
+    assert_eq!(predicted["top_features"].as_array().unwrap().len(), 3);
+    let first_version = predicted["model"]["version"].as_i64().unwrap();
+    let object = curl(&[&server.url(&format!("/api/v1/objects/{daily}"))]).json();
+    assert_eq!(
+        object["prediction"]["model_version"], first_version,
+        "{object}"
+    );
+    let cold = prediction(&server, &faded);
+    assert!(cold["predicted_accesses"].as_f64().unwrap() < 5.0, "{cold}");
+    let models = curl(&[&server.url("/api/v1/models")]).json();
+    assert_eq!(models["items"][0]["active"], true, "{models}");
+    assert!(server.metric("strata_model_version").is_some());
+
+    // Hot reload: a model trained on another trace and activated from the CLI.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.csv");
+    let generated = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gen-trace.py"))
+        .args(["--objects", "40", "--days", "10", "--seed", "99"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    std::fs::write(&trace, &generated.stdout).unwrap();
+    let trained = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["train-model", "--trace", trace.to_str().unwrap()])
+        .args(["--out", dir.path().to_str().unwrap(), "--name", "reload"])
+        .arg("--activate")
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "off")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let mut second_version = 0;
+    eventually(Duration::from_secs(20), "the new model in use", || {
+        let now = prediction(&server, &daily);
+        second_version = now["model"]["version"].as_i64().unwrap();
+        let changed = now["model"]["name"] == "reload"
+            && now["predicted_accesses"] != predicted["predicted_accesses"];
+        async move { changed }
+    })
+    .await;
+    assert_ne!(second_version, first_version);
+
+    // A corrupt document activated behind the service's back is refused; the model in
+    // use stays.
+    let mut conn = AnyConnection::connect(&db.url).await.unwrap();
+    conn.execute(
+        "UPDATE models SET active = 0; \
+         INSERT INTO models (id, name, version, document, trained_at, active) \
+         VALUES ('corrupt', 'broken', 1, '{\"name\": \"broken\", \"coefficients\": [1e999', 1, 1)",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        prediction(&server, &daily)["model"]["version"],
+        second_version
+    );
+    let models = curl(&[&server.url("/api/v1/models")]).json();
+    let broken = models["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "corrupt")
+        .unwrap()
+        .clone();
+    assert!(broken["problem"].as_str().is_some(), "{broken}");
+    assert_eq!(broken["evaluation"], Value::Null);
+    drop(server);
+    db.drop_db().await;
+}
