@@ -47,7 +47,13 @@ fn a_model_trained_on_daily_cycles_beats_both_baselines() {
     let model = strata::forecast::Model::load(&files[0]).unwrap();
     assert_eq!(model.name, "cycles");
     assert!(model.evaluation.beats_baselines(), "{:?}", model.evaluation);
-    assert!(model.evaluation.model.r2 > 0.5, "{:?}", model.evaluation);
+    // Daily batch objects (a few busy hours at the same time each day) keep R² well
+    // below 1, but the model must explain clearly more than either baseline.
+    let e = &model.evaluation;
+    assert!(
+        e.model.r2 > e.persistence.r2.max(e.moving_average.r2) + 0.2,
+        "{e:?}"
+    );
 }
 
 #[test]
