@@ -31,31 +31,7 @@ pub enum Command {
     Serve,
     /// Train the forecaster on the catalogue's access history (or a trace file), write
     /// models/<name>-<version>.json and register it in the catalogue (DATABASE_URL).
-    TrainModel {
-        /// Train on this access trace (CSV: ts_ms,object_id,size_bytes[,op]) instead of
-        /// the catalogue's history.
-        #[arg(long, conflicts_with = "from_db")]
-        trace: Option<PathBuf>,
-        /// Train on the catalogue's access history (the default).
-        #[arg(long)]
-        from_db: bool,
-        /// Make the new model the active one: every running server picks it up at its
-        /// next forecast interval.
-        #[arg(long)]
-        activate: bool,
-        /// Directory the model file is written to.
-        #[arg(long, default_value = "models")]
-        out: PathBuf,
-        /// Model name.
-        #[arg(long, default_value = "default")]
-        name: String,
-        /// Hours ahead the model predicts.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=168))]
-        horizon_hours: u16,
-        /// Most recent share of the hours held out for evaluation.
-        #[arg(long, default_value_t = 0.2)]
-        eval_fraction: f64,
-    },
+    TrainModel(TrainArgs),
     /// Upload a file; it lands on the default tier.
     Ingest {
         /// The file.
@@ -155,6 +131,38 @@ pub struct ServerArgs {
     pub json: bool,
 }
 
+/// Options of `strata train-model`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Train on this access trace (CSV: ts_ms,object_id,size_bytes[,op]) instead of
+    /// the catalogue's history.
+    #[arg(long, conflicts_with = "from_db")]
+    pub trace: Option<PathBuf>,
+    /// Train on the catalogue's access history (the default).
+    #[arg(long)]
+    pub from_db: bool,
+    /// Make the new model the active one: every running server picks it up at its
+    /// next forecast interval.
+    #[arg(long)]
+    pub activate: bool,
+    /// Directory the model file is written to.
+    #[arg(long, default_value = "models")]
+    pub out: PathBuf,
+    /// Model name.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Hours ahead the model predicts.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=168))]
+    pub horizon_hours: u16,
+    /// Most recent share of the hours held out for evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    pub eval_fraction: f64,
+    /// Also write a plot of predicted against actual accesses on the evaluation split
+    /// (predicted-vs-actual.svg) and a summary (summary.md) into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
 /// Runs the parsed command line and turns the outcome into an exit code; errors are
 /// printed as one line.
 pub fn run(cli: Cli) -> ExitCode {
@@ -175,24 +183,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => Config::from_env()
             .map_err(anyhow::Error::from)
             .and_then(|config| runtime()?.block_on(service::serve(config, shutdown_signal()))),
-        Command::TrainModel {
-            trace,
-            from_db: _,
-            activate,
-            out,
-            name,
-            horizon_hours,
-            eval_fraction,
-        } => runtime().and_then(|rt| {
-            rt.block_on(train_model(
-                trace.as_deref(),
-                activate,
-                &out,
-                &name,
-                horizon_hours.into(),
-                eval_fraction,
-            ))
-        }),
+        Command::TrainModel(args) => runtime().and_then(|rt| rt.block_on(train_model(&args))),
         client_command => runtime().and_then(|rt| rt.block_on(run_client(client_command))),
     };
     match outcome {
@@ -205,16 +196,14 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// `strata train-model`: trains, reports against the baselines, writes the model file
-/// and registers it.
-async fn train_model(
-    trace: Option<&std::path::Path>,
-    activate: bool,
-    out: &std::path::Path,
-    name: &str,
-    horizon_hours: usize,
-    eval_fraction: f64,
-) -> anyhow::Result<()> {
+/// (and the report) and registers the model.
+async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
     use anyhow::Context;
+    let (name, horizon_hours, eval_fraction) = (
+        args.name.as_str(),
+        usize::from(args.horizon_hours),
+        args.eval_fraction,
+    );
     if !(eval_fraction > 0.0 && eval_fraction < 1.0) {
         anyhow::bail!("--eval-fraction must be between 0 and 1, got {eval_fraction}");
     }
@@ -235,22 +224,31 @@ async fn train_model(
             )
         })?;
     let now = crate::db::now_ms();
-    let model = match trace {
+    let examples = match &args.trace {
         Some(trace) => {
-            crate::forecast::train_from_trace(trace, name, horizon_hours, eval_fraction, now)?
+            let file = std::fs::File::open(trace)
+                .with_context(|| format!("opening {}", trace.display()))?;
+            let progress = progress::bytes(file.metadata().map_or(0, |m| m.len()), "reading");
+            let examples = crate::forecast::examples_from_trace(
+                std::io::BufReader::new(progress.wrap_read(file)),
+                horizon_hours,
+            )
+            .with_context(|| trace.display().to_string());
+            progress.finish_and_clear();
+            examples?
         }
         None => {
-            eprintln!("reading the access history from the catalogue");
-            crate::forecast::train_from_catalogue(
-                &catalogue,
-                name,
-                horizon_hours,
-                eval_fraction,
-                now,
-            )
-            .await?
+            let progress = progress::spinner("reading the access history from the catalogue");
+            let examples =
+                crate::forecast::examples_from_catalogue(&catalogue, horizon_hours, now).await;
+            progress.finish_and_clear();
+            examples.context("reading the access history")?
         }
     };
+    let progress = progress::spinner(&format!("fitting on {} examples", examples.len()));
+    let model = crate::forecast::Model::train(name, &examples, horizon_hours, eval_fraction, now);
+    progress.finish_and_clear();
+    let model = model?;
     let e = &model.evaluation;
     println!(
         "trained on {} examples, evaluated on the latest {} (horizon {} h)",
@@ -269,25 +267,57 @@ async fn train_model(
     if !e.beats_baselines() {
         println!("WARNING: the model does not beat both naive baselines on the evaluation split");
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let path = out.join(model.file_name());
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let path = args.out.join(model.file_name());
     std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
-    let record = crate::forecast::register(&catalogue, &model, activate).await?;
+    if let Some(dir) = &args.report {
+        let pairs = model.evaluation_pairs(&examples, eval_fraction);
+        let [plot, summary] = crate::forecast::report::write(dir, &model, &pairs)
+            .with_context(|| format!("writing the report into {}", dir.display()))?;
+        println!("wrote {} and {}", plot.display(), summary.display());
+    }
+    let record = crate::forecast::register(&catalogue, &model, args.activate).await?;
     println!(
         "registered as {}{}",
         record.id,
-        if activate { " (active)" } else { "" }
+        if args.activate { " (active)" } else { "" }
     );
     catalogue.close().await;
     Ok(())
 }
 
+/// Progress shown on stderr while a long step runs; nothing is drawn when stderr is not
+/// a terminal (scripts and CI logs stay clean).
+mod progress {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::time::Duration;
+
+    /// A bar over `total` bytes.
+    pub fn bytes(total: u64, what: &str) -> ProgressBar {
+        let bar = ProgressBar::new(total).with_message(what.to_string());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    }
+
+    /// A spinner for a step of unknown length.
+    pub fn spinner(what: &str) -> ProgressBar {
+        let spinner = ProgressBar::new_spinner().with_message(what.to_string());
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        spinner
+    }
+}
+
 /// Runs one client subcommand and prints its answer on stdout.
 async fn run_client(command: Command) -> anyhow::Result<()> {
     let (server, output) = match command {
-        Command::Serve | Command::TrainModel { .. } => {
+        Command::Serve | Command::TrainModel(_) => {
             unreachable!("not a client subcommand")
         }
         Command::Ingest {

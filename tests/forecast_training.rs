@@ -3,9 +3,14 @@
 
 use std::process::Command;
 
+/// Runs `strata` in a scratch directory: train-model registers its model in the
+/// catalogue, by default a SQLite file under ./data, which must not land in the checkout.
 fn strata(args: &[&str]) -> (bool, String, String) {
+    let scratch = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
+        .current_dir(scratch.path())
+        .env_remove("DATABASE_URL")
         .env("RUST_LOG", "off")
         .output()
         .expect("run strata");
@@ -36,8 +41,14 @@ fn a_model_trained_on_daily_cycles_beats_both_baselines() {
         out.to_str().unwrap(),
         "--name",
         "cycles",
+        "--report",
+        dir.path().join("report").to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
+    let plot = std::fs::read_to_string(dir.path().join("report/predicted-vs-actual.svg")).unwrap();
+    assert!(plot.contains("<circle"), "the plot has points");
+    let summary = std::fs::read_to_string(dir.path().join("report/summary.md")).unwrap();
+    assert!(summary.contains("beats both naive baselines"), "{summary}");
     assert!(!report.contains("WARNING"), "{report}");
     let files: Vec<_> = std::fs::read_dir(&out)
         .unwrap()

@@ -10,6 +10,7 @@ pub mod active;
 pub mod features;
 pub mod history;
 pub mod model;
+pub mod report;
 pub mod trace;
 pub mod tracker;
 
@@ -17,30 +18,12 @@ pub use active::ActiveModel;
 pub use model::{Contribution, Evaluation, Example, Model, ModelError, Scores};
 pub use tracker::{ObjectForecast, Tracker};
 
-use std::path::Path;
-
 use crate::db::{Catalogue, CatalogueError, HOUR_MS};
 use features::{FEATURE_COUNT, HISTORY_HOURS};
 
-/// Why training from a trace failed.
+/// Why training from the catalogue failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The trace file cannot be opened.
-    #[error("{path}: {source}")]
-    Open {
-        /// The file.
-        path: String,
-        /// What happened.
-        source: std::io::Error,
-    },
-    /// The trace is malformed.
-    #[error("{path}: {source}")]
-    Trace {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        source: trace::TraceError,
-    },
     /// The model could not be trained.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -49,48 +32,27 @@ pub enum TrainError {
     Catalogue(#[from] CatalogueError),
 }
 
-/// Trains a model named `name` on the trace at `path`, predicting `horizon_hours`
-/// ahead and evaluating on the most recent `eval_fraction` of the hours.
-pub fn train_from_trace(
-    path: &Path,
-    name: &str,
+/// The training examples of an access trace, predicting `horizon_hours` ahead.
+pub fn examples_from_trace(
+    input: impl std::io::BufRead,
     horizon_hours: usize,
-    eval_fraction: f64,
-    now_ms: i64,
-) -> Result<Model, TrainError> {
-    let display = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| TrainError::Open {
-        path: display.clone(),
-        source,
-    })?;
-    let counts =
-        trace::read_trace(std::io::BufReader::new(file)).map_err(|source| TrainError::Trace {
-            path: display,
-            source,
-        })?;
-    let examples: Vec<Example> = counts
+) -> Result<Vec<Example>, trace::TraceError> {
+    let counts = trace::read_trace(input)?;
+    Ok(counts
         .series
         .values()
         .flat_map(|series| model::examples(series, counts.first_hour, horizon_hours))
-        .collect();
-    Ok(Model::train(
-        name,
-        &examples,
-        horizon_hours,
-        eval_fraction,
-        now_ms,
-    )?)
+        .collect())
 }
 
-/// Trains a model named `name` on the catalogue's hourly access history: every object's
-/// hours from its first counted access up to the last complete hour before `now_ms`.
-pub async fn train_from_catalogue(
+/// The training examples of the catalogue's hourly access history, predicting
+/// `horizon_hours` ahead: every object's hours from its first counted access up to the
+/// last complete hour before `now_ms`.
+pub async fn examples_from_catalogue(
     catalogue: &Catalogue,
-    name: &str,
     horizon_hours: usize,
-    eval_fraction: f64,
     now_ms: i64,
-) -> Result<Model, TrainError> {
+) -> Result<Vec<Example>, CatalogueError> {
     let end_hour = now_ms.div_euclid(HOUR_MS);
     let mut examples = Vec::new();
     // Rows arrive in object order: one object's series is built, turned into examples
@@ -124,6 +86,20 @@ pub async fn train_from_catalogue(
         })
         .await?;
     finish(current.take(), &mut examples);
+    Ok(examples)
+}
+
+/// Trains a model named `name` on the catalogue's hourly access history (see
+/// [`examples_from_catalogue`]), evaluating on the most recent `eval_fraction` of the
+/// hours.
+pub async fn train_from_catalogue(
+    catalogue: &Catalogue,
+    name: &str,
+    horizon_hours: usize,
+    eval_fraction: f64,
+    now_ms: i64,
+) -> Result<Model, TrainError> {
+    let examples = examples_from_catalogue(catalogue, horizon_hours, now_ms).await?;
     Ok(Model::train(
         name,
         &examples,

@@ -43,6 +43,12 @@ pub struct Example {
     pub target: f64,
 }
 
+/// The first hour held out for evaluation when the examples span hours `from..=to`:
+/// the most recent `eval_fraction` of the span.
+fn evaluation_start(from: i64, to: i64, eval_fraction: f64) -> i64 {
+    to - ((to - from) as f64 * eval_fraction.clamp(0.0, 0.9)).floor() as i64
+}
+
 /// The examples of one object's hourly series starting at `first_hour`: one per hour
 /// whose full horizon lies inside the series.
 pub fn examples(series: &[u32], first_hour: i64, horizon_hours: usize) -> Vec<Example> {
@@ -162,7 +168,7 @@ impl Model {
         ) else {
             return Err(ModelError::NotEnoughData("the history is empty".into()));
         };
-        let cutoff = to - ((to - from) as f64 * eval_fraction.clamp(0.0, 0.9)).floor() as i64;
+        let cutoff = evaluation_start(from, to, eval_fraction);
         let (train, eval): (Vec<&Example>, Vec<&Example>) =
             examples.iter().partition(|e| e.hour < cutoff);
         if train.len() <= FEATURE_COUNT || eval.is_empty() {
@@ -174,13 +180,32 @@ impl Model {
                 eval.len()
             )));
         }
-        let records =
-            Array2::from_shape_fn((train.len(), FEATURE_COUNT), |(i, j)| train[i].features[j]);
+        // A feature that never varies over the training rows (the same hour last week,
+        // in a history shorter than a week) makes the least-squares system singular; it
+        // carries no information either, so it is left out of the fit and gets weight 0.
+        let varying: Vec<usize> = (0..FEATURE_COUNT)
+            .filter(|&j| train.iter().any(|e| e.features[j] != train[0].features[j]))
+            .collect();
+        if varying.is_empty() {
+            return Err(ModelError::NotEnoughData(
+                "every feature is the same in every training example (no accesses?)".into(),
+            ));
+        }
+        let records = Array2::from_shape_fn((train.len(), varying.len()), |(i, j)| {
+            train[i].features[varying[j]]
+        });
         let targets = Array1::from_iter(train.iter().map(|e| e.target.ln_1p()));
         let fitted = LinearRegression::new()
             .fit(&Dataset::new(records, targets))
-            .map_err(|e| ModelError::Training(e.to_string()))?;
-        let coefficients = fitted.params().to_vec();
+            .map_err(|e| {
+                ModelError::Training(format!(
+                    "{e} (some features move in lockstep over the training rows; a longer or more varied history helps)"
+                ))
+            })?;
+        let mut coefficients = vec![0.0; FEATURE_COUNT];
+        for (&j, &weight) in varying.iter().zip(fitted.params()) {
+            coefficients[j] = weight;
+        }
         let intercept = fitted.intercept();
         if !(intercept.is_finite() && coefficients.iter().all(|c| c.is_finite())) {
             return Err(ModelError::Training(
@@ -222,6 +247,21 @@ impl Model {
             trained_at: crate::timestamp::format_rfc3339_ms(now_ms),
         };
         Ok(model)
+    }
+
+    /// The evaluation split of `examples` as [`Model::train`] made it with
+    /// `eval_fraction`: (actual, predicted) accesses for each held-out example.
+    pub fn evaluation_pairs(&self, examples: &[Example], eval_fraction: f64) -> Vec<(f64, f64)> {
+        let cutoff = evaluation_start(
+            self.training.from_hour,
+            self.training.to_hour,
+            eval_fraction,
+        );
+        examples
+            .iter()
+            .filter(|e| e.hour >= cutoff)
+            .map(|e| (e.target, self.predict(&e.features)))
+            .collect()
     }
 
     /// Predicted accesses over the horizon for these features; never negative.
@@ -356,6 +396,35 @@ mod tests {
         assert_eq!(model, Model::train("t", &examples, 1, 0.2, 0).unwrap());
         assert_eq!(model.training.train_rows + model.training.eval_rows, 500);
         assert!(model.evaluation.model.r2 > 0.999);
+    }
+
+    #[test]
+    fn a_feature_that_never_varies_gets_no_weight_instead_of_a_singular_fit() {
+        // Under a week of history: the same-hour-last-week feature is 0 in every row.
+        let examples: Vec<Example> = (0..200)
+            .map(|h| {
+                let mut f: [f64; FEATURE_COUNT] =
+                    std::array::from_fn(|j| ((h as usize * 7 + j * j * 3) % 11) as f64);
+                f[5] = 0.0;
+                example(h, f, 0.3 * f[0] + 0.1)
+            })
+            .collect();
+        let model = Model::train("week", &examples, 1, 0.2, 0).unwrap();
+        assert_eq!(model.coefficients[5], 0.0);
+        assert!((model.coefficients[0] - 0.3).abs() < 1e-6, "{model:?}");
+        assert!(matches!(
+            Model::train(
+                "flat",
+                &examples
+                    .iter()
+                    .map(|e| example(e.hour, [2.0; FEATURE_COUNT], 1.0))
+                    .collect::<Vec<_>>(),
+                1,
+                0.2,
+                0
+            ),
+            Err(ModelError::NotEnoughData(_))
+        ));
     }
 
     #[test]
