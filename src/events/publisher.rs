@@ -86,17 +86,22 @@ impl AccessPublisher {
         count: u64,
         at_ms: i64,
     ) -> Result<(), PublishError> {
-        let queued = usize::try_from(self.producer.in_flight_count()).unwrap_or(0);
-        let unread = self.metrics.events_unread();
-        if queued.saturating_add(count as usize) > self.capacity
-            || self
-                .max_unread
-                .is_some_and(|max| unread.saturating_add(count) > max)
-        {
+        let in_flight = usize::try_from(self.producer.in_flight_count()).unwrap_or(0);
+        // Only a limited publisher counts what its own consumer has not read: with a
+        // real broker, other processes may read what this one publishes.
+        let unread = self
+            .max_unread
+            .map(|max| (self.metrics.events_unread(), max));
+        let queued = match unread {
+            Some((unread, max)) if unread.saturating_add(count) > max => {
+                Some(usize::try_from(unread).unwrap_or(usize::MAX))
+            }
+            _ if in_flight.saturating_add(count as usize) > self.capacity => Some(in_flight),
+            _ => None,
+        };
+        if let Some(queued) = queued {
             self.metrics.record_publish_refused();
-            return Err(PublishError::QueueFull {
-                queued: queued.max(usize::try_from(unread).unwrap_or(usize::MAX)),
-            });
+            return Err(PublishError::QueueFull { queued });
         }
         let payload = serde_json::to_vec(&AccessEvent::read(object_id, at_ms, None))
             .expect("an access event always serializes");
@@ -109,7 +114,7 @@ impl AccessPublisher {
                 return Err(match e {
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
                         self.metrics.record_publish_refused();
-                        PublishError::QueueFull { queued }
+                        PublishError::QueueFull { queued: in_flight }
                     }
                     other => PublishError::Kafka(other),
                 });
