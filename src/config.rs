@@ -125,7 +125,8 @@ impl fmt::Debug for ApiConfig {
 /// The access-event pipeline on Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventsConfig {
-    /// Bootstrap servers, `host:port,…`; `None` runs without a broker (`KAFKA_BROKERS`).
+    /// Bootstrap servers, `host:port,…`; `None` runs the embedded in-process broker
+    /// (`KAFKA_BROKERS`).
     pub brokers: Option<String>,
     /// Topic of access events (`KAFKA_ACCESS_TOPIC`).
     pub access_topic: String,

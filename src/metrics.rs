@@ -20,6 +20,7 @@ pub struct Metrics {
     events_consumed: AtomicU64,
     events_unknown: AtomicU64,
     events_published: AtomicU64,
+    events_read: AtomicU64,
     publish_refused: AtomicU64,
     dead_letters: Mutex<BTreeMap<&'static str, u64>>,
     flushes: AtomicU64,
@@ -103,6 +104,19 @@ impl Metrics {
     /// Access events handed to the producer.
     pub fn record_published(&self, n: u64) {
         self.events_published.fetch_add(n, Relaxed);
+    }
+
+    /// Messages the consumer read from the access topic, counted or not.
+    pub fn record_read(&self, n: u64) {
+        self.events_read.fetch_add(n, Relaxed);
+    }
+
+    /// Access events this process published that its consumer has not read yet (zero
+    /// when other producers' messages were read too).
+    pub fn events_unread(&self) -> u64 {
+        self.events_published
+            .load(Relaxed)
+            .saturating_sub(self.events_read.load(Relaxed))
     }
 
     /// A publish refused because the producer queue was full.

@@ -16,6 +16,7 @@ use crate::content::Content;
 use crate::db::{Backend, Catalogue};
 use crate::detector::Detector;
 use crate::events::consumer::{self, ConsumerSettings};
+use crate::events::embedded::{self, EmbeddedBroker};
 use crate::events::publisher::AccessPublisher;
 use crate::forecast::{self, ActiveModel};
 use crate::metrics::Metrics;
@@ -67,18 +68,32 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         .with_context(|| format!("listening on {} (LISTEN_ADDR)", config.listen))?;
     let stop = CancellationToken::new();
     let metrics = Arc::new(Metrics::default());
-    let publisher = match &config.events.brokers {
-        Some(brokers) => Some(Arc::new(
-            AccessPublisher::new(
-                brokers,
-                &config.events.access_topic,
-                config.events.producer_queue,
-                metrics.clone(),
-            )
-            .context("creating the access-event producer")?,
-        )),
-        None => None,
+    // Without KAFKA_BROKERS, events flow through an in-process broker. Declared before
+    // the clients, so that on every way out it is dropped after them.
+    let (brokers, embedded) = match &config.events.brokers {
+        Some(brokers) => (brokers.clone(), None),
+        None => {
+            let broker = EmbeddedBroker::start(&config.events, &catalogue).await?;
+            (broker.bootstrap_servers().to_string(), Some(broker))
+        }
     };
+    let publisher = AccessPublisher::new(
+        &brokers,
+        &config.events.access_topic,
+        config.events.producer_queue,
+        if embedded.is_some() {
+            embedded::PRODUCER_SETTINGS
+        } else {
+            &[]
+        },
+        metrics.clone(),
+    )
+    .context("creating the access-event producer")?;
+    let publisher = Arc::new(if embedded.is_some() {
+        publisher.limit_unread(embedded::MAX_UNREAD_EVENTS)
+    } else {
+        publisher
+    });
     let policy = Arc::new(Policy::new(&config));
     let model = Arc::new(ActiveModel::default());
     forecast::active::activate_newest_file(&catalogue, &config.forecast.models_dir)
@@ -102,33 +117,25 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         metrics.clone(),
         stop.clone(),
     ));
-    let consumer = match &config.events.brokers {
-        Some(brokers) => {
-            let detector = Detector::new(&config.detector, &policy.promotion_levels());
-            Some(tokio::spawn(consumer::run(
-                ConsumerSettings {
-                    brokers: brokers.clone(),
-                    group_id: config.events.group_id.clone(),
-                    topic: config.events.access_topic.clone(),
-                    dlq_topic: config.events.dlq_topic.clone(),
-                    flush_interval: config.events.flush_interval,
-                    flush_max_events: config.events.flush_max_events,
-                    max_event_bytes: config.events.max_event_bytes,
-                    session_timeout: config.events.session_timeout,
-                    tier_buckets: tier_buckets(&config),
-                },
-                catalogue.clone(),
-                Arc::new(Mutex::new(detector)),
-                spikes,
-                metrics.clone(),
-                stop.clone(),
-            )))
-        }
-        None => {
-            tracing::warn!("KAFKA_BROKERS is not set: access events are not consumed");
-            None
-        }
-    };
+    let detector = Detector::new(&config.detector, &policy.promotion_levels());
+    let consumer = tokio::spawn(consumer::run(
+        ConsumerSettings {
+            brokers,
+            group_id: config.events.group_id.clone(),
+            topic: config.events.access_topic.clone(),
+            dlq_topic: config.events.dlq_topic.clone(),
+            flush_interval: config.events.flush_interval,
+            flush_max_events: config.events.flush_max_events,
+            max_event_bytes: config.events.max_event_bytes,
+            session_timeout: config.events.session_timeout,
+            tier_buckets: tier_buckets(&config),
+        },
+        catalogue.clone(),
+        Arc::new(Mutex::new(detector)),
+        spikes,
+        metrics.clone(),
+        stop.clone(),
+    ));
     let tiers = Arc::new(tiers);
     let mover =
         tokio::spawn(Mover::new(catalogue.clone(), tiers.clone(), config.mover).run(stop.clone()));
@@ -150,6 +157,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             plan_window: config.detector.window,
             metrics: metrics.clone(),
             publisher: publisher.clone(),
+            embedded_events: embedded.is_some(),
             auth: Auth::new(config.api.token.as_deref(), config.api.token_reads),
             max_object_bytes: config.api.max_object_bytes,
             request_timeout: config.api.request_timeout,
@@ -171,17 +179,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             Ok(Err(e)) => tracing::error!(error = %e, "the API server failed"),
             Err(e) => tracing::error!(error = %e, "the API server panicked"),
         }
-        if let Some(publisher) = &publisher
-            && let Err(e) = publisher.flush(Duration::from_secs(5))
-        {
+        if let Err(e) = publisher.flush(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "access events still queued at shutdown are lost");
         }
-        if let Some(consumer) = consumer {
-            match consumer.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "the event consumer failed"),
-                Err(e) => tracing::error!(error = %e, "the event consumer panicked"),
-            }
+        match consumer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the event consumer failed"),
+            Err(e) => tracing::error!(error = %e, "the event consumer panicked"),
         }
         let _ = reactive.await;
         let _ = proactive.await;
@@ -193,6 +197,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         );
     }
     catalogue.close().await;
+    // The clients go before the broker they talk to.
+    drop(publisher);
+    drop(embedded);
     Ok(())
 }
 

@@ -65,8 +65,10 @@ pub struct AppState {
     pub plan_window: Duration,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
-    /// Publishes access events; `None` when no broker is configured.
-    pub publisher: Option<Arc<AccessPublisher>>,
+    /// Publishes access events.
+    pub publisher: Arc<AccessPublisher>,
+    /// Whether the events go through the embedded broker (no `KAFKA_BROKERS`).
+    pub embedded_events: bool,
     /// Who may call what.
     pub auth: Auth,
     /// Largest object ingest accepts.

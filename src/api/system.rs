@@ -25,7 +25,7 @@ pub struct HealthBody {
 pub struct Dependencies {
     /// `up` or `down`.
     pub catalogue: String,
-    /// `configured` or `disabled` (no KAFKA_BROKERS).
+    /// `configured` (`KAFKA_BROKERS`) or `embedded` (the in-process broker).
     pub events: String,
 }
 
@@ -52,10 +52,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let events = if state.publisher.is_some() {
-        "configured"
+    let events = if state.embedded_events {
+        "embedded"
     } else {
-        "disabled"
+        "configured"
     };
     (
         status,

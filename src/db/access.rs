@@ -286,6 +286,18 @@ impl Catalogue {
             .collect()
     }
 
+    /// Deletes the offsets stored for `group_id` on `topic`, so that its partitions are
+    /// read from the beginning: for a broker whose log started afresh (the embedded one
+    /// after a restart), where the old offsets would skip its first events.
+    pub async fn forget_consumer_offsets(&self, group_id: &str, topic: &str) -> Result<()> {
+        sqlx::query("DELETE FROM consumer_offsets WHERE group_id = $1 AND topic = $2")
+            .bind(group_id)
+            .bind(topic)
+            .execute(&self.writes)
+            .await?;
+        Ok(())
+    }
+
     /// Hits per object in the minute buckets starting at or after `since_ms`, for every
     /// object that has any: the recent history the spike detector warms up from.
     pub async fn recent_hits(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {

@@ -542,6 +542,7 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
             None => {}
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             Some(Ok(message)) => {
+                shared.metrics.record_read(1);
                 let now = now_ms();
                 let fallback = message.timestamp().to_millis().unwrap_or(now);
                 let partition = message.partition();

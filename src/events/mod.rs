@@ -1,5 +1,6 @@
 //! Access events: their wire format on the `access-events` topic, the producer that
-//! publishes them, and the consumer that counts them into the catalogue.
+//! publishes them, the consumer that counts them into the catalogue, and the embedded
+//! broker they flow through when no `KAFKA_BROKERS` is set.
 //!
 //! Two message shapes share the topic (DESIGN.md): Strata's own event,
 //! `{"object_id": "…", "ts": "2026-11-21T10:00:00Z" | 1795255200000, "kind": "read", "bytes": 123}`,
@@ -7,6 +8,7 @@
 //! bucket and key. Anything else is a dead letter, with a reason.
 
 pub mod consumer;
+pub mod embedded;
 pub mod publisher;
 
 use std::borrow::Cow;

@@ -18,8 +18,8 @@ use crate::metrics::Metrics;
 /// Why events could not be published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The producer queue is full: the broker is slow or down.
-    #[error("the event queue is full ({queued} events waiting for the broker)")]
+    /// The producer queue is full: the broker (or, embedded, the consumer) is slow or down.
+    #[error("the event queue is full ({queued} events waiting to be delivered or read)")]
     QueueFull {
         /// Events waiting.
         queued: usize,
@@ -35,31 +35,47 @@ pub struct AccessPublisher {
     producer: FutureProducer,
     topic: String,
     capacity: usize,
+    max_unread: Option<u64>,
     metrics: Arc<Metrics>,
 }
 
 impl AccessPublisher {
-    /// A publisher on `brokers`, buffering at most `capacity` events.
+    /// A publisher on `brokers`, buffering at most `capacity` events; `settings` are
+    /// further librdkafka producer settings (the embedded broker's, say).
     pub fn new(
         brokers: &str,
         topic: &str,
         capacity: usize,
+        settings: &[(&str, &str)],
         metrics: Arc<Metrics>,
     ) -> Result<AccessPublisher, KafkaError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("queue.buffering.max.messages", capacity.to_string())
             .set("linger.ms", "5")
             // Give up on an event after this long without the broker rather than keeping
             // the queue full forever; the request that published it has long returned.
-            .set("message.timeout.ms", "60000")
-            .create()?;
+            .set("message.timeout.ms", "60000");
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        let producer: FutureProducer = config.create()?;
         Ok(AccessPublisher {
             producer,
             topic: topic.into(),
             capacity,
+            max_unread: None,
             metrics,
         })
+    }
+
+    /// Also refuses events while more than `max_unread` published events wait for this
+    /// process's consumer: for a broker that drops what is not read soon enough (the
+    /// embedded one).
+    pub fn limit_unread(mut self, max_unread: u64) -> AccessPublisher {
+        self.max_unread = Some(max_unread);
+        self
     }
 
     /// Queues `count` reads of `object_id` at `at_ms`. All or nothing: when the queue
@@ -70,8 +86,20 @@ impl AccessPublisher {
         count: u64,
         at_ms: i64,
     ) -> Result<(), PublishError> {
-        let queued = usize::try_from(self.producer.in_flight_count()).unwrap_or(0);
-        if queued.saturating_add(count as usize) > self.capacity {
+        let in_flight = usize::try_from(self.producer.in_flight_count()).unwrap_or(0);
+        // Only a limited publisher counts what its own consumer has not read: with a
+        // real broker, other processes may read what this one publishes.
+        let unread = self
+            .max_unread
+            .map(|max| (self.metrics.events_unread(), max));
+        let queued = match unread {
+            Some((unread, max)) if unread.saturating_add(count) > max => {
+                Some(usize::try_from(unread).unwrap_or(usize::MAX))
+            }
+            _ if in_flight.saturating_add(count as usize) > self.capacity => Some(in_flight),
+            _ => None,
+        };
+        if let Some(queued) = queued {
             self.metrics.record_publish_refused();
             return Err(PublishError::QueueFull { queued });
         }
@@ -86,7 +114,7 @@ impl AccessPublisher {
                 return Err(match e {
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
                         self.metrics.record_publish_refused();
-                        PublishError::QueueFull { queued }
+                        PublishError::QueueFull { queued: in_flight }
                     }
                     other => PublishError::Kafka(other),
                 });

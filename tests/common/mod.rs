@@ -787,3 +787,110 @@ pub fn curl(args: &[&str]) -> Reply {
         body: std::fs::read(&body).unwrap_or_default(),
     }
 }
+
+/// `strata serve` with no configuration at all, as a newcomer starts it: the environment
+/// cleared but for `PATH`, `HOME` and a free `LISTEN_ADDR` (8080 may be taken on a test
+/// machine), in a working directory of its own that holds a copy of the repository's
+/// `models/`, so that `./data` is fresh and the shipped model is found. Killed when
+/// dropped; [`EmbeddedServer::stop`] shuts it down gracefully.
+pub struct EmbeddedServer {
+    child: Option<std::process::Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The working directory; its `data/` holds the catalogue and the tiers.
+    pub workdir: tempfile::TempDir,
+    port: u16,
+}
+
+impl EmbeddedServer {
+    /// Starts a server in a fresh working directory.
+    pub async fn start() -> EmbeddedServer {
+        let workdir = tempfile::tempdir().unwrap();
+        let models = workdir.path().join("models");
+        std::fs::create_dir(&models).unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/models")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), models.join(entry.file_name())).unwrap();
+        }
+        let port = free_port();
+        let mut server = EmbeddedServer {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+            workdir,
+            port,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Starts the server (again) in the same working directory and on the same port;
+    /// its log is appended to `strata.log` there.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.arg("serve")
+            .current_dir(self.workdir.path())
+            .env_clear()
+            .env("LISTEN_ADDR", format!("127.0.0.1:{}", self.port))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for var in ["PATH", "HOME"] {
+            if let Some(value) = std::env::var_os(var) {
+                cmd.env(var, value);
+            }
+        }
+        self.child = Some(cmd.spawn().expect("start strata serve"));
+        let health = format!("{}/healthz", self.base);
+        eventually(
+            std::time::Duration::from_secs(60),
+            "the embedded server to answer",
+            || async { http("GET", &health, None).0 == 200 },
+        )
+        .await;
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit; asserts a clean exit.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("the server is running");
+        let signal = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(signal.success(), "kill -TERM failed");
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "strata serve exited with {status}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Where the server's log goes.
+    pub fn log_path(&self) -> PathBuf {
+        self.workdir.path().join("strata.log")
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Drop for EmbeddedServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
