@@ -15,7 +15,7 @@ pub struct HealthBody {
     /// `ok` (liveness), `ready` or `not_ready`.
     pub status: String,
     /// Each dependency's state (readiness only): the catalogue `up` or `down`, events
-    /// `configured` or `disabled`.
+    /// `configured` or `embedded`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<Dependencies>,
 }
