@@ -68,18 +68,30 @@ pub fn train_from_trace(
             path: display,
             source,
         })?;
+    Ok(train_from_counts(
+        &counts,
+        name,
+        horizon_hours,
+        eval_fraction,
+        now_ms,
+    )?)
+}
+
+/// Trains a model named `name` on hourly counts read from a trace (all of it, or its
+/// first part when the simulator holds the rest back).
+pub fn train_from_counts(
+    counts: &trace::HourlyCounts,
+    name: &str,
+    horizon_hours: usize,
+    eval_fraction: f64,
+    now_ms: i64,
+) -> Result<Model, ModelError> {
     let examples: Vec<Example> = counts
         .series
         .values()
         .flat_map(|series| model::examples(series, counts.first_hour, horizon_hours))
         .collect();
-    Ok(Model::train(
-        name,
-        &examples,
-        horizon_hours,
-        eval_fraction,
-        now_ms,
-    )?)
+    Model::train(name, &examples, horizon_hours, eval_fraction, now_ms)
 }
 
 /// Trains a model named `name` on the catalogue's hourly access history: every object's
