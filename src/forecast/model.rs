@@ -174,13 +174,27 @@ impl Model {
                 eval.len()
             )));
         }
-        let records =
-            Array2::from_shape_fn((train.len(), FEATURE_COUNT), |(i, j)| train[i].features[j]);
+        // A feature that never varies in the training rows (the same hour last week,
+        // on less than a week of history) carries nothing the intercept does not, and
+        // would make the least-squares system singular: it is left out of the fit and
+        // gets a coefficient of 0.
+        let varying: Vec<usize> = (0..FEATURE_COUNT)
+            .filter(|&j| train.iter().any(|e| e.features[j] != train[0].features[j]))
+            .collect();
+        if varying.is_empty() {
+            return Err(ModelError::Training("no feature ever varies".into()));
+        }
+        let records = Array2::from_shape_fn((train.len(), varying.len()), |(i, j)| {
+            train[i].features[varying[j]]
+        });
         let targets = Array1::from_iter(train.iter().map(|e| e.target.ln_1p()));
         let fitted = LinearRegression::new()
             .fit(&Dataset::new(records, targets))
             .map_err(|e| ModelError::Training(e.to_string()))?;
-        let coefficients = fitted.params().to_vec();
+        let mut coefficients = vec![0.0; FEATURE_COUNT];
+        for (&j, &c) in varying.iter().zip(fitted.params()) {
+            coefficients[j] = c;
+        }
         let intercept = fitted.intercept();
         if !(intercept.is_finite() && coefficients.iter().all(|c| c.is_finite())) {
             return Err(ModelError::Training(
@@ -356,6 +370,22 @@ mod tests {
         assert_eq!(model, Model::train("t", &examples, 1, 0.2, 0).unwrap());
         assert_eq!(model.training.train_rows + model.training.eval_rows, 500);
         assert!(model.evaluation.model.r2 > 0.999);
+    }
+
+    #[test]
+    fn a_feature_that_never_varies_is_left_out_with_a_zero_coefficient() {
+        let examples: Vec<Example> = (0..100)
+            .map(|hour| {
+                let mut f: [f64; FEATURE_COUNT] =
+                    std::array::from_fn(|j| ((hour as usize * (j + 3) * 7919) % 101) as f64);
+                f[5] = 0.0;
+                example(hour, f, 0.3 + 0.1 * f[0] - 0.05 * f[2])
+            })
+            .collect();
+        let model = Model::train("t", &examples, 1, 0.2, 0).unwrap();
+        assert_eq!(model.coefficients[5], 0.0);
+        assert!((model.coefficients[0] - 0.1).abs() < 1e-6, "{model:?}");
+        assert!((model.intercept - 0.3).abs() < 1e-6);
     }
 
     #[test]
