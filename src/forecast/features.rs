@@ -119,7 +119,7 @@ mod tests {
                         state ^= state << 13;
                         state ^= state >> 7;
                         state ^= state << 17;
-                        if state % sparsity == 0 {
+                        if state.is_multiple_of(sparsity) {
                             (state % 500) as u32
                         } else {
                             0

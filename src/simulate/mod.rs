@@ -359,7 +359,10 @@ impl Progress {
 
     fn tick(&mut self) {
         self.done += 1;
-        if !self.enabled || self.done % PROGRESS_EVERY != 0 || self.last.elapsed().as_secs() < 1 {
+        if !self.enabled
+            || !self.done.is_multiple_of(PROGRESS_EVERY)
+            || self.last.elapsed().as_secs() < 1
+        {
             return;
         }
         self.last = Instant::now();
