@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 use crate::client::Client;
 use crate::config::Config;
 use crate::service;
+use crate::simulate::{Options, PolicyKind};
 
 /// Strata keeps every object on the right storage tier, automatically.
 ///
@@ -32,6 +33,35 @@ pub enum Command {
     /// Train the forecaster on the catalogue's access history (or a trace file), write
     /// models/<name>-<version>.json and register it in the catalogue (DATABASE_URL).
     TrainModel(TrainArgs),
+    /// Replay an access trace in virtual time through the detector, forecaster and
+    /// policy that `serve` runs, on the tiers, thresholds and costs of the environment,
+    /// and report hit ratios, moves and costs per policy against reference placements.
+    Simulate {
+        /// The access trace (CSV: ts_ms,object_id,size_bytes[,op], time-ordered).
+        #[arg(long)]
+        trace: PathBuf,
+        /// Which policy to replay.
+        #[arg(long, value_enum, default_value_t = PolicyArg::All)]
+        policy: PolicyArg,
+        /// Forecast with this model file instead of training one on the first part of
+        /// the trace; the whole trace is then scored.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Share of the trace's time span to train the model on; only the rest is
+        /// scored.
+        #[arg(long, default_value_t = crate::simulate::DEFAULT_TRAIN_FRACTION)]
+        train_fraction: f64,
+        /// Bytes per second a move copies at (a move takes size / bandwidth); default
+        /// MOVER_BANDWIDTH_BYTES_PER_SEC, else 100000000.
+        #[arg(long)]
+        bandwidth: Option<u64>,
+        /// Write every move the policies queue to this CSV file.
+        #[arg(long)]
+        moves_out: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Upload a file; it lands on the default tier.
     Ingest {
         /// The file.
@@ -113,6 +143,33 @@ pub enum Command {
     },
 }
 
+/// `--policy` of `strata simulate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// Nothing moves.
+    Static,
+    /// The spike detector only.
+    Reactive,
+    /// The forecaster only.
+    Proactive,
+    /// Both, as `serve` runs them.
+    Combined,
+    /// Each of the above.
+    All,
+}
+
+impl PolicyArg {
+    fn kinds(self) -> Vec<PolicyKind> {
+        match self {
+            PolicyArg::Static => vec![PolicyKind::Static],
+            PolicyArg::Reactive => vec![PolicyKind::Reactive],
+            PolicyArg::Proactive => vec![PolicyKind::Proactive],
+            PolicyArg::Combined => vec![PolicyKind::Combined],
+            PolicyArg::All => PolicyKind::ALL.to_vec(),
+        }
+    }
+}
+
 /// Which server a client subcommand talks to, and how it prints.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
@@ -184,6 +241,30 @@ pub fn run(cli: Cli) -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|config| runtime()?.block_on(service::serve(config, shutdown_signal()))),
         Command::TrainModel(args) => runtime().and_then(|rt| rt.block_on(train_model(&args))),
+        Command::Simulate {
+            trace,
+            policy,
+            model,
+            train_fraction,
+            bandwidth,
+            moves_out,
+            json,
+        } => Config::from_env()
+            .map_err(anyhow::Error::from)
+            .and_then(|config| {
+                let options = Options {
+                    trace,
+                    policies: policy.kinds(),
+                    model,
+                    train_fraction,
+                    bandwidth: bandwidth
+                        .or(config.mover.bandwidth)
+                        .unwrap_or(crate::simulate::DEFAULT_BANDWIDTH),
+                    moves_out,
+                    progress: true,
+                };
+                simulate(&config, &options, json)
+            }),
         client_command => runtime().and_then(|rt| rt.block_on(run_client(client_command))),
     };
     match outcome {
@@ -289,6 +370,17 @@ async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `strata simulate`: replays the trace and prints the report.
+fn simulate(config: &Config, options: &Options, json: bool) -> anyhow::Result<()> {
+    let report = crate::simulate::run(config, options)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
 /// Progress shown on stderr while a long step runs; nothing is drawn when stderr is not
 /// a terminal (scripts and CI logs stay clean).
 mod progress {
@@ -317,7 +409,7 @@ mod progress {
 /// Runs one client subcommand and prints its answer on stdout.
 async fn run_client(command: Command) -> anyhow::Result<()> {
     let (server, output) = match command {
-        Command::Serve | Command::TrainModel(_) => {
+        Command::Serve | Command::TrainModel(_) | Command::Simulate { .. } => {
             unreachable!("not a client subcommand")
         }
         Command::Ingest {

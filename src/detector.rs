@@ -234,6 +234,13 @@ impl Detector {
         spikes
     }
 
+    /// When the earliest burst still settling is due to be reported (the caller's
+    /// clock, ms); `None` when none is settling. A caller in virtual time calls
+    /// [`due`](Detector::due) then, as the service's timer would have.
+    pub fn next_due(&self) -> Option<i64> {
+        self.settling.values().map(|(_, due)| *due).min()
+    }
+
     /// Forgets objects that have gone quiet: empty window as of `now_ms` (event time),
     /// a negligible baseline and no cool-down. Keeps memory bounded by the objects that
     /// are actually in use.

@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod mover;
 pub mod policy;
 pub mod service;
+pub mod simulate;
 pub mod storage;
 pub mod timestamp;

@@ -37,12 +37,32 @@ pub fn examples_from_trace(
     input: impl std::io::BufRead,
     horizon_hours: usize,
 ) -> Result<Vec<Example>, trace::TraceError> {
-    let counts = trace::read_trace(input)?;
-    Ok(counts
+    Ok(examples_from_counts(
+        &trace::read_trace(input)?,
+        horizon_hours,
+    ))
+}
+
+/// The training examples of hourly counts read from a trace.
+pub fn examples_from_counts(counts: &trace::HourlyCounts, horizon_hours: usize) -> Vec<Example> {
+    counts
         .series
         .values()
         .flat_map(|series| model::examples(series, counts.first_hour, horizon_hours))
-        .collect())
+        .collect()
+}
+
+/// Trains a model named `name` on hourly counts read from a trace (all of it, or its
+/// first part when the simulator holds the rest back).
+pub fn train_from_counts(
+    counts: &trace::HourlyCounts,
+    name: &str,
+    horizon_hours: usize,
+    eval_fraction: f64,
+    now_ms: i64,
+) -> Result<Model, ModelError> {
+    let examples = examples_from_counts(counts, horizon_hours);
+    Model::train(name, &examples, horizon_hours, eval_fraction, now_ms)
 }
 
 /// The training examples of the catalogue's hourly access history, predicting

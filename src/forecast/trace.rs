@@ -39,60 +39,129 @@ pub struct HourlyCounts {
     pub series: BTreeMap<String, Vec<u32>>,
 }
 
-/// Reads a trace into hourly counts. Writes count as accesses too: both are demand on
-/// the tier that holds the object.
-pub fn read_trace(input: impl BufRead) -> Result<HourlyCounts, TraceError> {
-    let mut lines = input.lines();
-    let header = lines.next().transpose()?.unwrap_or_default();
-    let columns: Vec<&str> = header.trim().split(',').map(str::trim).collect();
-    if !(columns.starts_with(&["ts_ms", "object_id", "size_bytes"])
-        && (columns.len() == 3 || columns.get(3) == Some(&"op")))
-    {
-        return Err(TraceError::Header(header));
+/// One access of a trace, borrowing the object id from the reader's line buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access<'a> {
+    /// When, epoch ms.
+    pub ts_ms: i64,
+    /// The object.
+    pub object_id: &'a str,
+    /// The object's size.
+    pub size_bytes: u64,
+    /// A write (`op` = `write`) rather than a read.
+    pub write: bool,
+}
+
+/// Reads a trace one line at a time, checking each row as it goes: memory does not grow
+/// with the length of the trace.
+#[derive(Debug)]
+pub struct TraceReader<R> {
+    input: R,
+    line: String,
+    line_no: usize,
+    previous: Option<i64>,
+}
+
+impl<R: BufRead> TraceReader<R> {
+    /// Reads and checks the header.
+    pub fn new(mut input: R) -> Result<TraceReader<R>, TraceError> {
+        let mut header = String::new();
+        input.read_line(&mut header)?;
+        let columns: Vec<&str> = header.trim().split(',').map(str::trim).collect();
+        if !(columns.starts_with(&["ts_ms", "object_id", "size_bytes"])
+            && (columns.len() == 3 || columns.get(3) == Some(&"op")))
+        {
+            return Err(TraceError::Header(header.trim_end().to_string()));
+        }
+        Ok(TraceReader {
+            input,
+            line: String::new(),
+            line_no: 1,
+            previous: None,
+        })
     }
-    let mut counts: HashMap<String, HashMap<i64, u32>> = HashMap::new();
-    let mut previous: Option<i64> = None;
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
-    for (index, line) in lines.enumerate() {
-        let line_no = index + 2;
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
+
+    /// Number of the line last read (the header is line 1).
+    pub fn line_no(&self) -> usize {
+        self.line_no
+    }
+
+    /// The next access; `None` at the end of the trace. Blank lines are skipped.
+    pub fn next_access(&mut self) -> Result<Option<Access<'_>>, TraceError> {
+        loop {
+            self.line.clear();
+            if self.input.read_line(&mut self.line)? == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            if !self.line.trim().is_empty() {
+                break;
+            }
         }
+        let (line_no, previous) = (self.line_no, self.previous);
         let row = |why: String| TraceError::Row { line: line_no, why };
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if !(3..=4).contains(&fields.len()) {
-            return Err(row(format!(
-                "expected 3 or 4 fields, found {}",
-                fields.len()
-            )));
-        }
-        let ts: i64 = fields[0]
+        let mut fields = self.line.trim().split(',').map(str::trim);
+        let mut field = || fields.next();
+        let (Some(ts), Some(object_id), Some(size), op, None) =
+            (field(), field(), field(), field(), field())
+        else {
+            let found = self.line.trim().split(',').count();
+            return Err(row(format!("expected 3 or 4 fields, found {found}")));
+        };
+        let ts_ms: i64 = ts
             .parse()
-            .map_err(|_| row(format!("ts_ms {:?} is not an integer", fields[0])))?;
-        if previous.is_some_and(|p| ts < p) {
+            .map_err(|_| row(format!("ts_ms {ts:?} is not an integer")))?;
+        if let Some(previous) = previous
+            && ts_ms < previous
+        {
             return Err(row(format!(
-                "ts_ms {ts} is before the previous line's {}; the trace must be in time order",
-                previous.unwrap_or_default()
+                "ts_ms {ts_ms} is before the previous line's {previous}; the trace must be in time order"
             )));
         }
-        previous = Some(ts);
-        if fields[1].is_empty() {
+        if object_id.is_empty() {
             return Err(row("object_id is empty".into()));
         }
-        fields[2]
+        let size_bytes = size
             .parse::<u64>()
-            .map_err(|_| row(format!("size_bytes {:?} is not a size", fields[2])))?;
-        if let Some(op) = fields.get(3)
-            && !matches!(*op, "read" | "write")
-        {
-            return Err(row(format!("op {op:?} is neither read nor write")));
+            .map_err(|_| row(format!("size_bytes {size:?} is not a size")))?;
+        let write = match op {
+            None | Some("read") => false,
+            Some("write") => true,
+            Some(op) => return Err(row(format!("op {op:?} is neither read nor write"))),
+        };
+        self.previous = Some(ts_ms);
+        Ok(Some(Access {
+            ts_ms,
+            object_id,
+            size_bytes,
+            write,
+        }))
+    }
+}
+
+/// Reads a whole trace into hourly counts; see [`hourly_counts`].
+pub fn read_trace(input: impl BufRead) -> Result<HourlyCounts, TraceError> {
+    hourly_counts(&mut TraceReader::new(input)?, i64::MAX)
+}
+
+/// Counts the accesses before `until_ms` per object and hour, stopping at the first
+/// access at or after it. Writes count as accesses too: both are demand on the tier
+/// that holds the object.
+pub fn hourly_counts<R: BufRead>(
+    reader: &mut TraceReader<R>,
+    until_ms: i64,
+) -> Result<HourlyCounts, TraceError> {
+    let mut counts: HashMap<String, HashMap<i64, u32>> = HashMap::new();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    while let Some(access) = reader.next_access()? {
+        if access.ts_ms >= until_ms {
+            break;
         }
-        let hour = ts.div_euclid(HOUR_MS);
+        let hour = access.ts_ms.div_euclid(HOUR_MS);
         first = first.min(hour);
         last = last.max(hour);
         *counts
-            .entry(fields[1].to_string())
+            .entry(access.object_id.to_string())
             .or_default()
             .entry(hour)
             .or_default() += 1;

@@ -141,12 +141,18 @@ impl Tracker {
     /// tracked yet (created after the last object read) are skipped; the next run reads
     /// their hour again.
     pub fn observe_hour(&mut self, row: &HourHits) {
-        if let Some(tracked) = self.objects.get_mut(&row.object_id) {
-            let hits = u32::try_from(row.hits).unwrap_or(u32::MAX);
+        let hits = u32::try_from(row.hits).unwrap_or(u32::MAX);
+        self.observe_hits(&row.object_id, row.hour, hits);
+    }
+
+    /// Takes in `hits`, the count of `hour` of a tracked object so far (the simulator
+    /// feeds its counts here, the service through [`Tracker::observe_hour`]).
+    pub fn observe_hits(&mut self, object_id: &str, hour: i64, hits: u32) {
+        if let Some(tracked) = self.objects.get_mut(object_id) {
             tracked
                 .history
                 .get_or_insert_with(HourlyRing::new)
-                .set(row.hour, hits);
+                .set(hour, hits);
             tracked.dirty = true;
         }
     }

@@ -1,0 +1,250 @@
+//! `strata simulate` on traces from `scripts/gen-trace.py`: the policies rank as they
+//! should on daily cycles at equal capacity, a backup scan promotes nothing, and
+//! malformed traces are one-line errors naming the line. Outcomes only, no timings.
+//!
+//! Each run gets an empty environment and working directory, so neither a `.env` nor
+//! the test stack's variables change the tiers it simulates.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs `strata` in `dir` with only `env` set; (success, stdout, stderr).
+fn strata(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("RUST_LOG", "off")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run strata");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes `scripts/gen-trace.py ARGS` to `dir/name`.
+fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gen-trace.py"))
+        .args(args)
+        .output()
+        .expect("run gen-trace.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+/// The JSON report of `strata simulate ARGS --json`.
+fn simulate(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["--json"]);
+    let (ok, out, err) = strata(dir, env, &[&["simulate"], &args[..]].concat());
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn policy<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["policy"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+/// A hot tier that holds a few of the busiest objects but far from all.
+const CAPACITY: [(&str, &str); 1] = [("TIER_ONPREM_CAPACITY_BYTES", "150000000")];
+
+#[test]
+fn on_daily_cycles_combined_beats_reactive_beats_static() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = generate(
+        dir.path(),
+        "daily.csv",
+        &[
+            "--shapes",
+            "daily=30,burst=10,zipf=150",
+            "--days",
+            "7",
+            "--seed",
+            "7",
+        ],
+    );
+    let report = simulate(dir.path(), &CAPACITY, &["--trace", trace.to_str().unwrap()]);
+    let hit = |name| policy(&report, name)["hot_hit_ratio"].as_f64().unwrap();
+    let (fixed, reactive, combined) = (hit("static"), hit("reactive"), hit("combined"));
+    assert!(
+        combined > reactive && reactive > fixed,
+        "combined {combined}, reactive {reactive}, static {fixed}"
+    );
+    assert_eq!(fixed, 0.0, "static leaves everything on the default tier");
+    // Every policy is scored on the same accesses, and so are the references.
+    let scored = report["scored_accesses"].as_u64().unwrap();
+    assert!(scored > 0 && scored < report["accesses"].as_u64().unwrap());
+    for p in report["policies"].as_array().unwrap() {
+        assert_eq!(p["accesses"].as_u64(), Some(scored), "{p}");
+        let served: u64 = p["tiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["accesses"].as_u64().unwrap())
+            .sum();
+        assert_eq!(served, scored);
+    }
+    let perfect = &report["references"][2];
+    assert_eq!(perfect["name"], "perfect foresight");
+    for r in report["references"].as_array().unwrap() {
+        assert_eq!(r["accesses"].as_u64(), Some(scored), "{r}");
+        assert!(r["hot_hit_ratio"].as_f64().unwrap() <= perfect["hot_hit_ratio"].as_f64().unwrap());
+    }
+    let of_perfect = policy(&report, "combined")["of_perfect"].as_f64().unwrap();
+    assert!(of_perfect > 0.0 && of_perfect < 1.0, "{of_perfect}");
+    assert!(report["model"]["trained_here"].as_bool().unwrap());
+}
+
+#[test]
+fn a_backup_scan_promotes_nothing_it_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = generate(
+        dir.path(),
+        "scan.csv",
+        &[
+            "--shapes",
+            "scan=400,daily=10,zipf=100",
+            "--days",
+            "6",
+            "--seed",
+            "11",
+        ],
+    );
+    let moves = dir.path().join("moves.csv");
+    let (ok, table, err) = strata(
+        dir.path(),
+        &[],
+        &[
+            "simulate",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--moves-out",
+            moves.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    for name in [
+        "static",
+        "reactive",
+        "proactive",
+        "combined",
+        "perfect foresight",
+    ] {
+        assert!(table.contains(name), "{table}");
+    }
+    let moves = std::fs::read_to_string(&moves).unwrap();
+    let mut lines = moves.lines();
+    assert_eq!(
+        lines.next(),
+        Some("policy,ts_ms,object_id,from_tier,to_tier,reason,size_bytes")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert!(
+        rows.iter().any(|r| r.contains(",daily-")),
+        "the daily objects are moved: {moves}"
+    );
+    let scanned: Vec<&&str> = rows.iter().filter(|r| r.contains(",scan-")).collect();
+    assert!(scanned.is_empty(), "{scanned:?}");
+}
+
+#[test]
+fn a_given_model_scores_the_whole_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = generate(
+        dir.path(),
+        "t.csv",
+        &["--shapes", "daily=5,zipf=20", "--days", "2", "--seed", "2"],
+    );
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let model = std::fs::read_dir(model)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a shipped model");
+    let report = simulate(
+        dir.path(),
+        &[],
+        &[
+            "--trace",
+            trace.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--policy",
+            "proactive",
+        ],
+    );
+    assert_eq!(report["scored_accesses"], report["accesses"]);
+    assert_eq!(report["policies"].as_array().unwrap().len(), 1);
+    assert_eq!(report["model"]["trained_here"], false);
+}
+
+#[test]
+fn malformed_traces_are_one_line_errors_with_the_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, content: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    };
+    let h = "ts_ms,object_id,size_bytes\n";
+    let cases = [
+        (write("empty.csv", ""), "line 1"),
+        (write("header.csv", "time,id,size\n1,a,1\n"), "line 1"),
+        (write("no-rows.csv", h), "no accesses"),
+        (write("ts.csv", &format!("{h}1,a,1\nsoon,a,1\n")), "line 3"),
+        (write("size.csv", &format!("{h}1,a,1\n2,a,big\n")), "line 3"),
+        (write("fields.csv", &format!("{h}1,a\n")), "line 2"),
+        (
+            write("backwards.csv", &format!("{h}1,a,1\n7,a,1\n\n5,b,1\n")),
+            "line 5",
+        ),
+        (
+            write("op.csv", "ts_ms,object_id,size_bytes,op\n1,a,1,erase\n"),
+            "line 2",
+        ),
+        (
+            dir.path().join("missing.csv").display().to_string(),
+            "missing.csv",
+        ),
+    ];
+    for (trace, needle) in cases {
+        let (ok, out, err) = strata(dir.path(), &[], &["simulate", "--trace", &trace]);
+        assert!(!ok, "{trace} was accepted: {out}");
+        assert!(
+            err.starts_with("strata: ") && err.contains(needle),
+            "{trace}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    let good = write("good.csv", &format!("{h}1,a,1\n"));
+    for bad in [
+        &["--train-fraction", "1"][..],
+        &["--bandwidth", "0"],
+        &["--model", "nowhere.json"],
+    ] {
+        let (ok, _, err) = strata(
+            dir.path(),
+            &[],
+            &[&["simulate", "--trace", &good], bad].concat(),
+        );
+        assert!(!ok && err.starts_with("strata: "), "{bad:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
