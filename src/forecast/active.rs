@@ -135,17 +135,10 @@ fn newest_valid_model(dir: &Path) -> Option<Model> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forecast::Example;
+    use crate::forecast::model::toy_examples;
 
     fn trained(name: &str, version: i64) -> Model {
-        let examples: Vec<Example> = (0..100)
-            .map(|h| Example {
-                hour: h,
-                features: std::array::from_fn(|j| ((h as usize * 7 + j * 3) % 11) as f64),
-                target: (h % 5) as f64,
-            })
-            .collect();
-        Model::train(name, &examples, 1, 0.2, version).unwrap()
+        Model::train(name, &toy_examples(100), 1, 0.2, version).unwrap()
     }
 
     #[test]

@@ -358,6 +358,19 @@ fn predict(coefficients: &[f64], intercept: f64, features: &[f64; FEATURE_COUNT]
     log.exp_m1().max(0.0)
 }
 
+/// Examples with varied features and a simple target, for tests that need some trained
+/// model and do not care which.
+#[cfg(test)]
+pub(crate) fn toy_examples(hours: i64) -> Vec<Example> {
+    (0..hours)
+        .map(|h| Example {
+            hour: h,
+            features: std::array::from_fn(|j| ((h as usize * 7 + j * 3) % 11) as f64),
+            target: (h % 5) as f64,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

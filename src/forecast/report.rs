@@ -133,17 +133,11 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forecast::Example;
+    use crate::forecast::model::toy_examples;
 
     #[test]
     fn the_report_plots_every_pair_up_to_the_limit_and_summarises_the_scores() {
-        let examples: Vec<Example> = (0..200)
-            .map(|h| Example {
-                hour: h,
-                features: std::array::from_fn(|j| ((h as usize * 5 + j * 3) % 13) as f64),
-                target: (h % 7) as f64,
-            })
-            .collect();
+        let examples = toy_examples(200);
         let model = Model::train("plot<&>", &examples, 1, 0.25, 7).unwrap();
         let pairs = model.evaluation_pairs(&examples, 0.25);
         assert_eq!(pairs.len(), model.training.eval_rows);
