@@ -2,8 +2,10 @@
 # Runs the whole test suite against the real local stack:
 #   1. installs the independent test clients when missing (rclone; kafka-python;
 #      schemathesis),
-#   2. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
-#   3. runs `cargo test` with any extra arguments passed through.
+#   2. validates the container set-up offline (scripts/compose-check.sh: the compose
+#      file, every .env.example variable passed through, hadolint on the Dockerfile),
+#   3. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
+#   4. runs `cargo test` with any extra arguments passed through.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -30,5 +32,6 @@ if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+scripts/compose-check.sh
 scripts/stack.sh up
 cargo test "$@"
