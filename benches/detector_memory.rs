@@ -8,16 +8,8 @@
 use strata::config::DetectorConfig;
 use strata::detector::Detector;
 
-/// Resident set size of this process, from /proc/self/statm.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm has a resident field");
-    pages * 4096
-}
+mod support;
+use support::rss_bytes;
 
 fn main() {
     let objects: u64 = std::env::args()

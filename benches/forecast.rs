@@ -14,16 +14,8 @@ use strata::db::{HOUR_MS, HourHits, TrackedObject};
 use strata::forecast::{Example, Model, Tracker, model};
 use strata::policy::Policy;
 
-/// Resident set size of this process, from /proc/self/statm.
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("statm has a resident field");
-    pages * 4096
-}
+mod support;
+use support::rss_bytes;
 
 /// A fixed pseudo-random sequence (xorshift), so every run sees the same data.
 struct Noise(u64);
