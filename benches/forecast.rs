@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use strata::config::Config;
 use strata::db::{HOUR_MS, HourHits, TrackedObject};
+use strata::forecast::features::ObjectFacts;
 use strata::forecast::{Example, Model, Tracker, model};
 use strata::policy::Policy;
 
@@ -64,7 +65,14 @@ fn main() {
     let started = Instant::now();
     let examples: Vec<Example> = all
         .iter()
-        .flat_map(|s| model::examples(s, 0, 1))
+        .enumerate()
+        .flat_map(|(i, s)| {
+            let object = ObjectFacts {
+                created_ms: 0,
+                size_bytes: 1024 << (i % 20),
+            };
+            model::examples(s, 0, object, 1)
+        })
         .take(rows)
         .collect();
     let features_secs = started.elapsed().as_secs_f64();
@@ -86,6 +94,8 @@ fn main() {
             id: id.clone(),
             tier: "public".into(),
             updated_at: 0,
+            created_at: 0,
+            size_bytes: 1024 << (i % 20),
         });
         for (back, hits) in series(&mut noise, 168, i % 24, 3.0).into_iter().enumerate() {
             if hits > 0 {

@@ -5,6 +5,7 @@
 //! Each run gets an empty environment and working directory, so neither a `.env` nor
 //! the test stack's variables change the tiers it simulates.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -80,7 +81,17 @@ fn on_daily_cycles_combined_beats_reactive_beats_static() {
             "7",
         ],
     );
-    let report = simulate(dir.path(), &CAPACITY, &["--trace", trace.to_str().unwrap()]);
+    let moves = dir.path().join("moves.csv");
+    let report = simulate(
+        dir.path(),
+        &CAPACITY,
+        &[
+            "--trace",
+            trace.to_str().unwrap(),
+            "--moves-out",
+            moves.to_str().unwrap(),
+        ],
+    );
     let hit = |name| policy(&report, name)["hot_hit_ratio"].as_f64().unwrap();
     let (fixed, reactive, combined) = (hit("static"), hit("reactive"), hit("combined"));
     assert!(
@@ -110,6 +121,32 @@ fn on_daily_cycles_combined_beats_reactive_beats_static() {
     let of_perfect = policy(&report, "combined")["of_perfect"].as_f64().unwrap();
     assert!(of_perfect > 0.0 && of_perfect < 1.0, "{of_perfect}");
     assert!(report["model"]["trained_here"].as_bool().unwrap());
+
+    // Proactive moves follow the daily cycle, not the clock: while the hour in progress
+    // counted as a quiet last hour, predictions dipped at the top of every hour, and one
+    // proactive move in ten undid the object's previous move within half an hour.
+    let moves = std::fs::read_to_string(&moves).unwrap();
+    let mut last_move: HashMap<&str, (i64, &str, &str)> = HashMap::new();
+    let (mut proactive, mut undone) = (0, 0);
+    for row in moves.lines().filter(|r| r.starts_with("combined,")) {
+        let f: Vec<&str> = row.split(',').collect();
+        let (ts, object, from, to): (i64, _, _, _) = (f[1].parse().unwrap(), f[2], f[3], f[4]);
+        if f[5] == "proactive_prediction" {
+            proactive += 1;
+            if let Some((before, before_from, before_to)) = last_move.get(object)
+                && (*before_from, *before_to) == (to, from)
+                && ts - before < 30 * 60_000
+            {
+                undone += 1;
+            }
+        }
+        last_move.insert(object, (ts, from, to));
+    }
+    assert!(proactive > 100, "{proactive} proactive moves");
+    assert!(
+        undone * 50 < proactive,
+        "{undone} of {proactive} proactive moves undid a move made less than 30 min before"
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub async fn get_prediction(
     })?;
     let object = state.catalogue.get_object(&id).await?;
     let now = now_ms();
-    let features = forecast::object_features(&state.catalogue, &id, now).await?;
+    let features = forecast::object_features(&state.catalogue, &object, now).await?;
     let predicted = model.predict(&features);
     Ok(Json(PredictionBody {
         predicted_tier: state.policy.predicted_tier(predicted).to_string(),

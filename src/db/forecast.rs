@@ -27,6 +27,10 @@ pub struct TrackedObject {
     pub tier: String,
     /// Last change of content or tier, epoch ms.
     pub updated_at: i64,
+    /// Creation, epoch ms.
+    pub created_at: i64,
+    /// Size in bytes.
+    pub size_bytes: u64,
 }
 
 /// The latest prediction for an object.
@@ -116,10 +120,12 @@ impl Catalogue {
 
     /// Objects whose row changed at or after `since_ms` (all of them for `i64::MIN`).
     pub async fn objects_changed_since(&self, since_ms: i64) -> Result<Vec<TrackedObject>> {
-        let rows = sqlx::query("SELECT id, tier, updated_at FROM objects WHERE updated_at >= $1")
-            .bind(since_ms)
-            .fetch_all(&self.reads)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, tier, updated_at, created_at, size FROM objects WHERE updated_at >= $1",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.reads)
+        .await?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -127,6 +133,8 @@ impl Catalogue {
                     id: row.try_get("id")?,
                     tier: row.try_get("tier")?,
                     updated_at: row.try_get("updated_at")?,
+                    created_at: row.try_get("created_at")?,
+                    size_bytes: row.try_get::<i64, _>("size")?.max(0) as u64,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?)

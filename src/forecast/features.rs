@@ -1,11 +1,13 @@
-//! The forecaster's features: what an object's hourly access history says about its
-//! next hours. One function computes them for training, scheduled prediction, the
-//! predict endpoint and the simulator, so a model always sees features built the way it
-//! was trained on.
+//! The forecaster's features: what an object's hourly access history, age and size say
+//! about its next hours. One function computes them for training, scheduled prediction,
+//! the predict endpoint and the simulator, so a model always sees features built the way
+//! it was trained on.
+
+use crate::db::HOUR_MS;
 
 /// Bumped whenever the features change meaning; a model records the version it was
 /// trained with and is refused by code with another.
-pub const FEATURES_VERSION: u32 = 1;
+pub const FEATURES_VERSION: u32 = 2;
 
 /// Names of the features, in the order of [`features`]' output.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -17,22 +19,33 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "log_hits_same_hour_last_week",
     "trend_6h",
     "log_hours_since_last_access",
+    "log_age_hours",
+    "log_size_bytes",
 ];
 
 /// How many features there are.
-pub const FEATURE_COUNT: usize = 8;
+pub const FEATURE_COUNT: usize = 10;
 
 /// Hours of history the features look at.
 pub const HISTORY_HOURS: usize = 7 * 24;
 
+/// What the features know of an object besides its access history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ObjectFacts {
+    /// When it was created (its first access, in a trace), epoch ms.
+    pub created_ms: i64,
+    /// Its size.
+    pub size_bytes: u64,
+}
+
 /// Features of an object at the end of `history`: hourly access counts, oldest first,
-/// the last entry being the hour just ended. Missing older hours count as no accesses.
-/// The prediction target is the accesses of the hours that follow.
+/// the last entry being the hour just ended, at `end_ms`. Missing older hours count as
+/// no accesses. The prediction target is the accesses of the hours that follow.
 ///
-/// Counts enter on a log scale (`ln(1 + n)`): access counts are heavy-tailed, and a
-/// linear model of logs is a multiplicative model of counts, which fits bursts and daily
-/// cycles far better than one of raw counts.
-pub fn features(history: &[u32]) -> [f64; FEATURE_COUNT] {
+/// Counts, age and size enter on a log scale (`ln(1 + n)`): they are heavy-tailed, and
+/// a linear model of logs is a multiplicative model of counts, which fits bursts and
+/// daily cycles far better than one of raw counts.
+pub fn features(history: &[u32], object: ObjectFacts, end_ms: i64) -> [f64; FEATURE_COUNT] {
     let hour = |back: usize| -> f64 {
         history
             .len()
@@ -63,7 +76,27 @@ pub fn features(history: &[u32]) -> [f64; FEATURE_COUNT] {
         hour(HISTORY_HOURS).ln_1p(),
         f64::ln_1p(last_6h) - f64::ln_1p(previous_6h),
         hours_since_last.ln_1p(),
+        age_hours(object, end_ms).ln_1p(),
+        (object.size_bytes as f64).ln_1p(),
     ]
+}
+
+/// Hours from the object's creation to `end_ms`; never negative (a trace's first access
+/// can fall inside the hour that ends at `end_ms`).
+fn age_hours(object: ObjectFacts, end_ms: i64) -> f64 {
+    (end_ms.saturating_sub(object.created_ms).max(0) as f64) / HOUR_MS as f64
+}
+
+/// Completes the hour in progress, the last entry of `history`, of which the fraction
+/// `elapsed` (0 to 1) has passed: its remaining part is assumed to run at the previous
+/// hour's rate. A model learns from complete hours; shown an hour only minutes old, it
+/// would take its first minutes for a sudden quiet, and every prediction would dip at
+/// the top of each hour (demoting objects only to promote them again minutes later).
+pub fn complete_hour_in_progress(history: &mut [u32], elapsed: f64) {
+    if let [.., previous, current] = history {
+        let rest = (1.0 - elapsed.clamp(0.0, 1.0)) * f64::from(*previous);
+        *current = current.saturating_add(rest.round() as u32);
+    }
 }
 
 #[cfg(test)]
@@ -76,17 +109,23 @@ mod tests {
         history[HISTORY_HOURS - 1] = 4; // the hour just ended
         history[HISTORY_HOURS - 24] = 9; // a day before the predicted hour
         history[0] = 2; // a week before
-        let f = features(&history);
+        let object = ObjectFacts {
+            created_ms: 1_000 * HOUR_MS,
+            size_bytes: 1023,
+        };
+        let f = features(&history, object, 1_099 * HOUR_MS);
         assert_eq!(f.len(), FEATURE_NAMES.len());
         assert!((f[0] - 5f64.ln()).abs() < 1e-12);
         assert!((f[2] - 14f64.ln()).abs() < 1e-12);
         assert!((f[4] - 10f64.ln()).abs() < 1e-12);
         assert!((f[5] - 3f64.ln()).abs() < 1e-12);
         assert_eq!(f[7], 0.0, "accessed in the hour just ended");
+        assert!((f[8] - 100f64.ln()).abs() < 1e-12);
+        assert!((f[9] - 1024f64.ln()).abs() < 1e-12);
     }
 
     /// The definition, written plainly: what the one-pass version must equal.
-    fn reference(history: &[u32]) -> [f64; FEATURE_COUNT] {
+    fn reference(history: &[u32], object: ObjectFacts, end_ms: i64) -> [f64; FEATURE_COUNT] {
         let hour = |back: usize| -> f64 {
             history
                 .len()
@@ -106,6 +145,8 @@ mod tests {
             hour(HISTORY_HOURS).ln_1p(),
             sum(1, 6).ln_1p() - sum(7, 12).ln_1p(),
             hours_since_last.ln_1p(),
+            (((end_ms - object.created_ms) as f64 / 3_600_000.0).max(0.0)).ln_1p(),
+            (object.size_bytes as f64).ln_1p(),
         ]
     }
 
@@ -126,18 +167,59 @@ mod tests {
                         }
                     })
                     .collect();
-                assert_eq!(features(&history), reference(&history), "len {len}");
+                let object = ObjectFacts {
+                    created_ms: 1_000_000 - (state % 1_000_000) as i64 * 1_000,
+                    size_bytes: state % 1_000_000,
+                };
+                assert_eq!(
+                    features(&history, object, 1_000_000 + len as i64 * HOUR_MS),
+                    reference(&history, object, 1_000_000 + len as i64 * HOUR_MS),
+                    "len {len}"
+                );
             }
         }
     }
 
     #[test]
     fn a_short_or_empty_history_is_all_quiet() {
-        let f = features(&[]);
+        let f = features(&[], ObjectFacts::default(), 0);
         assert!(f[..7].iter().all(|v| *v == 0.0));
         assert_eq!(f[7], ((HISTORY_HOURS + 1) as f64).ln_1p());
-        let f = features(&[3]);
+        assert_eq!(f[8..], [0.0, 0.0]);
+        let f = features(&[3], ObjectFacts::default(), HOUR_MS);
         assert!((f[0] - 4f64.ln()).abs() < 1e-12);
         assert!(f.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn an_object_created_after_the_history_ends_counts_as_new() {
+        let object = ObjectFacts {
+            created_ms: 5 * HOUR_MS + 10,
+            size_bytes: 0,
+        };
+        assert_eq!(features(&[1, 2], object, 5 * HOUR_MS)[8], 0.0);
+    }
+
+    #[test]
+    fn the_hour_in_progress_is_completed_at_the_previous_hours_rate() {
+        let mut history = [7, 40, 3];
+        complete_hour_in_progress(&mut history, 0.0);
+        assert_eq!(
+            history,
+            [7, 40, 43],
+            "at the top of the hour: all of the last"
+        );
+        let mut history = [7, 40, 3];
+        complete_hour_in_progress(&mut history, 0.25);
+        assert_eq!(history, [7, 40, 33]);
+        let mut history = [7, 40, 3];
+        complete_hour_in_progress(&mut history, 1.0);
+        assert_eq!(history, [7, 40, 3], "a complete hour is left as counted");
+        let mut history = [u32::MAX - 1, u32::MAX - 1];
+        complete_hour_in_progress(&mut history, 0.5);
+        assert_eq!(history[1], u32::MAX, "saturates");
+        let mut lone = [5];
+        complete_hour_in_progress(&mut lone, 0.5);
+        assert_eq!(lone, [5], "no previous hour to go by");
     }
 }

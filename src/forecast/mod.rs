@@ -5,6 +5,9 @@
 //! Predictions look at whole clock hours, the hour in progress counting as the last
 //! one, and predict the horizon after it: during 13:xx the model predicts 14:00 on, so
 //! a daily peak at 14:00 (seen yesterday and last week) is foreseen before it starts.
+//! The part of the hour in progress still to come is filled in at the previous hour's
+//! rate ([`features::complete_hour_in_progress`]), as the model learned from complete
+//! hours.
 
 pub mod active;
 pub mod features;
@@ -18,8 +21,10 @@ pub use active::ActiveModel;
 pub use model::{Contribution, Evaluation, Example, Model, ModelError, Scores};
 pub use tracker::{ObjectForecast, Tracker};
 
-use crate::db::{Catalogue, CatalogueError, HOUR_MS};
-use features::{FEATURE_COUNT, HISTORY_HOURS};
+use std::collections::HashMap;
+
+use crate::db::{Catalogue, CatalogueError, HOUR_MS, ObjectRecord};
+use features::{FEATURE_COUNT, HISTORY_HOURS, ObjectFacts};
 
 /// Why training from the catalogue failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +53,7 @@ pub fn examples_from_counts(counts: &trace::HourlyCounts, horizon_hours: usize) 
     counts
         .series
         .values()
-        .flat_map(|series| model::examples(series, counts.first_hour, horizon_hours))
+        .flat_map(|s| model::examples(&s.hours, counts.first_hour, s.object, horizon_hours))
         .collect()
 }
 
@@ -73,14 +78,23 @@ pub async fn examples_from_catalogue(
     horizon_hours: usize,
     now_ms: i64,
 ) -> Result<Vec<Example>, CatalogueError> {
+    let objects: HashMap<String, ObjectFacts> = catalogue
+        .objects_changed_since(i64::MIN)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, object_facts(o.created_at, o.size_bytes)))
+        .collect();
     let end_hour = now_ms.div_euclid(HOUR_MS);
     let mut examples = Vec::new();
     // Rows arrive in object order: one object's series is built, turned into examples
-    // and dropped before the next one starts.
+    // and dropped before the next one starts. Buckets of an object deleted meanwhile
+    // are skipped.
     let mut current: Option<(String, i64, Vec<u32>)> = None;
     let finish = |series: Option<(String, i64, Vec<u32>)>, examples: &mut Vec<Example>| {
-        if let Some((_, first_hour, series)) = series {
-            examples.extend(model::examples(&series, first_hour, horizon_hours));
+        if let Some((id, first_hour, series)) = series
+            && let Some(object) = objects.get(&id)
+        {
+            examples.extend(model::examples(&series, first_hour, *object, horizon_hours));
         }
     };
     catalogue
@@ -107,6 +121,15 @@ pub async fn examples_from_catalogue(
         .await?;
     finish(current.take(), &mut examples);
     Ok(examples)
+}
+
+/// What the features know of a catalogue object created at `created_at` with
+/// `size_bytes`.
+pub fn object_facts(created_at: i64, size_bytes: u64) -> ObjectFacts {
+    ObjectFacts {
+        created_ms: created_at,
+        size_bytes,
+    }
 }
 
 /// Trains a model named `name` on the catalogue's hourly access history (see
@@ -152,12 +175,27 @@ pub async fn register(
 /// features the scheduled run computes from its incremental state.
 pub async fn object_features(
     catalogue: &Catalogue,
-    object_id: &str,
+    object: &ObjectRecord,
     now_ms: i64,
 ) -> Result<[f64; FEATURE_COUNT], CatalogueError> {
     let end_hour = now_ms.div_euclid(HOUR_MS);
-    let history = catalogue
-        .hourly_hits(object_id, end_hour - HISTORY_HOURS as i64 + 1, end_hour + 1)
+    let mut history = catalogue
+        .hourly_hits(
+            &object.id,
+            end_hour - HISTORY_HOURS as i64 + 1,
+            end_hour + 1,
+        )
         .await?;
-    Ok(features::features(&history))
+    features::complete_hour_in_progress(&mut history, hour_elapsed(now_ms));
+    let facts = object_facts(object.created_at, object.size.max(0) as u64);
+    Ok(features::features(
+        &history,
+        facts,
+        (end_hour + 1) * HOUR_MS,
+    ))
+}
+
+/// The fraction of the hour in progress at `now_ms` that has passed.
+pub fn hour_elapsed(now_ms: i64) -> f64 {
+    now_ms.rem_euclid(HOUR_MS) as f64 / HOUR_MS as f64
 }

@@ -11,7 +11,10 @@ use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::features::{FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, features};
+use super::features::{
+    FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, ObjectFacts, features,
+};
+use crate::db::HOUR_MS;
 
 /// Why a model could not be trained, loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -51,11 +54,20 @@ fn evaluation_start(from: i64, to: i64, eval_fraction: f64) -> i64 {
 
 /// The examples of one object's hourly series starting at `first_hour`: one per hour
 /// whose full horizon lies inside the series.
-pub fn examples(series: &[u32], first_hour: i64, horizon_hours: usize) -> Vec<Example> {
+pub fn examples(
+    series: &[u32],
+    first_hour: i64,
+    object: ObjectFacts,
+    horizon_hours: usize,
+) -> Vec<Example> {
     (1..=series.len().saturating_sub(horizon_hours))
         .map(|end| Example {
             hour: first_hour + end as i64,
-            features: features(&series[end.saturating_sub(HISTORY_HOURS)..end]),
+            features: features(
+                &series[end.saturating_sub(HISTORY_HOURS)..end],
+                object,
+                (first_hour + end as i64) * HOUR_MS,
+            ),
             target: series[end..end + horizon_hours]
                 .iter()
                 .map(|&n| f64::from(n))
@@ -385,7 +397,7 @@ mod tests {
 
     #[test]
     fn a_known_linear_structure_is_recovered_deterministically() {
-        let truth = [0.5, -0.25, 0.1, 0.0, 0.3, 0.05, -0.2, 0.15];
+        let truth: [f64; FEATURE_COUNT] = [0.5, -0.25, 0.1, 0.0, 0.3, 0.05, -0.2, 0.15, -0.1, 0.02];
         // A fixed pseudo-random design, so the features are not collinear.
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move || {
@@ -458,12 +470,16 @@ mod tests {
     #[test]
     fn examples_pair_features_with_what_followed() {
         let series = [1, 2, 3, 4];
-        let ex = examples(&series, 100, 2);
+        let object = ObjectFacts {
+            created_ms: 100 * HOUR_MS + 5,
+            size_bytes: 77,
+        };
+        let ex = examples(&series, 100, object, 2);
         assert_eq!(ex.len(), 2);
         assert_eq!(ex[0].hour, 101);
         assert_eq!(ex[0].target, 5.0);
         assert_eq!(ex[1].target, 7.0);
-        assert_eq!(ex[1].features, features(&[1, 2]));
+        assert_eq!(ex[1].features, features(&[1, 2], object, 102 * HOUR_MS));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
+use super::features::ObjectFacts;
+
 /// Length of an hour in ms.
 const HOUR_MS: i64 = 3_600_000;
 
@@ -35,8 +37,18 @@ pub enum TraceError {
 pub struct HourlyCounts {
     /// The first hour (hours since the epoch).
     pub first_hour: i64,
-    /// Per object, one count per hour from `first_hour`, all of the same length.
-    pub series: BTreeMap<String, Vec<u32>>,
+    /// Per object, its counts.
+    pub series: BTreeMap<String, ObjectSeries>,
+}
+
+/// One object's hourly counts in a trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSeries {
+    /// Created at its first access, with the size of its last.
+    pub object: ObjectFacts,
+    /// One count per hour from [`HourlyCounts::first_hour`]; every object's series has
+    /// the same length.
+    pub hours: Vec<u32>,
 }
 
 /// One access of a trace, borrowing the object id from the reader's line buffer.
@@ -59,6 +71,7 @@ pub struct TraceReader<R> {
     input: R,
     line: String,
     line_no: usize,
+    bytes_read: u64,
     previous: Option<i64>,
 }
 
@@ -66,7 +79,7 @@ impl<R: BufRead> TraceReader<R> {
     /// Reads and checks the header.
     pub fn new(mut input: R) -> Result<TraceReader<R>, TraceError> {
         let mut header = String::new();
-        input.read_line(&mut header)?;
+        let header_len = input.read_line(&mut header)?;
         let columns: Vec<&str> = header.trim().split(',').map(str::trim).collect();
         if !(columns.starts_with(&["ts_ms", "object_id", "size_bytes"])
             && (columns.len() == 3 || columns.get(3) == Some(&"op")))
@@ -77,6 +90,7 @@ impl<R: BufRead> TraceReader<R> {
             input,
             line: String::new(),
             line_no: 1,
+            bytes_read: header_len as u64,
             previous: None,
         })
     }
@@ -86,13 +100,20 @@ impl<R: BufRead> TraceReader<R> {
         self.line_no
     }
 
+    /// Bytes of the input read so far, for progress through a file of known size.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
     /// The next access; `None` at the end of the trace. Blank lines are skipped.
     pub fn next_access(&mut self) -> Result<Option<Access<'_>>, TraceError> {
         loop {
             self.line.clear();
-            if self.input.read_line(&mut self.line)? == 0 {
+            let len = self.input.read_line(&mut self.line)?;
+            if len == 0 {
                 return Ok(None);
             }
+            self.bytes_read += len as u64;
             self.line_no += 1;
             if !self.line.trim().is_empty() {
                 break;
@@ -151,7 +172,7 @@ pub fn hourly_counts<R: BufRead>(
     reader: &mut TraceReader<R>,
     until_ms: i64,
 ) -> Result<HourlyCounts, TraceError> {
-    let mut counts: HashMap<String, HashMap<i64, u32>> = HashMap::new();
+    let mut counts: HashMap<String, (ObjectFacts, HashMap<i64, u32>)> = HashMap::new();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     while let Some(access) = reader.next_access()? {
         if access.ts_ms >= until_ms {
@@ -160,24 +181,33 @@ pub fn hourly_counts<R: BufRead>(
         let hour = access.ts_ms.div_euclid(HOUR_MS);
         first = first.min(hour);
         last = last.max(hour);
-        *counts
+        let (object, by_hour) = counts
             .entry(access.object_id.to_string())
-            .or_default()
-            .entry(hour)
-            .or_default() += 1;
+            .or_insert_with(|| {
+                let created_ms = access.ts_ms;
+                (
+                    ObjectFacts {
+                        created_ms,
+                        ..ObjectFacts::default()
+                    },
+                    HashMap::new(),
+                )
+            });
+        object.size_bytes = access.size_bytes;
+        *by_hour.entry(hour).or_default() += 1;
     }
     if counts.is_empty() {
         return Err(TraceError::Empty);
     }
-    let hours = (last - first + 1) as usize;
+    let span = (last - first + 1) as usize;
     let series = counts
         .into_iter()
-        .map(|(id, by_hour)| {
-            let mut series = vec![0u32; hours];
+        .map(|(id, (object, by_hour))| {
+            let mut hours = vec![0u32; span];
             for (hour, n) in by_hour {
-                series[(hour - first) as usize] = n;
+                hours[(hour - first) as usize] = n;
             }
-            (id, series)
+            (id, ObjectSeries { object, hours })
         })
         .collect();
     Ok(HourlyCounts {
@@ -193,13 +223,20 @@ mod tests {
     #[test]
     fn accesses_are_counted_per_object_and_hour() {
         let trace = "ts_ms,object_id,size_bytes,op\n\
-                     3600000,a,10,read\n3600001,a,10,write\n3600002,b,5,read\n\n10800000,a,10,read\n";
+                     3600000,a,10,read\n3600001,a,12,write\n3600002,b,5,read\n\n10800000,a,12,read\n";
         let counts = read_trace(trace.as_bytes()).unwrap();
         assert_eq!(counts.first_hour, 1);
-        assert_eq!(counts.series["a"], [2, 0, 1]);
-        assert_eq!(counts.series["b"], [1, 0, 0]);
+        assert_eq!(counts.series["a"].hours, [2, 0, 1]);
+        assert_eq!(counts.series["b"].hours, [1, 0, 0]);
+        let a = counts.series["a"].object;
+        assert_eq!(
+            (a.created_ms, a.size_bytes),
+            (3_600_000, 12),
+            "first seen, last size"
+        );
+        assert_eq!(counts.series["b"].object.created_ms, 3_600_002);
         let three_columns = read_trace("ts_ms,object_id,size_bytes\n0,x,1\n".as_bytes()).unwrap();
-        assert_eq!(three_columns.series["x"], [1]);
+        assert_eq!(three_columns.series["x"].hours, [1]);
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, HourHits, StoredPrediction, TrackedObject};
 
-use super::Model;
-use super::features::{HISTORY_HOURS, features};
+use super::features::{HISTORY_HOURS, ObjectFacts, complete_hour_in_progress, features};
 use super::history::HourlyRing;
+use super::{Model, hour_elapsed, object_facts};
 
 /// Rows changed this long before the last read are read again: a write stamped
 /// before the read may commit after it.
@@ -23,11 +23,42 @@ const RELOAD_AFTER_MS: i64 = 24 * HOUR_MS;
 struct Tracked {
     tier: Box<str>,
     updated_at: i64,
+    object: ObjectFacts,
     history: Option<HourlyRing>,
     /// Needs a new prediction before the next full run.
     dirty: bool,
     /// The prediction last stored in the catalogue.
     saved: Option<f64>,
+}
+
+impl Tracked {
+    /// Its predicted accesses with `model` during `end_hour`, of which the fraction
+    /// `elapsed` has passed; `window` is scratch space.
+    fn predict(
+        &self,
+        model: &Model,
+        end_hour: i64,
+        elapsed: f64,
+        window: &mut [u32; HISTORY_HOURS],
+    ) -> f64 {
+        let end_ms = (end_hour + 1) * HOUR_MS;
+        match &self.history {
+            Some(ring) if !ring.is_quiet_at(end_hour) => {
+                ring.window(end_hour, window);
+                complete_hour_in_progress(window, elapsed);
+                model.predict(&features(window, self.object, end_ms))
+            }
+            _ => model.predict(&features(&[], self.object, end_ms)),
+        }
+    }
+}
+
+/// Marks `tracked`, the object `id`, for a new prediction in the next run.
+fn mark_dirty(tracked: &mut Tracked, id: &str, dirty_ids: &mut Vec<String>) {
+    if !tracked.dirty {
+        tracked.dirty = true;
+        dirty_ids.push(id.to_string());
+    }
 }
 
 /// The prediction for one object in a run.
@@ -47,6 +78,9 @@ pub struct ObjectForecast<'a> {
 #[derive(Debug)]
 pub struct Tracker {
     objects: HashMap<String, Tracked>,
+    /// The objects marked dirty since the last run: a run between two full ones visits
+    /// only these, not every tracked object.
+    dirty_ids: Vec<String>,
     /// `updated_at` up to which object rows have been read.
     seen_until_ms: i64,
     loaded_at_ms: i64,
@@ -59,6 +93,7 @@ impl Tracker {
     pub fn new(now_ms: i64) -> Tracker {
         Tracker {
             objects: HashMap::new(),
+            dirty_ids: Vec::new(),
             seen_until_ms: i64::MIN,
             loaded_at_ms: now_ms,
             last_run: None,
@@ -119,15 +154,18 @@ impl Tracker {
                 if *tracked.tier != *row.tier || tracked.updated_at != row.updated_at {
                     tracked.tier = row.tier.into();
                     tracked.updated_at = row.updated_at;
-                    tracked.dirty = true;
+                    tracked.object = object_facts(row.created_at, row.size_bytes);
+                    mark_dirty(tracked, &row.id, &mut self.dirty_ids);
                 }
             }
             None => {
+                self.dirty_ids.push(row.id.clone());
                 self.objects.insert(
                     row.id,
                     Tracked {
                         tier: row.tier.into(),
                         updated_at: row.updated_at,
+                        object: object_facts(row.created_at, row.size_bytes),
                         history: None,
                         dirty: true,
                         saved: None,
@@ -153,7 +191,7 @@ impl Tracker {
                 .history
                 .get_or_insert_with(HourlyRing::new)
                 .set(hour, hits);
-            tracked.dirty = true;
+            mark_dirty(tracked, object_id, &mut self.dirty_ids);
         }
     }
 
@@ -187,29 +225,33 @@ impl Tracker {
             }
         }
         self.last_run = Some((end_hour, model.version));
-        let quiet = model.predict(&features(&[]));
+        let mut dirty_ids = std::mem::take(&mut self.dirty_ids);
+        // Clearing the marks also drops forgotten objects and any id listed twice.
+        dirty_ids.retain(|id| {
+            self.objects
+                .get_mut(id)
+                .is_some_and(|tracked| std::mem::replace(&mut tracked.dirty, false))
+        });
+        let elapsed = hour_elapsed(now_ms);
         let mut window = [0u32; HISTORY_HOURS];
-        let mut out = Vec::with_capacity(if full { self.objects.len() } else { 64 });
-        for (id, tracked) in &mut self.objects {
-            if !(full || tracked.dirty) {
-                continue;
-            }
-            tracked.dirty = false;
-            let predicted = match &tracked.history {
-                Some(ring) if !ring.is_quiet_at(end_hour) => {
-                    ring.window(end_hour, &mut window);
-                    model.predict(&features(&window))
-                }
-                _ => quiet,
-            };
-            out.push(ObjectForecast {
+        let objects = &self.objects;
+        let selected: Box<dyn Iterator<Item = (&String, &Tracked)>> = if full {
+            Box::new(objects.iter())
+        } else {
+            Box::new(
+                dirty_ids
+                    .iter()
+                    .filter_map(|id| objects.get_key_value(id.as_str())),
+            )
+        };
+        selected
+            .map(|(id, tracked)| ObjectForecast {
                 object_id: id,
                 tier: &tracked.tier,
                 updated_at: tracked.updated_at,
-                predicted,
-            });
-        }
-        out
+                predicted: tracked.predict(model, end_hour, elapsed, &mut window),
+            })
+            .collect()
     }
 
     /// The predictions among `made` that differ noticeably from what the catalogue
@@ -266,6 +308,8 @@ mod tests {
             id: id.into(),
             tier: tier.into(),
             updated_at,
+            created_at: 0,
+            size_bytes: 1 << 20,
         }
     }
 
@@ -320,6 +364,25 @@ mod tests {
         assert_eq!(next_hour.len(), 2);
         tracker.forget("idle");
         assert_eq!(tracker.forecast(&model, now + 2 * HOUR_MS).len(), 1);
+    }
+
+    #[test]
+    fn predictions_do_not_dip_when_a_new_hour_starts() {
+        // The model predicts "the next hour is like the last": a steady 50 an hour
+        // must still predict about 50 one minute into an hour that has 1 access so far.
+        let model = model();
+        let hour = 500_000;
+        let mut tracker = Tracker::new(hour * HOUR_MS);
+        tracker.observe_object(object("steady", "public", 1));
+        for h in hour - 30..hour {
+            tracker.observe_hour(&hits("steady", h, 50));
+        }
+        tracker.observe_hour(&hits("steady", hour, 1));
+        let predicted = tracker.forecast(&model, hour * HOUR_MS + 60_000)[0].predicted;
+        assert!(
+            (40.0..60.0).contains(&predicted),
+            "predicted {predicted} at the top of the hour"
+        );
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! runs (the spike detector, the forecaster's features, model and tracker, the policy's
 //! decisions) and scores each policy against reference placements of the same trace.
 //!
-//! The trace is read three times, one line at a time, so memory grows with the number
-//! of objects and never with the number of accesses: a first pass checks every line and
-//! finds the time span, a second trains the forecaster on the first part of the trace
-//! (unless `--model` gives one), the third replays it through every selected policy and
-//! the references at once. Without `--model`, only the accesses after the training part
-//! are scored: a model is not judged on the hours it learned from. The replay still
+//! The trace is read one line at a time, so memory grows with the number of objects and
+//! never with the number of accesses. Without `--model`, a first pass checks every line
+//! and finds the time span, a second trains the forecaster on the first part of the
+//! trace, and the third replays it through every selected policy and the references at
+//! once; only the accesses after the training part are scored, as a model is not judged
+//! on the hours it learned from. With `--model`, the replay is the only pass (a bad line
+//! is then reported when the replay reaches it) and the whole trace is scored. The replay still
 //! starts at the beginning, so detector baselines and forecaster histories are warm
 //! when scoring starts.
 //!
@@ -155,7 +156,6 @@ pub enum SimulateError {
 struct Span {
     first_ms: i64,
     last_ms: i64,
-    accesses: u64,
 }
 
 /// Runs the simulation described by `options` on the tiers, thresholds and costs of
@@ -173,11 +173,17 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
         ));
     }
     let path = &options.trace;
-    let span = scan(path)?;
     let needs_model = options.policies.iter().any(|p| p.forecasts());
-    let (scored_from, model) = match &options.model {
-        Some(model_path) => (span.first_ms, Some(Model::load(model_path)?)),
+    // With a model given, the replay is the only pass over the trace; otherwise a first
+    // pass finds the time span to cut the training part from, and a second trains.
+    let (first_ms, scored_from, model) = match &options.model {
+        Some(model_path) => {
+            let model = Model::load(model_path)?;
+            let first_ms = first_access_ms(path)?;
+            (first_ms, first_ms, Some(model))
+        }
         None => {
+            let span = scan(path)?;
             let cutoff = span.first_ms
                 + ((span.last_ms - span.first_ms) as f64 * options.train_fraction) as i64;
             let model = if needs_model {
@@ -185,7 +191,7 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
             } else {
                 None
             };
-            (cutoff, model)
+            (span.first_ms, cutoff, model)
         }
     };
     let policy = Policy::new(config);
@@ -200,17 +206,23 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
         model: model.as_ref().filter(|_| needs_model),
         bandwidth: options.bandwidth,
         scored_from,
-        start_ms: span.first_ms,
+        start_ms: first_ms,
         moves_out,
     });
     let mut reader = open_trace(path)?;
-    let mut progress = Progress::new(options.progress, span.accesses);
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let mut progress = Progress::new(options.progress, size);
+    let (mut accesses, mut last_ms) = (0u64, first_ms);
     while let Some(access) = reader.next_access().map_err(|e| trace_error(path, e))? {
         replay.access(&access);
-        progress.tick();
+        accesses += 1;
+        last_ms = access.ts_ms;
+        if accesses.is_multiple_of(PROGRESS_EVERY) {
+            progress.show(accesses, reader.bytes_read());
+        }
     }
     progress.done();
-    let outcome = replay.finish(span.last_ms);
+    let outcome = replay.finish(last_ms);
     if let Some((out, result)) = options.moves_out.as_ref().zip(outcome.moves_written) {
         result.map_err(|error| SimulateError::Io {
             path: out.display().to_string(),
@@ -219,10 +231,10 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
     }
     Ok(Report {
         trace: path.display().to_string(),
-        accesses: span.accesses,
+        accesses,
         objects: outcome.objects,
-        first_ms: span.first_ms,
-        last_ms: span.last_ms,
+        first_ms,
+        last_ms,
         scored_from_ms: scored_from,
         scored_accesses: outcome.scored_accesses,
         hot_tier: policy.tier_names()[0].to_string(),
@@ -237,6 +249,15 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
     })
 }
 
+/// The time of the trace's first access (its header checked on the way).
+fn first_access_ms(path: &Path) -> Result<i64, SimulateError> {
+    match open_trace(path)?.next_access() {
+        Ok(Some(access)) => Ok(access.ts_ms),
+        Ok(None) => Err(trace_error(path, TraceError::Empty)),
+        Err(e) => Err(trace_error(path, e)),
+    }
+}
+
 /// First pass: checks every line and finds the time span.
 fn scan(path: &Path) -> Result<Span, SimulateError> {
     let mut reader = open_trace(path)?;
@@ -245,10 +266,8 @@ fn scan(path: &Path) -> Result<Span, SimulateError> {
         let span = span.get_or_insert(Span {
             first_ms: access.ts_ms,
             last_ms: access.ts_ms,
-            accesses: 0,
         });
         span.last_ms = access.ts_ms;
-        span.accesses += 1;
     }
     span.ok_or_else(|| trace_error(path, TraceError::Empty))
 }
@@ -285,7 +304,7 @@ fn open_trace(path: &Path) -> Result<TraceReader<BufReader<File>>, SimulateError
         path: path.display().to_string(),
         error,
     })?;
-    // A large buffer: the replay reads the file three times, line by line.
+    // A large buffer: a run reads the file up to three times, line by line.
     TraceReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| trace_error(path, e))
 }
 
@@ -339,39 +358,32 @@ impl MovesOut {
 /// that scripts and tests see nothing but errors there.
 struct Progress {
     enabled: bool,
-    total: u64,
-    done: u64,
+    total_bytes: u64,
     started: Instant,
     last: Instant,
 }
 
 impl Progress {
-    fn new(wanted: bool, total: u64) -> Progress {
+    fn new(wanted: bool, total_bytes: u64) -> Progress {
         let now = Instant::now();
         Progress {
             enabled: wanted && std::io::stderr().is_terminal(),
-            total,
-            done: 0,
+            total_bytes,
             started: now,
             last: now,
         }
     }
 
-    fn tick(&mut self) {
-        self.done += 1;
-        if !self.enabled
-            || !self.done.is_multiple_of(PROGRESS_EVERY)
-            || self.last.elapsed().as_secs() < 1
-        {
+    /// Shows `accesses` replayed, `bytes` of the trace read; at most once a second.
+    fn show(&mut self, accesses: u64, bytes: u64) {
+        if !self.enabled || self.last.elapsed().as_secs() < 1 {
             return;
         }
         self.last = Instant::now();
-        let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = accesses as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         eprint!(
-            "\rreplaying: {:>3.0} % ({} of {} accesses, {:.2} M/s)",
-            self.done as f64 * 100.0 / self.total.max(1) as f64,
-            self.done,
-            self.total,
+            "\rreplaying: {:>3.0} % of the trace ({accesses} accesses, {:.2} M/s)",
+            bytes as f64 * 100.0 / self.total_bytes.max(1) as f64,
             rate / 1e6
         );
     }

@@ -106,6 +106,8 @@ pub(super) struct Objects {
     ids: Vec<Box<str>>,
     /// Bytes, from the object's first line.
     pub(super) size: Vec<u64>,
+    /// Time of the object's first line, epoch ms.
+    created_ms: Vec<i64>,
     /// Clock hour of `hits`.
     hour: Vec<i64>,
     /// Accesses in `hour` so far.
@@ -130,6 +132,7 @@ impl Objects {
             index: HashMap::new(),
             ids: Vec::new(),
             size: Vec::new(),
+            created_ms: Vec::new(),
             hour: Vec::new(),
             hits: Vec::new(),
             touched: Vec::new(),
@@ -145,8 +148,8 @@ impl Objects {
         self.ids.len()
     }
 
-    /// The object's index, and whether this access created it.
-    fn intern(&mut self, id: &str, size: u64) -> (u32, bool) {
+    /// The object's index, and whether this access, at `ts`, created it.
+    fn intern(&mut self, id: &str, size: u64, ts: i64) -> (u32, bool) {
         if let Some(&o) = self.index.get(id) {
             return (o, false);
         }
@@ -154,6 +157,7 @@ impl Objects {
         self.index.insert(id.into(), o);
         self.ids.push(id.into());
         self.size.push(size);
+        self.created_ms.push(ts);
         self.hour.push(i64::MIN);
         self.hits.push(0);
         self.touched.push(false);
@@ -288,7 +292,9 @@ impl<'a> Replay<'a> {
         for sim in &mut self.sims {
             sim.advance(ts, env, &mut self.moves_out);
         }
-        let (o, created) = self.objects.intern(access.object_id, access.size_bytes);
+        let (o, created) = self
+            .objects
+            .intern(access.object_id, access.size_bytes, access.ts_ms);
         let scored = ts >= self.context.scored_from;
         let turned_hot = self.objects.count(o, ts, scored);
         if scored {
@@ -485,6 +491,8 @@ impl PolicySim {
                 id: objects.ids[o as usize].to_string(),
                 tier: context.tier_names[usize::from(rank)].clone(),
                 updated_at: now,
+                created_at: now,
+                size_bytes: size,
             });
         }
     }
@@ -711,6 +719,8 @@ impl PolicySim {
                 id: objects.ids[i].to_string(),
                 tier: context.tier_names[to].clone(),
                 updated_at: now,
+                created_at: objects.created_ms[i],
+                size_bytes: size,
             });
         }
         self.start_next(now, env);

@@ -1,0 +1,212 @@
+//! The simulator decides as `serve` does: a short trace of bursts, a slow trickle and a
+//! backup scan is replayed through a live `strata serve` on the local stack at the
+//! trace's own pace (events carrying the trace's timestamps, over the real broker), and
+//! the reactive migrations the service enqueues are exactly the moves `strata simulate
+//! --policy reactive --moves-out` writes for the same trace.
+//!
+//! The scheduled forecaster is kept out of the service's way (a day between runs): its
+//! clock is the wall clock, which a 30-second trace cannot line up with virtual hours.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{StrataServer, TestDb, create_topic, curl, eventually, kafka_brokers, unique_name};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+
+/// Trace time before the first access, so every object exists and the consumer is
+/// assigned its partitions before events arrive.
+const LEAD_MS: i64 = 3_000;
+
+fn ingest(server: &StrataServer, key: &str) -> String {
+    let reply = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        "ten bytes!",
+        &server.url(&format!("/api/v1/objects?key={key}")),
+    ]);
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()["id"].as_str().unwrap().to_string()
+}
+
+/// `count` accesses of `id` evenly spread from `from_ms` over `span_ms` (trace time,
+/// relative to its start).
+fn burst(id: &str, from_ms: i64, span_ms: i64, count: i64) -> impl Iterator<Item = (i64, String)> {
+    let id = id.to_string();
+    (0..count).map(move |i| (from_ms + i * span_ms / count, id.clone()))
+}
+
+/// (object id, from tier, to tier) of every reactive move, ordered.
+fn sorted(mut moves: Vec<(String, String, String)>) -> Vec<(String, String, String)> {
+    moves.sort();
+    moves
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_trace() {
+    let db = TestDb::postgres().await;
+    let topic = unique_name("parity");
+    create_topic(&topic, 3).await;
+    create_topic(&format!("{topic}.dlq"), 1).await;
+    // Both runs read these, on top of the stack's tiers and the defaults.
+    let settings = [
+        ("DETECTOR_SETTLE_MS", "500"),
+        ("DETECTOR_WINDOW_SECS", "60"),
+        ("DETECTOR_COOLDOWN_SECS", "300"),
+        ("FORECAST_INTERVAL_SECS", "86400"),
+    ];
+    let mut server_settings = settings.to_vec();
+    server_settings.push(("KAFKA_ACCESS_TOPIC", &topic));
+    let server = StrataServer::start(&db, &server_settings).await;
+
+    let ids: HashMap<&str, String> = ["hot", "warm", "slow", "climb"]
+        .into_iter()
+        .map(|key| (key, ingest(&server, key)))
+        .collect();
+    let scanned: Vec<String> = (0..200)
+        .map(|i| ingest(&server, &format!("scan/{i}")))
+        .collect();
+
+    // Trace time, relative: 150 accesses within 0.6 s (onprem, the level reached when
+    // it settles), 40 within 8 s (private), a trickle that stays below every level, a
+    // backup scan, and an object that turns warm and then hot (private, then onprem
+    // during the cool-down, as a higher level is still reported).
+    let mut accesses: Vec<(i64, String)> = Vec::new();
+    accesses.extend(burst(&ids["hot"], 0, 600, 150));
+    accesses.extend(burst(&ids["warm"], 1_000, 8_000, 40));
+    accesses.extend(burst(&ids["slow"], 0, 15_000, 15));
+    accesses.extend(
+        scanned
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (2_000 + 10 * i as i64, id.clone())),
+    );
+    accesses.extend(burst(&ids["climb"], 3_000, 8_000, 40));
+    accesses.extend(burst(&ids["climb"], 16_000, 6_000, 150));
+    accesses.sort();
+
+    // Replay through the service in real time, each event stamped with its trace time.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let start_ms = strata::db::now_ms() + LEAD_MS;
+    let started = Instant::now() + Duration::from_millis(LEAD_MS as u64);
+    let mut trace = String::from("ts_ms,object_id,size_bytes,op\n");
+    let mut deliveries = Vec::new();
+    for (offset, id) in &accesses {
+        let ts = start_ms + offset;
+        trace.push_str(&format!("{ts},{id},10,read\n"));
+        tokio::time::sleep_until((started + Duration::from_millis(*offset as u64)).into()).await;
+        let event = json!({"object_id": id, "ts": ts, "kind": "read", "bytes": 10}).to_string();
+        let record = FutureRecord::to(&topic).key(id.as_str()).payload(&event);
+        deliveries.push(producer.send_result(record).expect("queue the event"));
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap().expect("event delivered");
+    }
+
+    let served = || {
+        let reply =
+            curl(&[&server.url("/api/v1/migrations?reason=reactive_access_spike&limit=100")]);
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let field = |name: &str| m[name].as_str().unwrap().to_string();
+                (field("object_id"), field("from_tier"), field("to_tier"))
+            })
+            .collect::<Vec<_>>()
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the service's reactive moves",
+        || {
+            let n = served().len();
+            async move { n >= 4 }
+        },
+    )
+    .await;
+    // Settling has long passed: whatever else the service would enqueue is in by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let served = sorted(served());
+
+    let dir = tempfile::tempdir().unwrap();
+    let trace_path = dir.path().join("trace.csv");
+    let moves_path = dir.path().join("moves.csv");
+    std::fs::write(&trace_path, trace).unwrap();
+    let mut env = common::stack_env();
+    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "simulate",
+            "--policy",
+            "reactive",
+            "--train-fraction",
+            "0",
+            "--json",
+        ])
+        .arg("--trace")
+        .arg(&trace_path)
+        .arg("--moves-out")
+        .arg(&moves_path)
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(env)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run strata simulate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["accesses"], accesses.len());
+    let simulated = sorted(
+        std::fs::read_to_string(&moves_path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let f: Vec<&str> = line.split(',').collect();
+                assert_eq!(
+                    (f[0], f[5]),
+                    ("reactive", "reactive_access_spike"),
+                    "{line}"
+                );
+                (f[2].to_string(), f[3].to_string(), f[4].to_string())
+            })
+            .collect(),
+    );
+
+    assert_eq!(simulated, served, "the simulator and serve disagree");
+    let tier = |id: &str, from: &str, to: &str| (ids[id].clone(), from.to_string(), to.to_string());
+    let expected = sorted(vec![
+        tier("hot", "public", "onprem"),
+        tier("warm", "public", "private"),
+        tier("climb", "public", "private"),
+        tier("climb", "private", "onprem"),
+    ]);
+    assert_eq!(
+        served, expected,
+        "the trace's bursts, and nothing for the scan"
+    );
+}
