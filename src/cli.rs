@@ -58,6 +58,11 @@ pub enum Command {
         /// Write every move the policies queue to this CSV file.
         #[arg(long)]
         moves_out: Option<PathBuf>,
+        /// A .env-format file of tier settings (TIERS, DEFAULT_TIER,
+        /// TIER_<NAME>_CAPACITY_BYTES, costs, PREDICT_ABOVE, ...) that take precedence
+        /// over the environment, to try other tiers without changing the service's.
+        #[arg(long, value_name = "FILE")]
+        tiers: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -248,8 +253,11 @@ pub fn run(cli: Cli) -> ExitCode {
             train_fraction,
             bandwidth,
             moves_out,
+            tiers,
             json,
-        } => Config::from_env()
+        } => tiers
+            .as_deref()
+            .map_or_else(Config::from_env, Config::from_env_overridden_by)
             .map_err(anyhow::Error::from)
             .and_then(|config| {
                 let options = Options {

@@ -7,7 +7,7 @@
 //! Parsing is a pure function of a variable lookup ([`Config::from_lookup`]) so that it can
 //! be tested without touching the process environment.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -372,17 +372,29 @@ impl Config {
     /// Loads `.env` from the working directory when present, then reads the process
     /// environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => {
-                return Err(ConfigError::DotEnv {
-                    path: ".env".into(),
-                    message: e.to_string(),
-                });
-            }
-        }
+        load_dotenv()?;
         Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::from_env`], with the variables of the `.env`-format file at `path`
+    /// taking precedence over the environment (`strata simulate --tiers FILE`: tiers,
+    /// capacities and costs to try without touching the service's own settings).
+    pub fn from_env_overridden_by(path: &Path) -> Result<Config, ConfigError> {
+        load_dotenv()?;
+        let unreadable = |e: dotenvy::Error| ConfigError::DotEnv {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let overrides = dotenvy::from_path_iter(path)
+            .map_err(unreadable)?
+            .collect::<Result<HashMap<String, String>, _>>()
+            .map_err(unreadable)?;
+        Config::from_lookup(|name| {
+            overrides
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+        })
     }
 
     /// Builds the configuration from a variable lookup; unset and empty variables take
@@ -500,6 +512,18 @@ impl Config {
     /// The configuration of tier `name`, if there is one.
     pub fn tier(&self, name: &str) -> Option<&TierConfig> {
         self.tiers.iter().find(|t| t.name == name)
+    }
+}
+
+/// Loads `.env` from the working directory into the environment when there is one.
+fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(ConfigError::DotEnv {
+            path: ".env".into(),
+            message: e.to_string(),
+        }),
     }
 }
 

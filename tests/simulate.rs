@@ -233,6 +233,50 @@ fn a_given_model_scores_the_whole_trace() {
 }
 
 #[test]
+fn a_tiers_file_overrides_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = generate(
+        dir.path(),
+        "t.csv",
+        &["--shapes", "daily=5,zipf=20", "--days", "2", "--seed", "3"],
+    );
+    let trace = trace.to_str().unwrap();
+    let tiers = dir.path().join("tiers.env");
+    std::fs::write(
+        &tiers,
+        "# what if the hot tier were bigger and dearer?\n\
+         TIER_ONPREM_CAPACITY_BYTES=150000000\nTIER_ONPREM_COST_GB_MONTH=0.5\n",
+    )
+    .unwrap();
+    let env = [("TIER_ONPREM_CAPACITY_BYTES", "1000")];
+    let args = ["--trace", trace, "--policy", "reactive"];
+    let plain = simulate(dir.path(), &env, &args);
+    assert_eq!(plain["hot_capacity_bytes"], 1000);
+    let tiers_arg = tiers.to_str().unwrap();
+    let overridden = simulate(
+        dir.path(),
+        &env,
+        &[&args[..], &["--tiers", tiers_arg]].concat(),
+    );
+    assert_eq!(overridden["hot_capacity_bytes"], 150_000_000);
+
+    let (ok, _, err) = strata(
+        dir.path(),
+        &[],
+        &["simulate", "--trace", trace, "--tiers", "missing.env"],
+    );
+    assert!(!ok && err.contains("missing.env"), "{err}");
+    std::fs::write(&tiers, "TIER_ONPREM_CAPACITY_BYTES=lots\n").unwrap();
+    let (ok, _, err) = strata(
+        dir.path(),
+        &[],
+        &["simulate", "--trace", trace, "--tiers", tiers_arg],
+    );
+    assert!(!ok && err.contains("TIER_ONPREM_CAPACITY_BYTES"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
 fn malformed_traces_are_one_line_errors_with_the_line_number() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, content: &str| {

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The REST API of a release `strata serve` on the local stack (PostgreSQL catalogue in a
 # fresh database, tiers on the stack's s3s-fs servers), in one run:
-#   1. ingest: COUNT objects of 1 MiB (default 1000) by 16 concurrent clients
-#      (`curl --data-binary` to `POST /api/v1/objects?key=…`, every answer checked to be
-#      201) against `rclone copy --transfers 16` of the same files to the same S3 server
+#   1. ingest: COUNT objects of 1 MiB (default 1000) by 16 concurrent uploads (one
+#      `curl --parallel --parallel-max 16` posting each file to `POST
+#      /api/v1/objects?key=…`, every answer checked to be 201) against `rclone copy --transfers 16` of the same files to the same S3 server
 #      (tier public); each side twice, alternating; prints MiB/s and the ratio;
 #   2. reads: `wrk -t2 -cCONNECTIONS -dDURATION --latency` on `GET /api/v1/objects/{id}`
 #      (default 64 connections, 20 s); prints requests/s, the latency distribution and
@@ -146,21 +146,31 @@ for ((i = 0; i < COUNT; i++)); do
 done
 start_server
 
-strata_ingest() { # run
-    (cd "$WORK/files" && ls) | xargs -P "$CLIENTS" -I{} \
-        curl -s -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/octet-stream' \
-        -H 'Expect:' --data-binary "@$WORK/files/{}" "$URL/api/v1/objects?key=$PREFIX-$1-{}" \
-        >"$WORK/codes-$1"
+# One curl process uploads CLIENTS files at a time (--parallel), as rclone is one
+# process: a curl per file would spend more CPU starting processes than uploading.
+ingest_config() { # run; the curl config posting every file, written before the clock starts
+    local sep=""
+    (cd "$WORK/files" && ls) | while read -r f; do
+        # Options between two `next` (and those on the command line, for the first)
+        # belong to one transfer; a `next` after the last one would be an empty transfer.
+        printf '%surl = "%s"\ndata-binary = "@%s"\noutput = "/dev/null"\n' \
+            "$sep" "$URL/api/v1/objects?key=$PREFIX-$1-$f" "$WORK/files/$f"
+        printf 'header = "Content-Type: application/octet-stream"\nheader = "Expect:"\n'
+        printf 'write-out = "%%{http_code}\\n"\n'
+        sep=$'next\n'
+    done >"$WORK/curl-$1.conf"
 }
-export -f strata_ingest
-export WORK URL PREFIX CLIENTS
 echo "ingest: $COUNT objects of 1 MiB, $CLIENTS clients at once, tier public (s3s-fs on loopback)"
 for run in 1 2; do
-    strata=$(measure bash -c "strata_ingest $run")
+    ingest_config "$run"
+    strata=$(measure sh -c "curl -sS --parallel --parallel-max $CLIENTS \
+        -K '$WORK/curl-$run.conf' >'$WORK/codes-$run' 2>'$WORK/curl-errors-$run'")
     created=$(grep -c '^201$' "$WORK/codes-$run" || true)
     if [ "$created" != "$COUNT" ]; then
         echo "ingest run $run: $created of $COUNT answers were 201:" >&2
         sort "$WORK/codes-$run" | uniq -c >&2
+        sort "$WORK/curl-errors-$run" | uniq -c | head >&2
+        tail -n 20 "$WORK/strata.log" >&2
         exit 1
     fi
     rclone=$(measure rclone copy --transfers "$CLIENTS" "$WORK/files" "PUBLIC:strata-public/$PREFIX/$run")
