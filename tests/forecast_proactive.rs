@@ -18,18 +18,6 @@ fn now_hour() -> i64 {
     strata::db::now_ms().div_euclid(HOUR_MS)
 }
 
-fn ingest(server: &StrataServer, key: &str) -> String {
-    let reply = curl(&[
-        "-X",
-        "POST",
-        "--data-binary",
-        "some bytes",
-        &server.url(&format!("/api/v1/objects?key={key}")),
-    ]);
-    assert_eq!(reply.status, 201);
-    reply.json()["id"].as_str().unwrap().to_string()
-}
-
 fn migrations(server: &StrataServer, id: &str) -> Vec<Value> {
     curl(&[&server.url(&format!("/api/v1/migrations?object_id={id}"))]).json()["items"]
         .as_array()
@@ -92,8 +80,8 @@ async fn the_forecaster_moves_objects_before_demand_and_follows_the_active_model
     ];
     // First start: create the objects; the formerly hot one sits on the hottest tier.
     let server = StrataServer::start(&db, &forecast_env).await;
-    let daily = ingest(&server, "reports/daily.csv");
-    let faded = ingest(&server, "campaigns/2025.mp4");
+    let daily = server.ingest("reports/daily.csv", "some bytes");
+    let faded = server.ingest("campaigns/2025.mp4", "some bytes");
     let moved = curl(&[
         "-X",
         "POST",

@@ -45,6 +45,15 @@ fn generate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     path
 }
 
+/// Two days of five daily-cycle objects and twenty Zipf ones, in `dir/t.csv`.
+fn small_trace(dir: &Path, seed: &str) -> PathBuf {
+    generate(
+        dir,
+        "t.csv",
+        &["--shapes", "daily=5,zipf=20", "--days", "2", "--seed", seed],
+    )
+}
+
 /// The JSON report of `strata simulate ARGS --json`.
 fn simulate(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Value {
     let mut args = args.to_vec();
@@ -204,11 +213,7 @@ fn a_backup_scan_promotes_nothing_it_scanned() {
 #[test]
 fn a_given_model_scores_the_whole_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = generate(
-        dir.path(),
-        "t.csv",
-        &["--shapes", "daily=5,zipf=20", "--days", "2", "--seed", "2"],
-    );
+    let trace = small_trace(dir.path(), "2");
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let model = std::fs::read_dir(model)
         .unwrap()
@@ -235,11 +240,7 @@ fn a_given_model_scores_the_whole_trace() {
 #[test]
 fn a_tiers_file_overrides_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = generate(
-        dir.path(),
-        "t.csv",
-        &["--shapes", "daily=5,zipf=20", "--days", "2", "--seed", "3"],
-    );
+    let trace = small_trace(dir.path(), "3");
     let trace = trace.to_str().unwrap();
     let tiers = dir.path().join("tiers.env");
     std::fs::write(

@@ -21,23 +21,6 @@ use serde_json::{Value, json};
 /// assigned its partitions before events arrive.
 const LEAD_MS: i64 = 3_000;
 
-fn ingest(server: &StrataServer, key: &str) -> String {
-    let reply = curl(&[
-        "-X",
-        "POST",
-        "--data-binary",
-        "ten bytes!",
-        &server.url(&format!("/api/v1/objects?key={key}")),
-    ]);
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()["id"].as_str().unwrap().to_string()
-}
-
 /// `count` accesses of `id` evenly spread from `from_ms` over `span_ms` (trace time,
 /// relative to its start).
 fn burst(id: &str, from_ms: i64, span_ms: i64, count: i64) -> impl Iterator<Item = (i64, String)> {
@@ -70,10 +53,10 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
 
     let ids: HashMap<&str, String> = ["hot", "warm", "slow", "climb"]
         .into_iter()
-        .map(|key| (key, ingest(&server, key)))
+        .map(|key| (key, server.ingest(key, "ten bytes!")))
         .collect();
     let scanned: Vec<String> = (0..200)
-        .map(|i| ingest(&server, &format!("scan/{i}")))
+        .map(|i| server.ingest(&format!("scan/{i}"), "ten bytes!"))
         .collect();
 
     // Trace time, relative: 150 accesses within 0.6 s (onprem, the level reached when

@@ -226,12 +226,20 @@ impl Tracker {
         }
         self.last_run = Some((end_hour, model.version));
         let mut dirty_ids = std::mem::take(&mut self.dirty_ids);
-        // Clearing the marks also drops forgotten objects and any id listed twice.
-        dirty_ids.retain(|id| {
-            self.objects
-                .get_mut(id)
-                .is_some_and(|tracked| std::mem::replace(&mut tracked.dirty, false))
-        });
+        if full {
+            // Every object is predicted: clear the marks without looking ids up.
+            dirty_ids.clear();
+            for tracked in self.objects.values_mut() {
+                tracked.dirty = false;
+            }
+        } else {
+            // Clearing the marks also drops forgotten objects and any id listed twice.
+            dirty_ids.retain(|id| {
+                self.objects
+                    .get_mut(id)
+                    .is_some_and(|tracked| std::mem::replace(&mut tracked.dirty, false))
+            });
+        }
         let elapsed = hour_elapsed(now_ms);
         let mut window = [0u32; HISTORY_HOURS];
         let objects = &self.objects;

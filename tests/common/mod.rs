@@ -675,6 +675,24 @@ impl StrataServer {
         format!("{}{path}", self.base)
     }
 
+    /// Ingests `body` under `key` over REST; the new object's id.
+    pub fn ingest(&self, key: &str, body: &str) -> String {
+        let reply = curl(&[
+            "-X",
+            "POST",
+            "--data-binary",
+            body,
+            &self.url(&format!("/api/v1/objects?key={key}")),
+        ]);
+        assert_eq!(
+            reply.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
     /// The value of one Prometheus sample, `name` including its labels.
     pub fn metric(&self, name: &str) -> Option<f64> {
         let (_, page) = http("GET", &self.url("/metrics"), None);
