@@ -87,6 +87,17 @@ fn age_hours(object: ObjectFacts, end_ms: i64) -> f64 {
     (end_ms.saturating_sub(object.created_ms).max(0) as f64) / HOUR_MS as f64
 }
 
+/// Features of an object at `now_ms` from `history`, whose last entry is the hour in
+/// progress: that hour is completed first ([`complete_hour_in_progress`]) and the
+/// features are taken as of its end, as training takes them at the end of a complete
+/// hour. What the scheduled run, the predict endpoint and the simulator predict from.
+pub fn features_now(history: &mut [u32], object: ObjectFacts, now_ms: i64) -> [f64; FEATURE_COUNT] {
+    let elapsed = now_ms.rem_euclid(HOUR_MS) as f64 / HOUR_MS as f64;
+    complete_hour_in_progress(history, elapsed);
+    let end_ms = (now_ms.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+    features(history, object, end_ms)
+}
+
 /// Completes the hour in progress, the last entry of `history`, of which the fraction
 /// `elapsed` (0 to 1) has passed: its remaining part is assumed to run at the previous
 /// hour's rate. A model learns from complete hours; shown an hour only minutes old, it

@@ -6,7 +6,7 @@
 //! one, and predict the horizon after it: during 13:xx the model predicts 14:00 on, so
 //! a daily peak at 14:00 (seen yesterday and last week) is foreseen before it starts.
 //! The part of the hour in progress still to come is filled in at the previous hour's
-//! rate ([`features::complete_hour_in_progress`]), as the model learned from complete
+//! rate ([`features::features_now`]), as the model learned from complete
 //! hours.
 
 pub mod active;
@@ -186,16 +186,6 @@ pub async fn object_features(
             end_hour + 1,
         )
         .await?;
-    features::complete_hour_in_progress(&mut history, hour_elapsed(now_ms));
     let facts = object_facts(object.created_at, object.size.max(0) as u64);
-    Ok(features::features(
-        &history,
-        facts,
-        (end_hour + 1) * HOUR_MS,
-    ))
-}
-
-/// The fraction of the hour in progress at `now_ms` that has passed.
-pub fn hour_elapsed(now_ms: i64) -> f64 {
-    now_ms.rem_euclid(HOUR_MS) as f64 / HOUR_MS as f64
+    Ok(features::features_now(&mut history, facts, now_ms))
 }

@@ -8,9 +8,11 @@ use std::collections::HashMap;
 
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, HourHits, StoredPrediction, TrackedObject};
 
-use super::features::{HISTORY_HOURS, ObjectFacts, complete_hour_in_progress, features};
+use std::cell::Cell;
+
+use super::features::{HISTORY_HOURS, ObjectFacts, features_now};
 use super::history::HourlyRing;
-use super::{Model, hour_elapsed, object_facts};
+use super::{Model, object_facts};
 
 /// Rows changed this long before the last read are read again: a write stamped
 /// before the read may commit after it.
@@ -25,38 +27,30 @@ struct Tracked {
     updated_at: i64,
     object: ObjectFacts,
     history: Option<HourlyRing>,
-    /// Needs a new prediction before the next full run.
-    dirty: bool,
+    /// Needs a new prediction before the next full run; listed in `dirty_ids` while
+    /// set. A cell, so a run clears it while reading the map.
+    dirty: Cell<bool>,
     /// The prediction last stored in the catalogue.
     saved: Option<f64>,
 }
 
 impl Tracked {
-    /// Its predicted accesses with `model` during `end_hour`, of which the fraction
-    /// `elapsed` has passed; `window` is scratch space.
-    fn predict(
-        &self,
-        model: &Model,
-        end_hour: i64,
-        elapsed: f64,
-        window: &mut [u32; HISTORY_HOURS],
-    ) -> f64 {
-        let end_ms = (end_hour + 1) * HOUR_MS;
+    /// Its predicted accesses with `model` at `now_ms`; `window` is scratch space.
+    fn predict(&self, model: &Model, now_ms: i64, window: &mut [u32; HISTORY_HOURS]) -> f64 {
+        let end_hour = now_ms.div_euclid(HOUR_MS);
         match &self.history {
             Some(ring) if !ring.is_quiet_at(end_hour) => {
                 ring.window(end_hour, window);
-                complete_hour_in_progress(window, elapsed);
-                model.predict(&features(window, self.object, end_ms))
+                model.predict(&features_now(window, self.object, now_ms))
             }
-            _ => model.predict(&features(&[], self.object, end_ms)),
+            _ => model.predict(&features_now(&mut [], self.object, now_ms)),
         }
     }
 }
 
 /// Marks `tracked`, the object `id`, for a new prediction in the next run.
-fn mark_dirty(tracked: &mut Tracked, id: &str, dirty_ids: &mut Vec<String>) {
-    if !tracked.dirty {
-        tracked.dirty = true;
+fn mark_dirty(tracked: &Tracked, id: &str, dirty_ids: &mut Vec<String>) {
+    if !tracked.dirty.replace(true) {
         dirty_ids.push(id.to_string());
     }
 }
@@ -167,7 +161,7 @@ impl Tracker {
                         updated_at: row.updated_at,
                         object: object_facts(row.created_at, row.size_bytes),
                         history: None,
-                        dirty: true,
+                        dirty: Cell::new(true),
                         saved: None,
                     },
                 );
@@ -225,39 +219,30 @@ impl Tracker {
             }
         }
         self.last_run = Some((end_hour, model.version));
-        let mut dirty_ids = std::mem::take(&mut self.dirty_ids);
-        if full {
-            // Every object is predicted: clear the marks without looking ids up.
-            dirty_ids.clear();
-            for tracked in self.objects.values_mut() {
-                tracked.dirty = false;
-            }
-        } else {
-            // Clearing the marks also drops forgotten objects and any id listed twice.
-            dirty_ids.retain(|id| {
-                self.objects
-                    .get_mut(id)
-                    .is_some_and(|tracked| std::mem::replace(&mut tracked.dirty, false))
-            });
-        }
-        let elapsed = hour_elapsed(now_ms);
-        let mut window = [0u32; HISTORY_HOURS];
+        let dirty_ids = std::mem::take(&mut self.dirty_ids);
         let objects = &self.objects;
         let selected: Box<dyn Iterator<Item = (&String, &Tracked)>> = if full {
-            Box::new(objects.iter())
+            Box::new(
+                objects
+                    .iter()
+                    .inspect(|(_, tracked)| tracked.dirty.set(false)),
+            )
         } else {
+            // Clearing the mark on the way skips forgotten objects and ids listed twice.
             Box::new(
                 dirty_ids
                     .iter()
-                    .filter_map(|id| objects.get_key_value(id.as_str())),
+                    .filter_map(|id| objects.get_key_value(id.as_str()))
+                    .filter(|(_, tracked)| tracked.dirty.replace(false)),
             )
         };
+        let mut window = [0u32; HISTORY_HOURS];
         selected
             .map(|(id, tracked)| ObjectForecast {
                 object_id: id,
                 tier: &tracked.tier,
                 updated_at: tracked.updated_at,
-                predicted: tracked.predict(model, end_hour, elapsed, &mut window),
+                predicted: tracked.predict(model, now_ms, &mut window),
             })
             .collect()
     }
