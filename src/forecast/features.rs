@@ -41,44 +41,100 @@ pub struct ObjectFacts {
 /// Features of an object at the end of `history`: hourly access counts, oldest first,
 /// the last entry being the hour just ended, at `end_ms`. Missing older hours count as
 /// no accesses. The prediction target is the accesses of the hours that follow.
-///
-/// Counts, age and size enter on a log scale (`ln(1 + n)`): they are heavy-tailed, and
-/// a linear model of logs is a multiplicative model of counts, which fits bursts and
-/// daily cycles far better than one of raw counts.
 pub fn features(history: &[u32], object: ObjectFacts, end_ms: i64) -> [f64; FEATURE_COUNT] {
-    let hour = |back: usize| -> f64 {
-        history
-            .len()
-            .checked_sub(back)
-            .map_or(0.0, |i| f64::from(history[i]))
+    let (closed, last_hour) = match history {
+        [closed @ .., last] => (closed, *last),
+        [] => (history, 0),
     };
-    // Sums over contiguous slices in integers: exact, and cheap enough to recompute
-    // for every object each hour.
-    let n = history.len();
-    let sum = |from_back: usize, to_back: usize| -> f64 {
-        let window = &history[n.saturating_sub(to_back)..n.saturating_sub(from_back - 1)];
-        window.iter().map(|&c| u64::from(c)).sum::<u64>() as f64
-    };
-    let (last_6h, previous_6h) = (sum(1, 6), sum(7, 12));
-    let (last_24h, week) = (sum(1, 24), sum(1, HISTORY_HOURS));
-    let hours_since_last = history[n.saturating_sub(HISTORY_HOURS)..]
-        .iter()
-        .rev()
-        .position(|&c| c > 0)
-        .map_or(HISTORY_HOURS as f64 + 1.0, |p| p as f64);
-    [
-        hour(1).ln_1p(),
-        f64::ln_1p(last_6h),
-        f64::ln_1p(last_24h),
-        (week / 7.0).ln_1p(),
-        // The hour a day (a week) before the one being predicted.
-        hour(24).ln_1p(),
-        hour(HISTORY_HOURS).ln_1p(),
-        f64::ln_1p(last_6h) - f64::ln_1p(previous_6h),
-        hours_since_last.ln_1p(),
-        age_hours(object, end_ms).ln_1p(),
-        (object.size_bytes as f64).ln_1p(),
-    ]
+    ClosedHours::of(closed).features(last_hour, object, end_ms)
+}
+
+/// What the features need of the week before an object's last hour: counts and sums in
+/// integers (exact, however they were gathered). The features of every hour are computed
+/// from it and the last hour's count, so a caller predicting again and again within one
+/// hour, where only that hour's count changes, gathers it once per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClosedHours {
+    /// The hour just before the last (1 hour back from it).
+    previous: u32,
+    /// 23 and 167 hours back: the hour a day (a week) before the one being predicted.
+    day_before: u32,
+    week_before: u32,
+    /// Sums of 1 to 5, 6 to 11, 1 to 23 and 1 to 167 hours back.
+    sum_5: u64,
+    previous_6h: u64,
+    sum_23: u64,
+    sum_167: u64,
+    /// Hours back to the latest hour with accesses; `None` for a quiet week.
+    since_access: Option<u32>,
+}
+
+impl ClosedHours {
+    /// Gathered from `closed`: hourly counts, oldest first, ending with the hour just
+    /// before the last; only the last `HISTORY_HOURS - 1` count.
+    pub fn of(closed: &[u32]) -> ClosedHours {
+        let n = closed.len();
+        let count = |back: usize| n.checked_sub(back).map_or(0, |i| closed[i]);
+        // Sums over contiguous slices in integers: cheap enough to gather for every
+        // object each hour.
+        let sum = |from_back: usize, to_back: usize| -> u64 {
+            closed[n.saturating_sub(to_back)..n.saturating_sub(from_back - 1)]
+                .iter()
+                .map(|&c| u64::from(c))
+                .sum()
+        };
+        let week = &closed[n.saturating_sub(HISTORY_HOURS - 1)..];
+        ClosedHours {
+            previous: count(1),
+            day_before: count(23),
+            week_before: count(HISTORY_HOURS - 1),
+            sum_5: sum(1, 5),
+            previous_6h: sum(6, 11),
+            sum_23: sum(1, 23),
+            sum_167: sum(1, HISTORY_HOURS - 1),
+            since_access: week.iter().rev().position(|&c| c > 0).map(|p| p as u32 + 1),
+        }
+    }
+
+    /// The count of the hour just before the last.
+    pub fn previous(&self) -> u32 {
+        self.previous
+    }
+
+    /// Features at `end_ms`, the end of the last hour, which had `last_hour` accesses.
+    ///
+    /// Counts, age and size enter on a log scale (`ln(1 + n)`): they are heavy-tailed,
+    /// and a linear model of logs is a multiplicative model of counts, which fits bursts
+    /// and daily cycles far better than one of raw counts.
+    pub fn features(
+        &self,
+        last_hour: u32,
+        object: ObjectFacts,
+        end_ms: i64,
+    ) -> [f64; FEATURE_COUNT] {
+        let last = u64::from(last_hour);
+        let last_6h = (self.sum_5 + last) as f64;
+        let last_24h = (self.sum_23 + last) as f64;
+        let week = (self.sum_167 + last) as f64;
+        let hours_since_last = if last_hour > 0 {
+            0.0
+        } else {
+            self.since_access
+                .map_or(HISTORY_HOURS as f64 + 1.0, f64::from)
+        };
+        [
+            f64::from(last_hour).ln_1p(),
+            last_6h.ln_1p(),
+            last_24h.ln_1p(),
+            (week / 7.0).ln_1p(),
+            f64::from(self.day_before).ln_1p(),
+            f64::from(self.week_before).ln_1p(),
+            last_6h.ln_1p() - (self.previous_6h as f64).ln_1p(),
+            hours_since_last.ln_1p(),
+            age_hours(object, end_ms).ln_1p(),
+            (object.size_bytes as f64).ln_1p(),
+        ]
+    }
 }
 
 /// Hours from the object's creation to `end_ms`; never negative (a trace's first access
@@ -90,12 +146,31 @@ fn age_hours(object: ObjectFacts, end_ms: i64) -> f64 {
 /// Features of an object at `now_ms` from `history`, whose last entry is the hour in
 /// progress: that hour is completed first ([`complete_hour_in_progress`]) and the
 /// features are taken as of its end, as training takes them at the end of a complete
-/// hour. What the scheduled run, the predict endpoint and the simulator predict from.
+/// hour. What the predict endpoint predicts from.
 pub fn features_now(history: &mut [u32], object: ObjectFacts, now_ms: i64) -> [f64; FEATURE_COUNT] {
-    let elapsed = now_ms.rem_euclid(HOUR_MS) as f64 / HOUR_MS as f64;
+    let (elapsed, end_ms) = hour_in_progress(now_ms);
     complete_hour_in_progress(history, elapsed);
-    let end_ms = (now_ms.div_euclid(HOUR_MS) + 1) * HOUR_MS;
     features(history, object, end_ms)
+}
+
+/// [`features_now`] from the week before the hour in progress, `closed`, and that
+/// hour's count so far: what the scheduled run and the simulator predict from, with
+/// `closed` gathered once per hour.
+pub fn features_now_from(
+    closed: &ClosedHours,
+    counted: u32,
+    object: ObjectFacts,
+    now_ms: i64,
+) -> [f64; FEATURE_COUNT] {
+    let (elapsed, end_ms) = hour_in_progress(now_ms);
+    let completed = completed_count(closed.previous, counted, elapsed);
+    closed.features(completed, object, end_ms)
+}
+
+/// The fraction of the hour in progress that has passed at `now_ms`, and its end.
+fn hour_in_progress(now_ms: i64) -> (f64, i64) {
+    let elapsed = now_ms.rem_euclid(HOUR_MS) as f64 / HOUR_MS as f64;
+    (elapsed, (now_ms.div_euclid(HOUR_MS) + 1) * HOUR_MS)
 }
 
 /// Completes the hour in progress, the last entry of `history`, of which the fraction
@@ -105,9 +180,15 @@ pub fn features_now(history: &mut [u32], object: ObjectFacts, now_ms: i64) -> [f
 /// the top of each hour (demoting objects only to promote them again minutes later).
 pub fn complete_hour_in_progress(history: &mut [u32], elapsed: f64) {
     if let [.., previous, current] = history {
-        let rest = (1.0 - elapsed.clamp(0.0, 1.0)) * f64::from(*previous);
-        *current = current.saturating_add(rest.round() as u32);
+        *current = completed_count(*previous, *current, elapsed);
     }
+}
+
+/// The count of an hour of which `elapsed` has passed with `counted` accesses, the rest
+/// at the rate of the `previous` hour.
+fn completed_count(previous: u32, counted: u32, elapsed: f64) -> u32 {
+    let rest = (1.0 - elapsed.clamp(0.0, 1.0)) * f64::from(previous);
+    counted.saturating_add(rest.round() as u32)
 }
 
 #[cfg(test)]
@@ -186,6 +267,37 @@ mod tests {
                     features(&history, object, 1_000_000 + len as i64 * HOUR_MS),
                     reference(&history, object, 1_000_000 + len as i64 * HOUR_MS),
                     "len {len}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn features_from_the_closed_hours_equal_those_of_the_whole_history() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for len in [1, 2, 24, HISTORY_HOURS, 300] {
+            let history: Vec<u32> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    if state.is_multiple_of(4) {
+                        (state % 90) as u32
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let object = ObjectFacts {
+                created_ms: 0,
+                size_bytes: 4096,
+            };
+            for now_ms in [7 * HOUR_MS, 7 * HOUR_MS + 1, 7 * HOUR_MS + HOUR_MS / 3] {
+                let (closed, counted) = history.split_at(len - 1);
+                assert_eq!(
+                    features_now_from(&ClosedHours::of(closed), counted[0], object, now_ms),
+                    features_now(&mut history.clone(), object, now_ms),
+                    "len {len}, now {now_ms}"
                 );
             }
         }

@@ -2,7 +2,7 @@
 //! a scheduled run reads only the hours that changed since the last one instead of
 //! rescanning every object's week.
 
-use super::features::HISTORY_HOURS;
+use super::features::{ClosedHours, HISTORY_HOURS};
 
 /// The last [`HISTORY_HOURS`] hourly counts of one object, in a ring indexed by the
 /// absolute hour, with the newest hour that has been written.
@@ -47,21 +47,47 @@ impl HourlyRing {
         self.newest == i64::MIN || self.newest <= end_hour - HISTORY_HOURS as i64
     }
 
+    /// The count of `hour`; 0 for an hour not in the ring.
+    pub fn count(&self, hour: i64) -> u32 {
+        if self.holds(hour) {
+            self.counts[slot(hour)]
+        } else {
+            0
+        }
+    }
+
+    fn holds(&self, hour: i64) -> bool {
+        hour <= self.newest && hour > self.newest - HISTORY_HOURS as i64
+    }
+
     /// The week of hourly counts ending at `end_hour` (its last entry), oldest first,
     /// written into `out`.
     pub fn window(&self, end_hour: i64, out: &mut [u32; HISTORY_HOURS]) {
+        out.fill(0);
         let first = end_hour - HISTORY_HOURS as i64 + 1;
-        // Walk the ring from the first hour's slot instead of dividing per hour: this
-        // runs for every object each hour.
-        let mut slot = slot(first);
-        for (hour, value) in (first..).zip(out.iter_mut()) {
-            let known = hour <= self.newest && hour > self.newest - HISTORY_HOURS as i64;
-            *value = if known { self.counts[slot] } else { 0 };
-            slot += 1;
-            if slot == HISTORY_HOURS {
-                slot = 0;
-            }
+        if self.newest == i64::MIN {
+            return;
         }
+        // The hours both in the window and in the ring, copied as at most two runs of
+        // slots instead of one hour at a time: this runs for every object each hour.
+        let from = first.max(self.newest - HISTORY_HOURS as i64 + 1);
+        let to = end_hour.min(self.newest);
+        if from > to {
+            return;
+        }
+        let len = (to - from + 1) as usize;
+        let at = (from - first) as usize;
+        let start = slot(from);
+        let head = len.min(HISTORY_HOURS - start);
+        out[at..at + head].copy_from_slice(&self.counts[start..start + head]);
+        out[at + head..at + len].copy_from_slice(&self.counts[..len - head]);
+    }
+
+    /// What the features need of the week before `end_hour`, the hour in progress.
+    pub fn closed_hours(&self, end_hour: i64) -> ClosedHours {
+        let mut week = [0; HISTORY_HOURS];
+        self.window(end_hour - 1, &mut week);
+        ClosedHours::of(&week)
     }
 }
 
@@ -129,6 +155,35 @@ mod tests {
                 .sum::<u32>(),
             4
         );
+    }
+
+    #[test]
+    fn windows_and_counts_at_any_hour_match_the_series() {
+        let series: Vec<u32> = (0..400).map(|h| (h * 7919 % 13) as u32 + 1).collect();
+        let mut ring = HourlyRing::new();
+        for (h, &n) in series.iter().enumerate() {
+            ring.set(h as i64 + 1000, n);
+        }
+        // What the ring holds: the last week of the series, hours 1232 to 1399.
+        let held = |hour: i64| {
+            if (1232..=1399).contains(&hour) {
+                series[(hour - 1000) as usize]
+            } else {
+                0
+            }
+        };
+        for end in [
+            1100, 1231, 1232, 1300, 1398, 1399, 1400, 1500, 1566, 1567, 1600,
+        ] {
+            let want: Vec<u32> = (end - HISTORY_HOURS as i64 + 1..=end).map(held).collect();
+            assert_eq!(window(&ring, end), want, "window ending at {end}");
+            assert_eq!(ring.count(end), held(end), "count of {end}");
+            assert_eq!(
+                ring.closed_hours(end),
+                ClosedHours::of(&want[..HISTORY_HOURS - 1]),
+                "closed hours before {end}"
+            );
+        }
     }
 
     #[test]

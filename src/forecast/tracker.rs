@@ -4,13 +4,13 @@
 //! predicts the objects whose history changed, and every object when the clock enters a
 //! new hour (then every object's week has moved on by one hour).
 
-use std::collections::HashMap;
+use std::cell::Cell;
+
+use foldhash::HashMap;
 
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, HourHits, StoredPrediction, TrackedObject};
 
-use std::cell::Cell;
-
-use super::features::{HISTORY_HOURS, ObjectFacts, features_now};
+use super::features::{ClosedHours, HISTORY_HOURS, ObjectFacts, features_now_from};
 use super::history::HourlyRing;
 use super::{Model, object_facts};
 
@@ -21,37 +21,65 @@ const CHANGE_SLACK_MS: i64 = 60_000;
 /// After this long the state is loaded afresh, which also drops deleted objects.
 const RELOAD_AFTER_MS: i64 = 24 * HOUR_MS;
 
+/// A tracked object, as [`Tracker::observe_object`] returns it: a caller that feeds
+/// many counts (the simulator) passes this instead of the id, which saves a lookup of
+/// the id per count. It stays valid until the object is forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackedId(u32);
+
 #[derive(Debug)]
 struct Tracked {
+    id: Box<str>,
     tier: Box<str>,
     updated_at: i64,
     object: ObjectFacts,
     history: Option<HourlyRing>,
-    /// Needs a new prediction before the next full run; listed in `dirty_ids` while
-    /// set. A cell, so a run clears it while reading the map.
+    /// What the features need of the week before an hour, gathered at its first
+    /// prediction in that hour: within the hour only its own count changes.
+    closed: Cell<Option<(i64, ClosedHours)>>,
+    /// Needs a new prediction before the next full run; listed in `dirty` while set. A
+    /// cell, so a run clears it while reading the objects.
     dirty: Cell<bool>,
     /// The prediction last stored in the catalogue.
     saved: Option<f64>,
 }
 
 impl Tracked {
-    /// Its predicted accesses with `model` at `now_ms`; `window` is scratch space.
-    fn predict(&self, model: &Model, now_ms: i64, window: &mut [u32; HISTORY_HOURS]) -> f64 {
+    /// Its predicted accesses with `model` at `now_ms`.
+    fn predict(&self, model: &Model, now_ms: i64) -> f64 {
         let end_hour = now_ms.div_euclid(HOUR_MS);
-        match &self.history {
-            Some(ring) if !ring.is_quiet_at(end_hour) => {
-                ring.window(end_hour, window);
-                model.predict(&features_now(window, self.object, now_ms))
+        let ring = match &self.history {
+            Some(ring) if !ring.is_quiet_at(end_hour) => ring,
+            _ => {
+                return model.predict(&features_now_from(
+                    &ClosedHours::default(),
+                    0,
+                    self.object,
+                    now_ms,
+                ));
             }
-            _ => model.predict(&features_now(&mut [], self.object, now_ms)),
-        }
+        };
+        let closed = match self.closed.get() {
+            Some((hour, closed)) if hour == end_hour => closed,
+            _ => {
+                let closed = ring.closed_hours(end_hour);
+                self.closed.set(Some((end_hour, closed)));
+                closed
+            }
+        };
+        model.predict(&features_now_from(
+            &closed,
+            ring.count(end_hour),
+            self.object,
+            now_ms,
+        ))
     }
-}
 
-/// Marks `tracked`, the object `id`, for a new prediction in the next run.
-fn mark_dirty(tracked: &Tracked, id: &str, dirty_ids: &mut Vec<String>) {
-    if !tracked.dirty.replace(true) {
-        dirty_ids.push(id.to_string());
+    /// Marks it for a new prediction in the next run.
+    fn mark_dirty(&self, at: u32, dirty: &mut Vec<u32>) {
+        if !self.dirty.replace(true) {
+            dirty.push(at);
+        }
     }
 }
 
@@ -71,10 +99,15 @@ pub struct ObjectForecast<'a> {
 /// The forecaster's per-object state.
 #[derive(Debug)]
 pub struct Tracker {
-    objects: HashMap<String, Tracked>,
+    /// Object id to its place in `objects`.
+    index: HashMap<Box<str>, u32>,
+    /// Every object tracked since the last load; forgotten ones leave an empty place
+    /// (never reused, so a [`TrackedId`] never names another object; a reload drops
+    /// them).
+    objects: Vec<Option<Tracked>>,
     /// The objects marked dirty since the last run: a run between two full ones visits
     /// only these, not every tracked object.
-    dirty_ids: Vec<String>,
+    dirty: Vec<u32>,
     /// `updated_at` up to which object rows have been read.
     seen_until_ms: i64,
     loaded_at_ms: i64,
@@ -86,8 +119,9 @@ impl Tracker {
     /// No objects yet; `now_ms` counts as the time of the last full load.
     pub fn new(now_ms: i64) -> Tracker {
         Tracker {
-            objects: HashMap::new(),
-            dirty_ids: Vec::new(),
+            index: HashMap::default(),
+            objects: Vec::new(),
+            dirty: Vec::new(),
             seen_until_ms: i64::MIN,
             loaded_at_ms: now_ms,
             last_run: None,
@@ -141,67 +175,82 @@ impl Tracker {
     }
 
     /// Takes in an object row: new, or with its tier or content changed.
-    pub fn observe_object(&mut self, row: TrackedObject) {
+    pub fn observe_object(&mut self, row: TrackedObject) -> TrackedId {
         self.seen_until_ms = self.seen_until_ms.max(row.updated_at);
-        match self.objects.get_mut(&row.id) {
-            Some(tracked) => {
-                if *tracked.tier != *row.tier || tracked.updated_at != row.updated_at {
-                    tracked.tier = row.tier.into();
-                    tracked.updated_at = row.updated_at;
-                    tracked.object = object_facts(row.created_at, row.size_bytes);
-                    mark_dirty(tracked, &row.id, &mut self.dirty_ids);
-                }
+        if let Some(&at) = self.index.get(row.id.as_str())
+            && let Some(tracked) = self.objects[at as usize].as_mut()
+        {
+            if *tracked.tier != *row.tier || tracked.updated_at != row.updated_at {
+                tracked.tier = row.tier.into();
+                tracked.updated_at = row.updated_at;
+                tracked.object = object_facts(row.created_at, row.size_bytes);
+                tracked.mark_dirty(at, &mut self.dirty);
             }
-            None => {
-                self.dirty_ids.push(row.id.clone());
-                self.objects.insert(
-                    row.id,
-                    Tracked {
-                        tier: row.tier.into(),
-                        updated_at: row.updated_at,
-                        object: object_facts(row.created_at, row.size_bytes),
-                        history: None,
-                        dirty: Cell::new(true),
-                        saved: None,
-                    },
-                );
-            }
+            return TrackedId(at);
         }
+        let at = u32::try_from(self.objects.len()).expect("fewer than 2^32 objects");
+        let id: Box<str> = row.id.into();
+        self.index.insert(id.clone(), at);
+        self.objects.push(Some(Tracked {
+            id,
+            tier: row.tier.into(),
+            updated_at: row.updated_at,
+            object: object_facts(row.created_at, row.size_bytes),
+            history: None,
+            closed: Cell::new(None),
+            dirty: Cell::new(true),
+            saved: None,
+        }));
+        self.dirty.push(at);
+        TrackedId(at)
     }
 
     /// Takes in the count of one hour bucket of a tracked object. Counts of objects not
     /// tracked yet (created after the last object read) are skipped; the next run reads
     /// their hour again.
     pub fn observe_hour(&mut self, row: &HourHits) {
-        let hits = u32::try_from(row.hits).unwrap_or(u32::MAX);
-        self.observe_hits(&row.object_id, row.hour, hits);
+        if let Some(&at) = self.index.get(row.object_id.as_str()) {
+            let hits = u32::try_from(row.hits).unwrap_or(u32::MAX);
+            self.observe_hits(TrackedId(at), row.hour, hits);
+        }
     }
 
     /// Takes in `hits`, the count of `hour` of a tracked object so far (the simulator
     /// feeds its counts here, the service through [`Tracker::observe_hour`]).
-    pub fn observe_hits(&mut self, object_id: &str, hour: i64, hits: u32) {
-        if let Some(tracked) = self.objects.get_mut(object_id) {
-            tracked
-                .history
-                .get_or_insert_with(HourlyRing::new)
-                .set(hour, hits);
-            mark_dirty(tracked, object_id, &mut self.dirty_ids);
+    pub fn observe_hits(&mut self, object: TrackedId, hour: i64, hits: u32) {
+        let Some(Some(tracked)) = self.objects.get_mut(object.0 as usize) else {
+            return;
+        };
+        tracked
+            .history
+            .get_or_insert_with(HourlyRing::new)
+            .set(hour, hits);
+        if tracked
+            .closed
+            .get()
+            .is_some_and(|(end_hour, _)| hour < end_hour)
+        {
+            // An hour before the one it was gathered for changed.
+            tracked.closed.set(None);
         }
+        tracked.mark_dirty(object.0, &mut self.dirty);
     }
 
     /// Objects tracked.
     pub fn len(&self) -> usize {
-        self.objects.len()
+        self.index.len()
     }
 
     /// Whether no object is tracked.
     pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
+        self.index.is_empty()
     }
 
     /// Forgets an object that no longer exists.
     pub fn forget(&mut self, object_id: &str) {
-        self.objects.remove(object_id);
+        if let Some(at) = self.index.remove(object_id) {
+            self.objects[at as usize] = None;
+        }
     }
 
     /// Predicts with `model` as of `now_ms`: every object on the first run of an hour
@@ -214,35 +263,35 @@ impl Tracker {
             .is_some_and(|(_, version)| version != model.version)
         {
             // Stored predictions of another model are out of date.
-            for tracked in self.objects.values_mut() {
+            for tracked in self.objects.iter_mut().flatten() {
                 tracked.saved = None;
             }
         }
         self.last_run = Some((end_hour, model.version));
-        let dirty_ids = std::mem::take(&mut self.dirty_ids);
+        let dirty = std::mem::take(&mut self.dirty);
         let objects = &self.objects;
-        let selected: Box<dyn Iterator<Item = (&String, &Tracked)>> = if full {
+        let selected: Box<dyn Iterator<Item = &Tracked>> = if full {
             Box::new(
                 objects
                     .iter()
-                    .inspect(|(_, tracked)| tracked.dirty.set(false)),
+                    .flatten()
+                    .inspect(|tracked| tracked.dirty.set(false)),
             )
         } else {
-            // Clearing the mark on the way skips forgotten objects and ids listed twice.
+            // Clearing the mark on the way skips forgotten objects and ones listed twice.
             Box::new(
-                dirty_ids
+                dirty
                     .iter()
-                    .filter_map(|id| objects.get_key_value(id.as_str()))
-                    .filter(|(_, tracked)| tracked.dirty.replace(false)),
+                    .filter_map(|&at| objects[at as usize].as_ref())
+                    .filter(|tracked| tracked.dirty.replace(false)),
             )
         };
-        let mut window = [0u32; HISTORY_HOURS];
         selected
-            .map(|(id, tracked)| ObjectForecast {
-                object_id: id,
+            .map(|tracked| ObjectForecast {
+                object_id: &tracked.id,
                 tier: &tracked.tier,
                 updated_at: tracked.updated_at,
-                predicted: tracked.predict(model, now_ms, &mut window),
+                predicted: tracked.predict(model, now_ms),
             })
             .collect()
     }
@@ -254,7 +303,11 @@ impl Tracker {
     pub fn to_store(&mut self, made: Vec<StoredPrediction>) -> Vec<StoredPrediction> {
         made.into_iter()
             .filter(|p| {
-                let Some(tracked) = self.objects.get_mut(&p.object_id) else {
+                let Some(Some(tracked)) = self
+                    .index
+                    .get(p.object_id.as_str())
+                    .map(|&at| self.objects[at as usize].as_mut())
+                else {
                     return false;
                 };
                 let changed = tracked.saved.is_none_or(|saved| {
@@ -357,6 +410,50 @@ mod tests {
         assert_eq!(next_hour.len(), 2);
         tracker.forget("idle");
         assert_eq!(tracker.forecast(&model, now + 2 * HOUR_MS).len(), 1);
+    }
+
+    #[test]
+    fn predictions_follow_every_change_of_the_history_within_an_hour() {
+        // Each run's prediction must equal one made from the whole window afresh, also
+        // after the hour in progress grows and after a late count of an earlier hour.
+        let model = model();
+        let hour = 500_000;
+        let mut tracker = Tracker::new(hour * HOUR_MS);
+        let a = tracker.observe_object(object("a", "public", 1));
+        let mut counts: Vec<(i64, u32)> =
+            (hour - 40..hour).map(|h| (h, (h % 7) as u32 * 5)).collect();
+        for &(h, n) in &counts {
+            tracker.observe_hits(a, h, n);
+        }
+        let facts = object_facts(0, 1 << 20);
+        let afresh = |counts: &[(i64, u32)], now_ms: i64| {
+            let mut ring = HourlyRing::new();
+            for &(h, n) in counts {
+                ring.set(h, n);
+            }
+            let mut window = [0; HISTORY_HOURS];
+            ring.window(now_ms.div_euclid(HOUR_MS), &mut window);
+            model.predict(&super::super::features::features_now(
+                &mut window,
+                facts,
+                now_ms,
+            ))
+        };
+        let changes = [
+            (hour, 3),
+            (hour, 9),
+            (hour - 1, 80),
+            (hour - 30, 500),
+            (hour, 12),
+        ];
+        for (step, &(h, n)) in changes.iter().enumerate() {
+            tracker.observe_hits(a, h, n);
+            counts.push((h, n));
+            let now_ms = hour * HOUR_MS + 60_000 * (step as i64 + 1);
+            let run = tracker.forecast(&model, now_ms);
+            assert_eq!(run.len(), 1, "step {step}");
+            assert_eq!(run[0].predicted, afresh(&counts, now_ms), "step {step}");
+        }
     }
 
     #[test]

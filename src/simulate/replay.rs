@@ -17,13 +17,15 @@
 //! training), the mover's retries and verification reads, and the consumer's flush
 //! delay (events reach the detector at their own time).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 
 use crate::config::{Config, TierCosts};
 use crate::db::{HOUR_MS, MigrationReason, TrackedObject};
 use crate::detector::{Detector, Spike};
 use crate::forecast::trace::Access;
-use crate::forecast::{Model, Tracker};
+use crate::forecast::{Model, TrackedId, Tracker};
 use crate::policy::Policy;
 
 use super::reference::{Foresight, Lru, best_static};
@@ -129,7 +131,7 @@ pub(super) struct Objects {
 impl Objects {
     fn new(hot_level: Option<u32>) -> Objects {
         Objects {
-            index: HashMap::new(),
+            index: HashMap::default(),
             ids: Vec::new(),
             size: Vec::new(),
             created_ms: Vec::new(),
@@ -441,6 +443,8 @@ struct PolicySim {
     /// When the detector's earliest settling burst is due.
     next_due: Option<i64>,
     tracker: Option<Tracker>,
+    /// Each object's id in the tracker, when there is one.
+    tracked: Vec<TrackedId>,
     tier: Vec<u8>,
     moving: Vec<bool>,
     /// When the object's current hot episode started, while it is not hot-tier resident.
@@ -461,6 +465,7 @@ impl PolicySim {
                 .then(|| Detector::new(&config.detector, &context.policy.promotion_levels())),
             next_due: None,
             tracker: (kind.forecasts() && context.model.is_some()).then(|| Tracker::new(0)),
+            tracked: Vec::new(),
             tier: Vec::new(),
             moving: Vec::new(),
             waiting_hot: Vec::new(),
@@ -487,13 +492,13 @@ impl PolicySim {
         tier.settle(now, context.scored_from);
         tier.bytes += size;
         if let Some(tracker) = self.tracker.as_mut() {
-            tracker.observe_object(TrackedObject {
+            self.tracked.push(tracker.observe_object(TrackedObject {
                 id: objects.ids[o as usize].to_string(),
                 tier: context.tier_names[usize::from(rank)].clone(),
                 updated_at: now,
                 created_at: now,
                 size_bytes: size,
-            });
+            }));
         }
     }
 
@@ -592,7 +597,7 @@ impl PolicySim {
             return;
         };
         for &(o, hour, hits) in updates {
-            tracker.observe_hits(&objects.ids[o as usize], hour, hits);
+            tracker.observe_hits(self.tracked[o as usize], hour, hits);
         }
         let planned = context
             .policy
