@@ -326,6 +326,12 @@ pub struct S3Config {
     /// Path-style addressing, needed by MinIO and most self-hosted servers
     /// (`TIER_<NAME>_PATH_STYLE`, default true when an endpoint is set).
     pub path_style: bool,
+    /// Sign each upload's bytes (their SHA-256 in the request signature), which costs
+    /// a SHA-256 pass on both ends (`TIER_<NAME>_SIGN_PAYLOAD`). Default: true for a
+    /// plain `http://` endpoint, where the signature is what protects the bytes in
+    /// transit; false for `https://` and AWS, where TLS does (the AWS SDKs' convention).
+    /// Moves verify every copy by reading it back either way.
+    pub sign_payload: bool,
     /// Static keys; `None` uses the AWS default credential chain.
     pub credentials: Option<StaticCredentials>,
 }
@@ -881,6 +887,12 @@ impl Vars<'_> {
         Ok(BackendConfig::S3(S3Config {
             bucket: bucket.into(),
             path_style: self.parse_bool(&var("PATH_STYLE"), endpoint.is_some())?,
+            sign_payload: self.parse_bool(
+                &var("SIGN_PAYLOAD"),
+                endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+            )?,
             endpoint,
             region: self
                 .get(&var("REGION"))
@@ -1057,6 +1069,7 @@ mod tests {
         };
         assert_eq!(s3.bucket, "strata-public");
         assert!(s3.path_style, "a custom endpoint defaults to path-style");
+        assert!(s3.sign_payload, "plain http defaults to signed payloads");
         assert_eq!(s3.region, "us-east-1");
         assert_eq!(s3.credentials.as_ref().unwrap().access_key_id, "ak");
         assert!(
@@ -1076,6 +1089,31 @@ mod tests {
             err.to_string(),
             "invalid value \"four\" for S3_PART_CONCURRENCY: expected a whole number from 1 to 64"
         );
+    }
+
+    #[test]
+    fn payload_signing_defaults_to_what_protects_the_bytes_in_transit() {
+        let sign = |vars: &[(&str, &str)]| {
+            let mut all = vec![("TIER_PUBLIC_URL", "s3://strata-public")];
+            all.extend_from_slice(vars);
+            let config = parse(&all).unwrap();
+            match &config.tier("public").unwrap().backend {
+                BackendConfig::S3(s3) => s3.sign_payload,
+                other => panic!("expected an S3 backend, got {other:?}"),
+            }
+        };
+        assert!(!sign(&[]), "AWS: TLS protects the bytes");
+        assert!(!sign(&[("TIER_PUBLIC_ENDPOINT", "https://s3.example.com")]));
+        assert!(sign(&[("TIER_PUBLIC_ENDPOINT", "http://127.0.0.1:9000")]));
+        assert!(!sign(&[
+            ("TIER_PUBLIC_ENDPOINT", "http://127.0.0.1:9000"),
+            ("TIER_PUBLIC_SIGN_PAYLOAD", "false"),
+        ]));
+        assert!(sign(&[("TIER_PUBLIC_SIGN_PAYLOAD", "true")]));
+        assert!(matches!(
+            parse(&[("TIER_PUBLIC_URL", "s3://strata-public"), ("TIER_PUBLIC_SIGN_PAYLOAD", "maybe")]),
+            Err(ConfigError::Invalid { ref var, .. }) if var == "TIER_PUBLIC_SIGN_PAYLOAD"
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{PatternReader, pattern, s3_bucket_dir, s3_store};
+use common::{PatternReader, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier};
 use futures_util::StreamExt;
 use strata::config::{BackendConfig, TransferConfig};
 use strata::storage::{ByteRange, ContentHasher, StorageError, Store};
@@ -38,6 +38,26 @@ async fn s3_subject() -> Subject {
     Subject {
         store: s3_store("private").await,
         disk: s3_bucket_dir("private"),
+        _guard: None,
+    }
+}
+
+/// The S3 backend with unsigned payloads (`TIER_<NAME>_SIGN_PAYLOAD=false`): the server
+/// must take uploads whose bytes the signature does not cover.
+async fn s3_unsigned_subject() -> Subject {
+    let BackendConfig::S3(mut s3) = stack_tier("public").backend else {
+        panic!("the stack's public tier is not S3");
+    };
+    assert!(
+        s3.sign_payload,
+        "the stack's http endpoint signs by default"
+    );
+    s3.sign_payload = false;
+    Subject {
+        store: Store::open(&BackendConfig::S3(s3), stack_config().transfer)
+            .await
+            .unwrap(),
+        disk: s3_bucket_dir("public"),
         _guard: None,
     }
 }
@@ -231,6 +251,12 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $test() {
                 super::$test(super::s3_subject().await).await;
+            })*
+        }
+        mod s3_backend_unsigned {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::s3_unsigned_subject().await).await;
             })*
         }
     };

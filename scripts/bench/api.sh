@@ -4,7 +4,8 @@
 #   1. ingest: COUNT objects of 1 MiB (default 1000) by 16 concurrent uploads (one
 #      `curl --parallel --parallel-max 16` posting each file to `POST
 #      /api/v1/objects?key=…`, every answer checked to be 201) against `rclone copy --transfers 16` of the same files to the same S3 server
-#      (tier public); each side twice, alternating; prints MiB/s and the ratio;
+#      (tier public); three rounds, the sides taking turns to go first, each after
+#      dropping the clean page cache; prints MiB/s and the ratio;
 #   2. reads: `wrk -t2 -cCONNECTIONS -dDURATION --latency` on `GET /api/v1/objects/{id}`
 #      (default 64 connections, 20 s); prints requests/s, the latency distribution and
 #      the CPU each process used meanwhile.
@@ -160,22 +161,48 @@ ingest_config() { # run; the curl config posting every file, written before the 
         sep=$'next\n'
     done >"$WORK/curl-$1.conf"
 }
-echo "ingest: $COUNT objects of 1 MiB, $CLIENTS clients at once, tier public (s3s-fs on loopback)"
-for run in 1 2; do
-    ingest_config "$run"
+# Both sides write 1 GiB into the same s3s-fs, so the page cache grows by that much each
+# time. On this VM, writing into memory the guest has not touched since boot is far
+# slower than into pages freed before (perf: a third of s3s-fs's time in the kernel's
+# copy into new page-cache pages in the later rounds, none after dropping the caches),
+# and it hit whichever side wrote later. Each side therefore starts with the clean
+# caches dropped (when this user may), and the sides take turns going first.
+settle_memory() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then
+        echo 1 >/proc/sys/vm/drop_caches
+    fi
+}
+upload_strata() { # run
+    settle_memory
     strata=$(measure sh -c "curl -sS --parallel --parallel-max $CLIENTS \
-        -K '$WORK/curl-$run.conf' >'$WORK/codes-$run' 2>'$WORK/curl-errors-$run'")
-    created=$(grep -c '^201$' "$WORK/codes-$run" || true)
+        -K '$WORK/curl-$1.conf' >'$WORK/codes-$1' 2>'$WORK/curl-errors-$1'")
+    created=$(grep -c '^201$' "$WORK/codes-$1" || true)
     if [ "$created" != "$COUNT" ]; then
-        echo "ingest run $run: $created of $COUNT answers were 201:" >&2
-        sort "$WORK/codes-$run" | uniq -c >&2
-        sort "$WORK/curl-errors-$run" | uniq -c | head >&2
+        echo "ingest run $1: $created of $COUNT answers were 201:" >&2
+        sort "$WORK/codes-$1" | uniq -c >&2
+        sort "$WORK/curl-errors-$1" | uniq -c | head >&2
         tail -n 20 "$WORK/strata.log" >&2
         exit 1
     fi
-    rclone=$(measure rclone copy --transfers "$CLIENTS" "$WORK/files" "PUBLIC:strata-public/$PREFIX/$run")
-    listed=$(rclone lsf "PUBLIC:strata-public/$PREFIX/$run" 2>/dev/null | wc -l)
-    [ "$listed" = "$COUNT" ] || { echo "rclone run $run: $listed of $COUNT objects" >&2; exit 1; }
+}
+upload_rclone() { # run
+    settle_memory
+    rclone=$(measure rclone copy --transfers "$CLIENTS" "$WORK/files" "PUBLIC:strata-public/$PREFIX/$1")
+    listed=$(rclone lsf "PUBLIC:strata-public/$PREFIX/$1" 2>/dev/null | wc -l)
+    [ "$listed" = "$COUNT" ] || { echo "rclone run $1: $listed of $COUNT objects" >&2; exit 1; }
+}
+[ -w /proc/sys/vm/drop_caches ] || echo "(cannot drop the page cache here: later rounds may be skewed)" >&2
+echo "ingest: $COUNT objects of 1 MiB, $CLIENTS clients at once, tier public (s3s-fs on loopback)"
+for run in 1 2 3; do
+    ingest_config "$run"
+    if [ $((run % 2)) = 1 ]; then
+        upload_strata "$run"
+        upload_rclone "$run"
+    else
+        upload_rclone "$run"
+        upload_strata "$run"
+    fi
     python3 - "$run" "$COUNT" "$(field "$strata" wall)" "$(field "$rclone" wall)" <<'PY'
 import sys
 run, count, s, r = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])

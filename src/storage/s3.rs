@@ -47,6 +47,8 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     transfer: TransferConfig,
+    /// See [`S3Config::sign_payload`].
+    sign_payload: bool,
 }
 
 impl S3Store {
@@ -83,6 +85,7 @@ impl S3Store {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
             transfer,
+            sign_payload: config.sign_payload,
         }
     }
 
@@ -129,15 +132,19 @@ impl S3Store {
         let first = read_part(&mut body, part_size).await?;
         hasher.update(&first);
         if first.len() < part_size {
-            self.client
+            let request = self
+                .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type(content_type)
-                .body(SdkByteStream::from(first))
-                .send()
-                .await
-                .map_err(|e| self.error("putting", key, e))?;
+                .body(SdkByteStream::from(first));
+            let sent = if self.sign_payload {
+                request.send().await
+            } else {
+                request.customize().disable_payload_signing().send().await
+            };
+            sent.map_err(|e| self.error("putting", key, e))?;
             return Ok(hasher.finish());
         }
 
@@ -219,8 +226,13 @@ impl S3Store {
                 .upload_id(upload_id)
                 .part_number(number)
                 .body(SdkByteStream::from(part));
+            let sign_payload = self.sign_payload;
             in_flight.spawn(async move {
-                let out = request.send().await?;
+                let out = if sign_payload {
+                    request.send().await?
+                } else {
+                    request.customize().disable_payload_signing().send().await?
+                };
                 Ok::<_, SdkError<_, _>>(
                     CompletedPart::builder()
                         .part_number(number)
