@@ -67,6 +67,11 @@ cleanup() {
 trap cleanup EXIT
 "${PG[@]}" -c "CREATE DATABASE $DB"
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB RUST_LOG=warn
+# rclone sends its uploads unsigned (UNSIGNED-PAYLOAD) to this http endpoint; Strata's
+# default there is to sign them (a SHA-256 pass in Strata and another in s3s-fs). Both
+# sides do the same work with TIER_PUBLIC_SIGN_PAYLOAD=false; set it to true to measure
+# the default.
+export TIER_PUBLIC_SIGN_PAYLOAD=${TIER_PUBLIC_SIGN_PAYLOAD:-false}
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export LISTEN_ADDR=127.0.0.1:$PORT
 URL=http://127.0.0.1:$PORT
@@ -193,7 +198,7 @@ upload_rclone() { # run
     [ "$listed" = "$COUNT" ] || { echo "rclone run $1: $listed of $COUNT objects" >&2; exit 1; }
 }
 [ -w /proc/sys/vm/drop_caches ] || echo "(cannot drop the page cache here: later rounds may be skewed)" >&2
-echo "ingest: $COUNT objects of 1 MiB, $CLIENTS clients at once, tier public (s3s-fs on loopback)"
+echo "ingest: $COUNT objects of 1 MiB, $CLIENTS clients at once, tier public (s3s-fs on loopback), TIER_PUBLIC_SIGN_PAYLOAD=$TIER_PUBLIC_SIGN_PAYLOAD"
 for run in 1 2 3; do
     ingest_config "$run"
     if [ $((run % 2)) = 1 ]; then
