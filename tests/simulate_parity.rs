@@ -40,9 +40,13 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
     let topic = unique_name("parity");
     create_topic(&topic, 3).await;
     create_topic(&format!("{topic}.dlq"), 1).await;
-    // Both runs read these, on top of the stack's tiers and the defaults.
+    // Both runs read these, on top of the stack's tiers and the defaults. The service
+    // times a settling burst by the wall clock: the settle time must leave room for the
+    // consumer's batching on a loaded machine, or the "hot" burst (its 21st access
+    // starts the clock, its 101st comes 320 ms of trace later) is reported at the lower
+    // level before the rest of it is consumed. With 500 ms it once was, in CI.
     let settings = [
-        ("DETECTOR_SETTLE_MS", "500"),
+        ("DETECTOR_SETTLE_MS", "2000"),
         ("DETECTOR_WINDOW_SECS", "60"),
         ("DETECTOR_COOLDOWN_SECS", "300"),
         ("FORECAST_INTERVAL_SECS", "86400"),
@@ -59,8 +63,8 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
         .map(|i| server.ingest(&format!("scan/{i}"), "ten bytes!"))
         .collect();
 
-    // Trace time, relative: 150 accesses within 0.6 s (onprem, the level reached when
-    // it settles), 40 within 8 s (private), a trickle that stays below every level, a
+    // Trace time, relative: 150 accesses within 0.6 s (onprem, passing the highest
+    // level), 40 within 8 s (private), a trickle that stays below every level, a
     // backup scan, and an object that turns warm and then hot (private, then onprem
     // during the cool-down, as a higher level is still reported).
     let mut accesses: Vec<(i64, String)> = Vec::new();
