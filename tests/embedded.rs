@@ -7,24 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{EmbeddedServer, curl, eventually};
+use common::{EmbeddedServer, curl, eventually, ingest_at};
 use serde_json::Value;
 
 fn ingest(server: &EmbeddedServer, key: &str, body: &str) -> String {
-    let reply = curl(&[
-        "-X",
-        "POST",
-        "--data-binary",
-        body,
-        &server.url(&format!("/api/v1/objects?key={key}")),
-    ]);
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let object = reply.json();
+    let object = ingest_at(&server.base, key, body);
     assert_eq!(object["tier"], "public", "{object}");
     object["id"].as_str().unwrap().to_string()
 }

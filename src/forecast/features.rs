@@ -96,11 +96,6 @@ impl ClosedHours {
         }
     }
 
-    /// The count of the hour just before the last.
-    pub fn previous(&self) -> u32 {
-        self.previous
-    }
-
     /// Features at `end_ms`, the end of the last hour, which had `last_hour` accesses.
     ///
     /// Counts, age and size enter on a log scale (`ln(1 + n)`): they are heavy-tailed,

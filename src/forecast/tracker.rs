@@ -48,31 +48,22 @@ impl Tracked {
     /// Its predicted accesses with `model` at `now_ms`.
     fn predict(&self, model: &Model, now_ms: i64) -> f64 {
         let end_hour = now_ms.div_euclid(HOUR_MS);
-        let ring = match &self.history {
-            Some(ring) if !ring.is_quiet_at(end_hour) => ring,
-            _ => {
-                return model.predict(&features_now_from(
-                    &ClosedHours::default(),
-                    0,
-                    self.object,
-                    now_ms,
-                ));
+        // A week without accesses has nothing to gather: all counts are zero.
+        let (closed, counted) = match &self.history {
+            Some(ring) if !ring.is_quiet_at(end_hour) => {
+                let closed = match self.closed.get() {
+                    Some((hour, closed)) if hour == end_hour => closed,
+                    _ => {
+                        let closed = ring.closed_hours(end_hour);
+                        self.closed.set(Some((end_hour, closed)));
+                        closed
+                    }
+                };
+                (closed, ring.count(end_hour))
             }
+            _ => (ClosedHours::default(), 0),
         };
-        let closed = match self.closed.get() {
-            Some((hour, closed)) if hour == end_hour => closed,
-            _ => {
-                let closed = ring.closed_hours(end_hour);
-                self.closed.set(Some((end_hour, closed)));
-                closed
-            }
-        };
-        model.predict(&features_now_from(
-            &closed,
-            ring.count(end_hour),
-            self.object,
-            now_ms,
-        ))
+        model.predict(&features_now_from(&closed, counted, self.object, now_ms))
     }
 
     /// Marks it for a new prediction in the next run.

@@ -139,12 +139,13 @@ impl S3Store {
                 .key(key)
                 .content_type(content_type)
                 .body(SdkByteStream::from(first));
-            let sent = if self.sign_payload {
-                request.send().await
-            } else {
-                request.customize().disable_payload_signing().send().await
-            };
-            sent.map_err(|e| self.error("putting", key, e))?;
+            let mut put = request.customize();
+            if !self.sign_payload {
+                put = put.disable_payload_signing();
+            }
+            put.send()
+                .await
+                .map_err(|e| self.error("putting", key, e))?;
             return Ok(hasher.finish());
         }
 
@@ -228,11 +229,11 @@ impl S3Store {
                 .body(SdkByteStream::from(part));
             let sign_payload = self.sign_payload;
             in_flight.spawn(async move {
-                let out = if sign_payload {
-                    request.send().await?
-                } else {
-                    request.customize().disable_payload_signing().send().await?
-                };
+                let mut upload = request.customize();
+                if !sign_payload {
+                    upload = upload.disable_payload_signing();
+                }
+                let out = upload.send().await?;
                 Ok::<_, SdkError<_, _>>(
                     CompletedPart::builder()
                         .part_number(number)

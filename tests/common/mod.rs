@@ -603,6 +603,25 @@ pub fn http(method: &str, url: &str, json_body: Option<&str>) -> (u16, String) {
     (status.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// Ingests `body` under `key` over REST at the server at `base`, expecting 201; the new
+/// object as the server describes it.
+pub fn ingest_at(base: &str, key: &str, body: &str) -> serde_json::Value {
+    let reply = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        body,
+        &format!("{base}/api/v1/objects?key={key}"),
+    ]);
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
 /// A `strata serve` process on the local stack with its own topic, consumer group and
 /// working directory; killed when dropped.
 pub struct StrataServer {
@@ -677,20 +696,10 @@ impl StrataServer {
 
     /// Ingests `body` under `key` over REST; the new object's id.
     pub fn ingest(&self, key: &str, body: &str) -> String {
-        let reply = curl(&[
-            "-X",
-            "POST",
-            "--data-binary",
-            body,
-            &self.url(&format!("/api/v1/objects?key={key}")),
-        ]);
-        assert_eq!(
-            reply.status,
-            201,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        reply.json()["id"].as_str().unwrap().to_string()
+        ingest_at(&self.base, key, body)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// The value of one Prometheus sample, `name` including its labels.
