@@ -164,6 +164,11 @@ impl Metrics {
         self.events_consumed.load(Relaxed)
     }
 
+    /// Access events the consumer has read from the broker, counted or not yet.
+    pub fn events_read(&self) -> u64 {
+        self.events_read.load(Relaxed)
+    }
+
     /// Renders the counters in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let consumed = self.events_consumed.load(Relaxed);

@@ -6,10 +6,12 @@ mod common;
 use std::future::Future;
 
 use common::{TestDb, sqlite_catalogue};
+use sqlx::{AnyConnection, Connection};
 use strata::db::{
     AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, LocatedAccess,
     MINUTE_MS, MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject,
-    ObjectContent, ObjectFilter, PartitionAccesses, StartRefusal, new_id, now_ms,
+    ObjectContent, ObjectFilter, PartitionAccesses, StartRefusal, UPDATE_HEAVY_TABLES, new_id,
+    now_ms,
 };
 
 async fn on_postgres<F, Fut>(test: F)
@@ -811,6 +813,33 @@ async fn reopen_keeps_data(url: &str) {
 async fn postgres_reopen_keeps_data() {
     let db = TestDb::postgres().await;
     reopen_keeps_data(&db.url).await;
+    db.drop_db().await;
+}
+
+/// The tables the event consumer rewrites on every flush get room on each page for the
+/// new row versions; connecting again finds the setting and keeps it.
+#[tokio::test]
+async fn postgres_update_heavy_tables_leave_room_on_each_page() {
+    let db = TestDb::postgres().await;
+    for _ in 0..2 {
+        Catalogue::connect(&db.url).await.unwrap().close().await;
+    }
+    let mut conn = AnyConnection::connect(&db.url).await.unwrap();
+    for (table, fill_factor) in UPDATE_HEAVY_TABLES {
+        let options: Option<String> = sqlx::query_scalar(
+            "SELECT CAST(reloptions AS TEXT) FROM pg_class WHERE oid = CAST(CAST($1 AS TEXT) AS regclass)",
+        )
+        .bind(table)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            options.as_deref(),
+            Some(format!("{{fillfactor={fill_factor}}}").as_str()),
+            "{table}"
+        );
+    }
+    conn.close().await.unwrap();
     db.drop_db().await;
 }
 

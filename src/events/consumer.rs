@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -323,6 +324,12 @@ impl PipelineContext {
 
 impl Shared {
     /// Writes one batch; returns the partitions to read again because it was not stored.
+    ///
+    /// Each partition is written in its own transaction, all of them at once: a
+    /// partition's counts and its offset still commit together, which is all that
+    /// exactly-once needs, and the database works on them with several connections (a
+    /// batch touching every active object took the longest, and on one connection it
+    /// used one core).
     async fn flush(
         &self,
         batch: Vec<PartitionAccesses>,
@@ -330,46 +337,58 @@ impl Shared {
         unknown: u64,
     ) -> Vec<Rewind> {
         let started = Instant::now();
-        let rewind_all = |batch: &[PartitionAccesses]| {
-            batch
-                .iter()
-                .map(|p| (p.partition, p.from_offset))
-                .collect::<Vec<_>>()
-        };
         if let Err(e) = self.send_dead_letters(&dead).await {
             tracing::error!(error = %e, "cannot write to the dead-letter topic; the batch will be read again");
-            return rewind_all(&batch);
+            return batch.iter().map(|p| (p.partition, p.from_offset)).collect();
         }
-        let recorded = match self
-            .catalogue
-            .record_access(&self.settings.group_id, &self.settings.topic, &batch)
-            .await
-        {
-            Ok(recorded) => recorded,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot write access counts; the batch will be read again");
-                return rewind_all(&batch);
+        let writes = batch.iter().map(|part| {
+            self.catalogue.record_access(
+                &self.settings.group_id,
+                &self.settings.topic,
+                std::slice::from_ref(part),
+            )
+        });
+        let mut rewinds = Vec::new();
+        let mut counted = 0;
+        let mut unknown = unknown;
+        let mut resolved = Vec::new();
+        for (part, written) in batch.iter().zip(join_all(writes).await) {
+            match written {
+                Ok(recorded) => {
+                    counted += recorded.counted.iter().map(|c| c.hits as u64).sum::<u64>();
+                    unknown += recorded.unknown;
+                    resolved.extend(recorded.resolved);
+                    if !recorded.fenced.is_empty() {
+                        tracing::warn!(fenced = ?recorded.fenced, "another consumer moved this partition on; its batch was dropped");
+                    }
+                    rewinds.extend(recorded.fenced);
+                }
+                Err(e) => {
+                    tracing::error!(partition = part.partition, error = %e, "cannot write access counts; the partition's batch will be read again");
+                    rewinds.push((part.partition, part.from_offset));
+                }
             }
-        };
-        for dead in &dead {
+        }
+        // Dead letters of a partition read again are sent again and counted then.
+        for dead in dead
+            .iter()
+            .filter(|d| rewinds.iter().all(|r| r.0 != d.partition))
+        {
             self.metrics.record_dead_letter(dead.reason.code());
         }
-        let counted: u64 = recorded.counted.iter().map(|c| c.hits as u64).sum();
         tracing::debug!(
             partitions = ?batch.iter().map(|p| (p.partition, p.from_offset, p.to_offset)).collect::<Vec<_>>(),
             counted,
-            unknown = recorded.unknown + unknown,
+            unknown,
             dead_letters = dead.len(),
+            rewinds = rewinds.len(),
             took_ms = started.elapsed().as_millis() as u64,
             "batch written"
         );
         self.metrics
-            .record_flush(counted, recorded.unknown + unknown, started.elapsed());
-        if !recorded.fenced.is_empty() {
-            tracing::warn!(fenced = ?recorded.fenced, "another consumer moved these partitions on; their batch was dropped");
-        }
-        self.feed_detector(&recorded.resolved).await;
-        recorded.fenced
+            .record_flush(counted, unknown, started.elapsed());
+        self.feed_detector(&resolved).await;
+        rewinds
     }
 
     async fn send_dead_letters(&self, dead: &[DeadMessage]) -> KafkaResult<()> {
