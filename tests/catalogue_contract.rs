@@ -6,7 +6,7 @@ mod common;
 use std::future::Future;
 
 use common::{TestDb, sqlite_catalogue};
-use sqlx::{AnyConnection, Connection};
+use sqlx::{AnyConnection, Connection, Executor};
 use strata::db::{
     AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, LocatedAccess,
     MINUTE_MS, MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject,
@@ -767,6 +767,119 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
     assert_eq!(one.items.len(), 1);
 }
 
+/// Every way of reading hour buckets, for one object: the history, the forecaster's
+/// stream of hour rows, and the last-day window as of `now`.
+async fn hours_seen(c: &Catalogue, id: &str, now: i64) -> (Vec<(i64, i64)>, Vec<(i64, i64)>, i64) {
+    let history = c.access_history(id, HOUR_MS, 0, i64::MAX).await.unwrap();
+    let mut streamed = Vec::new();
+    c.for_each_hour_hits(0, |row| {
+        if row.object_id == id {
+            streamed.push((row.hour * HOUR_MS, row.hits));
+        }
+    })
+    .await
+    .unwrap();
+    let last_day = c.access_summary(id, now).await.unwrap().last_day;
+    (history, streamed, last_day)
+}
+
+/// Hour buckets read the same before a roll-up, after it, for minutes counted late
+/// (before the mark) and early (after it), and after a roll-up that has nothing to do.
+async fn hour_buckets_are_exact_around_roll_ups(c: Catalogue) {
+    let a = add_object(&c, "a", "public").await;
+    let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
+    let mut offset = 0;
+    let mut record = |at_ms: i64, hits: i64| {
+        offset += 1;
+        let batch = PartitionAccesses {
+            partition: 0,
+            from_offset: (offset > 1).then_some(offset - 1),
+            to_offset: offset,
+            counts: vec![AccessCount {
+                object_id: a.id.clone(),
+                at_ms,
+                hits,
+            }],
+            located: vec![],
+        };
+        let c = c.clone();
+        async move {
+            c.record_access("g", "t", &[batch]).await.unwrap();
+        }
+    };
+    let now = hour + HOUR_MS + 30 * MINUTE_MS;
+    record(hour + 1_000, 3).await;
+    record(hour + MINUTE_MS + 5, 4).await;
+    record(hour + HOUR_MS + 10, 1).await;
+    let expect = |first: i64, second: i64| {
+        (
+            vec![(hour, first), (hour + HOUR_MS, second)],
+            vec![(hour, first), (hour + HOUR_MS, second)],
+            first + second,
+        )
+    };
+    assert_eq!(
+        hours_seen(&c, &a.id, now).await,
+        expect(7, 1),
+        "minutes only"
+    );
+
+    let mark = c
+        .roll_up_hours(hour + HOUR_MS + MINUTE_MS + 1)
+        .await
+        .unwrap();
+    assert_eq!(mark, hour + HOUR_MS + MINUTE_MS);
+    assert_eq!(hours_seen(&c, &a.id, now).await, expect(7, 1), "rolled up");
+
+    record(hour + 2 * MINUTE_MS, 2).await;
+    assert_eq!(
+        hours_seen(&c, &a.id, now).await,
+        expect(9, 1),
+        "late minute"
+    );
+    record(hour + HOUR_MS + MINUTE_MS + 100, 5).await;
+    assert_eq!(
+        hours_seen(&c, &a.id, now).await,
+        expect(9, 6),
+        "minute after the mark"
+    );
+
+    assert_eq!(
+        c.roll_up_hours(hour + HOUR_MS + MINUTE_MS + 2)
+            .await
+            .unwrap(),
+        mark,
+        "nothing to roll up within the same minute"
+    );
+    assert_eq!(
+        hours_seen(&c, &a.id, now).await,
+        expect(9, 6),
+        "no-op roll-up"
+    );
+    assert_eq!(
+        c.roll_up_hours(hour + 3 * HOUR_MS).await.unwrap(),
+        hour + 3 * HOUR_MS
+    );
+    assert_eq!(
+        hours_seen(&c, &a.id, now).await,
+        expect(9, 6),
+        "second roll-up"
+    );
+    assert_eq!(
+        c.access_history(&a.id, MINUTE_MS, hour, hour + 2 * HOUR_MS)
+            .await
+            .unwrap(),
+        [
+            (hour, 3),
+            (hour + MINUTE_MS, 4),
+            (hour + 2 * MINUTE_MS, 2),
+            (hour + HOUR_MS, 1),
+            (hour + HOUR_MS + MINUTE_MS, 5)
+        ],
+        "minute buckets stay as counted"
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod postgres {
@@ -796,6 +909,7 @@ contract!(
     capacity_is_checked_when_a_copy_starts,
     concurrent_enqueues_admit_exactly_one,
     migrations_list_newest_first_with_filters,
+    hour_buckets_are_exact_around_roll_ups,
 );
 
 /// Connecting again re-runs the embedded migrations; they must find nothing to do and
@@ -840,6 +954,79 @@ async fn postgres_update_heavy_tables_leave_room_on_each_page() {
         );
     }
     conn.close().await.unwrap();
+    db.drop_db().await;
+}
+
+/// The hour rows themselves, straight from the table: `(bucket_start, hits)`.
+async fn stored_hour_rows(conn: &mut AnyConnection, id: &str) -> Vec<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT bucket_start, hits FROM access_buckets \
+         WHERE object_id = $1 AND resolution_ms = $2 ORDER BY bucket_start",
+    )
+    .bind(id)
+    .bind(HOUR_MS)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// A roll-up writes the hour rows (readers would be exact without it, so this looks at
+/// the table), and a catalogue that counted hour rows alongside minutes before it had a
+/// mark (no mark: NULL) starts rolling up after its last counted minute, adding none
+/// twice.
+#[tokio::test]
+async fn postgres_roll_up_writes_hour_rows_and_takes_over_from_no_mark() {
+    let db = TestDb::postgres().await;
+    let c = Catalogue::connect(&db.url).await.unwrap();
+    let mut conn = AnyConnection::connect(&db.url).await.unwrap();
+    let a = add_object(&c, "a", "public").await;
+    let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
+    let count = |at_ms, hits, from: Option<i64>| PartitionAccesses {
+        partition: 0,
+        from_offset: from,
+        to_offset: from.unwrap_or(0) + 1,
+        counts: vec![AccessCount {
+            object_id: a.id.clone(),
+            at_ms,
+            hits,
+        }],
+        located: vec![],
+    };
+
+    c.record_access("g", "t", &[count(hour + 10, 2, None)])
+        .await
+        .unwrap();
+    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [], "minutes only");
+    c.roll_up_hours(hour + 5 * MINUTE_MS).await.unwrap();
+    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 2)]);
+
+    // As before the roll-up table existed: hour rows counted with every minute.
+    conn.execute("UPDATE access_rollup SET rolled_before = NULL")
+        .await
+        .unwrap();
+    c.record_access("g", "t", &[count(hour + 10 * MINUTE_MS, 3, Some(1))])
+        .await
+        .unwrap();
+    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 5)]);
+    // The clock is behind the last counted minute: the mark goes after that minute.
+    let mark = c.roll_up_hours(hour + 5 * MINUTE_MS).await.unwrap();
+    assert_eq!(mark, hour + 11 * MINUTE_MS);
+    c.record_access("g", "t", &[count(hour + 11 * MINUTE_MS, 4, Some(2))])
+        .await
+        .unwrap();
+    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 5)]);
+    assert_eq!(
+        c.access_history(&a.id, HOUR_MS, 0, i64::MAX).await.unwrap(),
+        [(hour, 9)]
+    );
+    c.roll_up_hours(hour + HOUR_MS).await.unwrap();
+    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 9)]);
+    assert_eq!(
+        c.access_history(&a.id, HOUR_MS, 0, i64::MAX).await.unwrap(),
+        [(hour, 9)]
+    );
+    conn.close().await.unwrap();
+    c.close().await;
     db.drop_db().await;
 }
 

@@ -217,6 +217,15 @@ impl Catalogue {
             .into_iter()
             .collect();
 
+        // Minutes before the roll-up mark are in their hour rows already, so their hours
+        // are counted here too; later minutes get there by the next roll-up. The share
+        // lock makes a roll-up wait until this batch is committed (see `roll_up_hours`).
+        let mark: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT rolled_before FROM access_rollup WHERE id = 1 {}",
+            self.row_lock(RowLock::Share)
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
         // Merge rows that hit the same bucket: PostgreSQL refuses an upsert that touches
         // one row twice in a single statement.
         let mut buckets: BTreeMap<(&str, i64, i64), i64> = BTreeMap::new();
@@ -225,9 +234,13 @@ impl Catalogue {
                 outcome.unknown += c.hits as u64;
                 continue;
             }
-            for resolution in [MINUTE_MS, HOUR_MS] {
+            let minute = bucket_start(c.at_ms, MINUTE_MS);
+            *buckets
+                .entry((&c.object_id, MINUTE_MS, minute))
+                .or_default() += c.hits;
+            if mark.is_none_or(|mark| minute < mark) {
                 *buckets
-                    .entry((&c.object_id, resolution, bucket_start(c.at_ms, resolution)))
+                    .entry((&c.object_id, HOUR_MS, bucket_start(c.at_ms, HOUR_MS)))
                     .or_default() += c.hits;
             }
         }
@@ -255,6 +268,62 @@ impl Catalogue {
         counts.retain(|c| known.contains(&c.object_id));
         outcome.counted = counts;
         Ok(outcome)
+    }
+
+    /// Adds the minute buckets from the roll-up mark up to the start of the clock minute
+    /// of `now_ms` to their hour buckets and moves the mark there, in one transaction;
+    /// returns the mark. Nothing to do when the mark is there already. Minutes counted
+    /// later than that still reach their hour: a batch adds the hours of minutes before
+    /// the mark itself.
+    ///
+    /// The mark is taken with an exclusive lock, which waits for every batch holding it
+    /// shared to commit; the sums, read after that, see all their minutes, and batches
+    /// that start meanwhile wait and then see the new mark. Any process may call this at
+    /// any time; readers are exact whether it ran or not.
+    pub async fn roll_up_hours(&self, now_ms: i64) -> Result<i64> {
+        let until = bucket_start(now_ms, MINUTE_MS);
+        let mut tx = self.writes.begin().await?;
+        let mark: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT rolled_before FROM access_rollup WHERE id = 1 {}",
+            self.row_lock(RowLock::Exclusive)
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+        let next = match mark {
+            Some(mark) if mark >= until => return Ok(mark),
+            Some(mark) => {
+                sqlx::query(&format!(
+                    "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
+                     SELECT object_id, {HOUR_MS}, {HOUR_OF_MINUTE}, SUM(hits) FROM access_buckets \
+                     WHERE resolution_ms = {MINUTE_MS} AND bucket_start >= $1 AND bucket_start < $2 \
+                     GROUP BY object_id, {HOUR_OF_MINUTE} \
+                     ON CONFLICT (object_id, resolution_ms, bucket_start) \
+                     DO UPDATE SET hits = access_buckets.hits + excluded.hits"
+                ))
+                .bind(mark)
+                .bind(until)
+                .execute(&mut *tx)
+                .await?;
+                until
+            }
+            // No mark yet: every minute so far was counted in its hour as well. The mark
+            // goes after the last of them, so that none is added twice.
+            None => {
+                let last: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(bucket_start) FROM access_buckets WHERE resolution_ms = $1",
+                )
+                .bind(MINUTE_MS)
+                .fetch_one(&mut *tx)
+                .await?;
+                last.map_or(until, |last| until.max(last + MINUTE_MS))
+            }
+        };
+        sqlx::query("UPDATE access_rollup SET rolled_before = $1 WHERE id = 1")
+            .bind(next)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(next)
     }
 
     /// Stored offsets of `group_id` on `topic`, by partition.
@@ -316,8 +385,9 @@ impl Catalogue {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    /// Hit counts of one object in buckets of `resolution_ms` starting in
-    /// `[from_ms, to_ms)`, oldest first, as `(bucket_start, hits)`.
+    /// Hit counts of one object in buckets of `resolution_ms` ([`MINUTE_MS`] or
+    /// [`HOUR_MS`]) starting in `[from_ms, to_ms)`, oldest first, as
+    /// `(bucket_start, hits)`.
     pub async fn access_history(
         &self,
         object_id: &str,
@@ -325,17 +395,26 @@ impl Catalogue {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT bucket_start, hits FROM access_buckets \
-             WHERE object_id = $1 AND resolution_ms = $2 AND bucket_start >= $3 AND bucket_start < $4 \
-             ORDER BY bucket_start",
-        )
-        .bind(object_id)
-        .bind(resolution_ms)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.reads)
-        .await?;
+        let sql = if resolution_ms == HOUR_MS {
+            format!(
+                // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
+                "SELECT bucket_start, CAST(SUM(hits) AS BIGINT) AS hits FROM ({}) AS h \
+                 GROUP BY bucket_start ORDER BY bucket_start",
+                hour_buckets_sql("object_id = $1 AND bucket_start >= $2 AND bucket_start < $3")
+            )
+        } else {
+            format!(
+                "SELECT bucket_start, hits FROM access_buckets \
+                 WHERE object_id = $1 AND bucket_start >= $2 AND bucket_start < $3 \
+                 AND resolution_ms = {resolution_ms} ORDER BY bucket_start"
+            )
+        };
+        let rows = sqlx::query(&sql)
+            .bind(object_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.reads)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| Ok((r.try_get("bucket_start")?, r.try_get("hits")?)))
@@ -348,7 +427,52 @@ impl Catalogue {
     }
 }
 
+/// The start of the hour of a minute bucket's `bucket_start`, in SQL; rounds down also
+/// before the epoch (`%` keeps the dividend's sign in both backends).
+const HOUR_OF_MINUTE: &str = "(bucket_start - ((bucket_start % 3600000) + 3600000) % 3600000)";
+
+/// The roll-up mark in SQL, read in the same statement as the buckets so that both come
+/// from one snapshot; no mark reads as "every minute is in its hour row".
+const ROLLUP_MARK: &str =
+    "(SELECT COALESCE(rolled_before, 9223372036854775807) FROM access_rollup WHERE id = 1)";
+
+/// SQL for the hour buckets as readers must see them, as rows
+/// `(object_id, bucket_start, hits)`: the hour rows, and the minute rows not rolled up
+/// yet named by the start of their hour. One hour can come as several rows (minutes
+/// rolled up and minutes not yet); readers add them up. `filter` is a condition on
+/// `object_id` and `bucket_start` (an hour's start), applied to both parts.
+pub(super) fn hour_buckets_sql(filter: &str) -> String {
+    format!(
+        "SELECT object_id, bucket_start, hits FROM access_buckets \
+         WHERE resolution_ms = {HOUR_MS} AND {filter} \
+         UNION ALL \
+         SELECT object_id, bucket_start, hits FROM \
+           (SELECT object_id, {HOUR_OF_MINUTE} AS bucket_start, hits FROM access_buckets \
+            WHERE resolution_ms = {MINUTE_MS} AND bucket_start >= {ROLLUP_MARK}) AS m \
+         WHERE {filter}"
+    )
+}
+
+/// How [`Catalogue::row_lock`] locks the rows a statement reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RowLock {
+    /// Others may share it, nobody may take it exclusively.
+    Share,
+    /// Nobody else may lock it.
+    Exclusive,
+}
+
 impl Catalogue {
+    /// The clause that locks the rows a `SELECT` reads until the transaction ends. SQLite
+    /// has none and needs none: its one writer connection runs one transaction at a time.
+    pub(super) fn row_lock(&self, lock: RowLock) -> &'static str {
+        match (self.backend, lock) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, RowLock::Share) => "FOR SHARE",
+            (Backend::Postgres, RowLock::Exclusive) => "FOR UPDATE",
+        }
+    }
+
     /// A row source reading parameter `$1`, a JSON array of arrays, as columns `c0`,
     /// `c1`, … of the given SQL types. The only SQL here that differs by backend: each
     /// has its own JSON table function.

@@ -5,6 +5,7 @@
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
+use super::access::hour_buckets_sql;
 use super::{Catalogue, HOUR_MS, Result};
 
 /// Hits of one object in one hour bucket.
@@ -77,20 +78,34 @@ impl Catalogue {
         since_ms: i64,
         mut each: impl FnMut(HourHits),
     ) -> Result<()> {
-        let mut rows = sqlx::query(
-            "SELECT object_id, bucket_start, hits FROM access_buckets \
-             WHERE resolution_ms = $1 AND bucket_start >= $2 ORDER BY object_id, bucket_start",
-        )
-        .bind(HOUR_MS)
-        .bind(since_ms)
-        .fetch(&self.reads);
+        let sql = format!(
+            "SELECT object_id, bucket_start, hits FROM ({}) AS h ORDER BY object_id, bucket_start",
+            hour_buckets_sql("bucket_start >= $1")
+        );
+        let mut rows = sqlx::query(&sql).bind(since_ms).fetch(&self.reads);
+        // One hour can come as several rows (see `hour_buckets_sql`); they are adjacent.
+        let mut pending: Option<HourHits> = None;
         while let Some(row) = rows.try_next().await? {
-            let bucket_start: i64 = row.try_get("bucket_start")?;
-            each(HourHits {
-                object_id: row.try_get("object_id")?,
-                hour: bucket_start.div_euclid(HOUR_MS),
-                hits: row.try_get("hits")?,
-            });
+            let object_id: String = row.try_get("object_id")?;
+            let hour = row.try_get::<i64, _>("bucket_start")?.div_euclid(HOUR_MS);
+            let hits: i64 = row.try_get("hits")?;
+            match &mut pending {
+                Some(same) if same.hour == hour && same.object_id == object_id => {
+                    same.hits += hits;
+                }
+                _ => {
+                    if let Some(done) = pending.replace(HourHits {
+                        object_id,
+                        hour,
+                        hits,
+                    }) {
+                        each(done);
+                    }
+                }
+            }
+        }
+        if let Some(done) = pending {
+            each(done);
         }
         Ok(())
     }

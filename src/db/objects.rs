@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS};
+use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS, hour_buckets_sql};
 use super::forecast::StoredPrediction;
 use super::{Catalogue, CatalogueError, Page, Result, now_ms, page_limit};
 
@@ -73,20 +73,28 @@ pub struct ObjectView {
 /// are the window starts (minute, hour, day), so the caller's own parameters start at `$4`.
 /// Scalar subqueries on the bucket primary key keep this one round trip per page.
 fn object_view_select() -> String {
-    let window = |resolution: i64, since: &str| {
-        // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
+    // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
+    let minutes = |since: &str| {
         format!(
             "CAST(COALESCE((SELECT SUM(hits) FROM access_buckets b WHERE b.object_id = objects.id \
-             AND b.resolution_ms = {resolution} AND b.bucket_start > {since}), 0) AS BIGINT)"
+             AND b.resolution_ms = {MINUTE_MS} AND b.bucket_start > {since}), 0) AS BIGINT)"
+        )
+    };
+    let hours = |since: &str| {
+        format!(
+            "CAST(COALESCE((SELECT SUM(hits) FROM ({}) AS h), 0) AS BIGINT)",
+            hour_buckets_sql(&format!(
+                "object_id = objects.id AND bucket_start > {since}"
+            ))
         )
     };
     format!(
         "SELECT {OBJECT_COLUMNS}, {} AS last_minute, {} AS last_hour, {} AS last_day, \
          p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at \
          FROM objects LEFT JOIN predictions p ON p.object_id = objects.id",
-        window(MINUTE_MS, "$1"),
-        window(MINUTE_MS, "$2"),
-        window(HOUR_MS, "$3"),
+        minutes("$1"),
+        minutes("$2"),
+        hours("$3"),
     )
 }
 

@@ -16,6 +16,7 @@
 //! and reading resumes from the stored offset.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,8 @@ struct Shared {
     dlq: FutureProducer,
     handle: Handle,
     stop: CancellationToken,
+    /// Clock minute of the last roll-up of minute buckets into hour buckets.
+    rolled_up_minute: AtomicI64,
 }
 
 /// A message that goes to the dead-letter topic.
@@ -388,7 +391,31 @@ impl Shared {
         self.metrics
             .record_flush(counted, unknown, started.elapsed());
         self.feed_detector(&resolved).await;
+        self.roll_up_hours().await;
         rewinds
+    }
+
+    /// Rolls the minute buckets of past clock minutes up into their hour buckets, once
+    /// a minute (see [`Catalogue::roll_up_hours`]); a failure is retried after the next
+    /// batch, and readers are exact meanwhile.
+    async fn roll_up_hours(&self) {
+        let now = now_ms();
+        let minute = now.div_euclid(MINUTE_MS);
+        if self.rolled_up_minute.swap(minute, Ordering::Relaxed) == minute {
+            return;
+        }
+        let started = Instant::now();
+        match self.catalogue.roll_up_hours(now).await {
+            Ok(mark) => tracing::debug!(
+                mark,
+                took_ms = started.elapsed().as_millis() as u64,
+                "minute buckets rolled up into hour buckets"
+            ),
+            Err(e) => {
+                self.rolled_up_minute.store(i64::MIN, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot roll minute buckets up into hour buckets; trying again after the next batch");
+            }
+        }
     }
 
     async fn send_dead_letters(&self, dead: &[DeadMessage]) -> KafkaResult<()> {
@@ -495,6 +522,7 @@ pub async fn run(
         dlq,
         handle: Handle::current(),
         stop: stop.clone(),
+        rolled_up_minute: AtomicI64::new(i64::MIN),
     });
     let ticker = tokio::spawn(tick_detector(shared.clone()));
     let reader = shared.clone();
