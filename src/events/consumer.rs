@@ -145,6 +145,10 @@ struct LoopState {
     events_in_batch: usize,
     batch_started: Option<Instant>,
     flushing: Option<tokio::task::JoinHandle<Vec<Rewind>>>,
+    /// When the flush in flight started, and when the last one ended with how long it
+    /// took: while the consumer is behind, it writes at most half the time.
+    flush_started: Option<Instant>,
+    last_flush: Option<(Instant, Duration)>,
     /// Partitions to seek after a failed or fenced flush; done by the loop, outside `poll`.
     rewinds: Vec<Rewind>,
 }
@@ -267,6 +271,9 @@ impl PipelineContext {
     /// Waits for the flush in flight, if any, and records what must be read again.
     fn finish_flushing(&self, state: &mut LoopState) {
         if let Some(task) = state.flushing.take() {
+            if let Some(started) = state.flush_started.take() {
+                state.last_flush = Some((Instant::now(), started.elapsed()));
+            }
             match self.shared.handle.block_on(task) {
                 Ok(rewinds) => state.rewinds.extend(rewinds),
                 Err(e) => tracing::error!(error = %e, "flush task failed"),
@@ -317,6 +324,7 @@ impl PipelineContext {
             return;
         }
         let shared = self.shared.clone();
+        state.flush_started = Some(Instant::now());
         state.flushing = Some(
             self.shared
                 .handle
@@ -583,6 +591,7 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
     let mut last_lag = Instant::now();
     while !shared.stop.is_cancelled() {
         let message = consumer.poll(POLL_INTERVAL);
+        let caught_up = message.is_none();
         let context = consumer.context();
         let mut state = context.state.lock().expect("consumer state lock");
         match message {
@@ -635,7 +644,7 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
                     .is_some_and(|t| t.elapsed() >= settings.flush_interval)
                 || (state.events_in_batch == 0
                     && state.partitions.values().any(PartitionBatch::is_dirty));
-            if due {
+            if due && writer_rested(caught_up, state.last_flush, Instant::now()) {
                 context.start_flush(&mut state);
             }
         } else if state.pending_rows() >= settings.flush_max_events.saturating_mul(4) {
@@ -659,6 +668,15 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
     context.flush_everything(&mut context.state.lock().expect("consumer state lock"));
     consumer.unsubscribe();
     Ok(())
+}
+
+/// Whether a due batch may be written now, given whether the last poll found the
+/// consumer caught up and when the last write ended and how long it took. Behind the
+/// log, a write costs about the same however many events it carries (it touches every
+/// active object once), so the consumer reads on for as long as the last write took:
+/// half as many writes, each carrying twice the events. Caught up, it writes at once.
+fn writer_rested(caught_up: bool, last_flush: Option<(Instant, Duration)>, now: Instant) -> bool {
+    caught_up || last_flush.is_none_or(|(ended, took)| now.duration_since(ended) >= took)
 }
 
 /// Where to fetch from to read a partition from its stored offset (see
@@ -734,5 +752,24 @@ fn rewind(consumer: &BaseConsumer<PipelineContext>, state: &mut LoopState, topic
         } else {
             tracing::info!(partition, offset, "reading again from the stored offset");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behind_the_log_the_writer_rests_as_long_as_it_last_wrote() {
+        let ended = Instant::now();
+        let took = Duration::from_millis(800);
+        let at = |ms| ended + Duration::from_millis(ms);
+        assert!(writer_rested(false, None, ended), "first write");
+        assert!(!writer_rested(false, Some((ended, took)), at(799)));
+        assert!(writer_rested(false, Some((ended, took)), at(800)));
+        assert!(
+            writer_rested(true, Some((ended, took)), at(1)),
+            "caught up: at once"
+        );
     }
 }
