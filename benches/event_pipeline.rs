@@ -28,6 +28,7 @@ use strata::config::Config;
 use strata::db::{Catalogue, MigrationFilter, MigrationReason, now_ms};
 use strata::detector::{Detector, Spike};
 use strata::events::consumer::{self, ConsumerSettings};
+use strata::events::embedded::{self, EmbeddedBroker};
 use strata::metrics::Metrics;
 use strata::policy::{self, Policy};
 use tokio::sync::mpsc;
@@ -51,24 +52,46 @@ async fn main() -> anyhow::Result<()> {
             .context(what.to_string())
     };
     let config = Config::from_env()?;
-    let brokers = config
-        .events
-        .brokers
-        .clone()
-        .context("KAFKA_BROKERS must be set")?;
-    let bench = Bench::new(&config.database_url, &brokers).await?;
-    let result = match args.first().map(String::as_str) {
-        Some("consume") => {
+    let mode = args.first().map(String::as_str);
+    // `consume-embedded` runs on librdkafka's in-process mock cluster, the embedded
+    // broker, which is never the bottleneck: the rate is Strata's own ceiling.
+    let embedded = match mode {
+        Some("consume-embedded") => {
+            let scratch = Catalogue::connect("sqlite::memory:").await?;
+            Some(EmbeddedBroker::start(&config.events, &scratch).await?)
+        }
+        _ => None,
+    };
+    let brokers = match &embedded {
+        Some(broker) => broker.bootstrap_servers().to_string(),
+        None => config
+            .events
+            .brokers
+            .clone()
+            .context("KAFKA_BROKERS must be set")?,
+    };
+    // The mock cluster has no admin API: the embedded broker's own topics are used.
+    let (producer_settings, topic) = match &embedded {
+        Some(_) => (
+            embedded::PRODUCER_SETTINGS,
+            Some(config.events.access_topic.clone()),
+        ),
+        None => (&[][..], None),
+    };
+    let bench = Bench::new(&config.database_url, &brokers, producer_settings, topic).await?;
+    let result = match mode {
+        Some("consume" | "consume-embedded") => {
             bench
                 .consume(number(1, "EVENTS")?, number(2, "OBJECTS")?)
                 .await
         }
         Some("spikes") => bench.spikes(number(1, "BURSTS")?, number(2, "RATE")?).await,
         _ => Err(anyhow::anyhow!(
-            "usage: event_pipeline consume EVENTS OBJECTS | spikes BURSTS RATE"
+            "usage: event_pipeline consume EVENTS OBJECTS | consume-embedded EVENTS OBJECTS | spikes BURSTS RATE"
         )),
     };
     bench.finish().await?;
+    drop(embedded);
     println!("{}", result?);
     Ok(())
 }
@@ -78,11 +101,17 @@ struct Bench {
     admin_url: String,
     db_name: String,
     brokers: String,
+    producer_settings: &'static [(&'static str, &'static str)],
     topic: String,
 }
 
 impl Bench {
-    async fn new(admin_url: &str, brokers: &str) -> anyhow::Result<Bench> {
+    async fn new(
+        admin_url: &str,
+        brokers: &str,
+        producer_settings: &'static [(&'static str, &'static str)],
+        existing_topic: Option<String>,
+    ) -> anyhow::Result<Bench> {
         sqlx::any::install_default_drivers();
         let db_name = format!("strata_bench_{}", uuid::Uuid::now_v7().simple());
         let mut admin = AnyConnection::connect(admin_url).await?;
@@ -91,26 +120,20 @@ impl Bench {
             .await?;
         let base = admin_url.rsplit_once('/').context("database URL")?.0;
         let catalogue = Catalogue::connect(&format!("{base}/{db_name}")).await?;
-        let topic = format!("bench-{}", uuid::Uuid::now_v7().simple());
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .create()?;
-        for (name, partitions) in [(topic.clone(), 3), (format!("{topic}.dlq"), 1)] {
-            for result in admin
-                .create_topics(
-                    &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
-                    &AdminOptions::new(),
-                )
-                .await?
-            {
-                result.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+        let topic = match existing_topic {
+            Some(topic) => topic,
+            None => {
+                let topic = format!("bench-{}", uuid::Uuid::now_v7().simple());
+                create_topics(brokers, &topic).await?;
+                topic
             }
-        }
+        };
         Ok(Bench {
             catalogue,
             admin_url: admin_url.into(),
             db_name,
             brokers: brokers.into(),
+            producer_settings,
             topic,
         })
     }
@@ -138,11 +161,15 @@ impl Bench {
     }
 
     fn producer(&self) -> anyhow::Result<BaseProducer> {
-        Ok(ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &self.brokers)
             .set("linger.ms", "5")
-            .set("queue.buffering.max.messages", "1000000")
-            .create()?)
+            .set("queue.buffering.max.messages", "1000000");
+        for (key, value) in self.producer_settings {
+            config.set(*key, *value);
+        }
+        Ok(config.create()?)
     }
 
     fn consumer(&self) -> ConsumerSettings {
@@ -405,4 +432,23 @@ impl Bench {
             .await?;
         Ok(())
     }
+}
+
+/// Creates `topic` with 3 partitions and its dead-letter topic on `brokers`.
+async fn create_topics(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    for (name, partitions) in [(topic.to_string(), 3), (format!("{topic}.dlq"), 1)] {
+        for result in admin
+            .create_topics(
+                &[NewTopic::new(&name, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await?
+        {
+            result.map_err(|(t, e)| anyhow::anyhow!("creating topic {t}: {e}"))?;
+        }
+    }
+    Ok(())
 }

@@ -581,10 +581,6 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
             "session.timeout.ms",
             settings.session_timeout.as_millis().to_string(),
         )
-        .set(
-            "fetch.message.max.bytes",
-            (settings.max_event_bytes + 1024).to_string(),
-        )
         .create_with_context(context)?;
     consumer.subscribe(&[&settings.topic])?;
     tracing::info!(topic = %settings.topic, group = %settings.group_id, "consuming access events");
