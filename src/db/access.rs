@@ -90,9 +90,9 @@ pub struct LocatedAccess {
 /// What [`Catalogue::record_access`] wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordedAccess {
-    /// Counts of catalogue objects that were added, named by object id.
-    pub counted: Vec<AccessCount>,
-    /// The part of `counted` that came from [`LocatedAccess`]es, now named by object id.
+    /// Accesses of catalogue objects that were added.
+    pub counted_hits: u64,
+    /// The accesses that came as [`LocatedAccess`]es, now named by object id.
     pub resolved: Vec<AccessCount>,
     /// Accesses of objects the catalogue does not know; skipped.
     pub unknown: u64,
@@ -164,9 +164,7 @@ impl Catalogue {
             }
         }
 
-        let mut counts: Vec<AccessCount> = Vec::new();
         for part in &accepted {
-            counts.extend(part.counts.iter().filter(|c| c.hits > 0).cloned());
             for access in &part.located {
                 let id: Option<String> = sqlx::query_scalar(
                     "SELECT id FROM objects WHERE tier = $1 AND (location = $2 OR object_key = $2) \
@@ -187,7 +185,12 @@ impl Catalogue {
             }
         }
 
-        counts.extend(outcome.resolved.iter().cloned());
+        let counts: Vec<&AccessCount> = accepted
+            .iter()
+            .flat_map(|part| &part.counts)
+            .chain(&outcome.resolved)
+            .filter(|c| c.hits > 0)
+            .collect();
         // Totals per object first: they also tell which ids the catalogue knows.
         let mut objects: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for c in &counts {
@@ -265,8 +268,11 @@ impl Catalogue {
                 .await?;
         }
         tx.commit().await?;
-        counts.retain(|c| known.contains(&c.object_id));
-        outcome.counted = counts;
+        outcome.counted_hits = counts
+            .iter()
+            .filter(|c| known.contains(&c.object_id))
+            .map(|c| c.hits as u64)
+            .sum();
         Ok(outcome)
     }
 

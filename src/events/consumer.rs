@@ -366,7 +366,7 @@ impl Shared {
         for (part, written) in batch.iter().zip(join_all(writes).await) {
             match written {
                 Ok(recorded) => {
-                    counted += recorded.counted.iter().map(|c| c.hits as u64).sum::<u64>();
+                    counted += recorded.counted_hits;
                     unknown += recorded.unknown;
                     resolved.extend(recorded.resolved);
                     if !recorded.fenced.is_empty() {
@@ -588,6 +588,8 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
     while !shared.stop.is_cancelled() {
         let message = consumer.poll(POLL_INTERVAL);
         let caught_up = message.is_none();
+        // One monotonic clock reading per message serves every interval check below.
+        let tick = Instant::now();
         let context = consumer.context();
         let mut state = context.state.lock().expect("consumer state lock");
         match message {
@@ -627,7 +629,7 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
                     }
                 }
                 state.events_in_batch += 1;
-                state.batch_started.get_or_insert_with(Instant::now);
+                state.batch_started.get_or_insert(tick);
             }
         }
         let flush_in_flight = state.flushing.as_ref().is_some_and(|t| !t.is_finished());
@@ -637,10 +639,10 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
             let due = state.events_in_batch >= settings.flush_max_events
                 || state
                     .batch_started
-                    .is_some_and(|t| t.elapsed() >= settings.flush_interval)
+                    .is_some_and(|t| tick.duration_since(t) >= settings.flush_interval)
                 || (state.events_in_batch == 0
                     && state.partitions.values().any(PartitionBatch::is_dirty));
-            if due && writer_rested(caught_up, state.last_flush, Instant::now()) {
+            if due && writer_rested(caught_up, state.last_flush, tick) {
                 context.start_flush(&mut state);
             }
         } else if state.pending_rows() >= settings.flush_max_events.saturating_mul(4) {
@@ -649,14 +651,14 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
             // row; only rows the batch would have to write are bounded.
             context.finish_flushing(&mut state);
         }
-        if last_lag.elapsed() >= Duration::from_secs(1) {
+        if tick.duration_since(last_lag) >= Duration::from_secs(1) {
             let lag = state
                 .partitions
                 .iter()
                 .filter_map(|(p, b)| b.high_watermark.map(|hw| (*p, (hw - b.next).max(0))))
                 .collect();
             shared.metrics.set_lag(lag);
-            last_lag = Instant::now();
+            last_lag = tick;
         }
     }
     tracing::info!("stopping the consumer; writing the last counts");
