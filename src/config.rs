@@ -134,7 +134,9 @@ pub struct EventsConfig {
     pub dlq_topic: String,
     /// Consumer group shared by every `strata serve` of one deployment (`KAFKA_GROUP_ID`).
     pub group_id: String,
-    /// Longest time counted events wait in memory before they are written (`EVENTS_FLUSH_MS`).
+    /// Longest time counted events wait in memory before they are written, while the
+    /// consumer is caught up (`EVENTS_FLUSH_MS`); behind the log it waits as long as the
+    /// last write took.
     pub flush_interval: Duration,
     /// Events after which a batch is written even before the interval; four times this
     /// is the most rows (distinct objects and minutes) a batch gathers while the previous
