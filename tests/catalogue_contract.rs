@@ -767,6 +767,22 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
     assert_eq!(one.items.len(), 1);
 }
 
+/// Batch `n` (from 0) of `partition`: one message, counting `hits` of `object_id` at
+/// `at_ms`.
+fn nth_batch(partition: i32, n: i64, object_id: &str, at_ms: i64, hits: i64) -> PartitionAccesses {
+    PartitionAccesses {
+        partition,
+        from_offset: (n > 0).then_some(n),
+        to_offset: n + 1,
+        counts: vec![AccessCount {
+            object_id: object_id.into(),
+            at_ms,
+            hits,
+        }],
+        located: vec![],
+    }
+}
+
 /// Every way of reading hour buckets, for one object: the history, the forecaster's
 /// stream of hour rows, and the last-day window as of `now`.
 async fn hours_seen(c: &Catalogue, id: &str, now: i64) -> (Vec<(i64, i64)>, Vec<(i64, i64)>, i64) {
@@ -788,20 +804,10 @@ async fn hours_seen(c: &Catalogue, id: &str, now: i64) -> (Vec<(i64, i64)>, Vec<
 async fn hour_buckets_are_exact_around_roll_ups(c: Catalogue) {
     let a = add_object(&c, "a", "public").await;
     let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
-    let mut offset = 0;
+    let mut batches = 0;
     let mut record = |at_ms: i64, hits: i64| {
-        offset += 1;
-        let batch = PartitionAccesses {
-            partition: 0,
-            from_offset: (offset > 1).then_some(offset - 1),
-            to_offset: offset,
-            counts: vec![AccessCount {
-                object_id: a.id.clone(),
-                at_ms,
-                hits,
-            }],
-            located: vec![],
-        };
+        let batch = nth_batch(0, batches, &a.id, at_ms, hits);
+        batches += 1;
         let c = c.clone();
         async move {
             c.record_access("g", "t", &[batch]).await.unwrap();
@@ -981,19 +987,9 @@ async fn postgres_roll_up_writes_hour_rows_and_takes_over_from_no_mark() {
     let mut conn = AnyConnection::connect(&db.url).await.unwrap();
     let a = add_object(&c, "a", "public").await;
     let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
-    let count = |at_ms, hits, from: Option<i64>| PartitionAccesses {
-        partition: 0,
-        from_offset: from,
-        to_offset: from.unwrap_or(0) + 1,
-        counts: vec![AccessCount {
-            object_id: a.id.clone(),
-            at_ms,
-            hits,
-        }],
-        located: vec![],
-    };
+    let count = |n, at_ms, hits| nth_batch(0, n, &a.id, at_ms, hits);
 
-    c.record_access("g", "t", &[count(hour + 10, 2, None)])
+    c.record_access("g", "t", &[count(0, hour + 10, 2)])
         .await
         .unwrap();
     assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [], "minutes only");
@@ -1004,14 +1000,14 @@ async fn postgres_roll_up_writes_hour_rows_and_takes_over_from_no_mark() {
     conn.execute("UPDATE access_rollup SET rolled_before = NULL")
         .await
         .unwrap();
-    c.record_access("g", "t", &[count(hour + 10 * MINUTE_MS, 3, Some(1))])
+    c.record_access("g", "t", &[count(1, hour + 10 * MINUTE_MS, 3)])
         .await
         .unwrap();
     assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 5)]);
     // The clock is behind the last counted minute: the mark goes after that minute.
     let mark = c.roll_up_hours(hour + 5 * MINUTE_MS).await.unwrap();
     assert_eq!(mark, hour + 11 * MINUTE_MS);
-    c.record_access("g", "t", &[count(hour + 11 * MINUTE_MS, 4, Some(2))])
+    c.record_access("g", "t", &[count(2, hour + 11 * MINUTE_MS, 4)])
         .await
         .unwrap();
     assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 5)]);
@@ -1051,17 +1047,7 @@ async fn postgres_roll_ups_racing_batches_lose_no_hit() {
         let id = id.clone();
         async move {
             for i in 0..BATCHES {
-                let batch = PartitionAccesses {
-                    partition: p as i32,
-                    from_offset: (i > 0).then_some(i),
-                    to_offset: i + 1,
-                    counts: vec![AccessCount {
-                        object_id: id.clone(),
-                        at_ms: at(i),
-                        hits: 1,
-                    }],
-                    located: vec![],
-                };
+                let batch = nth_batch(p as i32, i, &id, at(i), 1);
                 let recorded = c.record_access("g", "t", &[batch]).await.unwrap();
                 assert_eq!(recorded.counted_hits, 1);
             }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use sqlx::Row;
 
-use super::{Backend, Catalogue, Result, now_ms};
+use super::{Backend, Catalogue, Result, RowLock, now_ms};
 
 /// Length of a minute bucket.
 pub const MINUTE_MS: i64 = 60_000;
@@ -223,12 +223,7 @@ impl Catalogue {
         // Minutes before the roll-up mark are in their hour rows already, so their hours
         // are counted here too; later minutes get there by the next roll-up. The share
         // lock makes a roll-up wait until this batch is committed (see `roll_up_hours`).
-        let mark: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT rolled_before FROM access_rollup WHERE id = 1 {}",
-            self.row_lock(RowLock::Share)
-        ))
-        .fetch_one(&mut *tx)
-        .await?;
+        let mark = self.rollup_mark(&mut tx, RowLock::Share).await?;
         // Merge rows that hit the same bucket: PostgreSQL refuses an upsert that touches
         // one row twice in a single statement.
         let mut buckets: BTreeMap<(&str, i64, i64), i64> = BTreeMap::new();
@@ -289,12 +284,7 @@ impl Catalogue {
     pub async fn roll_up_hours(&self, now_ms: i64) -> Result<i64> {
         let until = bucket_start(now_ms, MINUTE_MS);
         let mut tx = self.writes.begin().await?;
-        let mark: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT rolled_before FROM access_rollup WHERE id = 1 {}",
-            self.row_lock(RowLock::Exclusive)
-        ))
-        .fetch_one(&mut *tx)
-        .await?;
+        let mark = self.rollup_mark(&mut tx, RowLock::Exclusive).await?;
         let next = match mark {
             Some(mark) if mark >= until => return Ok(mark),
             Some(mark) => {
@@ -330,6 +320,21 @@ impl Catalogue {
             .await?;
         tx.commit().await?;
         Ok(next)
+    }
+
+    /// The roll-up mark (see [`Catalogue::roll_up_hours`]), locked with `lock` until
+    /// `tx` ends.
+    async fn rollup_mark(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        lock: RowLock,
+    ) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT rolled_before FROM access_rollup WHERE id = 1 {}",
+            self.row_lock(lock)
+        ))
+        .fetch_one(&mut **tx)
+        .await?)
     }
 
     /// Stored offsets of `group_id` on `topic`, by partition.
@@ -459,29 +464,9 @@ pub(super) fn hour_buckets_sql(filter: &str) -> String {
     )
 }
 
-/// How [`Catalogue::row_lock`] locks the rows a statement reads.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum RowLock {
-    /// Others may share it, nobody may take it exclusively.
-    Share,
-    /// Nobody else may lock it.
-    Exclusive,
-}
-
 impl Catalogue {
-    /// The clause that locks the rows a `SELECT` reads until the transaction ends. SQLite
-    /// has none and needs none: its one writer connection runs one transaction at a time.
-    pub(super) fn row_lock(&self, lock: RowLock) -> &'static str {
-        match (self.backend, lock) {
-            (Backend::Sqlite, _) => "",
-            (Backend::Postgres, RowLock::Share) => "FOR SHARE",
-            (Backend::Postgres, RowLock::Exclusive) => "FOR UPDATE",
-        }
-    }
-
     /// A row source reading parameter `$1`, a JSON array of arrays, as columns `c0`,
-    /// `c1`, … of the given SQL types. The only SQL here that differs by backend: each
-    /// has its own JSON table function.
+    /// `c1`, … of the given SQL types; each backend has its own JSON table function.
     pub(super) fn json_rows(&self, types: &[&str]) -> String {
         let columns: Vec<String> = types
             .iter()

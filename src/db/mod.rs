@@ -104,6 +104,17 @@ pub enum Backend {
     Sqlite,
 }
 
+/// How [`Catalogue::row_lock`] locks the rows a statement reads.
+#[derive(Debug, Clone, Copy)]
+enum RowLock {
+    /// Others may share it, nobody may take it exclusively.
+    Share,
+    /// Nobody else may lock it.
+    Exclusive,
+    /// Like `Exclusive`, but rows another transaction has locked are passed over.
+    ExclusiveSkippingLocked,
+}
+
 /// Handle to the catalogue database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
@@ -205,6 +216,17 @@ impl Catalogue {
             }
         }
         Ok(())
+    }
+
+    /// The clause that locks the rows a `SELECT` reads until the transaction ends. SQLite
+    /// has none and needs none: its one writer connection runs one transaction at a time.
+    fn row_lock(&self, lock: RowLock) -> &'static str {
+        match (self.backend, lock) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, RowLock::Share) => "FOR SHARE",
+            (Backend::Postgres, RowLock::Exclusive) => "FOR UPDATE",
+            (Backend::Postgres, RowLock::ExclusiveSkippingLocked) => "FOR UPDATE SKIP LOCKED",
+        }
     }
 
     /// The database engine in use.

@@ -8,7 +8,7 @@
 use sqlx::Any;
 
 use super::migrations::MIGRATION_COLUMNS;
-use super::{Backend, Catalogue, CatalogueError, MigrationRecord, Result, now_ms};
+use super::{Backend, Catalogue, CatalogueError, MigrationRecord, Result, RowLock, now_ms};
 
 /// Why [`Catalogue::start_copy`] refused to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +49,7 @@ impl Catalogue {
         worker: &str,
         lease_ms: i64,
     ) -> Result<Option<MigrationRecord>> {
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        let lock = self.row_lock(RowLock::ExclusiveSkippingLocked);
         let sql = format!(
             "UPDATE migrations SET status = 'copying', attempts = attempts + 1, bytes_copied = 0, \
                claimed_by = $1, lease_until = $2 + $3, \
