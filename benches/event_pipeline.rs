@@ -54,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let mode = args.first().map(String::as_str);
     // `consume-embedded` runs on librdkafka's in-process mock cluster, the embedded
-    // broker, which is never the bottleneck: the rate is Strata's own ceiling.
+    // broker, so the broker is not what limits the rate. The mock has no admin API: the
+    // embedded broker's own topic is used.
     let embedded = match mode {
         Some("consume-embedded") => {
             let scratch = Catalogue::connect("sqlite::memory:").await?;
@@ -62,21 +63,21 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let brokers = match &embedded {
-        Some(broker) => broker.bootstrap_servers().to_string(),
-        None => config
-            .events
-            .brokers
-            .clone()
-            .context("KAFKA_BROKERS must be set")?,
-    };
-    // The mock cluster has no admin API: the embedded broker's own topics are used.
-    let (producer_settings, topic) = match &embedded {
-        Some(_) => (
+    let (brokers, producer_settings, topic) = match &embedded {
+        Some(broker) => (
+            broker.bootstrap_servers().to_string(),
             embedded::PRODUCER_SETTINGS,
             Some(config.events.access_topic.clone()),
         ),
-        None => (&[][..], None),
+        None => (
+            config
+                .events
+                .brokers
+                .clone()
+                .context("KAFKA_BROKERS must be set")?,
+            &[][..],
+            None,
+        ),
     };
     let bench = Bench::new(&config.database_url, &brokers, producer_settings, topic).await?;
     let result = match mode {

@@ -144,10 +144,10 @@ struct LoopState {
     partitions: BTreeMap<i32, PartitionBatch>,
     events_in_batch: usize,
     batch_started: Option<Instant>,
-    flushing: Option<tokio::task::JoinHandle<Vec<Rewind>>>,
-    /// When the flush in flight started, and when the last one ended with how long it
-    /// took: while the consumer is behind, it writes at most half the time.
-    flush_started: Option<Instant>,
+    /// The flush in flight and when it started.
+    flushing: Option<(tokio::task::JoinHandle<Vec<Rewind>>, Instant)>,
+    /// When the last flush ended and how long it took: while the consumer is behind, it
+    /// writes at most half the time.
     last_flush: Option<(Instant, Duration)>,
     /// Partitions to seek after a failed or fenced flush; done by the loop, outside `poll`.
     rewinds: Vec<Rewind>,
@@ -270,14 +270,12 @@ impl PipelineContext {
 
     /// Waits for the flush in flight, if any, and records what must be read again.
     fn finish_flushing(&self, state: &mut LoopState) {
-        if let Some(task) = state.flushing.take() {
-            if let Some(started) = state.flush_started.take() {
-                state.last_flush = Some((Instant::now(), started.elapsed()));
-            }
+        if let Some((task, started)) = state.flushing.take() {
             match self.shared.handle.block_on(task) {
                 Ok(rewinds) => state.rewinds.extend(rewinds),
                 Err(e) => tracing::error!(error = %e, "flush task failed"),
             }
+            state.last_flush = Some((Instant::now(), started.elapsed()));
         }
     }
 
@@ -324,12 +322,12 @@ impl PipelineContext {
             return;
         }
         let shared = self.shared.clone();
-        state.flush_started = Some(Instant::now());
-        state.flushing = Some(
+        state.flushing = Some((
             self.shared
                 .handle
                 .spawn(async move { shared.flush(batch, dead, unknown).await }),
-        );
+            Instant::now(),
+        ));
     }
 }
 
@@ -632,7 +630,10 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
                 state.batch_started.get_or_insert(tick);
             }
         }
-        let flush_in_flight = state.flushing.as_ref().is_some_and(|t| !t.is_finished());
+        let flush_in_flight = state
+            .flushing
+            .as_ref()
+            .is_some_and(|(t, _)| !t.is_finished());
         if !flush_in_flight {
             context.finish_flushing(&mut state);
             rewind(&consumer, &mut state, &settings.topic);
