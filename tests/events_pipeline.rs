@@ -15,7 +15,7 @@ use common::{
 };
 use serde_json::json;
 use strata::config::{Config, DetectorConfig};
-use strata::db::{Catalogue, MINUTE_MS, MigrationFilter, MigrationReason, now_ms};
+use strata::db::{Catalogue, HOUR_MS, MINUTE_MS, MigrationFilter, MigrationReason, now_ms};
 use strata::detector::Detector;
 use strata::events::consumer::{self, ConsumerSettings};
 use strata::metrics::Metrics;
@@ -167,6 +167,68 @@ async fn events_from_an_independent_client_are_counted_exactly() {
         page.contains("strata_events_unknown_object_total 3\n"),
         "{page}"
     );
+    rig.finish().await;
+}
+
+/// Hour rows the catalogue stores for `object_id` (minute rows not rolled up yet are not
+/// among them).
+async fn stored_hour_rows(rig: &PipelineRig, object_id: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(&rig.db.url).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM access_buckets WHERE object_id = $1 AND resolution_ms = $2",
+    )
+    .bind(object_id)
+    .bind(HOUR_MS)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_a_few_minutes_old_are_written_once() {
+    // A consumer catching up on a backlog reads events minutes old. Had their minutes
+    // been rolled up into hours already, each batch would write every count twice (its
+    // minute and its hour); the roll-up stays far enough behind that it has not.
+    let rig = PipelineRig::start(1, HashMap::new()).await;
+    let object = catalogue_object(&rig.catalogue, "late", "public").await;
+    let now = now_ms();
+    // The first batch is followed by a roll-up.
+    produce_independently(
+        &rig.topic,
+        &[json!({"key": object.id, "value": event(&object.id, json!(now)), "repeat": 3})],
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the first events counted",
+        || async { rig.metrics.events_consumed() >= 3 },
+    )
+    .await;
+    let two_minutes_ago = now - 2 * MINUTE_MS;
+    produce_independently(
+        &rig.topic,
+        &[
+            json!({"key": object.id, "value": event(&object.id, json!(two_minutes_ago)), "repeat": 4}),
+        ],
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the late events counted",
+        || async { rig.metrics.events_consumed() >= 7 },
+    )
+    .await;
+    assert_eq!(rig.total(&object.id).await, 7);
+    assert_eq!(stored_hour_rows(&rig, &object.id).await, 0);
+    // Readers still see every access in its hour.
+    let hours: i64 = rig
+        .catalogue
+        .access_history(&object.id, HOUR_MS, 0, i64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, hits)| hits)
+        .sum();
+    assert_eq!(hours, 7);
     rig.finish().await;
 }
 

@@ -272,7 +272,7 @@ impl Catalogue {
     }
 
     /// Adds the minute buckets from the roll-up mark up to the start of the clock minute
-    /// of `now_ms` to their hour buckets and moves the mark there, in one transaction;
+    /// of `until_ms` to their hour buckets and moves the mark there, in one transaction;
     /// returns the mark. Nothing to do when the mark is there already. Minutes counted
     /// later than that still reach their hour: a batch adds the hours of minutes before
     /// the mark itself.
@@ -281,8 +281,8 @@ impl Catalogue {
     /// shared to commit; the sums, read after that, see all their minutes, and batches
     /// that start meanwhile wait and then see the new mark. Any process may call this at
     /// any time; readers are exact whether it ran or not.
-    pub async fn roll_up_hours(&self, now_ms: i64) -> Result<i64> {
-        let until = bucket_start(now_ms, MINUTE_MS);
+    pub async fn roll_up_hours(&self, until_ms: i64) -> Result<i64> {
+        let until = bucket_start(until_ms, MINUTE_MS);
         let mut tx = self.writes.begin().await?;
         let mark = self.rollup_mark(&mut tx, RowLock::Exclusive).await?;
         let next = match mark {

@@ -55,6 +55,13 @@ const FORGET_INTERVAL: Duration = Duration::from_secs(60);
 const REFETCH_MARGIN: i64 = 10_000;
 /// How much of an oversized message is kept in its dead letter.
 const DEAD_LETTER_KEEP_BYTES: usize = 64 * 1024;
+/// How far behind the clock the roll-up of minute buckets into hour buckets stays.
+/// Accesses of a minute that was rolled up already cost a batch two writes instead of
+/// one (their hour bucket too, see [`Catalogue::record_access`]); staying this far
+/// behind keeps a consumer that catches up on a few minutes of backlog (after a restart,
+/// a rebalance, or with events that arrive late) on the one-write path. Readers add the
+/// minutes not rolled up yet, so this costs them a few more minute rows per object.
+const ROLLUP_LAG_MS: i64 = 5 * MINUTE_MS;
 
 /// What the consumer needs to know.
 #[derive(Debug, Clone)]
@@ -401,9 +408,9 @@ impl Shared {
         rewinds
     }
 
-    /// Rolls the minute buckets of past clock minutes up into their hour buckets, once
-    /// a minute (see [`Catalogue::roll_up_hours`]); a failure is retried after the next
-    /// batch, and readers are exact meanwhile.
+    /// Rolls the minute buckets older than [`ROLLUP_LAG_MS`] up into their hour buckets,
+    /// once a minute (see [`Catalogue::roll_up_hours`]); a failure is retried after the
+    /// next batch, and readers are exact meanwhile.
     async fn roll_up_hours(&self) {
         let now = now_ms();
         let minute = now.div_euclid(MINUTE_MS);
@@ -411,7 +418,7 @@ impl Shared {
             return;
         }
         let started = Instant::now();
-        match self.catalogue.roll_up_hours(now).await {
+        match self.catalogue.roll_up_hours(now - ROLLUP_LAG_MS).await {
             Ok(mark) => tracing::debug!(
                 mark,
                 took_ms = started.elapsed().as_millis() as u64,
