@@ -283,7 +283,7 @@ impl Bench {
         let strata_secs = started.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64());
         stop.cancel();
         run.await??;
-        let total = self.total_accesses().await?;
+        let total = self.catalogue.accesses_counted().await?;
         if total != events as i64 {
             bail!("persisted {total} accesses for {events} events");
         }
@@ -294,22 +294,6 @@ impl Bench {
             "strata_events_per_sec": strata_rate.round(),
             "ratio": (strata_rate / bare_rate * 100.0).round() / 100.0,
         }))
-    }
-
-    async fn total_accesses(&self) -> anyhow::Result<i64> {
-        let url = format!(
-            "{}/{}",
-            self.admin_url.rsplit_once('/').context("URL")?.0,
-            self.db_name
-        );
-        let mut conn = AnyConnection::connect(&url).await?;
-        Ok(
-            sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(access_total), 0) AS BIGINT) FROM objects",
-            )
-            .fetch_one(&mut conn)
-            .await?,
-        )
     }
 
     async fn spikes(&self, bursts: u64, rate: u64) -> anyhow::Result<serde_json::Value> {

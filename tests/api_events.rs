@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{StrataServer, TestDb, catalogue_object, eventually, http};
-use strata::db::{Catalogue, MigrationFilter, MigrationReason};
+use strata::db::{Catalogue, MigrationFilter, MigrationReason, now_ms};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_accesses_flow_into_counts_metrics_and_a_promotion() {
@@ -23,7 +23,12 @@ async fn simulated_accesses_flow_into_counts_metrics_and_a_promotion() {
     assert_eq!(body["published"], 30);
 
     eventually(Duration::from_secs(30), "30 events counted", || async {
-        catalogue.get_object(&object.id).await.unwrap().access_total == 30
+        catalogue
+            .access_summary(&object.id, now_ms())
+            .await
+            .unwrap()
+            .total
+            == 30
     })
     .await;
     assert_eq!(server.metric("strata_events_consumed_total"), Some(30.0));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{StrataServer, TestDb, curl, eventually, pattern, s3_bucket_dir};
 use serde_json::Value;
-use strata::db::Catalogue;
+use strata::db::{Catalogue, now_ms};
 
 const OBJECT_FIELDS: [&str; 11] = [
     "id",
@@ -207,7 +207,7 @@ async fn objects_ingest_list_read_and_delete() {
     eventually(
         Duration::from_secs(30),
         "the content reads counted",
-        || async { catalogue.get_object(&id).await.unwrap().access_total == 7 },
+        || async { catalogue.access_summary(&id, now_ms()).await.unwrap().total == 7 },
     )
     .await;
     let counted = curl(&[&server.url(&format!("/api/v1/objects/{id}"))]).json();
@@ -400,7 +400,7 @@ async fn predictions_models_and_training_with_their_errors() {
 
     // Two weeks of hourly history, then training from the catalogue, activated.
     let catalogue = Catalogue::connect(&db.url).await.unwrap();
-    let now_hour = strata::db::now_ms() / 3_600_000;
+    let now_hour = now_ms() / 3_600_000;
     for (n, id) in ids.iter().enumerate() {
         let hours: Vec<(i64, i64)> = (1..=336)
             .map(|back| {

@@ -71,8 +71,8 @@ async fn object_lifecycle(c: Catalogue) {
     assert_eq!(created.id, id);
     assert_eq!(created.version, 1);
     assert_eq!(created.size, 1234);
-    assert_eq!(created.access_total, 0);
-    assert_eq!(created.last_access_at, None);
+    let access = c.access_summary(&id, now_ms()).await.unwrap();
+    assert_eq!((access.total, access.last_access_at), (0, None));
     assert_eq!(c.get_object(&id).await.unwrap(), created);
     assert_eq!(
         c.find_object_by_key("docs/report.pdf").await.unwrap(),
@@ -293,8 +293,8 @@ async fn access_counts_add_up_in_buckets(c: Catalogue) {
         [(hour + HOUR_MS, 1)]
     );
 
-    let a_now = c.get_object(&a.id).await.unwrap();
-    assert_eq!(a_now.access_total, 19);
+    let a_now = c.access_summary(&a.id, now_ms()).await.unwrap();
+    assert_eq!(a_now.total, 19);
     assert_eq!(
         a_now.last_access_at,
         Some(at(MINUTE_MS + 5)),
@@ -365,7 +365,7 @@ async fn accesses_by_location_find_their_object(c: Catalogue) {
         .await
         .unwrap();
     assert_eq!(recorded.unknown, 2);
-    assert_eq!(c.get_object(&a.id).await.unwrap().access_total, 2);
+    assert_eq!(c.access_summary(&a.id, now_ms()).await.unwrap().total, 2);
 }
 
 fn plan_for(object: &strata::db::ObjectRecord, dest: &str) -> CopyPlan {
@@ -799,10 +799,18 @@ async fn hours_seen(c: &Catalogue, id: &str, now: i64) -> (Vec<(i64, i64)>, Vec<
     (history, streamed, last_day)
 }
 
-/// Hour buckets read the same before a roll-up, after it, for minutes counted late
-/// (before the mark) and early (after it), and after a roll-up that has nothing to do.
-async fn hour_buckets_are_exact_around_roll_ups(c: Catalogue) {
+/// An object's total and last access time as the catalogue shows them.
+async fn total_seen(c: &Catalogue, id: &str) -> (i64, Option<i64>) {
+    let access = c.access_summary(id, now_ms()).await.unwrap();
+    (access.total, access.last_access_at)
+}
+
+/// Hour buckets, totals and last access times read the same before a roll-up, after it,
+/// for minutes counted late (before the mark) and early (after it), and after a roll-up
+/// that has nothing to do.
+async fn hours_and_totals_are_exact_around_roll_ups(c: Catalogue) {
     let a = add_object(&c, "a", "public").await;
+    let b = add_object(&c, "b", "public").await;
     let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
     let mut batches = 0;
     let mut record = |at_ms: i64, hits: i64| {
@@ -829,6 +837,8 @@ async fn hour_buckets_are_exact_around_roll_ups(c: Catalogue) {
         expect(7, 1),
         "minutes only"
     );
+    let newest = Some(hour + HOUR_MS + 10);
+    assert_eq!(total_seen(&c, &a.id).await, (8, newest), "minutes only");
 
     let mark = c
         .roll_up_hours(hour + HOUR_MS + MINUTE_MS + 1)
@@ -836,6 +846,7 @@ async fn hour_buckets_are_exact_around_roll_ups(c: Catalogue) {
         .unwrap();
     assert_eq!(mark, hour + HOUR_MS + MINUTE_MS);
     assert_eq!(hours_seen(&c, &a.id, now).await, expect(7, 1), "rolled up");
+    assert_eq!(total_seen(&c, &a.id).await, (8, newest), "rolled up");
 
     record(hour + 2 * MINUTE_MS, 2).await;
     assert_eq!(
@@ -843,10 +854,30 @@ async fn hour_buckets_are_exact_around_roll_ups(c: Catalogue) {
         expect(9, 1),
         "late minute"
     );
+    assert_eq!(
+        total_seen(&c, &a.id).await,
+        (10, newest),
+        "late minute: older events never move the last access back"
+    );
+    // A late minute of an object that had none: it is the last access.
+    c.record_access("g", "t", &[nth_batch(1, 0, &b.id, hour + 1_000, 6)])
+        .await
+        .unwrap();
+    assert_eq!(
+        total_seen(&c, &b.id).await,
+        (6, Some(hour + 1_000)),
+        "late first access"
+    );
     record(hour + HOUR_MS + MINUTE_MS + 100, 5).await;
     assert_eq!(
         hours_seen(&c, &a.id, now).await,
         expect(9, 6),
+        "minute after the mark"
+    );
+    let newest = Some(hour + HOUR_MS + MINUTE_MS + 100);
+    assert_eq!(
+        total_seen(&c, &a.id).await,
+        (15, newest),
         "minute after the mark"
     );
 
@@ -871,6 +902,8 @@ async fn hour_buckets_are_exact_around_roll_ups(c: Catalogue) {
         expect(9, 6),
         "second roll-up"
     );
+    assert_eq!(total_seen(&c, &a.id).await, (15, newest), "second roll-up");
+    assert_eq!(total_seen(&c, &b.id).await, (6, Some(hour + 1_000)));
     assert_eq!(
         c.access_history(&a.id, MINUTE_MS, hour, hour + 2 * HOUR_MS)
             .await
@@ -915,7 +948,7 @@ contract!(
     capacity_is_checked_when_a_copy_starts,
     concurrent_enqueues_admit_exactly_one,
     migrations_list_newest_first_with_filters,
-    hour_buckets_are_exact_around_roll_ups,
+    hours_and_totals_are_exact_around_roll_ups,
 );
 
 /// Connecting again re-runs the embedded migrations; they must find nothing to do and
@@ -977,53 +1010,115 @@ async fn stored_hour_rows(conn: &mut AnyConnection, id: &str) -> Vec<(i64, i64)>
 }
 
 /// A roll-up writes the hour rows (readers would be exact without it, so this looks at
-/// the table), and a catalogue that counted hour rows alongside minutes before it had a
-/// mark (no mark: NULL) starts rolling up after its last counted minute, adding none
-/// twice.
+/// the table).
 #[tokio::test]
-async fn postgres_roll_up_writes_hour_rows_and_takes_over_from_no_mark() {
+async fn postgres_roll_up_writes_hour_rows() {
     let db = TestDb::postgres().await;
     let c = Catalogue::connect(&db.url).await.unwrap();
     let mut conn = AnyConnection::connect(&db.url).await.unwrap();
     let a = add_object(&c, "a", "public").await;
     let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
-    let count = |n, at_ms, hits| nth_batch(0, n, &a.id, at_ms, hits);
-
-    c.record_access("g", "t", &[count(0, hour + 10, 2)])
+    c.record_access("g", "t", &[nth_batch(0, 0, &a.id, hour + 10, 2)])
         .await
         .unwrap();
     assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [], "minutes only");
     c.roll_up_hours(hour + 5 * MINUTE_MS).await.unwrap();
     assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 2)]);
-
-    // As before the roll-up table existed: hour rows counted with every minute.
-    conn.execute("UPDATE access_rollup SET rolled_before = NULL")
-        .await
-        .unwrap();
-    c.record_access("g", "t", &[count(1, hour + 10 * MINUTE_MS, 3)])
-        .await
-        .unwrap();
-    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 5)]);
-    // The clock is behind the last counted minute: the mark goes after that minute.
-    let mark = c.roll_up_hours(hour + 5 * MINUTE_MS).await.unwrap();
-    assert_eq!(mark, hour + 11 * MINUTE_MS);
-    c.record_access("g", "t", &[count(2, hour + 11 * MINUTE_MS, 4)])
-        .await
-        .unwrap();
-    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 5)]);
-    assert_eq!(
-        c.access_history(&a.id, HOUR_MS, 0, i64::MAX).await.unwrap(),
-        [(hour, 9)]
-    );
-    c.roll_up_hours(hour + HOUR_MS).await.unwrap();
-    assert_eq!(stored_hour_rows(&mut conn, &a.id).await, [(hour, 9)]);
-    assert_eq!(
-        c.access_history(&a.id, HOUR_MS, 0, i64::MAX).await.unwrap(),
-        [(hour, 9)]
-    );
     conn.close().await.unwrap();
     c.close().await;
     db.drop_db().await;
+}
+
+/// The migration that rolls totals up with the hours, on a catalogue written before it:
+/// every flush added to the objects' totals, and the hour rows either lacked the minutes
+/// from the mark on (`with_mark`) or, before marks existed (NULL), counted every minute.
+/// Afterwards hours and totals hold every count once, and later roll-ups add only what
+/// was counted after the migration.
+async fn migration_to_rolled_up_totals_counts_nothing_twice(url: &str, with_mark: bool) {
+    let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
+    let before = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("migrations").unwrap() {
+        let path = entry.unwrap().path();
+        if !path.ends_with("20261201000001_totals_rollup.sql") {
+            std::fs::copy(&path, before.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(url).await.unwrap();
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    // Object `a`: 4 hits at minute 1, 5 at minute 10, both in its total.
+    conn.execute(
+        format!(
+            "INSERT INTO objects (id, object_key, size, content_type, checksum, tier, location, \
+             version, created_at, updated_at, access_total, last_access_at) \
+             VALUES ('a', 'a', 1, 'text/plain', 'blake3:00', 'public', 'a.bin', 1, 0, 0, 9, {}); \
+             INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
+             VALUES ('a', {MINUTE_MS}, {}, 4), ('a', {MINUTE_MS}, {}, 5), ('a', {HOUR_MS}, {hour}, {});",
+            hour + 10 * MINUTE_MS + 5,
+            hour + MINUTE_MS,
+            hour + 10 * MINUTE_MS,
+            // With a mark between the minutes only the first is in the hour row.
+            if with_mark { 4 } else { 9 },
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let mark = if with_mark {
+        (hour + 5 * MINUTE_MS).to_string()
+    } else {
+        "NULL".into()
+    };
+    conn.execute(format!("UPDATE access_rollup SET rolled_before = {mark}").as_str())
+        .await
+        .unwrap();
+
+    let c = Catalogue::connect(url).await.unwrap();
+    assert_eq!(stored_hour_rows(&mut conn, "a").await, [(hour, 9)]);
+    assert_eq!(
+        c.access_history("a", HOUR_MS, 0, i64::MAX).await.unwrap(),
+        [(hour, 9)]
+    );
+    assert_eq!(
+        total_seen(&c, "a").await,
+        (9, Some(hour + 10 * MINUTE_MS + 5))
+    );
+    // The mark went after the last counted minute: nothing before it is rolled again.
+    assert_eq!(
+        c.roll_up_hours(hour + 5 * MINUTE_MS).await.unwrap(),
+        hour + 11 * MINUTE_MS
+    );
+    c.record_access("g", "t", &[nth_batch(0, 0, "a", hour + 20 * MINUTE_MS, 1)])
+        .await
+        .unwrap();
+    c.roll_up_hours(hour + HOUR_MS).await.unwrap();
+    assert_eq!(stored_hour_rows(&mut conn, "a").await, [(hour, 10)]);
+    assert_eq!(total_seen(&c, "a").await, (10, Some(hour + 20 * MINUTE_MS)));
+    conn.close().await.unwrap();
+    c.close().await;
+}
+
+#[tokio::test]
+async fn postgres_migration_to_rolled_up_totals_counts_nothing_twice() {
+    for with_mark in [true, false] {
+        let db = TestDb::postgres().await;
+        migration_to_rolled_up_totals_counts_nothing_twice(&db.url, with_mark).await;
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_migration_to_rolled_up_totals_counts_nothing_twice() {
+    for with_mark in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.db?mode=rwc", dir.path().display());
+        migration_to_rolled_up_totals_counts_nothing_twice(&url, with_mark).await;
+    }
 }
 
 /// Batches of three partitions and roll-ups racing on several connections: every hit

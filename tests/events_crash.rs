@@ -20,6 +20,7 @@ use strata::db::{Catalogue, now_ms};
 /// One topic, group and database; `strata serve` processes consuming them.
 struct Deployment {
     db: TestDb,
+    catalogue: Catalogue,
     pool: PgPool,
     topic: String,
     group: String,
@@ -29,12 +30,13 @@ struct Deployment {
 impl Deployment {
     async fn new(partitions: i32) -> Deployment {
         let db = TestDb::postgres().await;
-        // Apply the schema before any process starts.
-        Catalogue::connect(&db.url).await.unwrap().close().await;
+        // Applies the schema before any process starts.
+        let catalogue = Catalogue::connect(&db.url).await.unwrap();
         let topic = unique_name("access");
         create_topic(&topic, partitions).await;
         create_topic(&format!("{topic}.dlq"), 1).await;
         Deployment {
+            catalogue,
             pool: PgPool::connect(&db.url).await.unwrap(),
             db,
             topic,
@@ -83,9 +85,7 @@ impl Deployment {
     }
 
     async fn objects(&self, n: usize) -> Vec<String> {
-        let catalogue = Catalogue::connect(&self.db.url).await.unwrap();
-        let objects = catalogue_objects(&catalogue, "o", n, "public").await;
-        catalogue.close().await;
+        let objects = catalogue_objects(&self.catalogue, "o", n, "public").await;
         objects.into_iter().map(|o| o.id).collect()
     }
 
@@ -102,24 +102,27 @@ impl Deployment {
     }
 
     async fn counted(&self) -> i64 {
-        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(access_total), 0) AS BIGINT) FROM objects")
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        self.catalogue.accesses_counted().await.unwrap()
     }
 
-    /// Per object: (access_total, sum of its minute buckets).
-    async fn totals(&self) -> HashMap<String, (i64, i64)> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT o.id, o.access_total, CAST(COALESCE(SUM(b.hits), 0) AS BIGINT) \
-             FROM objects o LEFT JOIN access_buckets b \
-               ON b.object_id = o.id AND b.resolution_ms = 60000 \
-             GROUP BY o.id, o.access_total",
+    /// Per object: (its total, the sum of its minute buckets).
+    async fn totals(&self, ids: &[String]) -> HashMap<String, (i64, i64)> {
+        let minutes: HashMap<String, i64> = sqlx::query_as(
+            "SELECT object_id, CAST(SUM(hits) AS BIGINT) FROM access_buckets \
+             WHERE resolution_ms = 60000 GROUP BY object_id",
         )
         .fetch_all(&self.pool)
         .await
-        .unwrap();
-        rows.into_iter().map(|(id, t, b)| (id, (t, b))).collect()
+        .unwrap()
+        .into_iter()
+        .collect();
+        let mut totals = HashMap::new();
+        for id in ids {
+            let access = self.catalogue.access_summary(id, now_ms()).await.unwrap();
+            let minutes = minutes.get(id).copied().unwrap_or(0);
+            totals.insert(id.clone(), (access.total, minutes));
+        }
+        totals
     }
 
     /// Waits until the count stays at `expected` and checks every object's totals.
@@ -131,7 +134,7 @@ impl Deployment {
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(self.counted().await, expected, "events counted twice");
-        let totals = self.totals().await;
+        let totals = self.totals(ids).await;
         for id in ids {
             assert_eq!(totals[id], (per_object, per_object), "object {id}");
         }
@@ -143,6 +146,7 @@ impl Deployment {
             let _ = child.wait();
         }
         self.pool.close().await;
+        self.catalogue.close().await;
         self.db.drop_db().await;
     }
 }

@@ -102,10 +102,10 @@ impl PipelineRig {
 
     async fn total(&self, object_id: &str) -> i64 {
         self.catalogue
-            .get_object(object_id)
+            .access_summary(object_id, now_ms())
             .await
             .unwrap()
-            .access_total
+            .total
     }
 
     async fn finish(self) {

@@ -185,33 +185,47 @@ impl Catalogue {
             }
         }
 
-        let counts: Vec<&AccessCount> = accepted
+        let counts = accepted
             .iter()
             .flat_map(|part| &part.counts)
             .chain(&outcome.resolved)
-            .filter(|c| c.hits > 0)
-            .collect();
-        // Totals per object first: they also tell which ids the catalogue knows.
-        let mut objects: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for c in &counts {
-            let entry = objects.entry(&c.object_id).or_insert((0, c.at_ms));
+            .filter(|c| c.hits > 0);
+        // One row per object and minute, with its hits and latest access. PostgreSQL
+        // refuses an upsert that touches one row twice in a single statement.
+        let mut minutes: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
+        for c in counts {
+            let entry = minutes
+                .entry((&c.object_id, bucket_start(c.at_ms, MINUTE_MS)))
+                .or_insert((0, c.at_ms));
             entry.0 += c.hits;
             entry.1 = entry.1.max(c.at_ms);
         }
-        // One statement per table for the whole batch, its rows passed as one JSON
-        // parameter: a batch touches up to every active object, and statements of a few
-        // hundred bound rows each made the round trips and binding the bottleneck.
-        let rows: Vec<serde_json::Value> = objects
+        if minutes.is_empty() {
+            tx.commit().await?;
+            return Ok(outcome);
+        }
+        // The share lock makes a roll-up wait until this batch is committed (see
+        // `roll_up_hours`).
+        let mark = self.rollup_mark(&mut tx, RowLock::Share).await?;
+        // One statement for the whole batch, its rows passed as one JSON parameter: a
+        // batch touches up to every active object, and statements of a few hundred bound
+        // rows each made the round trips and binding the bottleneck. Objects the catalogue
+        // does not know get no row; the rows returned tell which ones it knows.
+        let rows: Vec<serde_json::Value> = minutes
             .iter()
-            .map(|(id, (hits, last))| serde_json::json!([id, hits, last]))
+            .map(|((id, minute), (hits, last))| serde_json::json!([id, minute, hits, last]))
             .collect();
+        // `WHERE` before ON CONFLICT also keeps SQLite from parsing it as a join clause.
         let sql = format!(
-            "UPDATE objects SET access_total = objects.access_total + v.c1, \
-             last_access_at = CASE WHEN objects.last_access_at IS NULL \
-                                    OR objects.last_access_at < v.c2 \
-                              THEN v.c2 ELSE objects.last_access_at END \
-             FROM {} AS v WHERE objects.id = v.c0 RETURNING objects.id",
-            self.json_rows(&["TEXT", "BIGINT", "BIGINT"])
+            "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits, last_at) \
+             SELECT c0, {MINUTE_MS}, c1, c2, c3 FROM {} AS v \
+             WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = v.c0) \
+             ON CONFLICT (object_id, resolution_ms, bucket_start) \
+             DO UPDATE SET hits = access_buckets.hits + excluded.hits, \
+               last_at = CASE WHEN access_buckets.last_at < excluded.last_at \
+                         THEN excluded.last_at ELSE access_buckets.last_at END \
+             RETURNING object_id",
+            self.json_rows(&["TEXT", "BIGINT", "BIGINT", "BIGINT"])
         );
         let known: HashSet<String> = sqlx::query_scalar::<_, String>(&sql)
             .bind(serde_json::Value::Array(rows).to_string())
@@ -220,62 +234,62 @@ impl Catalogue {
             .into_iter()
             .collect();
 
-        // Minutes before the roll-up mark are in their hour rows already, so their hours
-        // are counted here too; later minutes get there by the next roll-up. The share
-        // lock makes a roll-up wait until this batch is committed (see `roll_up_hours`).
-        let mark = self.rollup_mark(&mut tx, RowLock::Share).await?;
-        // Merge rows that hit the same bucket: PostgreSQL refuses an upsert that touches
-        // one row twice in a single statement.
-        let mut buckets: BTreeMap<(&str, i64, i64), i64> = BTreeMap::new();
-        for c in &counts {
-            if !known.contains(&c.object_id) {
-                outcome.unknown += c.hits as u64;
+        // Minutes before the roll-up mark are in their hour rows and the objects' totals
+        // already (accesses that arrived late), so this batch adds them there itself;
+        // later minutes get there by the next roll-up.
+        let mut late_hours: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+        let mut late_totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for (&(id, minute), &(hits, last)) in &minutes {
+            if !known.contains(id) {
+                outcome.unknown += hits as u64;
                 continue;
             }
-            let minute = bucket_start(c.at_ms, MINUTE_MS);
-            *buckets
-                .entry((&c.object_id, MINUTE_MS, minute))
-                .or_default() += c.hits;
-            if mark.is_none_or(|mark| minute < mark) {
-                *buckets
-                    .entry((&c.object_id, HOUR_MS, bucket_start(c.at_ms, HOUR_MS)))
-                    .or_default() += c.hits;
+            outcome.counted_hits += hits as u64;
+            if minute < mark {
+                *late_hours
+                    .entry((id, bucket_start(minute, HOUR_MS)))
+                    .or_default() += hits;
+                let total = late_totals.entry(id).or_insert((0, last));
+                total.0 += hits;
+                total.1 = total.1.max(last);
             }
         }
-        if !buckets.is_empty() {
-            let rows: Vec<serde_json::Value> = buckets
+        if !late_hours.is_empty() {
+            let rows: Vec<serde_json::Value> = late_hours
                 .iter()
-                .map(|((id, resolution, start), hits)| {
-                    serde_json::json!([id, resolution, start, hits])
-                })
+                .map(|((id, hour), hits)| serde_json::json!([id, hour, hits]))
                 .collect();
-            // `WHERE true` lets SQLite parse ON CONFLICT after a SELECT.
-            let sql = format!(
+            sqlx::query(&format!(
                 "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
-                 SELECT c0, c1, c2, c3 FROM {} AS v WHERE true \
+                 SELECT c0, {HOUR_MS}, c1, c2 FROM {} AS v WHERE true \
                  ON CONFLICT (object_id, resolution_ms, bucket_start) \
                  DO UPDATE SET hits = access_buckets.hits + excluded.hits",
-                self.json_rows(&["TEXT", "BIGINT", "BIGINT", "BIGINT"])
-            );
-            sqlx::query(&sql)
-                .bind(serde_json::Value::Array(rows).to_string())
-                .execute(&mut *tx)
-                .await?;
+                self.json_rows(&["TEXT", "BIGINT", "BIGINT"])
+            ))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut *tx)
+            .await?;
+            let rows: Vec<serde_json::Value> = late_totals
+                .iter()
+                .map(|(id, (hits, last))| serde_json::json!([id, hits, last]))
+                .collect();
+            sqlx::query(&format!(
+                "UPDATE objects SET {ADD_TO_TOTALS} FROM {} AS v WHERE objects.id = v.c0",
+                self.json_rows(&["TEXT", "BIGINT", "BIGINT"])
+            ))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        outcome.counted_hits = counts
-            .iter()
-            .filter(|c| known.contains(&c.object_id))
-            .map(|c| c.hits as u64)
-            .sum();
         Ok(outcome)
     }
 
     /// Adds the minute buckets from the roll-up mark up to the start of the clock minute
-    /// of `until_ms` to their hour buckets and moves the mark there, in one transaction;
-    /// returns the mark. Nothing to do when the mark is there already. Minutes counted
-    /// later than that still reach their hour: a batch adds the hours of minutes before
-    /// the mark itself.
+    /// of `until_ms` to their hour buckets and to their objects' totals and last access
+    /// times, and moves the mark there, in one transaction; returns the mark. Nothing to
+    /// do when the mark is there already. Minutes counted later than that still get
+    /// there: a batch adds minutes before the mark to hours and totals itself.
     ///
     /// The mark is taken with an exclusive lock, which waits for every batch holding it
     /// shared to commit; the sums, read after that, see all their minutes, and batches
@@ -285,50 +299,49 @@ impl Catalogue {
         let until = bucket_start(until_ms, MINUTE_MS);
         let mut tx = self.writes.begin().await?;
         let mark = self.rollup_mark(&mut tx, RowLock::Exclusive).await?;
-        let next = match mark {
-            Some(mark) if mark >= until => return Ok(mark),
-            Some(mark) => {
-                sqlx::query(&format!(
-                    "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
-                     SELECT object_id, {HOUR_MS}, {HOUR_OF_MINUTE}, SUM(hits) FROM access_buckets \
-                     WHERE resolution_ms = {MINUTE_MS} AND bucket_start >= $1 AND bucket_start < $2 \
-                     GROUP BY object_id, {HOUR_OF_MINUTE} \
-                     ON CONFLICT (object_id, resolution_ms, bucket_start) \
-                     DO UPDATE SET hits = access_buckets.hits + excluded.hits"
-                ))
-                .bind(mark)
-                .bind(until)
-                .execute(&mut *tx)
-                .await?;
-                until
-            }
-            // No mark yet: every minute so far was counted in its hour as well. The mark
-            // goes after the last of them, so that none is added twice.
-            None => {
-                let last: Option<i64> = sqlx::query_scalar(
-                    "SELECT MAX(bucket_start) FROM access_buckets WHERE resolution_ms = $1",
-                )
-                .bind(MINUTE_MS)
-                .fetch_one(&mut *tx)
-                .await?;
-                last.map_or(until, |last| until.max(last + MINUTE_MS))
-            }
-        };
+        if mark >= until {
+            return Ok(mark);
+        }
+        let unrolled = format!(
+            "FROM access_buckets WHERE resolution_ms = {MINUTE_MS} \
+             AND bucket_start >= $1 AND bucket_start < $2"
+        );
+        sqlx::query(&format!(
+            "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
+             SELECT object_id, {HOUR_MS}, {HOUR_OF_MINUTE}, SUM(hits) {unrolled} \
+             GROUP BY object_id, {HOUR_OF_MINUTE} \
+             ON CONFLICT (object_id, resolution_ms, bucket_start) \
+             DO UPDATE SET hits = access_buckets.hits + excluded.hits"
+        ))
+        .bind(mark)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "UPDATE objects SET {ADD_TO_TOTALS} FROM \
+               (SELECT object_id AS c0, SUM(hits) AS c1, MAX(last_at) AS c2 {unrolled} \
+                GROUP BY object_id) AS v \
+             WHERE objects.id = v.c0"
+        ))
+        .bind(mark)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE access_rollup SET rolled_before = $1 WHERE id = 1")
-            .bind(next)
+            .bind(until)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(next)
+        Ok(until)
     }
 
     /// The roll-up mark (see [`Catalogue::roll_up_hours`]), locked with `lock` until
     /// `tx` ends.
-    async fn rollup_mark(
+    pub(super) async fn rollup_mark(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         lock: RowLock,
-    ) -> Result<Option<i64>> {
+    ) -> Result<i64> {
         Ok(sqlx::query_scalar(&format!(
             "SELECT rolled_before FROM access_rollup WHERE id = 1 {}",
             self.row_lock(lock)
@@ -432,6 +445,18 @@ impl Catalogue {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
+    /// Accesses counted of all objects together: the sum of their totals.
+    pub async fn accesses_counted(&self) -> Result<i64> {
+        // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT CAST((SELECT COALESCE(SUM(access_total), 0) FROM objects) + \
+               (SELECT COALESCE(SUM(hits), 0) FROM access_buckets \
+                WHERE resolution_ms = {MINUTE_MS} AND bucket_start >= {ROLLUP_MARK}) AS BIGINT)"
+        ))
+        .fetch_one(&self.reads)
+        .await?)
+    }
+
     /// Access counts of one object over the windows of [`AccessSummary`], as of `now_ms`.
     pub async fn access_summary(&self, object_id: &str, now_ms: i64) -> Result<AccessSummary> {
         Ok(self.get_object_view(object_id, now_ms).await?.access)
@@ -443,9 +468,14 @@ impl Catalogue {
 const HOUR_OF_MINUTE: &str = "(bucket_start - ((bucket_start % 3600000) + 3600000) % 3600000)";
 
 /// The roll-up mark in SQL, read in the same statement as the buckets so that both come
-/// from one snapshot; no mark reads as "every minute is in its hour row".
-const ROLLUP_MARK: &str =
-    "(SELECT COALESCE(rolled_before, 9223372036854775807) FROM access_rollup WHERE id = 1)";
+/// from one snapshot.
+pub(super) const ROLLUP_MARK: &str = "(SELECT rolled_before FROM access_rollup WHERE id = 1)";
+
+/// SQL `SET` assignments adding `v.c1` hits with the latest access `v.c2` to an object's
+/// total and last access time.
+const ADD_TO_TOTALS: &str = "access_total = objects.access_total + v.c1, \
+     last_access_at = CASE WHEN objects.last_access_at IS NULL OR objects.last_access_at < v.c2 \
+                      THEN v.c2 ELSE objects.last_access_at END";
 
 /// SQL for the hour buckets as readers must see them, as rows
 /// `(object_id, bucket_start, hits)`: the hour rows, and the minute rows not rolled up

@@ -123,9 +123,10 @@ pub struct Catalogue {
     backend: Backend,
 }
 
-/// Tables whose rows the event consumer updates on every flush, with the PostgreSQL
-/// fill factor (percent of each page filled by inserts) that leaves room for the updated
-/// row versions: half a page, one new version of every row on it.
+/// Tables whose rows the event consumer updates in bulk (minute buckets on every flush,
+/// hour buckets and object totals on every roll-up), with the PostgreSQL fill factor
+/// (percent of each page filled by inserts) that leaves room for the updated row
+/// versions: half a page, one new version of every row on it.
 pub const UPDATE_HEAVY_TABLES: [(&str, u32); 2] = [("objects", 50), ("access_buckets", 50)];
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

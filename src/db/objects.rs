@@ -3,12 +3,12 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS, hour_buckets_sql};
+use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS, ROLLUP_MARK, hour_buckets_sql};
 use super::forecast::StoredPrediction;
-use super::{Catalogue, CatalogueError, Page, Result, now_ms, page_limit};
+use super::{Catalogue, CatalogueError, Page, Result, RowLock, now_ms, page_limit};
 
 const OBJECT_COLUMNS: &str = "id, object_key, size, content_type, checksum, tier, location, \
-     version, created_at, updated_at, access_total, last_access_at";
+     version, created_at, updated_at";
 
 /// An object as the catalogue knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +33,6 @@ pub struct ObjectRecord {
     pub created_at: i64,
     /// Last change of content or tier, epoch ms.
     pub updated_at: i64,
-    /// Accesses counted so far.
-    pub access_total: i64,
-    /// Last counted access, epoch ms.
-    pub last_access_at: Option<i64>,
 }
 
 impl ObjectRecord {
@@ -52,8 +48,6 @@ impl ObjectRecord {
             version: row.try_get("version")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
-            access_total: row.try_get("access_total")?,
-            last_access_at: row.try_get("last_access_at")?,
         })
     }
 }
@@ -69,15 +63,23 @@ pub struct ObjectView {
     pub prediction: Option<StoredPrediction>,
 }
 
-/// The object columns plus the three windowed access sums of [`AccessSummary`]; `$1..$3`
-/// are the window starts (minute, hour, day), so the caller's own parameters start at `$4`.
-/// Scalar subqueries on the bucket primary key keep this one round trip per page.
+/// The object columns plus the windowed access sums, total and last access of
+/// [`AccessSummary`]; `$1..$3` are the window starts (minute, hour, day), so the caller's
+/// own parameters start at `$4`. Scalar subqueries on the bucket primary key keep this one
+/// round trip per page. Totals and last access times are the object row's, which holds
+/// the minutes before the roll-up mark, and the minute buckets from the mark on.
 fn object_view_select() -> String {
+    let minute_rows = |condition: &str| {
+        format!(
+            "FROM access_buckets b WHERE b.object_id = objects.id \
+             AND b.resolution_ms = {MINUTE_MS} AND b.bucket_start {condition}"
+        )
+    };
     // PostgreSQL sums BIGINT into NUMERIC, which the Any driver cannot decode.
     let minutes = |since: &str| {
         format!(
-            "CAST(COALESCE((SELECT SUM(hits) FROM access_buckets b WHERE b.object_id = objects.id \
-             AND b.resolution_ms = {MINUTE_MS} AND b.bucket_start > {since}), 0) AS BIGINT)"
+            "CAST(COALESCE((SELECT SUM(hits) {}), 0) AS BIGINT)",
+            minute_rows(&format!("> {since}"))
         )
     };
     let hours = |since: &str| {
@@ -88,8 +90,14 @@ fn object_view_select() -> String {
             ))
         )
     };
+    let unrolled = minute_rows(&format!(">= {ROLLUP_MARK}"));
+    // MAX over both parts: it passes over a NULL on either side.
     format!(
         "SELECT {OBJECT_COLUMNS}, {} AS last_minute, {} AS last_hour, {} AS last_day, \
+         CAST(objects.access_total + COALESCE((SELECT SUM(hits) {unrolled}), 0) AS BIGINT) \
+           AS access_total, \
+         (SELECT MAX(t) FROM (SELECT objects.last_access_at AS t \
+                              UNION ALL SELECT last_at {unrolled}) AS l) AS last_access_at, \
          p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at \
          FROM objects LEFT JOIN predictions p ON p.object_id = objects.id",
         minutes("$1"),
@@ -117,8 +125,8 @@ impl ObjectView {
                 last_minute: row.try_get("last_minute")?,
                 last_hour: row.try_get("last_hour")?,
                 last_day: row.try_get("last_day")?,
-                total: object.access_total,
-                last_access_at: object.last_access_at,
+                total: row.try_get("access_total")?,
+                last_access_at: row.try_get("last_access_at")?,
             },
             prediction: StoredPrediction::from_row(row)?,
             object,
@@ -340,6 +348,10 @@ impl Catalogue {
     /// can delete its bytes. Migration history is kept.
     pub async fn delete_object(&self, id: &str) -> Result<ObjectRecord> {
         let mut tx = self.writes.begin().await?;
+        // A batch of access counts checks that each object exists without locking it;
+        // waiting for the batches in flight (they hold the roll-up mark shared) keeps one
+        // that saw this object from adding buckets after they are deleted.
+        self.rollup_mark(&mut tx, RowLock::Exclusive).await?;
         let sql = format!("DELETE FROM objects WHERE id = $1 RETURNING {OBJECT_COLUMNS}");
         let row = sqlx::query(&sql)
             .bind(id)
