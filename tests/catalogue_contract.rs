@@ -368,6 +368,46 @@ async fn accesses_by_location_find_their_object(c: Catalogue) {
     assert_eq!(c.access_summary(&a.id, now_ms()).await.unwrap().total, 2);
 }
 
+/// Ids are any text: batches pass them to the database in bulk, where quotes,
+/// backslashes, separators or the word NULL must arrive as they are.
+async fn any_id_is_counted_as_itself(c: Catalogue) {
+    let odd = r#"a "quoted", back\slash {braces} NULL ünï"#;
+    c.insert_object(&NewObject {
+        id: odd.into(),
+        key: "odd".into(),
+        content: content("public", 1),
+    })
+    .await
+    .unwrap();
+    let plain = add_object(&c, "plain", "public").await;
+    let now = now_ms();
+    let counts = [(odd, 2), ("NULL", 3), (r#"""#, 4), ("", 5), (&plain.id, 6)]
+        .iter()
+        .map(|(id, hits)| AccessCount {
+            object_id: id.to_string(),
+            at_ms: now,
+            hits: *hits,
+        })
+        .collect();
+    let recorded = c
+        .record_access(
+            "g",
+            "t",
+            &[PartitionAccesses {
+                partition: 0,
+                from_offset: None,
+                to_offset: 1,
+                counts,
+                located: vec![],
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!((recorded.counted_hits, recorded.unknown), (8, 12));
+    assert_eq!(c.access_summary(odd, now).await.unwrap().total, 2);
+    assert_eq!(c.access_summary(&plain.id, now).await.unwrap().total, 6);
+}
+
 fn plan_for(object: &strata::db::ObjectRecord, dest: &str) -> CopyPlan {
     CopyPlan {
         object_version: object.version,
@@ -942,6 +982,7 @@ contract!(
     list_pages_with_cursor_and_filters,
     access_counts_add_up_in_buckets,
     accesses_by_location_find_their_object,
+    any_id_is_counted_as_itself,
     migrations_follow_the_state_machine,
     claims_follow_priority_then_age,
     expired_leases_are_reclaimed,

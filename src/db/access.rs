@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde_json::json;
 use sqlx::Row;
 
-use super::{Backend, Catalogue, Result, RowLock, now_ms};
+use super::{Catalogue, Result, RowLock, now_ms};
 
 /// Length of a minute bucket.
 pub const MINUTE_MS: i64 = 60_000;
@@ -102,9 +103,11 @@ pub struct RecordedAccess {
 }
 
 impl Catalogue {
-    /// Adds the accesses of `batch` to the minute and hour buckets and to each object's
-    /// total and last access time, and advances each partition's stored offset, all in
-    /// one transaction: a count is committed exactly when its offset is.
+    /// Adds the accesses of `batch` to the minute buckets, and advances each partition's
+    /// stored offset, all in one transaction: a count is committed exactly when its
+    /// offset is. Hour buckets and the objects' totals and last access times get the
+    /// counts from the next roll-up ([`Catalogue::roll_up_hours`]), or at once for
+    /// minutes rolled up already.
     ///
     /// A partition's offset only advances from the `from_offset` the batch was read from.
     /// When it has moved on, another consumer owns the partition now and has counted
@@ -207,14 +210,15 @@ impl Catalogue {
         // The share lock makes a roll-up wait until this batch is committed (see
         // `roll_up_hours`).
         let mark = self.rollup_mark(&mut tx, RowLock::Share).await?;
-        // One statement for the whole batch, its rows passed as one JSON parameter: a
-        // batch touches up to every active object, and statements of a few hundred bound
-        // rows each made the round trips and binding the bottleneck. Objects the catalogue
-        // does not know get no row; the rows returned tell which ones it knows.
-        let rows: Vec<serde_json::Value> = minutes
-            .iter()
-            .map(|((id, minute), (hits, last))| serde_json::json!([id, minute, hits, last]))
-            .collect();
+        // One statement for the whole batch (see [`BulkRows`]): a batch touches up to
+        // every active object. Objects the catalogue does not know get no row; the rows
+        // returned tell which ones it knows.
+        let rows = self.bulk_rows(
+            ["TEXT", "BIGINT", "BIGINT", "BIGINT"],
+            minutes.iter().map(|((id, minute), (hits, last))| {
+                [json!(id), json!(minute), json!(hits), json!(last)]
+            }),
+        );
         // `WHERE` before ON CONFLICT also keeps SQLite from parsing it as a join clause.
         let sql = format!(
             "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits, last_at) \
@@ -222,17 +226,19 @@ impl Catalogue {
              WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = v.c0) \
              ON CONFLICT (object_id, resolution_ms, bucket_start) \
              DO UPDATE SET hits = access_buckets.hits + excluded.hits, \
-               last_at = CASE WHEN access_buckets.last_at < excluded.last_at \
+               last_at = CASE WHEN access_buckets.last_at IS NULL \
+                           OR access_buckets.last_at < excluded.last_at \
                          THEN excluded.last_at ELSE access_buckets.last_at END \
              RETURNING object_id",
-            self.json_rows(&["TEXT", "BIGINT", "BIGINT", "BIGINT"])
+            rows.source
         );
-        let known: HashSet<String> = sqlx::query_scalar::<_, String>(&sql)
-            .bind(serde_json::Value::Array(rows).to_string())
+        let known: HashSet<String> = rows
+            .bind(sqlx::query(&sql))
             .fetch_all(&mut *tx)
             .await?
-            .into_iter()
-            .collect();
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, sqlx::Error>>()?;
 
         // Minutes before the roll-up mark are in their hour rows and the objects' totals
         // already (accesses that arrived late), so this batch adds them there itself;
@@ -255,31 +261,31 @@ impl Catalogue {
             }
         }
         if !late_hours.is_empty() {
-            let rows: Vec<serde_json::Value> = late_hours
-                .iter()
-                .map(|((id, hour), hits)| serde_json::json!([id, hour, hits]))
-                .collect();
-            sqlx::query(&format!(
+            let rows = self.bulk_rows(
+                ["TEXT", "BIGINT", "BIGINT"],
+                late_hours
+                    .iter()
+                    .map(|((id, hour), hits)| [json!(id), json!(hour), json!(hits)]),
+            );
+            let sql = format!(
                 "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
                  SELECT c0, {HOUR_MS}, c1, c2 FROM {} AS v WHERE true \
                  ON CONFLICT (object_id, resolution_ms, bucket_start) \
                  DO UPDATE SET hits = access_buckets.hits + excluded.hits",
-                self.json_rows(&["TEXT", "BIGINT", "BIGINT"])
-            ))
-            .bind(serde_json::Value::Array(rows).to_string())
-            .execute(&mut *tx)
-            .await?;
-            let rows: Vec<serde_json::Value> = late_totals
-                .iter()
-                .map(|(id, (hits, last))| serde_json::json!([id, hits, last]))
-                .collect();
-            sqlx::query(&format!(
+                rows.source
+            );
+            rows.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
+            let rows = self.bulk_rows(
+                ["TEXT", "BIGINT", "BIGINT"],
+                late_totals
+                    .iter()
+                    .map(|(id, (hits, last))| [json!(id), json!(hits), json!(last)]),
+            );
+            let sql = format!(
                 "UPDATE objects SET {ADD_TO_TOTALS} FROM {} AS v WHERE objects.id = v.c0",
-                self.json_rows(&["TEXT", "BIGINT", "BIGINT"])
-            ))
-            .bind(serde_json::Value::Array(rows).to_string())
-            .execute(&mut *tx)
-            .await?;
+                rows.source
+            );
+            rows.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(outcome)
@@ -492,28 +498,6 @@ pub(super) fn hour_buckets_sql(filter: &str) -> String {
             WHERE resolution_ms = {MINUTE_MS} AND bucket_start >= {ROLLUP_MARK}) AS m \
          WHERE {filter}"
     )
-}
-
-impl Catalogue {
-    /// A row source reading parameter `$1`, a JSON array of arrays, as columns `c0`,
-    /// `c1`, … of the given SQL types; each backend has its own JSON table function.
-    pub(super) fn json_rows(&self, types: &[&str]) -> String {
-        let columns: Vec<String> = types
-            .iter()
-            .enumerate()
-            .map(|(i, ty)| match self.backend {
-                Backend::Postgres => format!("CAST(e->>{i} AS {ty}) AS c{i}"),
-                Backend::Sqlite => format!("CAST(json_extract(value, '$[{i}]') AS {ty}) AS c{i}"),
-            })
-            .collect();
-        match self.backend {
-            Backend::Postgres => format!(
-                "(SELECT {} FROM json_array_elements(CAST($1 AS json)) AS e)",
-                columns.join(", ")
-            ),
-            Backend::Sqlite => format!("(SELECT {} FROM json_each($1))", columns.join(", ")),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! forecaster when several serve.
 
 use futures_util::TryStreamExt;
+use serde_json::json;
 use sqlx::Row;
 
 use super::access::hour_buckets_sql;
@@ -159,19 +160,26 @@ impl Catalogue {
     /// objects deleted meanwhile are dropped.
     pub async fn save_predictions(&self, predictions: &[StoredPrediction]) -> Result<()> {
         for chunk in predictions.chunks(10_000) {
-            let rows: Vec<serde_json::Value> = chunk
-                .iter()
-                .map(|p| {
-                    serde_json::json!([
-                        p.object_id,
-                        p.predicted_accesses,
-                        p.horizon_hours,
-                        p.predicted_tier,
-                        p.model_version,
-                        p.predicted_at
-                    ])
-                })
-                .collect();
+            let rows = self.bulk_rows(
+                [
+                    "TEXT",
+                    "DOUBLE PRECISION",
+                    "BIGINT",
+                    "TEXT",
+                    "BIGINT",
+                    "BIGINT",
+                ],
+                chunk.iter().map(|p| {
+                    [
+                        json!(p.object_id),
+                        json!(p.predicted_accesses),
+                        json!(p.horizon_hours),
+                        json!(p.predicted_tier),
+                        json!(p.model_version),
+                        json!(p.predicted_at),
+                    ]
+                }),
+            );
             let sql = format!(
                 "INSERT INTO predictions (object_id, predicted_accesses, horizon_hours, \
                    predicted_tier, model_version, predicted_at) \
@@ -183,19 +191,9 @@ impl Catalogue {
                    predicted_tier = excluded.predicted_tier, \
                    model_version = excluded.model_version, \
                    predicted_at = excluded.predicted_at",
-                self.json_rows(&[
-                    "TEXT",
-                    "DOUBLE PRECISION",
-                    "BIGINT",
-                    "TEXT",
-                    "BIGINT",
-                    "BIGINT",
-                ])
+                rows.source
             );
-            sqlx::query(&sql)
-                .bind(serde_json::Value::Array(rows).to_string())
-                .execute(&self.writes)
-                .await?;
+            rows.bind(sqlx::query(&sql)).execute(&self.writes).await?;
         }
         Ok(())
     }
