@@ -1,7 +1,7 @@
 //! Access statistics: per-object hit counts in minute and hour buckets, and the Kafka
 //! offsets they were counted up to.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::json;
 use sqlx::Row;
@@ -211,8 +211,7 @@ impl Catalogue {
         // `roll_up_hours`).
         let mark = self.rollup_mark(&mut tx, RowLock::Share).await?;
         // One statement for the whole batch (see [`BulkRows`]): a batch touches up to
-        // every active object. Objects the catalogue does not know get no row; the rows
-        // returned tell which ones it knows.
+        // every active object. Objects the catalogue does not know get no row.
         let rows = self.bulk_rows(
             ["TEXT", "BIGINT", "BIGINT", "BIGINT"],
             minutes.iter().map(|((id, minute), (hits, last))| {
@@ -228,17 +227,23 @@ impl Catalogue {
              DO UPDATE SET hits = access_buckets.hits + excluded.hits, \
                last_at = CASE WHEN access_buckets.last_at IS NULL \
                            OR access_buckets.last_at < excluded.last_at \
-                         THEN excluded.last_at ELSE access_buckets.last_at END \
-             RETURNING object_id",
+                         THEN excluded.last_at ELSE access_buckets.last_at END",
             rows.source
         );
-        let known: HashSet<String> = rows
+        let written = rows
             .bind(sqlx::query(&sql))
-            .fetch_all(&mut *tx)
+            .execute(&mut *tx)
             .await?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, sqlx::Error>>()?;
+            .rows_affected();
+        // Usually every row was written, so every object is known; only otherwise is it
+        // worth asking which ones are (rather than having every row returned).
+        let known = if written == minutes.len() as u64 {
+            None
+        } else {
+            let ids: BTreeSet<&str> = minutes.keys().map(|(id, _)| *id).collect();
+            Some(self.known_ids(&mut tx, ids).await?)
+        };
+        let known = |id: &str| known.as_ref().is_none_or(|known| known.contains(id));
 
         // Minutes before the roll-up mark are in their hour rows and the objects' totals
         // already (accesses that arrived late), so this batch adds them there itself;
@@ -246,7 +251,7 @@ impl Catalogue {
         let mut late_hours: BTreeMap<(&str, i64), i64> = BTreeMap::new();
         let mut late_totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for (&(id, minute), &(hits, last)) in &minutes {
-            if !known.contains(id) {
+            if !known(id) {
                 outcome.unknown += hits as u64;
                 continue;
             }
@@ -289,6 +294,26 @@ impl Catalogue {
         }
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Which of `ids` name catalogue objects.
+    async fn known_ids(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        ids: BTreeSet<&str>,
+    ) -> Result<HashSet<String>> {
+        let rows = self.bulk_rows(["TEXT"], ids.into_iter().map(|id| [json!(id)]));
+        let sql = format!(
+            "SELECT id FROM objects WHERE id IN (SELECT c0 FROM {} AS v)",
+            rows.source
+        );
+        Ok(rows
+            .bind(sqlx::query(&sql))
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     /// Adds the minute buckets from the roll-up mark up to the start of the clock minute

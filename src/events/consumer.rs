@@ -119,7 +119,7 @@ struct PartitionBatch {
     /// Next offset to read; messages below it were counted already.
     next: i64,
     /// (object id, minute) -> (hits, latest access in ms).
-    counts: HashMap<(String, i64), (i64, i64)>,
+    counts: HashMap<(String, i64), (i64, i64), foldhash::fast::RandomState>,
     located: Vec<LocatedAccess>,
     dead: Vec<DeadMessage>,
     unknown: u64,
