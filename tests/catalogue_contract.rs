@@ -338,6 +338,21 @@ async fn access_counts_add_up_in_buckets(c: Catalogue) {
     );
 }
 
+/// The first batch read from partition 0, up to `to_offset`.
+fn first_batch(
+    to_offset: i64,
+    counts: Vec<AccessCount>,
+    located: Vec<LocatedAccess>,
+) -> PartitionAccesses {
+    PartitionAccesses {
+        partition: 0,
+        from_offset: None,
+        to_offset,
+        counts,
+        located,
+    }
+}
+
 async fn accesses_by_location_find_their_object(c: Catalogue) {
     let a = add_object(&c, "reports/a.csv", "private").await;
     let located = |tier: &str, key: &str| LocatedAccess {
@@ -345,23 +360,14 @@ async fn accesses_by_location_find_their_object(c: Catalogue) {
         key: key.into(),
         at_ms: 1_790_000_000_000,
     };
+    let located = vec![
+        located("private", &a.location),
+        located("private", "reports/a.csv"),
+        located("public", &a.location), // right key, wrong bucket
+        located("private", "reports/missing.csv"),
+    ];
     let recorded = c
-        .record_access(
-            "g",
-            "t",
-            &[PartitionAccesses {
-                partition: 0,
-                from_offset: None,
-                to_offset: 4,
-                counts: vec![],
-                located: vec![
-                    located("private", &a.location),
-                    located("private", "reports/a.csv"),
-                    located("public", &a.location), // right key, wrong bucket
-                    located("private", "reports/missing.csv"),
-                ],
-            }],
-        )
+        .record_access("g", "t", &[first_batch(4, vec![], located)])
         .await
         .unwrap();
     assert_eq!(recorded.unknown, 2);
@@ -390,17 +396,7 @@ async fn any_id_is_counted_as_itself(c: Catalogue) {
         })
         .collect();
     let recorded = c
-        .record_access(
-            "g",
-            "t",
-            &[PartitionAccesses {
-                partition: 0,
-                from_offset: None,
-                to_offset: 1,
-                counts,
-                located: vec![],
-            }],
-        )
+        .record_access("g", "t", &[first_batch(1, counts, vec![])])
         .await
         .unwrap();
     assert_eq!((recorded.counted_hits, recorded.unknown), (8, 12));
