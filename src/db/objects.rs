@@ -91,13 +91,13 @@ fn object_view_select() -> String {
         )
     };
     let unrolled = minute_rows(&format!(">= {ROLLUP_MARK}"));
-    // MAX over both parts: it passes over a NULL on either side.
+    // Every access in a minute bucket from the mark on is later than any in the object
+    // row: those are of minutes before the mark (rolled up, or late ones added at once).
     format!(
         "SELECT {OBJECT_COLUMNS}, {} AS last_minute, {} AS last_hour, {} AS last_day, \
          CAST(objects.access_total + COALESCE((SELECT SUM(hits) {unrolled}), 0) AS BIGINT) \
            AS access_total, \
-         (SELECT MAX(t) FROM (SELECT objects.last_access_at AS t \
-                              UNION ALL SELECT last_at {unrolled}) AS l) AS last_access_at, \
+         COALESCE((SELECT MAX(last_at) {unrolled}), objects.last_access_at) AS last_access_at, \
          p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at \
          FROM objects LEFT JOIN predictions p ON p.object_id = objects.id",
         minutes("$1"),
