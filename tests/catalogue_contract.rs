@@ -5,7 +5,7 @@ mod common;
 
 use std::future::Future;
 
-use common::{TestDb, sqlite_catalogue};
+use common::{TestDb, sqlite_catalogue, stored_hour_rows};
 use sqlx::{AnyConnection, Connection, Executor};
 use strata::db::{
     AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, LocatedAccess,
@@ -1031,19 +1031,6 @@ async fn postgres_update_heavy_tables_leave_room_on_each_page() {
     }
     conn.close().await.unwrap();
     db.drop_db().await;
-}
-
-/// The hour rows themselves, straight from the table: `(bucket_start, hits)`.
-async fn stored_hour_rows(conn: &mut AnyConnection, id: &str) -> Vec<(i64, i64)> {
-    sqlx::query_as(
-        "SELECT bucket_start, hits FROM access_buckets \
-         WHERE object_id = $1 AND resolution_ms = $2 ORDER BY bucket_start",
-    )
-    .bind(id)
-    .bind(HOUR_MS)
-    .fetch_all(conn)
-    .await
-    .unwrap()
 }
 
 /// A roll-up writes the hour rows (readers would be exact without it, so this looks at

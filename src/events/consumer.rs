@@ -57,8 +57,8 @@ const REFETCH_MARGIN: i64 = 10_000;
 const DEAD_LETTER_KEEP_BYTES: usize = 64 * 1024;
 /// How far behind the clock the roll-up of minute buckets into hour buckets stays.
 /// Accesses of a minute that was rolled up already cost a batch three writes instead of
-/// one (their hour bucket and object row too, see [`Catalogue::record_access`]); staying this far
-/// behind keeps a consumer that catches up on a few minutes of backlog (after a restart,
+/// one (their hour bucket and object row too, see [`Catalogue::record_access`]); staying
+/// this far behind keeps a consumer that catches up on a few minutes of backlog (after a restart,
 /// a rebalance, or with events that arrive late) on the one-write path. Readers add the
 /// minutes not rolled up yet, so this costs them a few more minute rows per object.
 const ROLLUP_LAG_MS: i64 = 5 * MINUTE_MS;

@@ -921,3 +921,17 @@ impl Drop for EmbeddedServer {
         }
     }
 }
+
+/// The hour rows of an object themselves, straight from the table (minute rows not
+/// rolled up yet are not among them): `(bucket_start, hits)`.
+pub async fn stored_hour_rows(conn: &mut AnyConnection, id: &str) -> Vec<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT bucket_start, hits FROM access_buckets \
+         WHERE object_id = $1 AND resolution_ms = $2 ORDER BY bucket_start",
+    )
+    .bind(id)
+    .bind(strata::db::HOUR_MS)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
