@@ -282,6 +282,9 @@ pub struct TierConfig {
     pub backend: BackendConfig,
     /// Bytes the tier may hold; `None` is unbounded (`TIER_<NAME>_CAPACITY_BYTES`).
     pub capacity_bytes: Option<u64>,
+    /// Share of the capacity the forecaster leaves free for bursts
+    /// (`TIER_<NAME>_HEADROOM`, 0 to below 1).
+    pub headroom: f64,
     /// Prices used for cost estimates.
     pub costs: TierCosts,
     /// Accesses within the detector window above which a spike promotes an object into
@@ -543,10 +546,16 @@ pub fn is_valid_tier_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Share of a tier's capacity kept free for bursts unless `TIER_<NAME>_HEADROOM` says
+/// otherwise: room for a few bursts between two forecaster runs.
+const DEFAULT_HEADROOM: f64 = 0.05;
+
 /// Promotion thresholds. Reactive: by default the hottest tier takes objects with more
 /// than 100 accesses a detector window and the next one more than 20; proactive: more
 /// than 50 and 10 predicted accesses over the forecast horizon (the seed's numbers). The
-/// coldest tier is where objects start, so nothing is promoted into it.
+/// coldest tier is where objects start, so nothing is promoted into it. A tier with a
+/// capacity is filled by rank instead: its proactive threshold, only when set, is a
+/// floor its objects must pass, and its reactive one is the detector's level only.
 fn apply_promotion_thresholds(
     vars: &Vars<'_>,
     tiers: &mut [TierConfig],
@@ -570,7 +579,7 @@ fn apply_promotion_thresholds(
         let default = PROACTIVE
             .get(position)
             .copied()
-            .filter(|_| position < coldest);
+            .filter(|_| position < coldest && tier.capacity_bytes.is_none());
         let expected = "a positive number of predicted accesses, or none";
         tier.predict_above = match vars.get(&var).as_deref() {
             None => default,
@@ -822,10 +831,19 @@ impl Vars<'_> {
             Some(url) => self.backend(&url_var, &url, &var)?,
         };
         let capacity_bytes = self.parse_opt(&var("CAPACITY_BYTES"), "a whole number of bytes")?;
+        let headroom_var = var("HEADROOM");
+        let expected = "a share of the capacity from 0 to below 1";
+        let headroom = self
+            .parse_opt::<f64>(&headroom_var, expected)?
+            .unwrap_or(DEFAULT_HEADROOM);
+        if !(0.0..1.0).contains(&headroom) {
+            return Err(invalid(&headroom_var, &headroom.to_string(), expected));
+        }
         Ok(TierConfig {
             name: name.into(),
             backend,
             capacity_bytes,
+            headroom,
             promote_above: None,
             predict_above: None,
             costs: TierCosts {

@@ -182,15 +182,16 @@ impl Mover {
             Ok(m) => m,
             Err(StartRefusal::Lost) => return Ok(()),
             Err(StartRefusal::Capacity { used, capacity }) => {
-                return self
-                    .fail(
-                        &m,
-                        format!(
-                            "tier {} is full: {used} of {capacity} bytes used, the object needs {}",
-                            m.to_tier, object.size
-                        ),
-                    )
-                    .await;
+                let error = format!(
+                    "tier {} is full: {used} of {capacity} bytes used, the object needs {}",
+                    m.to_tier, object.size
+                );
+                // A move out of the tier under way frees room: wait for it, as a
+                // promotion queued with the demotions that make its room does.
+                if self.catalogue.moves_out_of(&m.to_tier).await? {
+                    return self.retry(&m, &error, true).await;
+                }
+                return self.fail(&m, error).await;
             }
         };
 

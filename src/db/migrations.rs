@@ -97,9 +97,9 @@ impl MigrationReason {
     /// Every reason, in priority order.
     pub const ALL: [MigrationReason; 4] = [
         MigrationReason::Manual,
+        MigrationReason::CapacityRebalance,
         MigrationReason::ReactiveAccessSpike,
         MigrationReason::ProactivePrediction,
-        MigrationReason::CapacityRebalance,
     ];
 
     /// The name used in the API and the database.
@@ -112,13 +112,14 @@ impl MigrationReason {
         }
     }
 
-    /// Queue priority; lower runs first: manual > reactive > proactive > rebalance.
+    /// Queue priority; lower runs first: manual > rebalance > reactive > proactive. A
+    /// rebalance makes the room a promotion queued with it waits for, so it goes first.
     pub fn priority(self) -> i64 {
         match self {
             MigrationReason::Manual => 0,
-            MigrationReason::ReactiveAccessSpike => 1,
-            MigrationReason::ProactivePrediction => 2,
-            MigrationReason::CapacityRebalance => 3,
+            MigrationReason::CapacityRebalance => 1,
+            MigrationReason::ReactiveAccessSpike => 2,
+            MigrationReason::ProactivePrediction => 3,
         }
     }
 }
@@ -318,6 +319,29 @@ impl Catalogue {
             .map(MigrationRecord::from_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(items, limit, |m| &m.id))
+    }
+
+    /// The objects with a move under way (pending, copying or verifying).
+    pub async fn objects_moving(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT object_id FROM migrations \
+             WHERE status IN ('pending', 'copying', 'verifying')",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Whether a move out of `tier` is under way: room it will free.
+    pub async fn moves_out_of(&self, tier: &str) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM migrations \
+             WHERE from_tier = $1 AND status IN ('pending', 'copying', 'verifying') LIMIT 1",
+        )
+        .bind(tier)
+        .fetch_optional(&self.reads)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// How many moves there are per status and reason, for metrics. Combinations with

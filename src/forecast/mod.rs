@@ -19,7 +19,7 @@ pub mod tracker;
 
 pub use active::ActiveModel;
 pub use model::{Contribution, Evaluation, Example, Model, ModelError, Scores};
-pub use tracker::{ObjectForecast, TrackedId, Tracker};
+pub use tracker::{ObjectForecast, TrackedId, TrackedValue, Tracker};
 
 use std::collections::HashMap;
 

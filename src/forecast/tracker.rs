@@ -42,6 +42,13 @@ struct Tracked {
     dirty: Cell<bool>,
     /// The prediction last stored in the catalogue.
     saved: Option<f64>,
+    /// The last prediction made.
+    predicted: Cell<f64>,
+    /// Accesses counted since the last run.
+    fresh: Cell<u32>,
+    /// Accesses over the horizon at the rate of the last run's interval, when that rate
+    /// was more than chance above the prediction (a burst in progress); else 0.
+    burst: Cell<f64>,
 }
 
 impl Tracked {
@@ -85,6 +92,40 @@ pub struct ObjectForecast<'a> {
     pub updated_at: i64,
     /// Predicted accesses over the model's horizon after the hour in progress.
     pub predicted: f64,
+    /// What placement ranks it by: the prediction, or a burst in progress when that
+    /// calls for more.
+    pub value: f64,
+}
+
+/// An object's standing for placement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackedValue<'a> {
+    /// The object.
+    pub object_id: &'a str,
+    /// Its tier as last read.
+    pub tier: &'a str,
+    /// Its size.
+    pub size_bytes: u64,
+    /// Accesses expected over the horizon.
+    pub value: f64,
+}
+
+/// The value over `horizon_ms` of `fresh` accesses counted in the last `interval_ms`
+/// when they are a burst: more than a count at the `predicted` rate would reach by
+/// chance (three standard deviations of a Poisson count, and at least three more
+/// accesses, so that no single read or two looks like a burst); else 0.
+fn burst_value(fresh: u32, predicted: f64, interval_ms: i64, horizon_ms: i64) -> f64 {
+    if interval_ms <= 0 || fresh == 0 {
+        return 0.0;
+    }
+    let share = interval_ms as f64 / horizon_ms.max(1) as f64;
+    let expected = predicted.max(0.0) * share;
+    let fresh = f64::from(fresh);
+    if fresh > expected + 3.0 * expected.sqrt() + 3.0 {
+        fresh / share
+    } else {
+        0.0
+    }
 }
 
 /// The forecaster's per-object state.
@@ -104,6 +145,10 @@ pub struct Tracker {
     loaded_at_ms: i64,
     /// The hour of the last run, and the model it used.
     last_run: Option<(i64, i64)>,
+    /// When the last run was.
+    last_run_ms: Option<i64>,
+    /// Objects whose last prediction saw a burst.
+    bursting: Vec<u32>,
 }
 
 impl Tracker {
@@ -116,6 +161,8 @@ impl Tracker {
             seen_until_ms: i64::MIN,
             loaded_at_ms: now_ms,
             last_run: None,
+            last_run_ms: None,
+            bursting: Vec::new(),
         }
     }
 
@@ -127,6 +174,10 @@ impl Tracker {
         tracker
             .read_hours(catalogue, end_hour - HISTORY_HOURS as i64 + 1)
             .await?;
+        // The week just read is history, not accesses since a run.
+        for tracked in tracker.objects.iter().flatten() {
+            tracked.fresh.set(0);
+        }
         Ok(tracker)
     }
 
@@ -191,6 +242,9 @@ impl Tracker {
             closed: Cell::new(None),
             dirty: Cell::new(true),
             saved: None,
+            predicted: Cell::new(0.0),
+            fresh: Cell::new(0),
+            burst: Cell::new(0.0),
         }));
         self.dirty.push(at);
         TrackedId(at)
@@ -212,10 +266,14 @@ impl Tracker {
         let Some(Some(tracked)) = self.objects.get_mut(object.0 as usize) else {
             return;
         };
-        tracked
-            .history
-            .get_or_insert_with(HourlyRing::new)
-            .set(hour, hits);
+        let ring = tracked.history.get_or_insert_with(HourlyRing::new);
+        tracked.fresh.set(
+            tracked
+                .fresh
+                .get()
+                .saturating_add(hits.saturating_sub(ring.count(hour))),
+        );
+        ring.set(hour, hits);
         if tracked
             .closed
             .get()
@@ -259,32 +317,73 @@ impl Tracker {
             }
         }
         self.last_run = Some((end_hour, model.version));
+        let interval_ms = self.last_run_ms.map_or(0, |last| now_ms - last);
+        self.last_run_ms = Some(now_ms);
+        let horizon_ms = i64::try_from(model.horizon_hours).unwrap_or(1) * HOUR_MS;
         let dirty = std::mem::take(&mut self.dirty);
         let objects = &self.objects;
-        let selected: Box<dyn Iterator<Item = &Tracked>> = if full {
+        // A burst seen by the last run is over unless this run sees it again.
+        for at in self.bursting.drain(..) {
+            if let Some(Some(tracked)) = objects.get(at as usize) {
+                tracked.burst.set(0.0);
+            }
+        }
+        let selected: Box<dyn Iterator<Item = (u32, &Tracked)>> = if full {
             Box::new(
                 objects
                     .iter()
-                    .flatten()
-                    .inspect(|tracked| tracked.dirty.set(false)),
+                    .enumerate()
+                    .filter_map(|(at, tracked)| Some((at as u32, tracked.as_ref()?)))
+                    .inspect(|(_, tracked)| tracked.dirty.set(false)),
             )
         } else {
             // Clearing the mark on the way skips forgotten objects and ones listed twice.
             Box::new(
                 dirty
                     .iter()
-                    .filter_map(|&at| objects[at as usize].as_ref())
-                    .filter(|tracked| tracked.dirty.replace(false)),
+                    .filter_map(|&at| Some((at, objects[at as usize].as_ref()?)))
+                    .filter(|(_, tracked)| tracked.dirty.replace(false)),
             )
         };
+        let bursting = &mut self.bursting;
         selected
-            .map(|tracked| ObjectForecast {
-                object_id: &tracked.id,
-                tier: &tracked.tier,
-                updated_at: tracked.updated_at,
-                predicted: tracked.predict(model, now_ms),
+            .map(|(at, tracked)| {
+                let predicted = tracked.predict(model, now_ms);
+                let burst =
+                    burst_value(tracked.fresh.replace(0), predicted, interval_ms, horizon_ms);
+                tracked.predicted.set(predicted);
+                tracked.burst.set(burst);
+                if burst > 0.0 {
+                    bursting.push(at);
+                }
+                ObjectForecast {
+                    object_id: &tracked.id,
+                    tier: &tracked.tier,
+                    updated_at: tracked.updated_at,
+                    predicted,
+                    value: predicted.max(burst),
+                }
             })
             .collect()
+    }
+
+    /// The value of `object` as of the last run (see [`Tracker::values`]).
+    pub fn value(&self, object: TrackedId) -> f64 {
+        match self.objects.get(object.0 as usize) {
+            Some(Some(tracked)) => tracked.predicted.get().max(tracked.burst.get()),
+            _ => 0.0,
+        }
+    }
+
+    /// Every tracked object with its value as of the last run: the most accesses over
+    /// the horizon that its prediction or a burst in progress calls for.
+    pub fn values(&self) -> impl Iterator<Item = TrackedValue<'_>> {
+        self.objects.iter().flatten().map(|tracked| TrackedValue {
+            object_id: &tracked.id,
+            tier: &tracked.tier,
+            size_bytes: tracked.object.size_bytes,
+            value: tracked.predicted.get().max(tracked.burst.get()),
+        })
     }
 
     /// The predictions among `made` that differ noticeably from what the catalogue

@@ -27,6 +27,7 @@ use crate::detector::{Detector, Spike};
 use crate::forecast::trace::Access;
 use crate::forecast::{Model, TrackedId, Tracker};
 use crate::policy::Policy;
+use crate::policy::placement::{Candidate, MOVE_COST_ACCESSES, Placed, Standing};
 
 use super::reference::{Foresight, Lru, best_static};
 use super::report::{
@@ -38,10 +39,16 @@ use super::{MovesOut, PolicyKind};
 const NEVER: i64 = i64::MIN;
 
 /// Reasons the simulated policies move objects for, in queue priority order.
-const REASONS: [MigrationReason; 2] = [
+const REASONS: [MigrationReason; 3] = [
+    MigrationReason::CapacityRebalance,
     MigrationReason::ReactiveAccessSpike,
     MigrationReason::ProactivePrediction,
 ];
+
+/// The place of `reason` in [`REASONS`].
+fn reason_index(reason: MigrationReason) -> usize {
+    REASONS.iter().position(|&r| r == reason).unwrap_or(0)
+}
 
 /// Everything a replay is set up from.
 pub(super) struct Setup<'a> {
@@ -87,6 +94,8 @@ struct Context<'a> {
     default_rank: u8,
     bandwidth: u64,
     scored_from: i64,
+    /// The forecast horizon values are counted over, ms.
+    horizon_ms: i64,
 }
 
 /// What a policy reads while it acts: the shared settings and the objects.
@@ -258,6 +267,10 @@ impl<'a> Replay<'a> {
             default_rank,
             bandwidth: setup.bandwidth,
             scored_from: setup.scored_from,
+            horizon_ms: setup
+                .model
+                .map_or(1, |m| i64::try_from(m.horizon_hours).unwrap_or(1))
+                * HOUR_MS,
         };
         let sims = setup
             .kinds
@@ -452,6 +465,8 @@ struct PolicySim {
     tiers: Vec<TierUse>,
     queue: [VecDeque<Queued>; REASONS.len()],
     running: Option<Running>,
+    /// The last forecaster run's placement, when tiers are filled by rank.
+    standing: Option<Standing<u32>>,
     stats: Stats,
 }
 
@@ -472,6 +487,7 @@ impl PolicySim {
             tiers: vec![TierUse::default(); tiers],
             queue: Default::default(),
             running: None,
+            standing: None,
             stats: Stats {
                 served: vec![0; tiers],
                 read_bytes: vec![0; tiers],
@@ -563,22 +579,75 @@ impl PolicySim {
         }
     }
 
-    /// What `act_on_spike` does in the service: the move the burst calls for, unless
+    /// What `act_on_spike` does in the service: the moves the burst calls for, unless
     /// one of the object is under way.
     fn on_spike(&mut self, spike: &Spike, now: i64, env: Env<'_, '_>, out: &mut Option<MovesOut>) {
         let Env { context, objects } = env;
         let Some(&o) = objects.index.get(spike.object_id.as_str()) else {
             return;
         };
-        let current = &context.tier_names[usize::from(self.tier[o as usize])];
-        let Some(to) = context
-            .policy
-            .reactive_target(current, spike.recent)
-            .and_then(|t| context.rank(t))
-        else {
+        if self.moving[o as usize] {
             return;
-        };
-        self.enqueue(o, to, 0, now, env, out);
+        }
+        let moves = context.policy.admit_burst(
+            self.standing.as_mut(),
+            &o,
+            usize::from(self.tier[o as usize]),
+            objects.size[o as usize],
+            spike.recent,
+        );
+        self.enqueue_placed(&moves, now, env, out);
+    }
+
+    /// Queues `moves` in order, each if its object is still where it was seen.
+    fn enqueue_placed(
+        &mut self,
+        moves: &[Placed<u32>],
+        now: i64,
+        env: Env<'_, '_>,
+        out: &mut Option<MovesOut>,
+    ) {
+        for placed in moves {
+            let (Ok(from), Ok(to)) = (u8::try_from(placed.from), u8::try_from(placed.to)) else {
+                continue;
+            };
+            if self.tier[placed.key as usize] == from {
+                self.enqueue(placed.key, to, reason_index(placed.reason), now, env, out);
+            }
+        }
+    }
+
+    /// Ranked placement at `now`, as the service's forecaster run does it: every object
+    /// on a tier with a capacity, and every other one whose value could pay for a move,
+    /// ranked by its value (0 without a forecaster: a reactive-only policy admits bursts
+    /// against the tiers as they are).
+    fn place(&mut self, now: i64, env: Env<'_, '_>, out: &mut Option<MovesOut>) {
+        let Env { context, objects } = env;
+        if !context.policy.is_ranked() {
+            return;
+        }
+        let tracker = self.tracker.as_ref();
+        let candidates: Vec<Candidate<u32>> = (0..self.tier.len())
+            .filter_map(|i| {
+                let tier = usize::from(self.tier[i]);
+                let value = match (tracker, self.tracked.get(i)) {
+                    (Some(tracker), Some(&id)) => tracker.value(id),
+                    _ => 0.0,
+                };
+                (value > MOVE_COST_ACCESSES || context.capacity[tier].is_some()).then(|| {
+                    Candidate {
+                        key: i as u32,
+                        tier,
+                        size: objects.size[i],
+                        value,
+                        busy: self.moving[i],
+                    }
+                })
+            })
+            .collect();
+        let (moves, standing) = context.policy.place(&candidates, context.horizon_ms);
+        self.standing = Some(standing);
+        self.enqueue_placed(&moves, now, env, out);
     }
 
     /// A forecaster run at `now`, as `proactive_run` does it in the service: the
@@ -594,6 +663,9 @@ impl PolicySim {
     ) {
         let Env { context, objects } = env;
         let (Some(tracker), Some(model)) = (self.tracker.as_mut(), context.model) else {
+            if self.kind.reacts() {
+                self.place(now, env, out);
+            }
             return;
         };
         for &(o, hour, hits) in updates {
@@ -602,6 +674,7 @@ impl PolicySim {
         let planned = context
             .policy
             .plan_proactive(&tracker.forecast(model, now), now);
+        self.place(now, env, out);
         for planned in planned {
             let Some(&o) = objects.index.get(planned.object_id.as_str()) else {
                 continue;
@@ -613,7 +686,7 @@ impl PolicySim {
                 continue;
             };
             if self.tier[o as usize] == from {
-                self.enqueue(o, to, 1, now, env, out);
+                self.enqueue(o, to, reason_index(MigrationReason::ProactivePrediction), now, env, out);
             }
         }
     }

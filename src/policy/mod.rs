@@ -1,7 +1,11 @@
 //! The policy: which tier an object belongs on, given what the detector or the
 //! forecaster saw, and turning that into queued moves.
 //!
-//! Tiers are ordered hottest first. Each tier may have a reactive threshold
+//! A tier with a capacity (`TIER_<NAME>_CAPACITY_BYTES`) is filled by rank against that
+//! capacity ([`placement`]): the forecaster's run fills it densest first with the moves
+//! that pay for themselves, and a spike is admitted when it beats the tier's bar.
+//!
+//! Tiers are ordered hottest first. Each tier without a capacity may have a reactive threshold
 //! (`TIER_<NAME>_PROMOTE_ABOVE`, accesses per detector window) and a proactive one
 //! (`TIER_<NAME>_PREDICT_ABOVE`, predicted accesses over the forecast horizon).
 //! A spike promotes an object to the hottest tier whose threshold its burst passed and
@@ -10,11 +14,14 @@
 //! below a share of the current tier's threshold (hysteresis) and not soon after the
 //! object last moved, so that it neither flaps nor undoes what a spike just did.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+pub mod placement;
 
 use crate::config::Config;
 use crate::db::{
@@ -23,6 +30,8 @@ use crate::db::{
 };
 use crate::detector::Spike;
 use crate::forecast::{ActiveModel, Model, ObjectForecast, Tracker};
+use crate::db::HOUR_MS;
+use placement::{Candidate, MOVE_COST_ACCESSES, Placed, Standing, TierLimit};
 use crate::metrics::{Metrics, ModelInfo};
 
 /// Name of the lease the forecasting process holds.
@@ -36,13 +45,20 @@ struct TierRule {
 }
 
 /// Tier order and thresholds, from the configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Policy {
     /// Hottest first.
     tiers: Vec<TierRule>,
+    /// What ranked placement needs of each tier, hottest first.
+    limits: Vec<TierLimit>,
     default_tier: usize,
     hysteresis: f64,
     min_residence_ms: i64,
+    /// The detector's window, which a spike's count is over.
+    burst_window_ms: i64,
+    /// The last forecaster run's placement in this process, which spikes are admitted
+    /// against; `None` before the first ranked run (or in a process without the lease).
+    standing: Mutex<Option<Standing<String>>>,
 }
 
 impl Policy {
@@ -58,6 +74,15 @@ impl Policy {
                     predict_above: t.predict_above,
                 })
                 .collect(),
+            limits: config
+                .tiers
+                .iter()
+                .map(|t| TierLimit {
+                    capacity: t.capacity_bytes,
+                    headroom: t.headroom,
+                    floor: t.capacity_bytes.and(t.predict_above),
+                })
+                .collect(),
             default_tier: config
                 .tiers
                 .iter()
@@ -66,6 +91,10 @@ impl Policy {
             hysteresis: config.forecast.hysteresis,
             min_residence_ms: i64::try_from(config.forecast.min_residence.as_millis())
                 .unwrap_or(i64::MAX),
+            burst_window_ms: i64::try_from(config.detector.window.as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1),
+            standing: Mutex::new(None),
         }
     }
 
@@ -83,19 +112,76 @@ impl Policy {
     /// hottest tier whose threshold it passed, when that is hotter than `current`.
     pub fn reactive_target(&self, current: &str, recent: u64) -> Option<&str> {
         let current_rank = self.rank(current).unwrap_or(self.tiers.len());
-        self.tiers
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.promote_above.is_some_and(|t| recent > t))
-            .filter(|(rank, _)| *rank < current_rank)
-            .map(|(_, t)| t.name.as_str())
+        self.threshold_target(current_rank, recent, false)
+            .map(|rank| self.tiers[rank].name.as_str())
     }
 
-    /// The hottest tier whose proactive threshold `predicted` passes.
+    /// The hottest tier whose reactive threshold `recent` passes, when hotter than
+    /// `current`; tiers with a capacity are passed over when `ranked`.
+    fn threshold_target(&self, current: usize, recent: u64, ranked: bool) -> Option<usize> {
+        self.tiers
+            .iter()
+            .zip(&self.limits)
+            .position(|(t, limit)| {
+                !(ranked && limit.capacity.is_some()) && t.promote_above.is_some_and(|t| recent > t)
+            })
+            .filter(|&rank| rank < current)
+    }
+
+    /// Whether some tier is filled by rank against its capacity.
+    pub fn is_ranked(&self) -> bool {
+        self.limits.iter().any(|l| l.capacity.is_some())
+    }
+
+    /// The moves a burst of `recent` accesses within the detector's window calls for, for the object
+    /// `key` of `size` bytes on tier `current`: admitted against `standing` (the last
+    /// forecaster run's placement) into the hottest tier with a capacity whose bar it
+    /// beats, with the demotions that make room; else promoted by the thresholds of the
+    /// tiers without one (of every tier, when there is no standing yet).
+    pub fn admit_burst<K: Clone + PartialEq>(
+        &self,
+        standing: Option<&mut Standing<K>>,
+        key: &K,
+        current: usize,
+        size: u64,
+        recent: u64,
+    ) -> Vec<Placed<K>> {
+        let ranked = standing.is_some();
+        if let Some(standing) = standing
+            && let Some(moves) = standing.admit(key, current, size, recent, self.burst_window_ms)
+        {
+            return moves;
+        }
+        self.threshold_target(current, recent, ranked)
+            .map(|to| Placed {
+                key: key.clone(),
+                from: current,
+                to,
+                value: recent as f64,
+                reason: MigrationReason::ReactiveAccessSpike,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// Ranked placement of `candidates` (values over `horizon_ms`): the moves into tiers
+    /// with a capacity, and the standing later bursts are admitted against.
+    pub fn place<K: Clone + PartialEq>(
+        &self,
+        candidates: &[Candidate<K>],
+        horizon_ms: i64,
+    ) -> (Vec<Placed<K>>, Standing<K>) {
+        Standing::plan(&self.limits, candidates, horizon_ms)
+    }
+
+    /// The hottest tier without a capacity whose proactive threshold `predicted` passes.
     fn passed_rank(&self, predicted: f64) -> Option<usize> {
         self.tiers
             .iter()
-            .position(|t| t.predict_above.is_some_and(|t| predicted > t))
+            .zip(&self.limits)
+            .position(|(t, limit)| {
+                limit.capacity.is_none() && t.predict_above.is_some_and(|t| predicted > t)
+            })
     }
 
     /// The tier a prediction of `predicted` accesses calls for, ignoring where the
@@ -125,6 +211,10 @@ impl Policy {
             && passed < current_rank
         {
             return Some(&self.tiers[passed].name);
+        }
+        // Only a push from a denser object moves one off a tier with a capacity.
+        if self.limits[current_rank].capacity.is_some() {
+            return None;
         }
         let threshold = self.tiers[current_rank].predict_above?;
         let wanted = self.passed_rank(predicted).unwrap_or(self.default_tier);
@@ -164,7 +254,8 @@ impl Policy {
         planned
     }
 
-    /// Queues the move a spike calls for, if any. Returns the queued migration's id;
+    /// Queues the moves a spike calls for, if any: its promotion, and on a full tier with
+    /// a capacity the demotions that make room. Returns the queued promotion's id;
     /// `None` when the object is already hot enough, gone, or has a move under way.
     pub async fn act_on_spike(
         &self,
@@ -176,36 +267,64 @@ impl Policy {
             Err(CatalogueError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Some(target) = self.reactive_target(&object.tier, spike.recent) else {
-            tracing::debug!(object = %object.id, tier = %object.tier, recent = spike.recent, "spike on an object already hot enough");
+        let Some(current) = self.rank(&object.tier) else {
             return Ok(None);
         };
-        let queued = catalogue
-            .enqueue_migration(&move_of(
-                &object,
-                target,
-                MigrationReason::ReactiveAccessSpike,
-            ))
-            .await;
-        match queued {
-            Ok(migration) => {
-                tracing::info!(
-                    object = %object.id,
-                    from = %object.tier,
-                    to = %target,
-                    recent = spike.recent,
-                    baseline = format!("{:.1}", spike.baseline),
-                    migration = %migration.id,
-                    "access spike: promotion queued"
-                );
-                Ok(Some(migration.id))
-            }
-            Err(CatalogueError::Conflict(_) | CatalogueError::NotFound { .. }) => {
-                tracing::debug!(object = %object.id, "spike on an object with a move under way; left alone");
-                Ok(None)
-            }
-            Err(e) => Err(e),
+        let moves = {
+            let mut standing = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
+            self.admit_burst(
+                standing.as_mut(),
+                &object.id,
+                current,
+                u64::try_from(object.size).unwrap_or_default(),
+                spike.recent,
+            )
+        };
+        if moves.is_empty() {
+            tracing::debug!(object = %object.id, tier = %object.tier, recent = spike.recent, "spike on an object already hot enough");
+            return Ok(None);
         }
+        let mut promotion = None;
+        for placed in &moves {
+            let record = if placed.key == object.id {
+                object.clone()
+            } else {
+                match catalogue.get_object(&placed.key).await {
+                    Ok(record) => record,
+                    Err(CatalogueError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            let (from, to) = (&self.tiers[placed.from].name, &self.tiers[placed.to].name);
+            if record.tier != *from {
+                continue;
+            }
+            match catalogue
+                .enqueue_migration(&move_of(&record, to, placed.reason))
+                .await
+            {
+                Ok(migration) => {
+                    tracing::info!(
+                        object = %record.id,
+                        %from,
+                        %to,
+                        reason = %placed.reason,
+                        recent = spike.recent,
+                        baseline = format!("{:.1}", spike.baseline),
+                        migration = %migration.id,
+                        "access spike: move queued"
+                    );
+                    if placed.key == object.id {
+                        promotion = Some(migration.id);
+                    }
+                }
+                Err(CatalogueError::Conflict(_) | CatalogueError::NotFound { .. }) => {
+                    tracing::debug!(object = %record.id, "spike: the object has a move under way; left alone");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(promotion)
     }
 }
 
@@ -353,6 +472,7 @@ impl Policy {
                     to = %planned.to_tier,
                     predicted = format!("{:.1}", planned.predicted_accesses.unwrap_or_default()),
                     migration = %migration.id,
+                    reason = %planned.reason,
                     "forecast: move queued"
                 );
                 Ok(Some(migration))
@@ -531,7 +651,7 @@ impl Policy {
         };
         let forecasts = tracker.forecast(model, now_ms);
         let predicted = forecasts.len();
-        let planned = self.plan_proactive(&forecasts, now_ms);
+        let mut planned = self.plan_proactive(&forecasts, now_ms);
         let made: Vec<StoredPrediction> = forecasts
             .iter()
             .map(|f| StoredPrediction {
@@ -543,6 +663,13 @@ impl Policy {
                 predicted_at: now_ms,
             })
             .collect();
+        if self.is_ranked() {
+            let moving: HashSet<String> = catalogue.objects_moving().await?.into_iter().collect();
+            let horizon_ms = i64::try_from(model.horizon_hours).unwrap_or(1) * HOUR_MS;
+            let ranked = self.place_tracked(tracker, &moving, horizon_ms);
+            // Ranked moves first: a threshold move of the same object is then a conflict.
+            planned.splice(0..0, ranked);
+        }
         let mut queued = 0;
         for planned in &planned {
             match self.enqueue_planned(catalogue, planned).await? {
@@ -560,6 +687,47 @@ impl Policy {
         let store = tracker.to_store(made);
         catalogue.save_predictions(&store).await?;
         Ok(ProactiveRun { predicted, queued })
+    }
+
+    /// Ranked placement of every object `tracker` follows (those in `moving` stay where
+    /// they are), as moves to queue; keeps the standing for the spikes to come.
+    fn place_tracked(
+        &self,
+        tracker: &Tracker,
+        moving: &HashSet<String>,
+        horizon_ms: i64,
+    ) -> Vec<PlannedMove> {
+        let candidates: Vec<Candidate<String>> = tracker
+            .values()
+            .filter_map(|v| {
+                let tier = self.rank(v.tier)?;
+                // An object on an unbounded tier whose value cannot pay for a move is
+                // never placed: leaving it out keeps the ranking to the objects in play.
+                (v.value > MOVE_COST_ACCESSES || self.limits[tier].capacity.is_some()).then(|| {
+                    Candidate {
+                        key: v.object_id.to_string(),
+                        tier,
+                        size: v.size_bytes,
+                        value: v.value,
+                        busy: moving.contains(v.object_id),
+                    }
+                })
+            })
+            .collect();
+        let (moves, standing) = self.place(&candidates, horizon_ms);
+        *self.standing.lock().unwrap_or_else(PoisonError::into_inner) = Some(standing);
+        moves
+            .into_iter()
+            .map(|placed| PlannedMove {
+                from_tier: self.tiers[placed.from].name.clone(),
+                to_tier: self.tiers[placed.to].name.clone(),
+                object_id: placed.key,
+                key: None,
+                reason: placed.reason,
+                recent_accesses: None,
+                predicted_accesses: Some(placed.value),
+            })
+            .collect()
     }
 
     /// The proactive moves a forecaster run would queue now with `model`, read afresh
@@ -592,8 +760,18 @@ mod tests {
                 tier("public", None, None),
             ],
             default_tier: 2,
+            limits: vec![
+                TierLimit {
+                    capacity: None,
+                    headroom: 0.0,
+                    floor: None,
+                };
+                3
+            ],
             hysteresis: 0.5,
             min_residence_ms: 1000,
+            burst_window_ms: 60_000,
+            standing: Mutex::new(None),
         }
     }
 

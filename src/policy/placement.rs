@@ -1,0 +1,457 @@
+//! Placement by rank against capacity: which objects each tier with a capacity holds,
+//! and which moves are worth making to get there.
+//!
+//! Every object has a *value*, the accesses expected of it over the forecast horizon,
+//! and a *density*, its value per byte. A tier with a capacity is filled densest first
+//! (the greedy answer to the knapsack of accesses against bytes) up to its capacity
+//! less its headroom; the headroom is left for bursts admitted between forecaster runs.
+//!
+//! A move is made only when it pays for itself over the horizon. A copy reads the
+//! object once, as an access served from the colder tier would, so each move costs
+//! [`MOVE_COST_ACCESSES`]: a promotion into free room must bring more than that, and
+//! one into a full tier must bring more than the residents it pushes out (lowest
+//! density first, each only when denser than none of them) take with them, plus the
+//! cost of every move it takes. Those demotions have reason `capacity_rebalance` and
+//! go to the hottest colder tier with room. Nothing else leaves a tier with a capacity:
+//! an object gone cold stays until a denser one needs its room, which is what keeps a
+//! wavering forecast from moving objects back and forth.
+//!
+//! The same rules admit a burst between runs ([`Standing::admit`]): against the
+//! standing the last run left, with the burst's rate as its value.
+
+use crate::db::MigrationReason;
+
+/// What one move costs, in accesses: its copy reads the object once, as serving one
+/// access from the colder tier does.
+pub const MOVE_COST_ACCESSES: f64 = 1.0;
+
+/// What placement needs to know of one tier.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TierLimit {
+    /// Bytes it may hold; `None`: unbounded, placed by thresholds instead.
+    pub capacity: Option<u64>,
+    /// Share of the capacity a forecaster run leaves free for bursts.
+    pub headroom: f64,
+    /// Value an object must pass to be placed here (`TIER_<NAME>_PREDICT_ABOVE`, when
+    /// set), whatever its rank.
+    pub floor: Option<f64>,
+}
+
+impl TierLimit {
+    /// Bytes a forecaster run fills it to.
+    fn fill_limit(&self) -> Option<u64> {
+        self.capacity
+            .map(|c| (c as f64 * (1.0 - self.headroom)).floor() as u64)
+    }
+}
+
+/// One object as placement sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate<K> {
+    /// The caller's name for it.
+    pub key: K,
+    /// Its tier, 0 the hottest.
+    pub tier: usize,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Accesses expected over the horizon.
+    pub value: f64,
+    /// A move of it is under way: it stays where it is and keeps its bytes there.
+    pub busy: bool,
+}
+
+impl<K> Candidate<K> {
+    fn density(&self) -> f64 {
+        density(self.value, self.size)
+    }
+}
+
+fn density(value: f64, size: u64) -> f64 {
+    value / size.max(1) as f64
+}
+
+/// A move placement calls for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed<K> {
+    /// The object.
+    pub key: K,
+    /// From this tier.
+    pub from: usize,
+    /// To this one.
+    pub to: usize,
+    /// Its value, as ranked.
+    pub value: f64,
+    /// `ProactivePrediction` for a promotion, `CapacityRebalance` for the demotions
+    /// that make room for it (a burst's admission says `ReactiveAccessSpike`).
+    pub reason: MigrationReason,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Resident<K> {
+    key: K,
+    size: u64,
+    value: f64,
+}
+
+impl<K> Resident<K> {
+    fn density(&self) -> f64 {
+        density(self.value, self.size)
+    }
+}
+
+/// One tier as a run left it.
+#[derive(Debug, Clone, PartialEq)]
+struct TierStanding<K> {
+    limit: TierLimit,
+    /// Bytes held, counting moves planned into it and not out of it.
+    used: u64,
+    /// Objects that may be pushed out, the least dense first; bounded tiers only.
+    residents: Vec<Resident<K>>,
+}
+
+/// The tiers as the last run placed them: what a burst is admitted against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standing<K> {
+    tiers: Vec<TierStanding<K>>,
+    /// The horizon values are counted over, ms.
+    horizon_ms: i64,
+}
+
+impl<K: Clone + PartialEq> Standing<K> {
+    /// Fills the tiers with capacities by rank: the moves that pay for themselves, most
+    /// valuable first, and the standing they leave. Objects on tiers without a capacity
+    /// are only ever promoted from here; whatever moves among those tiers is the
+    /// thresholds' business.
+    pub fn plan(
+        limits: &[TierLimit],
+        candidates: &[Candidate<K>],
+        horizon_ms: i64,
+    ) -> (Vec<Placed<K>>, Standing<K>) {
+        let mut standing = Standing {
+            horizon_ms: horizon_ms.max(1),
+            tiers: limits
+                .iter()
+                .map(|&limit| TierStanding {
+                    limit,
+                    used: 0,
+                    residents: Vec::new(),
+                })
+                .collect(),
+        };
+        for c in candidates {
+            let Some(tier) = standing.tiers.get_mut(c.tier) else {
+                continue;
+            };
+            tier.used += c.size;
+            if tier.limit.capacity.is_some() && !c.busy {
+                tier.residents.push(Resident {
+                    key: c.key.clone(),
+                    size: c.size,
+                    value: c.value,
+                });
+            }
+        }
+        for tier in &mut standing.tiers {
+            tier.residents
+                .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
+        }
+        let mut order: Vec<usize> = (0..candidates.len())
+            .filter(|&i| !candidates[i].busy && candidates[i].tier < limits.len())
+            .collect();
+        order.sort_unstable_by(|&a, &b| {
+            candidates[b]
+                .density()
+                .total_cmp(&candidates[a].density())
+        });
+        let mut moved = vec![false; candidates.len()];
+        let mut planned = Vec::new();
+        for to in 0..limits.len() {
+            let Some(fill_limit) = limits[to].fill_limit() else {
+                continue;
+            };
+            for &i in &order {
+                let c = &candidates[i];
+                if moved[i] || c.tier <= to {
+                    continue;
+                }
+                let entrant = Resident {
+                    key: c.key.clone(),
+                    size: c.size,
+                    value: c.value,
+                };
+                if let Some(moves) =
+                    standing.make_room(to, &entrant, c.tier, fill_limit, MigrationReason::ProactivePrediction)
+                {
+                    moved[i] = true;
+                    planned.extend(moves);
+                }
+            }
+        }
+        for tier in &mut standing.tiers {
+            tier.residents
+                .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
+        }
+        (planned, standing)
+    }
+
+    /// A burst of `recent` accesses within `window_ms` of `key`, `size` bytes on tier
+    /// `from`, valued at that rate over the horizon: the moves that place it on the
+    /// hottest bounded tier hotter than `from` that it pays to place it on, with any
+    /// demotions that make room (the headroom may be used), recorded in the standing.
+    /// `None`: no bounded tier takes it.
+    pub fn admit(
+        &mut self,
+        key: &K,
+        from: usize,
+        size: u64,
+        recent: u64,
+        window_ms: i64,
+    ) -> Option<Vec<Placed<K>>> {
+        let entrant = Resident {
+            key: key.clone(),
+            size,
+            value: recent as f64 * self.horizon_ms as f64 / window_ms.max(1) as f64,
+        };
+        for to in 0..from.min(self.tiers.len()) {
+            let Some(capacity) = self.tiers[to].limit.capacity else {
+                continue;
+            };
+            if let Some(mut moves) =
+                self.make_room(to, &entrant, from, capacity, MigrationReason::ReactiveAccessSpike)
+            {
+                self.tiers[to]
+                    .residents
+                    .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
+                moves.rotate_right(1);
+                return Some(moves);
+            }
+        }
+        None
+    }
+
+    /// Whether tier `tier` is bounded.
+    pub fn is_bounded(&self, tier: usize) -> bool {
+        self.tiers
+            .get(tier)
+            .is_some_and(|t| t.limit.capacity.is_some())
+    }
+
+    /// The density an object must beat to enter tier `tier` when it is full: that of
+    /// its least dense resident (accesses over the horizon per byte); `None` for an
+    /// unbounded or empty tier.
+    pub fn bar(&self, tier: usize) -> Option<f64> {
+        let t = self.tiers.get(tier)?;
+        t.limit.capacity?;
+        t.residents.first().map(Resident::density)
+    }
+
+    /// Bytes tier `tier` holds as placed, moves planned included.
+    pub fn used(&self, tier: usize) -> u64 {
+        self.tiers.get(tier).map_or(0, |t| t.used)
+    }
+
+    /// Forgets `key` on tier `tier` (it moved or went away since the run).
+    pub fn forget(&mut self, key: &K, tier: usize, size: u64) {
+        if let Some(t) = self.tiers.get_mut(tier) {
+            t.used = t.used.saturating_sub(size);
+            t.residents.retain(|r| r.key != *key);
+        }
+    }
+
+    /// Places `entrant` from tier `from` on tier `to`, filled up to `limit` bytes, if it
+    /// pays: the promotion last in the returned moves, after the demotions making room.
+    fn make_room(
+        &mut self,
+        to: usize,
+        entrant: &Resident<K>,
+        from: usize,
+        limit: u64,
+        reason: MigrationReason,
+    ) -> Option<Vec<Placed<K>>> {
+        let tier = &self.tiers[to];
+        if entrant.size > limit
+            || entrant.value <= MOVE_COST_ACCESSES
+            || tier.limit.floor.is_some_and(|floor| entrant.value <= floor)
+        {
+            return None;
+        }
+        let room = limit.saturating_sub(tier.used);
+        let mut freed = 0;
+        let mut pushed_value = 0.0;
+        let mut pushed = 0;
+        while room + freed < entrant.size {
+            let resident = tier.residents.get(pushed)?;
+            if resident.density() >= entrant.density() {
+                return None;
+            }
+            freed += resident.size;
+            pushed_value += resident.value;
+            pushed += 1;
+        }
+        let gain = entrant.value - pushed_value - MOVE_COST_ACCESSES * (1 + pushed) as f64;
+        if gain <= 0.0 {
+            return None;
+        }
+        let mut moves = Vec::with_capacity(pushed + 1);
+        let evicted: Vec<Resident<K>> = self.tiers[to].residents.drain(..pushed).collect();
+        for resident in evicted {
+            let down = self.room_below(to, resident.size);
+            self.tiers[to].used -= resident.size;
+            self.tiers[down].used += resident.size;
+            moves.push(Placed {
+                key: resident.key,
+                from: to,
+                to: down,
+                value: resident.value,
+                reason: MigrationReason::CapacityRebalance,
+            });
+        }
+        self.tiers[from].used = self.tiers[from].used.saturating_sub(entrant.size);
+        self.tiers[to].used += entrant.size;
+        self.tiers[to].residents.push(entrant.clone());
+        moves.push(Placed {
+            key: entrant.key.clone(),
+            from,
+            to,
+            value: entrant.value,
+            reason,
+        });
+        Some(moves)
+    }
+
+    /// Where an object of `size` pushed out of tier `tier` goes: the hottest colder tier
+    /// with room for it, else the coldest.
+    fn room_below(&self, tier: usize, size: u64) -> usize {
+        let coldest = self.tiers.len() - 1;
+        (tier + 1..coldest)
+            .find(|&t| {
+                let t = &self.tiers[t];
+                t.limit
+                    .fill_limit()
+                    .is_none_or(|limit| t.used + size <= limit)
+            })
+            .unwrap_or(coldest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounded(capacity: u64) -> TierLimit {
+        TierLimit {
+            capacity: Some(capacity),
+            headroom: 0.0,
+            floor: None,
+        }
+    }
+
+    const H: i64 = 3_600_000;
+
+    const UNBOUNDED: TierLimit = TierLimit {
+        capacity: None,
+        headroom: 0.0,
+        floor: None,
+    };
+
+    fn object(key: &'static str, tier: usize, size: u64, value: f64) -> Candidate<&'static str> {
+        Candidate {
+            key,
+            tier,
+            size,
+            value,
+            busy: false,
+        }
+    }
+
+    fn moves(placed: &[Placed<&'static str>]) -> Vec<(&'static str, usize, usize)> {
+        placed.iter().map(|p| (p.key, p.from, p.to)).collect()
+    }
+
+    #[test]
+    fn the_densest_objects_fill_the_bounded_tier() {
+        let limits = [bounded(100), UNBOUNDED];
+        let (placed, standing) = Standing::plan(
+            &limits,
+            &[
+                object("big", 1, 90, 50.0),
+                object("small", 1, 10, 20.0),
+                object("medium", 1, 50, 40.0),
+                object("cold", 1, 1, 0.5),
+            ],
+            H,
+        );
+        // small (2 per byte), medium (0.8), then big (0.56) does not fit; cold does
+        // not pay for its copy.
+        assert_eq!(moves(&placed), [("small", 1, 0), ("medium", 1, 0)]);
+        assert_eq!(standing.used(0), 60);
+        assert_eq!(standing.bar(0), Some(0.8));
+        assert!(placed.iter().all(|p| p.reason == MigrationReason::ProactivePrediction));
+    }
+
+    #[test]
+    fn a_full_tier_pushes_out_its_least_dense_residents_only_when_it_pays() {
+        let limits = [bounded(100), bounded(1000), UNBOUNDED];
+        let residents = [object("a", 0, 50, 10.0), object("b", 0, 50, 30.0)];
+        // Denser than a, but 5 accesses more is less than a's 10 plus two moves.
+        let mut slightly = residents.to_vec();
+        slightly.push(object("c", 2, 50, 11.0));
+        assert!(Standing::plan(&limits, &slightly, H).0.is_empty());
+        let mut much = residents.to_vec();
+        much.push(object("c", 2, 50, 100.0));
+        let (placed, standing) = Standing::plan(&limits, &much, H);
+        assert_eq!(moves(&placed), [("a", 0, 1), ("c", 2, 0)]);
+        assert_eq!(placed[0].reason, MigrationReason::CapacityRebalance);
+        assert_eq!((standing.used(0), standing.used(1)), (100, 50));
+        // Never pushes out a denser resident, however much room it needs.
+        let mut big = residents.to_vec();
+        big.push(object("big", 2, 100, 50.0));
+        assert!(Standing::plan(&limits, &big, H).0.is_empty());
+    }
+
+    #[test]
+    fn objects_with_moves_under_way_stay_and_keep_their_bytes() {
+        let limits = [bounded(100), UNBOUNDED];
+        let mut busy = object("busy", 0, 80, 0.0);
+        busy.busy = true;
+        let (placed, _) = Standing::plan(&limits, &[busy, object("new", 1, 30, 100.0)], H);
+        assert!(placed.is_empty(), "{placed:?}");
+    }
+
+    #[test]
+    fn headroom_is_left_to_bursts_and_floors_hold() {
+        let mut limit = bounded(100);
+        limit.headroom = 0.2;
+        let limits = [limit, UNBOUNDED];
+        let (placed, mut standing) =
+            Standing::plan(&limits, &[object("a", 1, 50, 10.0), object("b", 1, 40, 9.0)], H);
+        assert_eq!(moves(&placed), [("a", 1, 0)], "b would cut into the headroom");
+        // A burst may use the headroom: 50 in a tenth of the horizon is 500 over it.
+        let admitted = standing.admit(&"burst", 1, 40, 50, H / 10).unwrap();
+        assert_eq!(moves(&admitted), [("burst", 1, 0)]);
+        assert_eq!(admitted[0].reason, MigrationReason::ReactiveAccessSpike);
+        // The next one pushes out the least dense resident: a.
+        let admitted = standing.admit(&"again", 1, 50, 90, H / 10).unwrap();
+        assert_eq!(moves(&admitted), [("again", 1, 0), ("a", 0, 1)]);
+        // A burst no denser than the bar is not admitted.
+        assert!(standing.admit(&"weak", 1, 50, 1, H).is_none());
+        let floored = [
+            TierLimit {
+                floor: Some(20.0),
+                ..bounded(100)
+            },
+            UNBOUNDED,
+        ];
+        assert!(Standing::plan(&floored, &[object("a", 1, 1, 15.0)], H)
+                .0
+                .is_empty());
+    }
+
+    #[test]
+    fn a_one_off_access_is_never_worth_a_move() {
+        let limits = [bounded(1_000_000), UNBOUNDED];
+        let (placed, mut standing) = Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H);
+        assert!(placed.is_empty());
+        assert!(standing.admit(&"scanned", 1, 1, 1, H).is_none());
+    }
+}
