@@ -159,6 +159,9 @@ pub enum PolicyArg {
     Proactive,
     /// Both, as `serve` runs them.
     Combined,
+    /// A diagnostic: the forecaster's placement fed the true accesses of the coming
+    /// horizon instead of the forecast.
+    TrueCounts,
     /// Each of the above.
     All,
 }
@@ -170,6 +173,7 @@ impl PolicyArg {
             PolicyArg::Reactive => vec![PolicyKind::Reactive],
             PolicyArg::Proactive => vec![PolicyKind::Proactive],
             PolicyArg::Combined => vec![PolicyKind::Combined],
+            PolicyArg::TrueCounts => vec![PolicyKind::TrueCounts],
             PolicyArg::All => PolicyKind::ALL.to_vec(),
         }
     }

@@ -213,6 +213,10 @@ pub struct ForecastConfig {
     /// Where model files are found; the newest valid one becomes active when the
     /// catalogue has none (`MODELS_DIR`).
     pub models_dir: PathBuf,
+    /// Bytes an hour the forecaster's ranked placement may move
+    /// (`MOVE_BUDGET_BYTES_PER_HOUR`); `None`: the capacities of the tiers that have one,
+    /// added up (each bounded tier turned over at most once an hour).
+    pub move_budget_bytes_per_hour: Option<u64>,
 }
 
 impl Default for ForecastConfig {
@@ -222,6 +226,7 @@ impl Default for ForecastConfig {
             hysteresis: 0.5,
             min_residence: Duration::from_secs(3600),
             models_dir: PathBuf::from("models"),
+            move_budget_bytes_per_hour: None,
         }
     }
 }
@@ -548,7 +553,7 @@ pub fn is_valid_tier_name(name: &str) -> bool {
 
 /// Share of a tier's capacity kept free for bursts unless `TIER_<NAME>_HEADROOM` says
 /// otherwise: room for a few bursts between two forecaster runs.
-const DEFAULT_HEADROOM: f64 = 0.05;
+const DEFAULT_HEADROOM: f64 = 0.02;
 
 /// Promotion thresholds. Reactive: by default the hottest tier takes objects with more
 /// than 100 accesses a detector window and the next one more than 20; proactive: more
@@ -718,6 +723,8 @@ fn forecast_config(vars: &Vars<'_>) -> Result<ForecastConfig, ConfigError> {
         models_dir: vars
             .get("MODELS_DIR")
             .map_or(defaults.models_dir, PathBuf::from),
+        move_budget_bytes_per_hour: vars
+            .parse_opt("MOVE_BUDGET_BYTES_PER_HOUR", "a whole number of bytes")?,
     })
 }
 

@@ -49,7 +49,7 @@ print(sum(sizes.values()))' "$trace")
         for cap in $CAPS; do
             hot=$(python3 -c "print(int($total * $cap))")
             # An empty environment but PATH: only the capacities change the tiers.
-            env -i PATH="$PATH" TIER_ONPREM_CAPACITY_BYTES="$hot" \
+            env -i PATH="$PATH" ${HEADROOM:+TIER_ONPREM_HEADROOM=$HEADROOM TIER_PRIVATE_HEADROOM=$HEADROOM} TIER_ONPREM_CAPACITY_BYTES="$hot" \
                 TIER_PRIVATE_CAPACITY_BYTES=$((hot * 5)) \
                 target/release/strata simulate --trace "$trace" --policy all --json \
                 >"$OUT/$workload-$cap-$seed.json"
@@ -67,7 +67,7 @@ for name in sorted(os.listdir(sys.argv[1])):
     perfect = refs["perfect foresight"]
     rows.append((workload, float(cap), seed, pol, refs, perfect))
 print(f"{'workload':<8} {'cap':>5} {'seed':>4} {'static':>7} {'react':>6} {'proact':>6} {'comb':>6} "
-      f"{'best st':>7} {'LRU':>6} {'perfect':>7} {'of pf':>6} {'moved/pf':>8}  ok")
+      f"{'true':>6} {'best st':>7} {'LRU':>6} {'perfect':>7} {'of pf':>6} {'moved/pf':>8}  ok")
 shares = []
 for workload, cap, seed, pol, refs, perfect in rows:
     c = pol["combined"]
@@ -79,7 +79,8 @@ for workload, cap, seed, pol, refs, perfect in rows:
           and c["hot_hit_ratio"] >= refs["LRU"]["hot_hit_ratio"] and moved_ratio <= 2)
     print(f"{workload:<8} {cap:>5.2f} {seed:>4} {pol['static']['hot_hit_ratio']:>7.3f} "
           f"{pol['reactive']['hot_hit_ratio']:>6.3f} {pol['proactive']['hot_hit_ratio']:>6.3f} "
-          f"{c['hot_hit_ratio']:>6.3f} {refs['best static']['hot_hit_ratio']:>7.3f} "
+          f"{c['hot_hit_ratio']:>6.3f} {pol['true-counts']['hot_hit_ratio']:>6.3f} "
+          f"{refs['best static']['hot_hit_ratio']:>7.3f} "
           f"{refs['LRU']['hot_hit_ratio']:>6.3f} {perfect['hot_hit_ratio']:>7.3f} {share:>6.3f} "
           f"{moved_ratio:>8.2f}  {'yes' if ok else 'NO'}")
 print(f"mean share of perfect foresight: {sum(shares) / len(shares):.3f}")

@@ -31,7 +31,7 @@ use crate::db::{
 use crate::detector::Spike;
 use crate::forecast::{ActiveModel, Model, ObjectForecast, Tracker};
 use crate::db::HOUR_MS;
-use placement::{Candidate, MOVE_COST_ACCESSES, Placed, Standing, TierLimit};
+use placement::{Candidate, MOVE_COST_ACCESSES, MoveBudget, Placed, Standing, TierLimit};
 use crate::metrics::{Metrics, ModelInfo};
 
 /// Name of the lease the forecasting process holds.
@@ -56,6 +56,8 @@ pub struct Policy {
     min_residence_ms: i64,
     /// The detector's window, which a spike's count is over.
     burst_window_ms: i64,
+    /// Bytes an hour ranked placement may move; `None`: no limit.
+    move_budget: Option<u64>,
     /// The last forecaster run's placement in this process, which spikes are admitted
     /// against; `None` before the first ranked run (or in a process without the lease).
     standing: Mutex<Option<Standing<String>>>,
@@ -94,6 +96,10 @@ impl Policy {
             burst_window_ms: i64::try_from(config.detector.window.as_millis())
                 .unwrap_or(i64::MAX)
                 .max(1),
+            move_budget: config.forecast.move_budget_bytes_per_hour.or_else(|| {
+                let bounded = config.tiers.iter().filter_map(|t| t.capacity_bytes);
+                bounded.clone().next().map(|_| bounded.sum())
+            }),
             standing: Mutex::new(None),
         }
     }
@@ -164,14 +170,20 @@ impl Policy {
             .collect()
     }
 
-    /// Ranked placement of `candidates` (values over `horizon_ms`): the moves into tiers
-    /// with a capacity, and the standing later bursts are admitted against.
+    /// Ranked placement of `candidates` (values over `horizon_ms`) at `now_ms`: the moves
+    /// into tiers with a capacity, and the standing later bursts are admitted against.
+    /// The move budget carries over from the `previous` run's standing.
     pub fn place<K: Clone + PartialEq>(
         &self,
         candidates: &[Candidate<K>],
         horizon_ms: i64,
+        now_ms: i64,
+        previous: Option<&Standing<K>>,
     ) -> (Vec<Placed<K>>, Standing<K>) {
-        Standing::plan(&self.limits, candidates, horizon_ms)
+        let mut budget = previous.map_or_else(|| MoveBudget::new(self.move_budget), Standing::budget);
+        let largest = candidates.iter().map(|c| c.size).max().unwrap_or_default();
+        budget.fill(now_ms, largest);
+        Standing::plan(&self.limits, candidates, horizon_ms, budget)
     }
 
     /// The hottest tier without a capacity whose proactive threshold `predicted` passes.
@@ -666,7 +678,7 @@ impl Policy {
         if self.is_ranked() {
             let moving: HashSet<String> = catalogue.objects_moving().await?.into_iter().collect();
             let horizon_ms = i64::try_from(model.horizon_hours).unwrap_or(1) * HOUR_MS;
-            let ranked = self.place_tracked(tracker, &moving, horizon_ms);
+            let ranked = self.place_tracked(tracker, &moving, horizon_ms, now_ms);
             // Ranked moves first: a threshold move of the same object is then a conflict.
             planned.splice(0..0, ranked);
         }
@@ -696,6 +708,7 @@ impl Policy {
         tracker: &Tracker,
         moving: &HashSet<String>,
         horizon_ms: i64,
+        now_ms: i64,
     ) -> Vec<PlannedMove> {
         let candidates: Vec<Candidate<String>> = tracker
             .values()
@@ -714,8 +727,10 @@ impl Policy {
                 })
             })
             .collect();
-        let (moves, standing) = self.place(&candidates, horizon_ms);
-        *self.standing.lock().unwrap_or_else(PoisonError::into_inner) = Some(standing);
+        let mut kept = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        let (moves, standing) = self.place(&candidates, horizon_ms, now_ms, kept.as_ref());
+        *kept = Some(standing);
+        drop(kept);
         moves
             .into_iter()
             .map(|placed| PlannedMove {
@@ -771,6 +786,7 @@ mod tests {
             hysteresis: 0.5,
             min_residence_ms: 1000,
             burst_window_ms: 60_000,
+            move_budget: None,
             standing: Mutex::new(None),
         }
     }

@@ -6,15 +6,16 @@
 //! (the greedy answer to the knapsack of accesses against bytes) up to its capacity
 //! less its headroom; the headroom is left for bursts admitted between forecaster runs.
 //!
-//! A move is made only when it pays for itself over the horizon. A copy reads the
-//! object once, as an access served from the colder tier would, so each move costs
-//! [`MOVE_COST_ACCESSES`]: a promotion into free room must bring more than that, and
-//! one into a full tier must bring more than the residents it pushes out (lowest
-//! density first, each only when denser than none of them) take with them, plus the
-//! cost of every move it takes. Those demotions have reason `capacity_rebalance` and
-//! go to the hottest colder tier with room. Nothing else leaves a tier with a capacity:
-//! an object gone cold stays until a denser one needs its room, which is what keeps a
-//! wavering forecast from moving objects back and forth.
+//! A move is made only when it pays for itself. A copy reads the object once, as an
+//! access served from the colder tier would, so an object is promoted only when more
+//! than [`MOVE_COST_ACCESSES`] are expected of it over the horizon: fewer, and the move
+//! reads more from the colder tier than it saves (a scan's one read of each object
+//! never pays). Into a full tier it must also bring more accesses than the residents
+//! it pushes out (least dense first, each less dense than it) take with them; those
+//! demotions have reason `capacity_rebalance` and go to the hottest colder tier with
+//! room. Nothing else leaves a tier with a capacity: an object gone cold stays until a
+//! denser one needs its room. Every run's moves come out of a [`MoveBudget`] of bytes
+//! per hour, so a forecast that changes its mind cannot keep the mover busy.
 //!
 //! The same rules admit a burst between runs ([`Standing::admit`]): against the
 //! standing the last run left, with the burst's rate as its value.
@@ -24,6 +25,49 @@ use crate::db::MigrationReason;
 /// What one move costs, in accesses: its copy reads the object once, as serving one
 /// access from the colder tier does.
 pub const MOVE_COST_ACCESSES: f64 = 1.0;
+
+/// Bytes the forecaster's runs may move: a bucket that fills at a rate of bytes per
+/// hour up to one hour's worth (or the largest object seen, so that every object can
+/// move), and that every planned move empties by its bytes (promotion and demotions).
+/// Bursts admitted between runs are not held back by it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MoveBudget {
+    per_hour: Option<u64>,
+    /// Bytes that may still move.
+    left: f64,
+    /// When it was last filled, ms.
+    filled_at: Option<i64>,
+}
+
+impl MoveBudget {
+    /// A budget of `per_hour` bytes an hour, starting full; `None`: no limit.
+    pub fn new(per_hour: Option<u64>) -> MoveBudget {
+        MoveBudget {
+            per_hour,
+            left: per_hour.map_or(f64::INFINITY, |b| b as f64),
+            filled_at: None,
+        }
+    }
+
+    /// Adds what has accrued by `now_ms`, up to an hour's worth, or `largest` bytes.
+    pub fn fill(&mut self, now_ms: i64, largest: u64) {
+        let Some(per_hour) = self.per_hour else {
+            return;
+        };
+        let elapsed = self.filled_at.map_or(0, |at| now_ms.saturating_sub(at).max(0));
+        self.filled_at = Some(now_ms);
+        let cap = per_hour.max(largest) as f64;
+        self.left = (self.left + per_hour as f64 * elapsed as f64 / 3_600_000.0).min(cap);
+    }
+
+    fn allows(&self, bytes: u64) -> bool {
+        bytes as f64 <= self.left
+    }
+
+    fn spend(&mut self, bytes: u64) {
+        self.left -= bytes as f64;
+    }
+}
 
 /// What placement needs to know of one tier.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +157,8 @@ struct TierStanding<K> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standing<K> {
     tiers: Vec<TierStanding<K>>,
+    /// What the run may still move.
+    budget: MoveBudget,
     /// The horizon values are counted over, ms.
     horizon_ms: i64,
 }
@@ -126,8 +172,10 @@ impl<K: Clone + PartialEq> Standing<K> {
         limits: &[TierLimit],
         candidates: &[Candidate<K>],
         horizon_ms: i64,
+        budget: MoveBudget,
     ) -> (Vec<Placed<K>>, Standing<K>) {
         let mut standing = Standing {
+            budget,
             horizon_ms: horizon_ms.max(1),
             tiers: limits
                 .iter()
@@ -192,6 +240,11 @@ impl<K: Clone + PartialEq> Standing<K> {
                 .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
         }
         (planned, standing)
+    }
+
+    /// What the run that made this standing left of its budget, for the next one.
+    pub fn budget(&self) -> MoveBudget {
+        self.budget
     }
 
     /// A burst of `recent` accesses within `window_ms` of `key`, `size` bytes on tier
@@ -259,7 +312,8 @@ impl<K: Clone + PartialEq> Standing<K> {
     }
 
     /// Places `entrant` from tier `from` on tier `to`, filled up to `limit` bytes, if it
-    /// pays: the promotion last in the returned moves, after the demotions making room.
+    /// pays (and, for a forecaster run's move, fits the budget): the promotion last in
+    /// the returned moves, after the demotions making room.
     fn make_room(
         &mut self,
         to: usize,
@@ -288,9 +342,13 @@ impl<K: Clone + PartialEq> Standing<K> {
             pushed_value += resident.value;
             pushed += 1;
         }
-        let gain = entrant.value - pushed_value - MOVE_COST_ACCESSES * (1 + pushed) as f64;
-        if gain <= 0.0 {
+        let bytes = entrant.size + freed;
+        let budgeted = reason == MigrationReason::ProactivePrediction;
+        if entrant.value <= pushed_value || (budgeted && !self.budget.allows(bytes)) {
             return None;
+        }
+        if budgeted {
+            self.budget.spend(bytes);
         }
         let mut moves = Vec::with_capacity(pushed + 1);
         let evicted: Vec<Resident<K>> = self.tiers[to].residents.drain(..pushed).collect();
@@ -347,6 +405,11 @@ mod tests {
     }
 
     const H: i64 = 3_600_000;
+    const FREE: MoveBudget = MoveBudget {
+        per_hour: None,
+        left: f64::INFINITY,
+        filled_at: None,
+    };
 
     const UNBOUNDED: TierLimit = TierLimit {
         capacity: None,
@@ -380,6 +443,7 @@ mod tests {
                 object("cold", 1, 1, 0.5),
             ],
             H,
+            FREE,
         );
         // small (2 per byte), medium (0.8), then big (0.56) does not fit; cold does
         // not pay for its copy.
@@ -399,7 +463,7 @@ mod tests {
         assert!(Standing::plan(&limits, &slightly, H).0.is_empty());
         let mut much = residents.to_vec();
         much.push(object("c", 2, 50, 100.0));
-        let (placed, standing) = Standing::plan(&limits, &much, H);
+        let (placed, standing) = Standing::plan(&limits, &much, H, FREE);
         assert_eq!(moves(&placed), [("a", 0, 1), ("c", 2, 0)]);
         assert_eq!(placed[0].reason, MigrationReason::CapacityRebalance);
         assert_eq!((standing.used(0), standing.used(1)), (100, 50));
@@ -414,7 +478,7 @@ mod tests {
         let limits = [bounded(100), UNBOUNDED];
         let mut busy = object("busy", 0, 80, 0.0);
         busy.busy = true;
-        let (placed, _) = Standing::plan(&limits, &[busy, object("new", 1, 30, 100.0)], H);
+        let (placed, _) = Standing::plan(&limits, &[busy, object("new", 1, 30, 100.0)], H, FREE);
         assert!(placed.is_empty(), "{placed:?}");
     }
 
@@ -424,7 +488,7 @@ mod tests {
         limit.headroom = 0.2;
         let limits = [limit, UNBOUNDED];
         let (placed, mut standing) =
-            Standing::plan(&limits, &[object("a", 1, 50, 10.0), object("b", 1, 40, 9.0)], H);
+            Standing::plan(&limits, &[object("a", 1, 50, 10.0), object("b", 1, 40, 9.0)], H, FREE);
         assert_eq!(moves(&placed), [("a", 1, 0)], "b would cut into the headroom");
         // A burst may use the headroom: 50 in a tenth of the horizon is 500 over it.
         let admitted = standing.admit(&"burst", 1, 40, 50, H / 10).unwrap();
@@ -442,15 +506,35 @@ mod tests {
             },
             UNBOUNDED,
         ];
-        assert!(Standing::plan(&floored, &[object("a", 1, 1, 15.0)], H)
+        assert!(Standing::plan(&floored, &[object("a", 1, 1, 15.0)], H, FREE)
                 .0
                 .is_empty());
     }
 
     #[test]
+    fn a_run_moves_no_more_than_its_budget() {
+        let limits = [bounded(100), UNBOUNDED];
+        let objects = [object("a", 1, 30, 50.0), object("b", 1, 30, 40.0)];
+        let mut budget = MoveBudget::new(Some(40));
+        budget.fill(0, 30);
+        let (placed, standing) = Standing::plan(&limits, &objects, H, budget);
+        assert_eq!(moves(&placed), [("a", 1, 0)]);
+        // Half an hour later, 20 more bytes may move: b's 30 fit again.
+        let mut budget = standing.budget();
+        budget.fill(H / 2, 30);
+        let (placed, _) = Standing::plan(&limits, &objects[1..], H, budget);
+        assert_eq!(moves(&placed), [("b", 1, 0)]);
+        // An object larger than an hour's budget still moves once the bucket is full.
+        let mut big = MoveBudget::new(Some(10));
+        big.fill(0, 30);
+        big.fill(H * 5, 30);
+        assert!(big.allows(30));
+    }
+
+    #[test]
     fn a_one_off_access_is_never_worth_a_move() {
         let limits = [bounded(1_000_000), UNBOUNDED];
-        let (placed, mut standing) = Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H);
+        let (placed, mut standing) = Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H, FREE);
         assert!(placed.is_empty());
         assert!(standing.admit(&"scanned", 1, 1, 1, H).is_none());
     }

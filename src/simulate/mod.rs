@@ -64,15 +64,20 @@ pub enum PolicyKind {
     Proactive,
     /// Both, as `strata serve` runs them.
     Combined,
+    /// A diagnostic: the forecaster's ranked placement, fed the true accesses of the
+    /// coming horizon instead of the forecast. Close to perfect foresight, the loss of
+    /// `proactive` is the forecaster's; far from it, the policy's.
+    TrueCounts,
 }
 
 impl PolicyKind {
     /// Every policy, in report order.
-    pub const ALL: [PolicyKind; 4] = [
+    pub const ALL: [PolicyKind; 5] = [
         PolicyKind::Static,
         PolicyKind::Reactive,
         PolicyKind::Proactive,
         PolicyKind::Combined,
+        PolicyKind::TrueCounts,
     ];
 
     /// The name used on the command line and in the report.
@@ -82,6 +87,7 @@ impl PolicyKind {
             PolicyKind::Reactive => "reactive",
             PolicyKind::Proactive => "proactive",
             PolicyKind::Combined => "combined",
+            PolicyKind::TrueCounts => "true-counts",
         }
     }
 
@@ -93,6 +99,11 @@ impl PolicyKind {
     /// Whether the forecaster places objects.
     fn forecasts(self) -> bool {
         matches!(self, PolicyKind::Proactive | PolicyKind::Combined)
+    }
+
+    /// Whether it ranks objects by their true coming accesses.
+    fn knows_the_future(self) -> bool {
+        self == PolicyKind::TrueCounts
     }
 }
 
@@ -199,6 +210,11 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
         Some(out) => Some(MovesOut::create(out)?),
         None => None,
     };
+    let lookahead = if options.policies.iter().any(|p| p.knows_the_future()) {
+        Some(open_trace(path)?)
+    } else {
+        None
+    };
     let mut replay = replay::Replay::new(replay::Setup {
         config,
         policy: &policy,
@@ -208,6 +224,7 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
         scored_from,
         start_ms: first_ms,
         moves_out,
+        lookahead,
     });
     let mut reader = open_trace(path)?;
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
@@ -299,7 +316,10 @@ fn train(path: &Path, cutoff_ms: i64, fraction: f64) -> Result<Model, SimulateEr
     .map_err(failed)
 }
 
-fn open_trace(path: &Path) -> Result<TraceReader<BufReader<File>>, SimulateError> {
+/// A trace being read.
+pub(crate) type Trace = TraceReader<BufReader<File>>;
+
+fn open_trace(path: &Path) -> Result<Trace, SimulateError> {
     let file = File::open(path).map_err(|error| SimulateError::Io {
         path: path.display().to_string(),
         error,

@@ -33,7 +33,7 @@ use super::reference::{Foresight, Lru, best_static};
 use super::report::{
     Cost, MoveCount, PolicyReport, ReferenceReport, TierServed, TimeToHot, bytes_gb,
 };
-use super::{MovesOut, PolicyKind};
+use super::{MovesOut, PolicyKind, Trace};
 
 /// "No time": an object not waiting to turn hot-tier resident.
 const NEVER: i64 = i64::MIN;
@@ -68,6 +68,8 @@ pub(super) struct Setup<'a> {
     pub start_ms: i64,
     /// Where queued moves are written.
     pub moves_out: Option<MovesOut>,
+    /// The trace again, read a horizon ahead for the policies that know the future.
+    pub lookahead: Option<Trace>,
 }
 
 /// What a replay produced.
@@ -132,6 +134,8 @@ pub(super) struct Objects {
     hot_hour: Vec<i64>,
     /// Accesses in the scored part.
     pub(super) scored_hits: Vec<u64>,
+    /// Accesses read ahead and not replayed yet: those of the coming horizon.
+    future: Vec<u32>,
     /// Accesses above which an hour makes an object hot: the hottest tier's
     /// `PREDICT_ABOVE`; `None` when it has none.
     hot_level: Option<u32>,
@@ -151,6 +155,7 @@ impl Objects {
             finished: Vec::new(),
             hot_hour: Vec::new(),
             scored_hits: Vec::new(),
+            future: Vec::new(),
             hot_level,
         }
     }
@@ -174,6 +179,7 @@ impl Objects {
         self.touched.push(false);
         self.hot_hour.push(i64::MIN);
         self.scored_hits.push(0);
+        self.future.push(0);
         (o, true)
     }
 
@@ -239,6 +245,40 @@ pub(super) struct Replay<'a> {
     swept_hour: i64,
     scored_accesses: u64,
     moves_out: Option<MovesOut>,
+    lookahead: Option<LookAhead>,
+    /// Objects the policies have seen appear; the look-ahead may know more.
+    created: usize,
+}
+
+/// The trace read a horizon ahead of the replay.
+struct LookAhead {
+    trace: Trace,
+    /// The first access not counted yet: time, object, size.
+    next: Option<(i64, Box<str>, u64)>,
+    horizon_ms: i64,
+}
+
+impl LookAhead {
+    /// Counts into `objects.future` every access up to `until_ms`. A line it cannot
+    /// read ends the look-ahead; the replay reports it when it gets there.
+    fn read_until(&mut self, until_ms: i64, objects: &mut Objects) {
+        loop {
+            if self.next.is_none() {
+                self.next = match self.trace.next_access() {
+                    Ok(Some(a)) => Some((a.ts_ms, a.object_id.into(), a.size_bytes)),
+                    _ => return,
+                };
+            }
+            match &self.next {
+                Some((ts, id, size)) if *ts <= until_ms => {
+                    let (o, _) = objects.intern(id, *size, *ts);
+                    objects.future[o as usize] += 1;
+                    self.next = None;
+                }
+                _ => return,
+            }
+        }
+    }
 }
 
 impl<'a> Replay<'a> {
@@ -267,10 +307,7 @@ impl<'a> Replay<'a> {
             default_rank,
             bandwidth: setup.bandwidth,
             scored_from: setup.scored_from,
-            horizon_ms: setup
-                .model
-                .map_or(1, |m| i64::try_from(m.horizon_hours).unwrap_or(1))
-                * HOUR_MS,
+            horizon_ms: context_horizon_ms(setup.model),
         };
         let sims = setup
             .kinds
@@ -289,6 +326,12 @@ impl<'a> Replay<'a> {
             swept_hour: setup.start_ms.div_euclid(HOUR_MS),
             scored_accesses: 0,
             moves_out: setup.moves_out,
+            lookahead: setup.lookahead.map(|trace| LookAhead {
+                trace,
+                next: None,
+                horizon_ms: context_horizon_ms(setup.model),
+            }),
+            created: 0,
         }
     }
 
@@ -307,9 +350,19 @@ impl<'a> Replay<'a> {
         for sim in &mut self.sims {
             sim.advance(ts, env, &mut self.moves_out);
         }
-        let (o, created) = self
+        if let Some(lookahead) = self.lookahead.as_mut() {
+            lookahead.read_until(ts.saturating_add(lookahead.horizon_ms), &mut self.objects);
+        }
+        let (o, _) = self
             .objects
             .intern(access.object_id, access.size_bytes, access.ts_ms);
+        // The look-ahead interns objects first, in the same order the replay meets them.
+        let created = o as usize == self.created;
+        if created {
+            self.created += 1;
+        }
+        let future = &mut self.objects.future[o as usize];
+        *future = future.saturating_sub(1);
         let scored = ts >= self.context.scored_from;
         let turned_hot = self.objects.count(o, ts, scored);
         if scored {
@@ -393,6 +446,11 @@ impl<'a> Replay<'a> {
             moves_written: self.moves_out.map(MovesOut::finish),
         }
     }
+}
+
+/// The horizon a model predicts, ms; an hour without one.
+fn context_horizon_ms(model: Option<&Model>) -> i64 {
+    model.map_or(1, |m| i64::try_from(m.horizon_hours).unwrap_or(1)) * HOUR_MS
 }
 
 /// Bytes on one tier over time.
@@ -631,6 +689,7 @@ impl PolicySim {
             .filter_map(|i| {
                 let tier = usize::from(self.tier[i]);
                 let value = match (tracker, self.tracked.get(i)) {
+                    _ if self.kind.knows_the_future() => f64::from(objects.future[i]),
                     (Some(tracker), Some(&id)) => tracker.value(id),
                     _ => 0.0,
                 };
@@ -645,7 +704,10 @@ impl PolicySim {
                 })
             })
             .collect();
-        let (moves, standing) = context.policy.place(&candidates, context.horizon_ms);
+        let (moves, standing) =
+            context
+                .policy
+                .place(&candidates, context.horizon_ms, now, self.standing.as_ref());
         self.standing = Some(standing);
         self.enqueue_placed(&moves, now, env, out);
     }
@@ -663,7 +725,7 @@ impl PolicySim {
     ) {
         let Env { context, objects } = env;
         let (Some(tracker), Some(model)) = (self.tracker.as_mut(), context.model) else {
-            if self.kind.reacts() {
+            if self.kind.reacts() || self.kind.knows_the_future() {
                 self.place(now, env, out);
             }
             return;
@@ -893,6 +955,7 @@ mod tests {
             scored_from: T0,
             start_ms: T0,
             moves_out: None,
+            lookahead: None,
         });
         for &(ts_ms, object_id, size_bytes) in accesses {
             replay.access(&Access {
