@@ -1,7 +1,8 @@
 //! Forecaster speed: training on ROWS examples (default 10,000,000) built from hourly
 //! series, and one scheduled full run over OBJECTS objects (default 1,000,000) with a
-//! week of history each: feature extraction, prediction and the policy's decision. Prints
-//! one JSON line.
+//! week of history each: feature extraction, prediction and the policy's decision, then
+//! the ranked placement a run adds when the hot tiers have capacities (2 % and 10 % of
+//! the bytes). Prints one JSON line.
 //!
 //! ```text
 //! cargo bench --bench forecast -- [ROWS] [OBJECTS]
@@ -115,6 +116,25 @@ fn main() {
     let planned = policy.plan_proactive(&forecasts, now).len();
     let run_secs = started.elapsed().as_secs_f64();
     assert_eq!(predicted, objects);
+    let total: u64 = (0..objects).map(|i| 1024u64 << (i % 20)).sum();
+    let capacities = [
+        ("TIER_ONPREM_CAPACITY_BYTES".to_string(), (total / 50).to_string()),
+        ("TIER_PRIVATE_CAPACITY_BYTES".to_string(), (total / 10).to_string()),
+    ];
+    let ranked = Policy::new(
+        &Config::from_lookup(|k| {
+            capacities
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        })
+        .expect("configuration with capacities"),
+    );
+    let started = Instant::now();
+    let ranked_moves = ranked
+        .place_tracked(&tracker, &Default::default(), HOUR_MS, now)
+        .len();
+    let rank_secs = started.elapsed().as_secs_f64();
     println!(
         "{}",
         serde_json::json!({
@@ -126,6 +146,9 @@ fn main() {
             "run_objects": predicted,
             "run_planned_moves": planned,
             "run_secs": (run_secs * 1000.0).round() / 1000.0,
+            "rank_secs": (rank_secs * 1000.0).round() / 1000.0,
+            "ranked_run_secs": ((run_secs + rank_secs) * 1000.0).round() / 1000.0,
+            "ranked_moves": ranked_moves,
             "state_bytes_per_object": state_bytes / objects.max(1) as u64,
         })
     );

@@ -555,6 +555,11 @@ pub fn is_valid_tier_name(name: &str) -> bool {
 /// otherwise: room for a few bursts between two forecaster runs.
 const DEFAULT_HEADROOM: f64 = 0.02;
 
+/// The seed's proactive thresholds of the hottest tiers: predicted accesses over the
+/// horizon above which an object belongs there (also what makes an hour hot in the
+/// simulator's report when the hottest tier is filled by rank).
+pub const SEED_PREDICT_ABOVE: [f64; 2] = [50.0, 10.0];
+
 /// Promotion thresholds. Reactive: by default the hottest tier takes objects with more
 /// than 100 accesses a detector window and the next one more than 20; proactive: more
 /// than 50 and 10 predicted accesses over the forecast horizon (the seed's numbers). The
@@ -566,7 +571,7 @@ fn apply_promotion_thresholds(
     tiers: &mut [TierConfig],
 ) -> Result<(), ConfigError> {
     const REACTIVE: [u64; 2] = [100, 20];
-    const PROACTIVE: [f64; 2] = [50.0, 10.0];
+    const PROACTIVE: [f64; 2] = SEED_PREDICT_ABOVE;
     let coldest = tiers.len().saturating_sub(1);
     for (position, tier) in tiers.iter_mut().enumerate() {
         let name = tier.name.to_ascii_uppercase();

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{StrataServer, TestDb, curl, eventually};
+use common::{StrataServer, TestDb, curl, eventually, inject_hours};
 use serde_json::Value;
 use sqlx::{AnyConnection, Connection, Executor};
 
@@ -39,25 +39,6 @@ async fn wait_for_move(server: &StrataServer, id: &str, reason: &str, what: &str
     })
     .await;
     found
-}
-
-/// Writes hour buckets as the event consumer would have.
-async fn inject_hours(db: &TestDb, object_id: &str, hours: impl Iterator<Item = (i64, i64)>) {
-    let mut conn = AnyConnection::connect(&db.url).await.unwrap();
-    for (hour, hits) in hours {
-        sqlx::query(
-            "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(object_id)
-        .bind(HOUR_MS)
-        .bind(hour * HOUR_MS)
-        .bind(hits)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-    conn.close().await.unwrap();
 }
 
 fn prediction(server: &StrataServer, id: &str) -> Value {

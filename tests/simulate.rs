@@ -330,3 +330,75 @@ fn malformed_traces_are_one_line_errors_with_the_line_number() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// Bytes of all the objects of a trace, each counted once.
+fn trace_bytes(trace: &Path) -> u64 {
+    let text = std::fs::read_to_string(trace).unwrap();
+    let mut sizes: HashMap<&str, u64> = HashMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        sizes.entry(f[1]).or_insert_with(|| f[2].parse().unwrap());
+    }
+    sizes.values().sum()
+}
+
+#[test]
+fn ranked_placement_beats_the_references_within_capacity_and_never_promotes_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = generate(
+        dir.path(),
+        "mix.csv",
+        &[
+            "--shapes",
+            "zipf=150,daily=20,burst=20,decay=20,scan=100",
+            "--days",
+            "3",
+            "--seed",
+            "5",
+            "--peak",
+            "120",
+            "--zipf-rate",
+            "600",
+        ],
+    );
+    let total = trace_bytes(&trace);
+    for share in [0.02, 0.10] {
+        let hot = (total as f64 * share) as u64;
+        let (hot, private) = (hot.to_string(), (hot * 5).to_string());
+        let moves = dir.path().join("moves.csv");
+        let report = simulate(
+            dir.path(),
+            &[
+                ("TIER_ONPREM_CAPACITY_BYTES", &hot),
+                ("TIER_PRIVATE_CAPACITY_BYTES", &private),
+            ],
+            &[
+                "--trace",
+                trace.to_str().unwrap(),
+                "--moves-out",
+                moves.to_str().unwrap(),
+            ],
+        );
+        let combined = policy(&report, "combined");
+        let hit = combined["hot_hit_ratio"].as_f64().unwrap();
+        let reference = |i: usize| &report["references"][i];
+        let (best_static, lru, perfect) = (reference(0), reference(1), reference(2));
+        for r in [best_static, lru] {
+            assert!(hit >= r["hot_hit_ratio"].as_f64().unwrap(), "{share}: {hit} against {r}");
+        }
+        assert!(combined["of_perfect"].as_f64().unwrap() >= 0.85, "{share}: {combined}");
+        let moved: u64 = combined["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["bytes"].as_u64().unwrap())
+            .sum();
+        assert!(moved <= 2 * perfect["bytes_moved"].as_u64().unwrap(), "{share}: {moved}");
+        // The demotions that make room run before the promotions waiting for it.
+        assert_eq!(combined["refused_moves"], 0, "{share}: {combined}");
+        let moves = std::fs::read_to_string(&moves).unwrap();
+        let scanned: Vec<&str> = moves.lines().filter(|r| r.contains(",scan-")).collect();
+        assert!(scanned.is_empty(), "{share}: {scanned:?}");
+        assert!(moves.contains(",capacity_rebalance,"), "{share}: rooms were made");
+    }
+}

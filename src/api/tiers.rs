@@ -44,6 +44,8 @@ pub async fn list_tiers(State(state): State<AppState>) -> Result<Json<TierList>,
                 objects: used.map_or(0, |u| u.objects),
                 bytes,
                 capacity_bytes: config.capacity_bytes,
+                headroom: config.headroom,
+                bar_accesses_per_mb: state.policy.bar(rank).map(|per_byte| per_byte * 1e6),
                 promote_above: config.promote_above,
                 predict_above: config.predict_above,
                 cost: TierCostBody {

@@ -259,6 +259,13 @@ pub struct TierBody {
     pub bytes: i64,
     /// Configured capacity in bytes; null when unlimited.
     pub capacity_bytes: Option<u64>,
+    /// Share of the capacity the forecaster leaves free for bursts.
+    pub headroom: f64,
+    /// For a tier filled by rank: the density an object must beat to enter it while it
+    /// is full (its least dense resident's expected accesses over the forecast horizon
+    /// per MB), as this process's last forecaster run placed it; null when unbounded,
+    /// empty, or not placed by this process.
+    pub bar_accesses_per_mb: Option<f64>,
     /// Accesses in the detector window above which a spike promotes to this tier; null
     /// when spikes never promote here.
     pub promote_above: Option<u64>,

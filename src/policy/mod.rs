@@ -134,6 +134,17 @@ impl Policy {
             .filter(|&rank| rank < current)
     }
 
+    /// The density (expected accesses over the horizon per byte) an object must beat to
+    /// enter tier `rank` while it is full, as this process's last forecaster run placed
+    /// it; `None` for an unbounded or empty tier, or before such a run.
+    pub fn bar(&self, rank: usize) -> Option<f64> {
+        self.standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(|standing| standing.bar(rank))
+    }
+
     /// Whether some tier is filled by rank against its capacity.
     pub fn is_ranked(&self) -> bool {
         self.limits.iter().any(|l| l.capacity.is_some())
@@ -703,7 +714,7 @@ impl Policy {
 
     /// Ranked placement of every object `tracker` follows (those in `moving` stay where
     /// they are), as moves to queue; keeps the standing for the spikes to come.
-    fn place_tracked(
+    pub fn place_tracked(
         &self,
         tracker: &Tracker,
         moving: &HashSet<String>,

@@ -4,14 +4,15 @@
 //! happen (moves finishing, settled bursts reported, forecaster runs every
 //! `FORECAST_INTERVAL_SECS`), then counts. The policies call the service's own code:
 //! [`Detector::observe`] and [`Detector::due`] with the access times as the clock,
-//! [`Policy::reactive_target`] for a spike, the forecaster's [`Tracker`] fed the hourly
-//! counts the catalogue would hold, [`Policy::plan_proactive`] for its moves.
+//! [`Policy::admit_burst`] for a spike, the forecaster's [`Tracker`] fed the hourly
+//! counts the catalogue would hold, [`Policy::plan_proactive`] and [`Policy::place`]
+//! for its moves.
 //!
 //! Modelled, as the service does it: an object appears on the default tier at its first
 //! access, with the size of that line; a move is refused while one of the same object
 //! is under way, and refused at its start when it would overflow its destination's
 //! `TIER_<NAME>_CAPACITY_BYTES`; moves run one at a time in the queue's priority order
-//! (reactive before proactive), each taking `size / bandwidth`; an access is served by
+//! (rebalance, reactive, proactive), each taking `size / bandwidth`; an access is served by
 //! the tier holding the object at that moment, the source while a move is under way.
 //! Left out: writes change neither size nor version (they count as accesses, as in
 //! training), the mover's retries and verification reads, and the consumer's flush
@@ -21,7 +22,7 @@ use std::collections::VecDeque;
 
 use foldhash::HashMap;
 
-use crate::config::{Config, TierCosts};
+use crate::config::{Config, SEED_PREDICT_ABOVE, TierCosts};
 use crate::db::{HOUR_MS, MigrationReason, TrackedObject};
 use crate::detector::{Detector, Spike};
 use crate::forecast::trace::Access;
@@ -291,8 +292,11 @@ impl<'a> Replay<'a> {
             .rank(&config.default_tier)
             .and_then(|r| u8::try_from(r).ok())
             .unwrap_or(0);
+        // A hottest tier filled by rank has no threshold of its own to say when an
+        // hour is hot: the seed's is used.
         let hot_level = config.tiers[0]
             .predict_above
+            .or(config.tiers[0].capacity_bytes.map(|_| SEED_PREDICT_ABOVE[0]))
             .map(|t| t.floor().min(f64::from(u32::MAX)) as u32);
         let interval_ms = i64::try_from(config.forecast.interval.as_millis())
             .unwrap_or(i64::MAX)
@@ -980,7 +984,7 @@ mod tests {
         let outcome = replay(&config(&[]), &burst());
         let report = &outcome.policies[0];
         assert_eq!(report.accesses, 160);
-        let moves = &report.moves[0];
+        let moves = &report.moves[reason_index(MigrationReason::ReactiveAccessSpike)];
         assert_eq!(
             (moves.reason.as_str(), moves.moves, moves.bytes),
             ("reactive_access_spike", 1, GB_BYTES)
@@ -1006,7 +1010,7 @@ mod tests {
         let outcome = replay(&config, &burst());
         let report = &outcome.policies[0];
         assert_eq!(report.refused_moves, 1);
-        assert_eq!(report.moves[0].moves, 0);
+        assert_eq!(report.moves[reason_index(MigrationReason::ReactiveAccessSpike)].moves, 0);
         assert_eq!(report.tiers[2].accesses, 160);
         assert_eq!(report.time_to_hot.reached, 0);
     }

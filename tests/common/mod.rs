@@ -186,6 +186,7 @@ pub fn file_tier(name: &str, capacity_bytes: Option<u64>) -> (TierConfig, tempfi
             root: dir.path().to_path_buf(),
         },
         capacity_bytes,
+        headroom: 0.0,
         costs: Default::default(),
         promote_above: None,
         predict_above: None,
@@ -934,4 +935,25 @@ pub async fn stored_hour_rows(conn: &mut AnyConnection, id: &str) -> Vec<(i64, i
     .fetch_all(conn)
     .await
     .unwrap()
+}
+
+/// Writes hour buckets of `object_id` (hour since the epoch, hits) as the event consumer
+/// would have counted them.
+pub async fn inject_hours(db: &TestDb, object_id: &str, hours: impl Iterator<Item = (i64, i64)>) {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    for (hour, hits) in hours {
+        sqlx::query(
+            "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(object_id)
+        .bind(strata::db::HOUR_MS)
+        .bind(hour * strata::db::HOUR_MS)
+        .bind(hits)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
 }
