@@ -60,6 +60,8 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
         ("TIER_ONPREM_HEADROOM", "0"),
         ("FORECAST_INTERVAL_SECS", "1"),
         ("MOVER_CONCURRENCY", "4"),
+        // Both swaps at once; the default (the capacity an hour) would space them out.
+        ("MOVE_BUDGET_BYTES_PER_HOUR", "1000000"),
     ];
     let server = StrataServer::start(&db, &env).await;
     let body = "x".repeat(SIZE);

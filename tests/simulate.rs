@@ -135,21 +135,23 @@ fn on_daily_cycles_combined_beats_reactive_beats_static() {
     // counted as a quiet last hour, predictions dipped at the top of every hour, and one
     // proactive move in ten undid the object's previous move within half an hour.
     let moves = std::fs::read_to_string(&moves).unwrap();
-    let mut last_move: HashMap<&str, (i64, &str, &str)> = HashMap::new();
+    // (A promotion back after a capacity_rebalance is the ranking at work, not an undo.)
+    let mut last_move: HashMap<&str, (i64, &str, &str, &str)> = HashMap::new();
     let (mut proactive, mut undone) = (0, 0);
     for row in moves.lines().filter(|r| r.starts_with("combined,")) {
         let f: Vec<&str> = row.split(',').collect();
         let (ts, object, from, to): (i64, _, _, _) = (f[1].parse().unwrap(), f[2], f[3], f[4]);
         if f[5] == "proactive_prediction" {
             proactive += 1;
-            if let Some((before, before_from, before_to)) = last_move.get(object)
+            if let Some((before, before_from, before_to, before_reason)) = last_move.get(object)
+                && *before_reason == "proactive_prediction"
                 && (*before_from, *before_to) == (to, from)
                 && ts - before < 30 * 60_000
             {
                 undone += 1;
             }
         }
-        last_move.insert(object, (ts, from, to));
+        last_move.insert(object, (ts, from, to, f[5]));
     }
     assert!(proactive > 100, "{proactive} proactive moves");
     assert!(

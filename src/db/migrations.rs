@@ -321,15 +321,15 @@ impl Catalogue {
         Ok(Page::from_rows(items, limit, |m| &m.id))
     }
 
-    /// The objects with a move under way (pending, copying or verifying).
-    pub async fn objects_moving(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT object_id FROM migrations \
+    /// The objects with a move under way (pending, copying or verifying), each with the
+    /// tier it is moving to.
+    pub async fn objects_moving(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT object_id, to_tier FROM migrations \
              WHERE status IN ('pending', 'copying', 'verifying')",
         )
         .fetch_all(&self.reads)
-        .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        .await?)
     }
 
     /// Whether a move out of `tier` is under way: room it will free.

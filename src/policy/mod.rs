@@ -14,7 +14,7 @@
 //! below a share of the current tier's threshold (hysteresis) and not soon after the
 //! object last moved, so that it neither flaps nor undoes what a spike just did.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -687,7 +687,8 @@ impl Policy {
             })
             .collect();
         if self.is_ranked() {
-            let moving: HashSet<String> = catalogue.objects_moving().await?.into_iter().collect();
+            let moving: HashMap<String, String> =
+                catalogue.objects_moving().await?.into_iter().collect();
             let horizon_ms = i64::try_from(model.horizon_hours).unwrap_or(1) * HOUR_MS;
             let ranked = self.place_tracked(tracker, &moving, horizon_ms, now_ms);
             // Ranked moves first: a threshold move of the same object is then a conflict.
@@ -712,12 +713,13 @@ impl Policy {
         Ok(ProactiveRun { predicted, queued })
     }
 
-    /// Ranked placement of every object `tracker` follows (those in `moving` stay where
-    /// they are), as moves to queue; keeps the standing for the spikes to come.
+    /// Ranked placement of every object `tracker` follows (those in `moving`, object id
+    /// to the tier a move under way takes it to, stay where they are), as moves to
+    /// queue; keeps the standing for the spikes to come.
     pub fn place_tracked(
         &self,
         tracker: &Tracker,
-        moving: &HashSet<String>,
+        moving: &HashMap<String, String>,
         horizon_ms: i64,
         now_ms: i64,
     ) -> Vec<PlannedMove> {
@@ -733,7 +735,7 @@ impl Policy {
                         tier,
                         size: v.size_bytes,
                         value: v.value,
-                        busy: moving.contains(v.object_id),
+                        moving_to: moving.get(v.object_id).and_then(|to| self.rank(to)),
                     }
                 })
             })

@@ -11,7 +11,9 @@
 //! than [`MOVE_COST_ACCESSES`] are expected of it over the horizon: fewer, and the move
 //! reads more from the colder tier than it saves (a scan's one read of each object
 //! never pays). Into a full tier it must also bring more accesses than the residents
-//! it pushes out (least dense first, each less dense than it) take with them; those
+//! it pushes out (least dense first, each less dense than it) take with them, by more
+//! than the cost of all the moves (one access each), so that forecasts wavering around
+//! each other do not swap objects back and forth; those
 //! demotions have reason `capacity_rebalance` and go to the hottest colder tier with
 //! room. Nothing else leaves a tier with a capacity: an object gone cold stays until a
 //! denser one needs its room. Every run's moves come out of a [`MoveBudget`] of bytes
@@ -26,10 +28,11 @@ use crate::db::MigrationReason;
 /// access from the colder tier does.
 pub const MOVE_COST_ACCESSES: f64 = 1.0;
 
-/// Bytes the forecaster's runs may move: a bucket that fills at a rate of bytes per
+/// Bytes the forecaster's runs may swap: a bucket that fills at a rate of bytes per
 /// hour up to one hour's worth (or the largest object seen, so that every object can
-/// move), and that every planned move empties by its bytes (promotion and demotions).
-/// Bursts admitted between runs are not held back by it.
+/// move), and that every promotion pushing residents out empties by the bytes of all
+/// its moves. Promotions into free room and bursts admitted between runs are not held
+/// back by it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MoveBudget {
     per_hour: Option<u64>,
@@ -100,8 +103,9 @@ pub struct Candidate<K> {
     pub size: u64,
     /// Accesses expected over the horizon.
     pub value: f64,
-    /// A move of it is under way: it stays where it is and keeps its bytes there.
-    pub busy: bool,
+    /// The tier a move under way takes it to: it stays put in this run, and its bytes
+    /// count on both tiers until the move is done.
+    pub moving_to: Option<usize>,
 }
 
 impl<K> Candidate<K> {
@@ -191,12 +195,20 @@ impl<K: Clone + PartialEq> Standing<K> {
                 continue;
             };
             tier.used += c.size;
-            if tier.limit.capacity.is_some() && !c.busy {
-                tier.residents.push(Resident {
+            let bounded = tier.limit.capacity.is_some();
+            match c.moving_to {
+                Some(to) if to != c.tier => {
+                    if let Some(dest) = standing.tiers.get_mut(to) {
+                        dest.used += c.size;
+                    }
+                }
+                Some(_) => {}
+                None if bounded => tier.residents.push(Resident {
                     key: c.key.clone(),
                     size: c.size,
                     value: c.value,
-                });
+                }),
+                None => {}
             }
         }
         for tier in &mut standing.tiers {
@@ -204,7 +216,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
         }
         let mut order: Vec<usize> = (0..candidates.len())
-            .filter(|&i| !candidates[i].busy && candidates[i].tier < limits.len())
+            .filter(|&i| candidates[i].moving_to.is_none() && candidates[i].tier < limits.len())
             .collect();
         order.sort_unstable_by(|&a, &b| {
             candidates[b]
@@ -250,8 +262,9 @@ impl<K: Clone + PartialEq> Standing<K> {
     /// A burst of `recent` accesses within `window_ms` of `key`, `size` bytes on tier
     /// `from`, valued at that rate over the horizon: the moves that place it on the
     /// hottest bounded tier hotter than `from` that it pays to place it on, with any
-    /// demotions that make room (the headroom may be used), recorded in the standing.
-    /// `None`: no bounded tier takes it.
+    /// demotions that make room (first: they are to be queued before the promotion),
+    /// recorded in the standing (the headroom may be used). `None`: no bounded tier
+    /// takes it.
     pub fn admit(
         &mut self,
         key: &K,
@@ -269,13 +282,12 @@ impl<K: Clone + PartialEq> Standing<K> {
             let Some(capacity) = self.tiers[to].limit.capacity else {
                 continue;
             };
-            if let Some(mut moves) =
+            if let Some(moves) =
                 self.make_room(to, &entrant, from, capacity, MigrationReason::ReactiveAccessSpike)
             {
                 self.tiers[to]
                     .residents
                     .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
-                moves.rotate_right(1);
                 return Some(moves);
             }
         }
@@ -329,8 +341,10 @@ impl<K: Clone + PartialEq> Standing<K> {
             pushed += 1;
         }
         let bytes = entrant.size + freed;
-        let budgeted = reason == MigrationReason::ProactivePrediction;
-        if entrant.value <= pushed_value || (budgeted && !self.budget.allows(bytes)) {
+        // Filling free room is never thrash: only swaps are held to the budget.
+        let budgeted = reason == MigrationReason::ProactivePrediction && pushed > 0;
+        let cost = MOVE_COST_ACCESSES * (1 + pushed) as f64;
+        if entrant.value - pushed_value <= cost || (budgeted && !self.budget.allows(bytes)) {
             return None;
         }
         if budgeted {
@@ -350,7 +364,12 @@ impl<K: Clone + PartialEq> Standing<K> {
                 reason: MigrationReason::CapacityRebalance,
             });
         }
-        self.tiers[from].used = self.tiers[from].used.saturating_sub(entrant.size);
+        let source = &mut self.tiers[from];
+        source.used = source.used.saturating_sub(entrant.size);
+        if source.limit.capacity.is_some() {
+            // It leaves: no longer there to be pushed out by another.
+            source.residents.retain(|r| r.key != entrant.key);
+        }
         self.tiers[to].used += entrant.size;
         self.tiers[to].residents.push(entrant.clone());
         moves.push(Placed {
@@ -409,7 +428,7 @@ mod tests {
             tier,
             size,
             value,
-            busy: false,
+            moving_to: None,
         }
     }
 
@@ -461,11 +480,39 @@ mod tests {
     }
 
     #[test]
+    fn a_promotion_from_a_bounded_tier_frees_its_room_for_the_next_tier_down() {
+        let limits = [bounded(100), bounded(100), UNBOUNDED];
+        let (placed, _) = Standing::plan(
+            &limits,
+            &[
+                object("cold", 0, 100, 1.0),
+                object("hot", 1, 100, 500.0),
+                object("warm", 2, 100, 50.0),
+            ],
+            H,
+            FREE,
+        );
+        // hot takes cold's place on 0 (cold goes to 2: tier 1 is full until hot has
+        // left), and warm takes the room hot leaves on 1.
+        assert_eq!(
+            moves(&placed),
+            [("cold", 0, 2), ("hot", 1, 0), ("warm", 2, 1)]
+        );
+    }
+
+    #[test]
     fn objects_with_moves_under_way_stay_and_keep_their_bytes() {
         let limits = [bounded(100), UNBOUNDED];
-        let mut busy = object("busy", 0, 80, 0.0);
-        busy.busy = true;
-        let (placed, _) = Standing::plan(&limits, &[busy, object("new", 1, 30, 100.0)], H, FREE);
+        let mut leaving = object("leaving", 0, 80, 0.0);
+        leaving.moving_to = Some(1);
+        let (placed, _) =
+            Standing::plan(&limits, &[leaving, object("new", 1, 30, 100.0)], H, FREE);
+        assert!(placed.is_empty(), "{placed:?}");
+        // Bytes on their way in are held for them.
+        let mut coming = object("coming", 1, 80, 0.0);
+        coming.moving_to = Some(0);
+        let (placed, _) =
+            Standing::plan(&limits, &[coming, object("new", 1, 30, 100.0)], H, FREE);
         assert!(placed.is_empty(), "{placed:?}");
     }
 
@@ -483,7 +530,7 @@ mod tests {
         assert_eq!(admitted[0].reason, MigrationReason::ReactiveAccessSpike);
         // The next one pushes out the least dense resident: a.
         let admitted = standing.admit(&"again", 1, 50, 90, H / 10).unwrap();
-        assert_eq!(moves(&admitted), [("again", 1, 0), ("a", 0, 1)]);
+        assert_eq!(moves(&admitted), [("a", 0, 1), ("again", 1, 0)]);
         // A burst no denser than the bar is not admitted.
         assert!(standing.admit(&"weak", 1, 50, 1, H).is_none());
         let floored = [
@@ -501,16 +548,34 @@ mod tests {
     #[test]
     fn a_run_moves_no_more_than_its_budget() {
         let limits = [bounded(100), UNBOUNDED];
-        let objects = [object("a", 1, 30, 50.0), object("b", 1, 30, 40.0)];
-        let mut budget = MoveBudget::new(Some(40));
-        budget.fill(0, 30);
+        // The tier is full of cold residents; each swap moves 80 bytes.
+        let objects = [
+            object("cold1", 0, 50, 1.0),
+            object("cold2", 0, 50, 1.0),
+            object("a", 1, 30, 50.0),
+            object("b", 1, 30, 40.0),
+        ];
+        let mut budget = MoveBudget::new(Some(80));
+        budget.fill(0, 50);
         let (placed, standing) = Standing::plan(&limits, &objects, H, budget);
-        assert_eq!(moves(&placed), [("a", 1, 0)]);
-        // Half an hour later, 20 more bytes may move: b's 30 fit again.
+        assert_eq!(moves(&placed), [("cold1", 0, 1), ("a", 1, 0)]);
+        assert!(placed.iter().all(|p| p.key != "b"), "b waits for the budget");
+        // Half an hour later, 40 bytes may move: not enough; an hour later, 80 are.
         let mut budget = standing.budget();
-        budget.fill(H / 2, 30);
-        let (placed, _) = Standing::plan(&limits, &objects[1..], H, budget);
-        assert_eq!(moves(&placed), [("b", 1, 0)]);
+        budget.fill(H / 2, 50);
+        let rest = [
+            object("cold2", 0, 50, 1.0),
+            object("a", 0, 30, 50.0),
+            object("b", 1, 30, 40.0),
+        ];
+        assert!(Standing::plan(&limits, &rest, H, budget).0.is_empty());
+        budget.fill(H, 50);
+        let (placed, _) = Standing::plan(&limits, &rest, H, budget);
+        assert_eq!(moves(&placed), [("cold2", 0, 1), ("b", 1, 0)]);
+        // Free room is filled whatever the budget.
+        let empty = MoveBudget::new(Some(0));
+        let (placed, _) = Standing::plan(&limits, &objects[2..], H, empty);
+        assert_eq!(placed.len(), 2);
         // An object larger than an hour's budget still moves once the bucket is full.
         let mut big = MoveBudget::new(Some(10));
         big.fill(0, 30);

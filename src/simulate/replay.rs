@@ -522,6 +522,8 @@ struct PolicySim {
     tracked: Vec<TrackedId>,
     tier: Vec<u8>,
     moving: Vec<bool>,
+    /// Where the object's move under way takes it, while `moving`.
+    moving_to: Vec<u8>,
     /// When the object's current hot episode started, while it is not hot-tier resident.
     waiting_hot: Vec<i64>,
     tiers: Vec<TierUse>,
@@ -545,6 +547,7 @@ impl PolicySim {
             tracked: Vec::new(),
             tier: Vec::new(),
             moving: Vec::new(),
+            moving_to: Vec::new(),
             waiting_hot: Vec::new(),
             tiers: vec![TierUse::default(); tiers],
             queue: Default::default(),
@@ -565,6 +568,7 @@ impl PolicySim {
         let rank = context.default_rank;
         self.tier.push(rank);
         self.moving.push(false);
+        self.moving_to.push(rank);
         self.waiting_hot.push(NEVER);
         let tier = &mut self.tiers[usize::from(rank)];
         tier.settle(now, context.scored_from);
@@ -703,7 +707,7 @@ impl PolicySim {
                         tier,
                         size: objects.size[i],
                         value,
-                        busy: self.moving[i],
+                        moving_to: self.moving[i].then(|| usize::from(self.moving_to[i])),
                     }
                 })
             })
@@ -773,6 +777,7 @@ impl PolicySim {
             return;
         }
         self.moving[i] = true;
+        self.moving_to[i] = to;
         if let Some(out) = out.as_mut() {
             out.row(format_args!(
                 "{},{now},{},{},{},{},{}\n",
@@ -794,28 +799,42 @@ impl PolicySim {
         }
     }
 
-    /// Starts the most urgent queued move that fits its destination; the others that
-    /// do not fit are refused on the way, as the mover refuses them.
+    /// Starts the most urgent queued move that fits its destination. One that does not
+    /// fit waits, as the mover retries it, while a queued move out of its destination
+    /// will make room; the others that do not fit are refused on the way, as the mover
+    /// refuses them (and so is the first waiting one when nothing else can start, so
+    /// that two moves waiting on each other cannot stall the queue).
     fn start_next(&mut self, now: i64, env: Env<'_, '_>) {
         let Env { context, objects } = env;
-        while let Some(next) = self.queue.iter_mut().find_map(VecDeque::pop_front) {
+        let mut waiting: Vec<Queued> = Vec::new();
+        let started = loop {
+            let Some(next) = self.queue.iter_mut().find_map(VecDeque::pop_front) else {
+                break false;
+            };
             let i = next.object as usize;
             let size = objects.size[i];
             let to = usize::from(next.to);
-            let dest = &mut self.tiers[to];
-            if context.capacity[to].is_some_and(|cap| {
+            let dest = &self.tiers[to];
+            let fits = context.capacity[to].is_none_or(|cap| {
                 dest.bytes
                     .saturating_add(dest.reserved)
                     .saturating_add(size)
-                    > cap
-            }) {
-                self.moving[i] = false;
-                if now >= context.scored_from {
-                    self.stats.refused += 1;
+                    <= cap
+            });
+            if !fits {
+                let room_coming = self
+                    .queue
+                    .iter()
+                    .flatten()
+                    .any(|q| self.tier[q.object as usize] == next.to);
+                if room_coming {
+                    waiting.push(next);
+                } else {
+                    self.refuse(next, now, context);
                 }
                 continue;
             }
-            dest.reserved += size;
+            self.tiers[to].reserved += size;
             let copy_ms = (u128::from(size) * 1000).div_ceil(u128::from(context.bandwidth));
             self.running = Some(Running {
                 object: next.object,
@@ -824,7 +843,22 @@ impl PolicySim {
                 reason: next.reason,
                 done_at: now.saturating_add(i64::try_from(copy_ms).unwrap_or(i64::MAX)),
             });
-            return;
+            break true;
+        };
+        let mut waiting = waiting.into_iter();
+        if !started && let Some(stuck) = waiting.next() {
+            self.refuse(stuck, now, context);
+        }
+        for queued in waiting.rev() {
+            self.queue[queued.reason].push_front(queued);
+        }
+    }
+
+    /// A queued move that cannot start for lack of room is dropped.
+    fn refuse(&mut self, queued: Queued, now: i64, context: &Context<'_>) {
+        self.moving[queued.object as usize] = false;
+        if now >= context.scored_from {
+            self.stats.refused += 1;
         }
     }
 
