@@ -118,8 +118,14 @@ fn main() {
     assert_eq!(predicted, objects);
     let total: u64 = (0..objects).map(|i| 1024u64 << (i % 20)).sum();
     let capacities = [
-        ("TIER_ONPREM_CAPACITY_BYTES".to_string(), (total / 50).to_string()),
-        ("TIER_PRIVATE_CAPACITY_BYTES".to_string(), (total / 10).to_string()),
+        (
+            "TIER_ONPREM_CAPACITY_BYTES".to_string(),
+            (total / 50).to_string(),
+        ),
+        (
+            "TIER_PRIVATE_CAPACITY_BYTES".to_string(),
+            (total / 10).to_string(),
+        ),
     ];
     let ranked = Policy::new(
         &Config::from_lookup(|k| {

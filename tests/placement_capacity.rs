@@ -76,7 +76,13 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
         inject_hours(&db, id, (now - 24..now).map(|hour| (hour, 60))).await;
     }
     let server = StrataServer::start(&db, &env).await;
-    wait_on_tier(&server, &ids[..3], "onprem", "the three read objects on onprem").await;
+    wait_on_tier(
+        &server,
+        &ids[..3],
+        "onprem",
+        "the three read objects on onprem",
+    )
+    .await;
     assert_eq!(tier_of(&server, &ids[3]), "public");
 
     // The other two turn far busier in the hour in progress: they take the room of two
@@ -84,7 +90,13 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
     for id in &ids[3..] {
         inject_hours(&db, id, std::iter::once((now, 5_000))).await;
     }
-    wait_on_tier(&server, &ids[3..], "onprem", "the two busier objects on onprem").await;
+    wait_on_tier(
+        &server,
+        &ids[3..],
+        "onprem",
+        "the two busier objects on onprem",
+    )
+    .await;
     let moves = moves(&server);
     let rebalanced: Vec<&Value> = moves
         .iter()
@@ -92,7 +104,10 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
         .collect();
     assert_eq!(rebalanced.len(), 2, "{moves:#?}");
     for m in &rebalanced {
-        assert_eq!((&m["from_tier"], &m["to_tier"]), (&"onprem".into(), &"private".into()));
+        assert_eq!(
+            (&m["from_tier"], &m["to_tier"]),
+            (&"onprem".into(), &"private".into())
+        );
         assert_eq!(m["status"], "completed", "{m}");
     }
     assert!(

@@ -386,21 +386,33 @@ fn ranked_placement_beats_the_references_within_capacity_and_never_promotes_a_sc
         let reference = |i: usize| &report["references"][i];
         let (best_static, lru, perfect) = (reference(0), reference(1), reference(2));
         for r in [best_static, lru] {
-            assert!(hit >= r["hot_hit_ratio"].as_f64().unwrap(), "{share}: {hit} against {r}");
+            assert!(
+                hit >= r["hot_hit_ratio"].as_f64().unwrap(),
+                "{share}: {hit} against {r}"
+            );
         }
-        assert!(combined["of_perfect"].as_f64().unwrap() >= 0.85, "{share}: {combined}");
+        assert!(
+            combined["of_perfect"].as_f64().unwrap() >= 0.85,
+            "{share}: {combined}"
+        );
         let moved: u64 = combined["moves"]
             .as_array()
             .unwrap()
             .iter()
             .map(|m| m["bytes"].as_u64().unwrap())
             .sum();
-        assert!(moved <= 2 * perfect["bytes_moved"].as_u64().unwrap(), "{share}: {moved}");
+        assert!(
+            moved <= 2 * perfect["bytes_moved"].as_u64().unwrap(),
+            "{share}: {moved}"
+        );
         // The demotions that make room run before the promotions waiting for it.
         assert_eq!(combined["refused_moves"], 0, "{share}: {combined}");
         let moves = std::fs::read_to_string(&moves).unwrap();
         let scanned: Vec<&str> = moves.lines().filter(|r| r.contains(",scan-")).collect();
         assert!(scanned.is_empty(), "{share}: {scanned:?}");
-        assert!(moves.contains(",capacity_rebalance,"), "{share}: rooms were made");
+        assert!(
+            moves.contains(",capacity_rebalance,"),
+            "{share}: rooms were made"
+        );
     }
 }

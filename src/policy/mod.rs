@@ -24,15 +24,15 @@ use tokio_util::sync::CancellationToken;
 pub mod placement;
 
 use crate::config::Config;
+use crate::db::HOUR_MS;
 use crate::db::{
     Catalogue, CatalogueError, MigrationFilter, MigrationReason, MigrationRecord, NewMigration,
     ObjectRecord, StoredPrediction,
 };
 use crate::detector::Spike;
 use crate::forecast::{ActiveModel, Model, ObjectForecast, Tracker};
-use crate::db::HOUR_MS;
-use placement::{Candidate, MOVE_COST_ACCESSES, MoveBudget, Placed, Standing, TierLimit};
 use crate::metrics::{Metrics, ModelInfo};
+use placement::{Candidate, MOVE_COST_ACCESSES, MoveBudget, Placed, Standing, TierLimit};
 
 /// Name of the lease the forecasting process holds.
 const FORECASTER_LEASE: &str = "forecaster";
@@ -191,7 +191,8 @@ impl Policy {
         now_ms: i64,
         previous: Option<&Standing<K>>,
     ) -> (Vec<Placed<K>>, Standing<K>) {
-        let mut budget = previous.map_or_else(|| MoveBudget::new(self.move_budget), Standing::budget);
+        let mut budget =
+            previous.map_or_else(|| MoveBudget::new(self.move_budget), Standing::budget);
         let largest = candidates.iter().map(|c| c.size).max().unwrap_or_default();
         budget.fill(now_ms, largest);
         Standing::plan(&self.limits, candidates, horizon_ms, budget)
@@ -199,12 +200,9 @@ impl Policy {
 
     /// The hottest tier without a capacity whose proactive threshold `predicted` passes.
     fn passed_rank(&self, predicted: f64) -> Option<usize> {
-        self.tiers
-            .iter()
-            .zip(&self.limits)
-            .position(|(t, limit)| {
-                limit.capacity.is_none() && t.predict_above.is_some_and(|t| predicted > t)
-            })
+        self.tiers.iter().zip(&self.limits).position(|(t, limit)| {
+            limit.capacity.is_none() && t.predict_above.is_some_and(|t| predicted > t)
+        })
     }
 
     /// The tier a prediction of `predicted` accesses calls for, ignoring where the

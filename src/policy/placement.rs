@@ -57,7 +57,9 @@ impl MoveBudget {
         let Some(per_hour) = self.per_hour else {
             return;
         };
-        let elapsed = self.filled_at.map_or(0, |at| now_ms.saturating_sub(at).max(0));
+        let elapsed = self
+            .filled_at
+            .map_or(0, |at| now_ms.saturating_sub(at).max(0));
         self.filled_at = Some(now_ms);
         let cap = per_hour.max(largest) as f64;
         self.left = (self.left + per_hour as f64 * elapsed as f64 / 3_600_000.0).min(cap);
@@ -218,15 +220,12 @@ impl<K: Clone + PartialEq> Standing<K> {
         let mut order: Vec<usize> = (0..candidates.len())
             .filter(|&i| candidates[i].moving_to.is_none() && candidates[i].tier < limits.len())
             .collect();
-        order.sort_unstable_by(|&a, &b| {
-            candidates[b]
-                .density()
-                .total_cmp(&candidates[a].density())
-        });
+        order
+            .sort_unstable_by(|&a, &b| candidates[b].density().total_cmp(&candidates[a].density()));
         let mut moved = vec![false; candidates.len()];
         let mut planned = Vec::new();
-        for to in 0..limits.len() {
-            let Some(fill_limit) = limits[to].fill_limit() else {
+        for (to, limit) in limits.iter().enumerate() {
+            let Some(fill_limit) = limit.fill_limit() else {
                 continue;
             };
             for &i in &order {
@@ -239,9 +238,13 @@ impl<K: Clone + PartialEq> Standing<K> {
                     size: c.size,
                     value: c.value,
                 };
-                if let Some(moves) =
-                    standing.make_room(to, &entrant, c.tier, fill_limit, MigrationReason::ProactivePrediction)
-                {
+                if let Some(moves) = standing.make_room(
+                    to,
+                    &entrant,
+                    c.tier,
+                    fill_limit,
+                    MigrationReason::ProactivePrediction,
+                ) {
                     moved[i] = true;
                     planned.extend(moves);
                 }
@@ -282,9 +285,13 @@ impl<K: Clone + PartialEq> Standing<K> {
             let Some(capacity) = self.tiers[to].limit.capacity else {
                 continue;
             };
-            if let Some(moves) =
-                self.make_room(to, &entrant, from, capacity, MigrationReason::ReactiveAccessSpike)
-            {
+            if let Some(moves) = self.make_room(
+                to,
+                &entrant,
+                from,
+                capacity,
+                MigrationReason::ReactiveAccessSpike,
+            ) {
                 self.tiers[to]
                     .residents
                     .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
@@ -455,7 +462,11 @@ mod tests {
         assert_eq!(moves(&placed), [("small", 1, 0), ("medium", 1, 0)]);
         assert_eq!(standing.used(0), 60);
         assert_eq!(standing.bar(0), Some(0.8));
-        assert!(placed.iter().all(|p| p.reason == MigrationReason::ProactivePrediction));
+        assert!(
+            placed
+                .iter()
+                .all(|p| p.reason == MigrationReason::ProactivePrediction)
+        );
     }
 
     #[test]
@@ -466,7 +477,10 @@ mod tests {
         // next tier, which has room.
         let mut no_gain = residents.to_vec();
         no_gain.push(object("c", 2, 40, 9.0));
-        assert_eq!(moves(&Standing::plan(&limits, &no_gain, H, FREE).0), [("c", 2, 1)]);
+        assert_eq!(
+            moves(&Standing::plan(&limits, &no_gain, H, FREE).0),
+            [("c", 2, 1)]
+        );
         let mut much = residents.to_vec();
         much.push(object("c", 2, 50, 100.0));
         let (placed, standing) = Standing::plan(&limits, &much, H, FREE);
@@ -476,7 +490,10 @@ mod tests {
         // Never pushes out a denser resident, however much room it needs.
         let mut big = residents.to_vec();
         big.push(object("big", 2, 100, 50.0));
-        assert_eq!(moves(&Standing::plan(&limits, &big, H, FREE).0), [("big", 2, 1)]);
+        assert_eq!(
+            moves(&Standing::plan(&limits, &big, H, FREE).0),
+            [("big", 2, 1)]
+        );
     }
 
     #[test]
@@ -505,14 +522,12 @@ mod tests {
         let limits = [bounded(100), UNBOUNDED];
         let mut leaving = object("leaving", 0, 80, 0.0);
         leaving.moving_to = Some(1);
-        let (placed, _) =
-            Standing::plan(&limits, &[leaving, object("new", 1, 30, 100.0)], H, FREE);
+        let (placed, _) = Standing::plan(&limits, &[leaving, object("new", 1, 30, 100.0)], H, FREE);
         assert!(placed.is_empty(), "{placed:?}");
         // Bytes on their way in are held for them.
         let mut coming = object("coming", 1, 80, 0.0);
         coming.moving_to = Some(0);
-        let (placed, _) =
-            Standing::plan(&limits, &[coming, object("new", 1, 30, 100.0)], H, FREE);
+        let (placed, _) = Standing::plan(&limits, &[coming, object("new", 1, 30, 100.0)], H, FREE);
         assert!(placed.is_empty(), "{placed:?}");
     }
 
@@ -521,9 +536,17 @@ mod tests {
         let mut limit = bounded(100);
         limit.headroom = 0.2;
         let limits = [limit, UNBOUNDED];
-        let (placed, mut standing) =
-            Standing::plan(&limits, &[object("a", 1, 50, 10.0), object("b", 1, 40, 7.0)], H, FREE);
-        assert_eq!(moves(&placed), [("a", 1, 0)], "b would cut into the headroom");
+        let (placed, mut standing) = Standing::plan(
+            &limits,
+            &[object("a", 1, 50, 10.0), object("b", 1, 40, 7.0)],
+            H,
+            FREE,
+        );
+        assert_eq!(
+            moves(&placed),
+            [("a", 1, 0)],
+            "b would cut into the headroom"
+        );
         // A burst may use the headroom: 50 in a tenth of the horizon is 500 over it.
         let admitted = standing.admit(&"burst", 1, 40, 50, H / 10).unwrap();
         assert_eq!(moves(&admitted), [("burst", 1, 0)]);
@@ -540,9 +563,11 @@ mod tests {
             },
             UNBOUNDED,
         ];
-        assert!(Standing::plan(&floored, &[object("a", 1, 1, 15.0)], H, FREE)
+        assert!(
+            Standing::plan(&floored, &[object("a", 1, 1, 15.0)], H, FREE)
                 .0
-                .is_empty());
+                .is_empty()
+        );
     }
 
     #[test]
@@ -559,7 +584,10 @@ mod tests {
         budget.fill(0, 50);
         let (placed, standing) = Standing::plan(&limits, &objects, H, budget);
         assert_eq!(moves(&placed), [("cold1", 0, 1), ("a", 1, 0)]);
-        assert!(placed.iter().all(|p| p.key != "b"), "b waits for the budget");
+        assert!(
+            placed.iter().all(|p| p.key != "b"),
+            "b waits for the budget"
+        );
         // Half an hour later, 40 bytes may move: not enough; an hour later, 80 are.
         let mut budget = standing.budget();
         budget.fill(H / 2, 50);
@@ -586,7 +614,8 @@ mod tests {
     #[test]
     fn a_one_off_access_is_never_worth_a_move() {
         let limits = [bounded(1_000_000), UNBOUNDED];
-        let (placed, mut standing) = Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H, FREE);
+        let (placed, mut standing) =
+            Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H, FREE);
         assert!(placed.is_empty());
         assert!(standing.admit(&"scanned", 1, 1, 1, H).is_none());
     }

@@ -296,7 +296,9 @@ impl<'a> Replay<'a> {
         // hour is hot: the seed's is used.
         let hot_level = config.tiers[0]
             .predict_above
-            .or(config.tiers[0].capacity_bytes.map(|_| SEED_PREDICT_ABOVE[0]))
+            .or(config.tiers[0]
+                .capacity_bytes
+                .map(|_| SEED_PREDICT_ABOVE[0]))
             .map(|t| t.floor().min(f64::from(u32::MAX)) as u32);
         let interval_ms = i64::try_from(config.forecast.interval.as_millis())
             .unwrap_or(i64::MAX)
@@ -756,7 +758,14 @@ impl PolicySim {
                 continue;
             };
             if self.tier[o as usize] == from {
-                self.enqueue(o, to, reason_index(MigrationReason::ProactivePrediction), now, env, out);
+                self.enqueue(
+                    o,
+                    to,
+                    reason_index(MigrationReason::ProactivePrediction),
+                    now,
+                    env,
+                    out,
+                );
             }
         }
     }
@@ -1044,7 +1053,10 @@ mod tests {
         let outcome = replay(&config, &burst());
         let report = &outcome.policies[0];
         assert_eq!(report.refused_moves, 1);
-        assert_eq!(report.moves[reason_index(MigrationReason::ReactiveAccessSpike)].moves, 0);
+        assert_eq!(
+            report.moves[reason_index(MigrationReason::ReactiveAccessSpike)].moves,
+            0
+        );
         assert_eq!(report.tiers[2].accesses, 160);
         assert_eq!(report.time_to_hot.reached, 0);
     }
