@@ -115,6 +115,17 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
         "no move failed or was refused: {moves:#?}"
     );
     assert_eq!(onprem_bytes(&server), 3 * SIZE as u64);
+    // The tier's capacity and bar are shown where an operator looks.
+    assert_eq!(
+        server.metric("strata_tier_capacity_bytes{tier=\"onprem\"}"),
+        Some(3.0 * SIZE as f64)
+    );
+    let bar = server.metric("strata_tier_bar_accesses_per_mb{tier=\"onprem\"}");
+    assert!(bar.is_some_and(|b| b > 0.0), "{bar:?}");
+    let tiers = curl(&[&server.url("/api/v1/tiers")]).json();
+    let bar = tiers["items"][0]["bar_accesses_per_mb"].as_f64();
+    assert!(bar.is_some_and(|b| b > 0.0), "{tiers}");
+    assert_eq!(tiers["items"][0]["headroom"], 0.0, "{tiers}");
     drop(server);
     db.drop_db().await;
 }

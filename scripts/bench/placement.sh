@@ -10,6 +10,7 @@
 # foresight over all rows.
 #
 #   scripts/bench/placement.sh [DAYS]          SEEDS="1 2" CAPS="0.02" WORKLOADS="daily mix"
+#   HEADROOM=0 scripts/bench/placement.sh      (TIER_<hot tiers>_HEADROOM for the runs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -38,7 +39,7 @@ for seed in $SEEDS; do
             mv "$trace.part" "$trace"
         fi
         total=$(python3 -c '
-import csv, sys
+import sys
 sizes = {}
 with open(sys.argv[1]) as f:
     next(f)

@@ -102,6 +102,33 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     }
     let _ = writeln!(
         page,
+        "# HELP strata_tier_capacity_bytes Configured capacity per tier (tiers with one).\n# TYPE strata_tier_capacity_bytes gauge"
+    );
+    for (config, _) in state.tiers.iter() {
+        if let Some(capacity) = config.capacity_bytes {
+            let _ = writeln!(
+                page,
+                "strata_tier_capacity_bytes{{tier=\"{}\"}} {capacity}",
+                config.name
+            );
+        }
+    }
+    let _ = writeln!(
+        page,
+        "# HELP strata_tier_bar_accesses_per_mb Density an object must beat to enter a full tier filled by rank (expected accesses over the forecast horizon per MB), as this process last placed it.\n# TYPE strata_tier_bar_accesses_per_mb gauge"
+    );
+    for (rank, (config, _)) in state.tiers.iter().enumerate() {
+        if let Some(bar) = state.policy.bar(rank) {
+            let _ = writeln!(
+                page,
+                "strata_tier_bar_accesses_per_mb{{tier=\"{}\"}} {}",
+                config.name,
+                bar * 1e6
+            );
+        }
+    }
+    let _ = writeln!(
+        page,
         "# HELP strata_migrations Migrations by status and reason.\n# TYPE strata_migrations gauge"
     );
     for (status, reason, n) in &migrations {

@@ -92,9 +92,6 @@ pub struct ObjectForecast<'a> {
     pub updated_at: i64,
     /// Predicted accesses over the model's horizon after the hour in progress.
     pub predicted: f64,
-    /// What placement ranks it by: the prediction, or a burst in progress when that
-    /// calls for more.
-    pub value: f64,
 }
 
 /// An object's standing for placement.
@@ -361,7 +358,6 @@ impl Tracker {
                     tier: &tracked.tier,
                     updated_at: tracked.updated_at,
                     predicted,
-                    value: predicted.max(burst),
                 }
             })
             .collect()
