@@ -562,6 +562,43 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_counts_only_when_more_than_chance_above_the_prediction() {
+        let minute = 60_000;
+        assert_eq!(burst_value(0, 0.0, minute, HOUR_MS), 0.0);
+        // Nothing predicted: three reads in a minute could be chance, four are a burst.
+        assert_eq!(burst_value(3, 0.0, minute, HOUR_MS), 0.0);
+        assert_eq!(burst_value(4, 0.0, minute, HOUR_MS), 240.0);
+        // 60 an hour predicted, one a minute expected: seven is not above chance, eight is.
+        assert_eq!(burst_value(7, 60.0, minute, HOUR_MS), 0.0);
+        assert_eq!(burst_value(8, 60.0, minute, HOUR_MS), 480.0);
+        assert_eq!(burst_value(50, 0.0, 0, HOUR_MS), 0.0, "no interval yet");
+    }
+
+    #[test]
+    fn a_burst_ranks_the_object_until_a_run_sees_it_end() {
+        let model = model();
+        let hour = 500_000;
+        let now = hour * HOUR_MS + 60_000;
+        let mut tracker = Tracker::new(now);
+        let a = tracker.observe_object(object("a", "public", 1));
+        tracker.forecast(&model, now);
+        let quiet = tracker.value(a);
+        tracker.observe_hits(a, hour, 200);
+        tracker.forecast(&model, now + 60_000);
+        let bursting = tracker.value(a);
+        assert!(bursting >= 200.0 * 60.0, "{bursting}");
+        assert_eq!(tracker.values().next().map(|v| v.value), Some(bursting));
+        // The same count read again (the next run re-reads the hour) adds nothing.
+        tracker.observe_hits(a, hour, 200);
+        tracker.forecast(&model, now + 120_000);
+        let after = tracker.value(a);
+        assert!(
+            after < bursting / 10.0 && after >= quiet,
+            "{after} {bursting}"
+        );
+    }
+
+    #[test]
     fn only_noticeable_changes_are_stored_again() {
         let mut tracker = Tracker::new(0);
         tracker.observe_object(object("a", "public", 1));
