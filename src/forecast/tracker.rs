@@ -73,6 +73,12 @@ impl Tracked {
         model.predict(&features_now_from(&closed, counted, self.object, now_ms))
     }
 
+    /// What placement ranks it by: its last prediction, or a burst seen by the last run
+    /// when that calls for more.
+    fn value(&self) -> f64 {
+        self.predicted.get().max(self.burst.get())
+    }
+
     /// Marks it for a new prediction in the next run.
     fn mark_dirty(&self, at: u32, dirty: &mut Vec<u32>) {
         if !self.dirty.replace(true) {
@@ -366,7 +372,7 @@ impl Tracker {
     /// The value of `object` as of the last run (see [`Tracker::values`]).
     pub fn value(&self, object: TrackedId) -> f64 {
         match self.objects.get(object.0 as usize) {
-            Some(Some(tracked)) => tracked.predicted.get().max(tracked.burst.get()),
+            Some(Some(tracked)) => tracked.value(),
             _ => 0.0,
         }
     }
@@ -378,7 +384,7 @@ impl Tracker {
             object_id: &tracked.id,
             tier: &tracked.tier,
             size_bytes: tracked.object.size_bytes,
-            value: tracked.predicted.get().max(tracked.burst.get()),
+            value: tracked.value(),
         })
     }
 

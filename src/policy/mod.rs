@@ -145,6 +145,13 @@ impl Policy {
             .and_then(|standing| standing.bar(rank))
     }
 
+    /// Whether an object of `value` on tier `tier` takes part in ranked placement: every
+    /// object on a tier with a capacity, and any other whose value could pay for a move
+    /// (leaving the rest out keeps the ranking to the objects in play).
+    pub fn in_play(&self, tier: usize, value: f64) -> bool {
+        value > MOVE_COST_ACCESSES || self.limits.get(tier).is_some_and(|l| l.capacity.is_some())
+    }
+
     /// Whether some tier is filled by rank against its capacity.
     pub fn is_ranked(&self) -> bool {
         self.limits.iter().any(|l| l.capacity.is_some())
@@ -725,16 +732,12 @@ impl Policy {
             .values()
             .filter_map(|v| {
                 let tier = self.rank(v.tier)?;
-                // An object on an unbounded tier whose value cannot pay for a move is
-                // never placed: leaving it out keeps the ranking to the objects in play.
-                (v.value > MOVE_COST_ACCESSES || self.limits[tier].capacity.is_some()).then(|| {
-                    Candidate {
-                        key: v.object_id.to_string(),
-                        tier,
-                        size: v.size_bytes,
-                        value: v.value,
-                        moving_to: moving.get(v.object_id).and_then(|to| self.rank(to)),
-                    }
+                self.in_play(tier, v.value).then(|| Candidate {
+                    key: v.object_id.to_string(),
+                    tier,
+                    size: v.size_bytes,
+                    value: v.value,
+                    moving_to: moving.get(v.object_id).and_then(|to| self.rank(to)),
                 })
             })
             .collect();

@@ -28,7 +28,7 @@ use crate::detector::{Detector, Spike};
 use crate::forecast::trace::Access;
 use crate::forecast::{Model, TrackedId, Tracker};
 use crate::policy::Policy;
-use crate::policy::placement::{Candidate, MOVE_COST_ACCESSES, Placed, Standing};
+use crate::policy::placement::{Candidate, Placed, Standing};
 
 use super::reference::{Foresight, Lru, best_static};
 use super::report::{
@@ -703,14 +703,12 @@ impl PolicySim {
                     (Some(tracker), Some(&id)) => tracker.value(id),
                     _ => 0.0,
                 };
-                (value > MOVE_COST_ACCESSES || context.capacity[tier].is_some()).then(|| {
-                    Candidate {
-                        key: i as u32,
-                        tier,
-                        size: objects.size[i],
-                        value,
-                        moving_to: self.moving[i].then(|| usize::from(self.moving_to[i])),
-                    }
+                context.policy.in_play(tier, value).then(|| Candidate {
+                    key: i as u32,
+                    tier,
+                    size: objects.size[i],
+                    value,
+                    moving_to: self.moving[i].then(|| usize::from(self.moving_to[i])),
                 })
             })
             .collect();
