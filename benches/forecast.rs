@@ -138,7 +138,7 @@ fn main() {
     );
     let started = Instant::now();
     let ranked_moves = ranked
-        .place_tracked(&tracker, &Default::default(), HOUR_MS, now)
+        .place_tracked(&tracker, &Default::default(), HOUR_MS, now, false)
         .len();
     let rank_secs = started.elapsed().as_secs_f64();
     println!(

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::client::Client;
 use crate::config::Config;
+use crate::forecast::capture::{CAPTURE_SHARES, Captured};
 use crate::service;
 use crate::simulate::{Options, PolicyKind};
 
@@ -356,6 +357,31 @@ async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
             "{label:<15} MAE {:>9.3}  RMSE {:>9.3}  R2 {:>7.3}",
             s.mae, s.rmse, s.r2
         );
+    }
+    if let Some(c) = &e.capture {
+        let shares = |c: Captured| c.map(|v| format!("{v:>6.3}")).join(" ");
+        let header = CAPTURE_SHARES.map(|s| format!("{:>5.0}%", s * 100.0));
+        println!(
+            "capture (share of the accesses that followed drawn by the densest-ranked bytes):"
+        );
+        println!("{:<20} {}", "", header.join(" "));
+        let mut rows = vec![(format!("model: {}", model.kind.as_str()), c.model)];
+        rows.extend(model.alternatives.iter().filter_map(|a| {
+            let captured = a.evaluation.capture?.model;
+            Some((format!("not chosen: {}", a.kind.as_str()), captured))
+        }));
+        rows.extend([
+            ("persistence".to_string(), c.persistence),
+            ("moving average".to_string(), c.moving_average),
+            ("best reachable".to_string(), c.best),
+            ("model / best".to_string(), c.ratio()),
+        ]);
+        for (label, captured) in rows {
+            println!("{label:<20} {}", shares(captured));
+        }
+        if !c.beats_baselines() {
+            println!("WARNING: the model does not capture as much as the better baseline");
+        }
     }
     if !e.beats_baselines() {
         println!("WARNING: the model does not beat both naive baselines on the evaluation split");

@@ -217,6 +217,9 @@ pub struct ForecastConfig {
     /// (`MOVE_BUDGET_BYTES_PER_HOUR`); `None`: the capacities of the tiers that have one,
     /// added up (each bounded tier turned over at most once an hour).
     pub move_budget_bytes_per_hour: Option<u64>,
+    /// Time between scheduled retrains from the catalogue, champion against challenger
+    /// (`FORECAST_RETRAIN_INTERVAL_SECS`, 0 for none).
+    pub retrain_interval: Option<Duration>,
 }
 
 impl Default for ForecastConfig {
@@ -227,6 +230,7 @@ impl Default for ForecastConfig {
             min_residence: Duration::from_secs(3600),
             models_dir: PathBuf::from("models"),
             move_budget_bytes_per_hour: None,
+            retrain_interval: Some(Duration::from_secs(86_400)),
         }
     }
 }
@@ -730,6 +734,12 @@ fn forecast_config(vars: &Vars<'_>) -> Result<ForecastConfig, ConfigError> {
             .map_or(defaults.models_dir, PathBuf::from),
         move_budget_bytes_per_hour: vars
             .parse_opt("MOVE_BUDGET_BYTES_PER_HOUR", "a whole number of bytes")?,
+        retrain_interval: Some(vars.parse_secs(
+            "FORECAST_RETRAIN_INTERVAL_SECS",
+            defaults.retrain_interval.unwrap_or_default(),
+            0..=30 * 86_400,
+        )?)
+        .filter(|every| !every.is_zero()),
     })
 }
 
@@ -997,7 +1007,21 @@ mod tests {
         assert_eq!(config.forecast.models_dir, PathBuf::from("/srv/models"));
         let thresholds: Vec<_> = config.tiers.iter().map(|t| t.predict_above).collect();
         assert_eq!(thresholds, [Some(120.5), None, None]);
+        assert_eq!(
+            ForecastConfig::default().retrain_interval,
+            Some(Duration::from_secs(86_400))
+        );
+        let retrain = |value| {
+            parse(&[("FORECAST_RETRAIN_INTERVAL_SECS", value)])
+                .unwrap()
+                .forecast
+                .retrain_interval
+        };
+        assert_eq!(retrain("0"), None, "0 turns retraining off");
+        assert_eq!(retrain("600"), Some(Duration::from_secs(600)));
         for (var, value) in [
+            ("FORECAST_RETRAIN_INTERVAL_SECS", "-1"),
+            ("FORECAST_RETRAIN_INTERVAL_SECS", "2592001"),
             ("FORECAST_INTERVAL_SECS", "0"),
             ("FORECAST_HYSTERESIS", "1.5"),
             ("FORECAST_HYSTERESIS", "NaN"),

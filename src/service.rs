@@ -105,6 +105,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             catalogue: catalogue.clone(),
             model: model.clone(),
             interval: config.forecast.interval,
+            retrain_interval: config.forecast.retrain_interval,
             metrics: metrics.clone(),
         },
         stop.clone(),

@@ -1,6 +1,6 @@
 //! The access endpoint and metrics of a running `strata serve` on the real stack:
-//! simulated accesses become events on the broker, are counted, show in `/metrics`, and
-//! a big enough burst queues a promotion.
+//! simulated accesses become events on the broker, are counted, show in `/metrics` and
+//! as accesses served per tier, and a big enough burst queues a promotion.
 
 mod common;
 
@@ -61,6 +61,38 @@ async fn simulated_accesses_flow_into_counts_metrics_and_a_promotion() {
     )
     .await;
     assert_eq!(server.metric("strata_spikes_detected_total"), Some(1.0));
+
+    // Every counted access is served by some tier, in the last hour and day alike (the
+    // promotion may have switched the tier of some before they were counted).
+    let tiers: serde_json::Value =
+        serde_json::from_str(&http("GET", &server.url("/api/v1/tiers"), None).1).unwrap();
+    let items = tiers["items"].as_array().unwrap();
+    for window in ["last_hour", "last_day"] {
+        let served: i64 = items
+            .iter()
+            .map(|t| t["served"][window].as_i64().unwrap())
+            .sum();
+        assert_eq!(served, 30, "{window}: {tiers}");
+        for t in items {
+            let share = t["served"][format!("share_{window}")].as_f64().unwrap();
+            let hits = t["served"][window].as_f64().unwrap();
+            assert!((share - hits / 30.0).abs() < 1e-9, "{tiers}");
+        }
+    }
+    let metric = |tier: &str, window: &str| {
+        server
+            .metric(&format!(
+                "strata_tier_accesses_served{{tier=\"{tier}\",window=\"{window}\"}}"
+            ))
+            .unwrap_or(0.0)
+    };
+    for window in ["1h", "1d"] {
+        let served: f64 = ["onprem", "private", "public"]
+            .iter()
+            .map(|tier| metric(tier, window))
+            .sum();
+        assert_eq!(served, 30.0, "{window}");
+    }
 
     drop(server);
     catalogue.close().await;

@@ -1,7 +1,8 @@
 //! Ranked placement on the local stack with real moves: a hot tier with room for three
 //! objects is filled by the forecaster, and when two colder-ranked objects turn hotter,
 //! the least dense residents are demoted (`capacity_rebalance`) to make room before the
-//! promotions run. The tier never holds more than its capacity on the way.
+//! promotions run. The tier never holds more than its capacity on the way. `GET /plan`
+//! shows such a swap before it is made, each move with what it is worth and costs.
 
 mod common;
 
@@ -51,6 +52,45 @@ async fn wait_on_tier(server: &StrataServer, ids: &[String], tier: &str, what: &
     .await;
 }
 
+/// Five objects of `SIZE` bytes under `prefix`, the first three read steadily for the
+/// last day (and the hour number now); then a server with `env`, once the three are on
+/// `onprem`, where its forecaster's first run puts them.
+async fn three_placed(
+    db: &TestDb,
+    env: &[(&str, &str)],
+    prefix: &str,
+) -> (StrataServer, Vec<String>, i64) {
+    let server = StrataServer::start(db, env).await;
+    let body = "x".repeat(SIZE);
+    let ids: Vec<String> = (0..5)
+        .map(|i| server.ingest(&format!("{prefix}/{i}"), &body))
+        .collect();
+    drop(server);
+    {
+        // Killed, the ingesting server holds the forecaster lease for three intervals.
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        sqlx::query("DELETE FROM leases")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let now = strata::db::now_ms().div_euclid(HOUR_MS);
+    for id in &ids[..3] {
+        inject_hours(db, id, (now - 24..now).map(|hour| (hour, 60))).await;
+    }
+    let server = StrataServer::start(db, env).await;
+    wait_on_tier(
+        &server,
+        &ids[..3],
+        "onprem",
+        "the three read objects on onprem",
+    )
+    .await;
+    assert_eq!(tier_of(&server, &ids[3]), "public");
+    (server, ids, now)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
     let db = TestDb::postgres().await;
@@ -63,27 +103,7 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
         // Both swaps at once; the default (the capacity an hour) would space them out.
         ("MOVE_BUDGET_BYTES_PER_HOUR", "1000000"),
     ];
-    let server = StrataServer::start(&db, &env).await;
-    let body = "x".repeat(SIZE);
-    let ids: Vec<String> = (0..5)
-        .map(|i| server.ingest(&format!("ranked/{i}"), &body))
-        .collect();
-    drop(server);
-
-    // A day of steady reads of the first three; the last two never read.
-    let now = strata::db::now_ms().div_euclid(HOUR_MS);
-    for id in &ids[..3] {
-        inject_hours(&db, id, (now - 24..now).map(|hour| (hour, 60))).await;
-    }
-    let server = StrataServer::start(&db, &env).await;
-    wait_on_tier(
-        &server,
-        &ids[..3],
-        "onprem",
-        "the three read objects on onprem",
-    )
-    .await;
-    assert_eq!(tier_of(&server, &ids[3]), "public");
+    let (server, ids, now) = three_placed(&db, &env, "ranked").await;
 
     // The other two turn far busier in the hour in progress: they take the room of two
     // of the first three, which go to the next tier down.
@@ -126,6 +146,67 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
     let bar = tiers["items"][0]["bar_accesses_per_mb"].as_f64();
     assert!(bar.is_some_and(|b| b > 0.0), "{tiers}");
     assert_eq!(tiers["items"][0]["headroom"], 0.0, "{tiers}");
+    drop(server);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_shows_ranked_moves_with_benefit_and_cost_without_making_them() {
+    let db = TestDb::postgres().await;
+    let capacity = (3 * SIZE).to_string();
+    let env = [
+        ("TIER_ONPREM_CAPACITY_BYTES", capacity.as_str()),
+        ("TIER_ONPREM_HEADROOM", "0"),
+        // One run, at the start; the plan is asked for afterwards.
+        ("FORECAST_INTERVAL_SECS", "86400"),
+        ("MOVE_BUDGET_BYTES_PER_HOUR", "1000000"),
+    ];
+    let (server, ids, now) = three_placed(&db, &env, "planned").await;
+    for id in &ids[3..] {
+        inject_hours(&db, id, std::iter::once((now, 5_000))).await;
+    }
+
+    let plan = curl(&[&server.url("/api/v1/plan")]).json();
+    let items = plan["items"].as_array().unwrap();
+    let ranked: Vec<&Value> = items
+        .iter()
+        .filter(|m| m["expected_benefit_accesses"].is_f64())
+        .collect();
+    let demotions: Vec<&&Value> = ranked
+        .iter()
+        .filter(|m| m["reason"] == "capacity_rebalance")
+        .collect();
+    let promotions: Vec<&&Value> = ranked
+        .iter()
+        .filter(|m| m["reason"] == "proactive_prediction" && m["to_tier"] == "onprem")
+        .collect();
+    assert_eq!((demotions.len(), promotions.len()), (2, 2), "{plan:#}");
+    for m in &ranked {
+        assert_eq!(m["cost_accesses"], 1.0, "{m}");
+        assert_eq!(m["bytes"], SIZE, "{m}");
+    }
+    for m in &demotions {
+        assert!(ids[..3].contains(&m["object_id"].as_str().unwrap().to_string()));
+        assert_eq!(
+            (&m["from_tier"], &m["to_tier"]),
+            (&"onprem".into(), &"private".into())
+        );
+        assert!(
+            m["expected_benefit_accesses"].as_f64().unwrap() < 0.0,
+            "{m}"
+        );
+    }
+    // The swap pays: what the promotions bring beats what the demotions take away by
+    // more than the four moves cost.
+    let net: f64 = ranked
+        .iter()
+        .map(|m| m["expected_benefit_accesses"].as_f64().unwrap())
+        .sum();
+    assert!(net > 4.0, "{plan:#}");
+    // A dry run: nothing was queued, and asking again plans the same.
+    assert_eq!(moves(&server).len(), 3);
+    let again = curl(&[&server.url("/api/v1/plan")]).json();
+    assert_eq!(again["items"], plan["items"]);
     drop(server);
     db.drop_db().await;
 }

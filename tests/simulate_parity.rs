@@ -1,8 +1,9 @@
 //! The simulator decides as `serve` does: a short trace of bursts, a slow trickle and a
 //! backup scan is replayed through a live `strata serve` on the local stack at the
 //! trace's own pace (events carrying the trace's timestamps, over the real broker), and
-//! the reactive migrations the service enqueues are exactly the moves `strata simulate
-//! --policy reactive --moves-out` writes for the same trace.
+//! the migrations the service enqueues are exactly the moves `strata simulate --policy
+//! reactive --moves-out` writes for the same trace: with thresholds only, and with a hot
+//! tier too small for every burst, where both make room by the same evictions.
 //!
 //! The scheduled forecaster is kept out of the service's way (a day between runs): its
 //! clock is the wall clock, which a 30-second trace cannot line up with virtual hours.
@@ -28,14 +29,76 @@ fn burst(id: &str, from_ms: i64, span_ms: i64, count: i64) -> impl Iterator<Item
     (0..count).map(move |i| (from_ms + i * span_ms / count, id.clone()))
 }
 
-/// (object id, from tier, to tier) of every reactive move, ordered.
-fn sorted(mut moves: Vec<(String, String, String)>) -> Vec<(String, String, String)> {
+/// (object id, from tier, to tier, reason) of every move, ordered.
+fn sorted(
+    mut moves: Vec<(String, String, String, String)>,
+) -> Vec<(String, String, String, String)> {
     moves.sort();
     moves
 }
 
+/// A move: (object key in the trace, from tier, to tier, reason).
+type Move = (&'static str, &'static str, &'static str, &'static str);
+
+/// A burst of a trace: (object key, from, over, accesses); times in ms of trace time.
+type Burst = (&'static str, i64, i64, i64);
+
+/// 150 accesses within 0.6 s (onprem, passing the highest level), 40 within 8 s
+/// (private), a trickle that stays below every level, and an object that turns warm and
+/// then hot (private, then onprem during the cool-down, as a higher level is still
+/// reported).
+const BURSTS: [Burst; 5] = [
+    ("hot", 0, 600, 150),
+    ("warm", 1_000, 8_000, 40),
+    ("slow", 0, 15_000, 15),
+    ("climb", 3_000, 8_000, 40),
+    ("climb", 16_000, 6_000, 150),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_trace() {
+    replay_in_both(
+        &[],
+        &BURSTS,
+        &[
+            ("hot", "public", "onprem", "reactive_access_spike"),
+            ("warm", "public", "private", "reactive_access_spike"),
+            ("climb", "public", "private", "reactive_access_spike"),
+            ("climb", "private", "onprem", "reactive_access_spike"),
+        ],
+    )
+    .await;
+}
+
+/// With room for one object on `onprem`: the warm object's burst, the first, finds it
+/// empty and takes it; the hot burst that follows is far denser and takes its place, and
+/// both make the same eviction (`capacity_rebalance`, to the next tier down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_makes_room_on_a_full_tier_as_serve_does() {
+    replay_in_both(
+        &[("TIER_ONPREM_CAPACITY_BYTES", "10")],
+        &[
+            ("warm", 0, 8_000, 40),
+            ("slow", 0, 15_000, 15),
+            ("hot", 12_000, 600, 150),
+        ],
+        &[
+            ("warm", "public", "onprem", "reactive_access_spike"),
+            ("warm", "onprem", "private", "capacity_rebalance"),
+            ("hot", "public", "onprem", "reactive_access_spike"),
+        ],
+    )
+    .await;
+}
+
+/// Replays `bursts` and a backup scan through `strata serve` and `strata simulate
+/// --policy reactive`, both with `extra` settings, and checks that both queue the same
+/// moves, and that these are `expected`.
+async fn replay_in_both(
+    extra: &[(&'static str, &'static str)],
+    bursts: &[Burst],
+    expected: &[Move],
+) {
     let db = TestDb::postgres().await;
     let topic = unique_name("parity");
     create_topic(&topic, 3).await;
@@ -50,7 +113,10 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
         ("DETECTOR_WINDOW_SECS", "60"),
         ("DETECTOR_COOLDOWN_SECS", "300"),
         ("FORECAST_INTERVAL_SECS", "86400"),
-    ];
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .collect::<Vec<_>>();
     let mut server_settings = settings.to_vec();
     server_settings.push(("KAFKA_ACCESS_TOPIC", &topic));
     let server = StrataServer::start(&db, &server_settings).await;
@@ -63,22 +129,17 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
         .map(|i| server.ingest(&format!("scan/{i}"), "ten bytes!"))
         .collect();
 
-    // Trace time, relative: 150 accesses within 0.6 s (onprem, passing the highest
-    // level), 40 within 8 s (private), a trickle that stays below every level, a
-    // backup scan, and an object that turns warm and then hot (private, then onprem
-    // during the cool-down, as a higher level is still reported).
+    // Trace time, relative: the bursts and a backup scan.
     let mut accesses: Vec<(i64, String)> = Vec::new();
-    accesses.extend(burst(&ids["hot"], 0, 600, 150));
-    accesses.extend(burst(&ids["warm"], 1_000, 8_000, 40));
-    accesses.extend(burst(&ids["slow"], 0, 15_000, 15));
+    for &(key, from, over, count) in bursts {
+        accesses.extend(burst(&ids[key], from, over, count));
+    }
     accesses.extend(
         scanned
             .iter()
             .enumerate()
             .map(|(i, id)| (2_000 + 10 * i as i64, id.clone())),
     );
-    accesses.extend(burst(&ids["climb"], 3_000, 8_000, 40));
-    accesses.extend(burst(&ids["climb"], 16_000, 6_000, 150));
     accesses.sort();
 
     // Replay through the service in real time, each event stamped with its trace time.
@@ -104,8 +165,7 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
     }
 
     let served = || {
-        let reply =
-            curl(&[&server.url("/api/v1/migrations?reason=reactive_access_spike&limit=100")]);
+        let reply = curl(&[&server.url("/api/v1/migrations?limit=100")]);
         assert_eq!(
             reply.status,
             200,
@@ -118,7 +178,12 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
             .iter()
             .map(|m| {
                 let field = |name: &str| m[name].as_str().unwrap().to_string();
-                (field("object_id"), field("from_tier"), field("to_tier"))
+                (
+                    field("object_id"),
+                    field("from_tier"),
+                    field("to_tier"),
+                    field("reason"),
+                )
             })
             .collect::<Vec<_>>()
     };
@@ -127,7 +192,7 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
         "the service's reactive moves",
         || {
             let n = served().len();
-            async move { n >= 4 }
+            async move { n >= expected.len() }
         },
     )
     .await;
@@ -174,24 +239,31 @@ async fn the_simulator_enqueues_the_reactive_moves_serve_enqueues_on_the_same_tr
             .skip(1)
             .map(|line| {
                 let f: Vec<&str> = line.split(',').collect();
-                assert_eq!(
-                    (f[0], f[5]),
-                    ("reactive", "reactive_access_spike"),
-                    "{line}"
-                );
-                (f[2].to_string(), f[3].to_string(), f[4].to_string())
+                assert_eq!(f[0], "reactive", "{line}");
+                (
+                    f[2].to_string(),
+                    f[3].to_string(),
+                    f[4].to_string(),
+                    f[5].to_string(),
+                )
             })
             .collect(),
     );
 
     assert_eq!(simulated, served, "the simulator and serve disagree");
-    let tier = |id: &str, from: &str, to: &str| (ids[id].clone(), from.to_string(), to.to_string());
-    let expected = sorted(vec![
-        tier("hot", "public", "onprem"),
-        tier("warm", "public", "private"),
-        tier("climb", "public", "private"),
-        tier("climb", "private", "onprem"),
-    ]);
+    let expected = sorted(
+        expected
+            .iter()
+            .map(|(key, from, to, reason)| {
+                (
+                    ids[key].clone(),
+                    from.to_string(),
+                    to.to_string(),
+                    reason.to_string(),
+                )
+            })
+            .collect(),
+    );
     assert_eq!(
         served, expected,
         "the trace's bursts, and nothing for the scan"

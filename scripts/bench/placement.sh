@@ -15,29 +15,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 DAYS=${1:-7}
-DIR=${TRACE_DIR:-$ROOT/target/bench-traces}
-SEEDS=${SEEDS:-1}
 CAPS=${CAPS:-"0.02 0.10"}
-WORKLOADS=${WORKLOADS:-"daily burst rising decay batch scan mix"}
-mkdir -p "$DIR"
-shapes_of() {
-    case "$1" in
-    scan) echo "zipf=300,scan=700" ;;
-    mix) echo "zipf=300,daily=120,burst=120,rising=100,decay=120,batch=120,scan=120" ;;
-    *) echo "zipf=800,$1=200" ;;
-    esac
-}
-cargo build --release --quiet
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+# shellcheck source=scripts/bench/workloads.sh
+source "$ROOT/scripts/bench/workloads.sh"
 for seed in $SEEDS; do
     for workload in $WORKLOADS; do
-        trace="$DIR/placement-$workload-$DAYS-days-seed-$seed.csv"
-        if [ ! -s "$trace" ]; then
-            python3 scripts/gen-trace.py --shapes "$(shapes_of "$workload")" --days "$DAYS" \
-                --seed "$seed" >"$trace.part"
-            mv "$trace.part" "$trace"
-        fi
+        trace=$(workload_trace "$workload" "$DAYS" "$seed")
         total=$(python3 -c '
 import sys
 sizes = {}

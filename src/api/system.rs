@@ -78,7 +78,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     use std::fmt::Write;
-    let usage = state.catalogue.tier_usage().await?;
+    let usage = state.catalogue.tier_usage(crate::db::now_ms()).await?;
     let migrations = state.catalogue.migration_counts().await?;
     let mut page = String::new();
     state.metrics.render(&mut page);
@@ -99,6 +99,19 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     );
     for u in &usage {
         let _ = writeln!(page, "strata_tier_bytes{{tier=\"{}\"}} {}", u.tier, u.bytes);
+    }
+    let _ = writeln!(
+        page,
+        "# HELP strata_tier_accesses_served Accesses each tier served over the last hour or day (window), each counted for the tier its object was on when it was counted.\n# TYPE strata_tier_accesses_served gauge"
+    );
+    for u in &usage {
+        for (window, hits) in [("1h", u.accesses_last_hour), ("1d", u.accesses_last_day)] {
+            let _ = writeln!(
+                page,
+                "strata_tier_accesses_served{{tier=\"{}\",window=\"{window}\"}} {hits}",
+                u.tier
+            );
+        }
     }
     let _ = writeln!(
         page,

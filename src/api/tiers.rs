@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::views::{PlanBody, TierBody, TierCostBody, TierList};
+use super::views::{PlanBody, TierBody, TierCostBody, TierList, TierServedBody};
 use super::{ApiError, AppState, ErrorBody};
 use crate::db::now_ms;
 use crate::timestamp::format_rfc3339_ms;
@@ -16,7 +16,8 @@ use crate::timestamp::format_rfc3339_ms;
 /// Bytes per GB in prices (decimal, as cloud providers bill).
 const BYTES_PER_GB: f64 = 1e9;
 
-/// Per tier: backend, objects, bytes, capacity and what the bytes cost.
+/// Per tier: backend, objects, bytes, capacity, the accesses it served lately and what
+/// the bytes cost.
 #[utoipa::path(
     get,
     path = "/api/v1/tiers",
@@ -28,7 +29,7 @@ const BYTES_PER_GB: f64 = 1e9;
     ),
 )]
 pub async fn list_tiers(State(state): State<AppState>) -> Result<Json<TierList>, ApiError> {
-    let usage = state.catalogue.tier_usage().await?;
+    let usage = state.catalogue.tier_usage(now_ms()).await?;
     let items = state
         .tiers
         .iter()
@@ -46,6 +47,7 @@ pub async fn list_tiers(State(state): State<AppState>) -> Result<Json<TierList>,
                 capacity_bytes: config.capacity_bytes,
                 headroom: config.headroom,
                 bar_accesses_per_mb: state.policy.bar(rank).map(|per_byte| per_byte * 1e6),
+                served: TierServedBody::of(used, &usage),
                 promote_above: config.promote_above,
                 predict_above: config.predict_above,
                 cost: TierCostBody {

@@ -6,9 +6,11 @@ use utoipa::ToSchema;
 
 use crate::db::{
     AccessSummary, MigrationRecord, ModelRecord, ObjectRecord, ObjectView, Page, StoredPrediction,
+    TierUsage,
 };
+use crate::forecast::capture::{CAPTURE_SHARES, CaptureScores};
 use crate::forecast::{Model, Scores};
-use crate::policy::PlannedMove;
+use crate::policy::{MOVE_COST_ACCESSES, PlannedMove};
 use crate::timestamp::format_rfc3339_ms;
 
 /// A stored object.
@@ -207,12 +209,23 @@ pub struct PlannedMoveBody {
     pub from_tier: String,
     /// Where it would go.
     pub to_tier: String,
-    /// `reactive_access_spike` or `proactive_prediction`.
+    /// `reactive_access_spike`, `proactive_prediction` or `capacity_rebalance`.
     pub reason: String,
     /// Reactive moves: accesses counted over the window the decision looked at.
     pub recent_accesses: Option<u64>,
     /// Proactive moves: accesses predicted over the model's horizon.
     pub predicted_accesses: Option<f64>,
+    /// Moves of ranked placement (tiers with a capacity): what the move is worth,
+    /// accesses over the horizon served from the hotter tier; negative for a
+    /// `capacity_rebalance` demotion (what it takes away from the promotion it makes
+    /// room for). A promotion is planned only when its worth, less that of its
+    /// demotions, exceeds the cost of all of them.
+    pub expected_benefit_accesses: Option<f64>,
+    /// Moves of ranked placement: what the move costs, in accesses (its copy reads the
+    /// object once).
+    pub cost_accesses: Option<f64>,
+    /// Moves of ranked placement: bytes it copies.
+    pub bytes: Option<u64>,
 }
 
 impl From<PlannedMove> for PlannedMoveBody {
@@ -225,6 +238,9 @@ impl From<PlannedMove> for PlannedMoveBody {
             reason: p.reason.to_string(),
             recent_accesses: p.recent_accesses,
             predicted_accesses: p.predicted_accesses,
+            cost_accesses: p.benefit_accesses.map(|_| MOVE_COST_ACCESSES),
+            expected_benefit_accesses: p.benefit_accesses,
+            bytes: p.bytes,
         }
     }
 }
@@ -237,8 +253,9 @@ pub struct PlanBody {
     /// Version of the model the proactive part used; null when no model is active
     /// (then the plan has reactive moves only).
     pub model_version: Option<i64>,
-    /// The moves: reactive ones first, busiest object first, then proactive ones, most
-    /// predicted first.
+    /// The moves: reactive ones first, busiest object first, then the forecaster run's:
+    /// ranked placement's in the order it places them (each promotion after the
+    /// demotions making room for it), then the thresholds', most predicted first.
     pub items: Vec<PlannedMoveBody>,
 }
 
@@ -266,6 +283,8 @@ pub struct TierBody {
     /// per MB), as this process's last forecaster run placed it; null when unbounded,
     /// empty, or not placed by this process.
     pub bar_accesses_per_mb: Option<f64>,
+    /// Accesses it served in the last hour and day, and their share of all tiers'.
+    pub served: TierServedBody,
     /// Accesses in the detector window above which a spike promotes to this tier; null
     /// when spikes never promote here.
     pub promote_above: Option<u64>,
@@ -274,6 +293,37 @@ pub struct TierBody {
     pub predict_above: Option<f64>,
     /// Configured prices and what the stored bytes cost.
     pub cost: TierCostBody,
+}
+
+/// Accesses one tier served lately: each counted for the tier its object was on when it
+/// was counted. The share of the hottest tier is the live counterpart of the
+/// simulator's HOT HIT.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TierServedBody {
+    /// Accesses in the last 60 minutes.
+    pub last_hour: i64,
+    /// Their share of every tier's accesses in that hour; null when there were none.
+    pub share_last_hour: Option<f64>,
+    /// Accesses in the last 24 hours.
+    pub last_day: i64,
+    /// Their share of every tier's accesses in that day; null when there were none.
+    pub share_last_day: Option<f64>,
+}
+
+impl TierServedBody {
+    /// What `usage` says of one tier, with the shares of the totals of all tiers.
+    pub fn of(usage: Option<&TierUsage>, all: &[TierUsage]) -> TierServedBody {
+        let share = |of: fn(&TierUsage) -> i64| {
+            let total: i64 = all.iter().map(of).sum();
+            (total > 0).then(|| usage.map_or(0, of) as f64 / total as f64)
+        };
+        TierServedBody {
+            last_hour: usage.map_or(0, |u| u.accesses_last_hour),
+            share_last_hour: share(|u| u.accesses_last_hour),
+            last_day: usage.map_or(0, |u| u.accesses_last_day),
+            share_last_day: share(|u| u.accesses_last_day),
+        }
+    }
 }
 
 /// Prices of a tier and the monthly storage cost of what it holds.
@@ -381,6 +431,44 @@ pub struct EvaluationBody {
     pub moving_average: ScoresBody,
     /// Whether the model beats both baselines on MAE and RMSE.
     pub beats_baselines: bool,
+    /// How well it ranks objects for placement; null for models from before it was
+    /// measured.
+    pub capture: Option<CaptureBody>,
+}
+
+/// Capture: per tier size (a share of all the bytes), the share of the accesses that
+/// followed drawn by the objects a forecast ranks densest, filling that share, on each
+/// held-out hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaptureBody {
+    /// The tier sizes, shares of all the bytes: 0.01, 0.02, 0.10.
+    pub byte_shares: Vec<f64>,
+    /// The model's capture at each.
+    pub model: Vec<f64>,
+    /// The persistence baseline's.
+    pub persistence: Vec<f64>,
+    /// The moving-average baseline's.
+    pub moving_average: Vec<f64>,
+    /// The true ranking's: the best reachable.
+    pub best: Vec<f64>,
+    /// The model's over the best.
+    pub ratio: Vec<f64>,
+    /// Whether the model captures at least as much as the better baseline at every size.
+    pub beats_baselines: bool,
+}
+
+impl From<CaptureScores> for CaptureBody {
+    fn from(c: CaptureScores) -> CaptureBody {
+        CaptureBody {
+            byte_shares: CAPTURE_SHARES.to_vec(),
+            model: c.model.to_vec(),
+            persistence: c.persistence.to_vec(),
+            moving_average: c.moving_average.to_vec(),
+            best: c.best.to_vec(),
+            ratio: c.ratio().to_vec(),
+            beats_baselines: c.beats_baselines(),
+        }
+    }
 }
 
 /// A registered model.
@@ -396,6 +484,8 @@ pub struct ModelBody {
     pub active: bool,
     /// RFC 3339 UTC.
     pub trained_at: String,
+    /// `log_linear` or `poisson`; null when the document is unusable.
+    pub kind: Option<String>,
     /// Hours ahead it predicts; null when the document is unusable.
     pub horizon_hours: Option<usize>,
     /// Examples trained on; null when the document is unusable.
@@ -413,6 +503,7 @@ impl From<ModelRecord> for ModelBody {
         let parsed = Model::parse(&record.document, &format!("registry id {}", record.id));
         let model = parsed.as_ref().ok();
         ModelBody {
+            kind: model.map(|m| m.kind.as_str().to_string()),
             horizon_hours: model.map(|m| m.horizon_hours),
             train_rows: model.map(|m| m.training.train_rows),
             eval_rows: model.map(|m| m.training.eval_rows),
@@ -421,6 +512,7 @@ impl From<ModelRecord> for ModelBody {
                 persistence: m.evaluation.persistence.into(),
                 moving_average: m.evaluation.moving_average.into(),
                 beats_baselines: m.evaluation.beats_baselines(),
+                capture: m.evaluation.capture.map(Into::into),
             }),
             problem: parsed.as_ref().err().map(ToString::to_string),
             id: record.id,

@@ -12,7 +12,8 @@ use super::{Catalogue, Result, RowLock, now_ms};
 pub const MINUTE_MS: i64 = 60_000;
 /// Length of an hour bucket.
 pub const HOUR_MS: i64 = 3_600_000;
-pub(super) const DAY_MS: i64 = 24 * HOUR_MS;
+/// Length of a day.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// `hits` accesses of one object at one time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +236,20 @@ impl Catalogue {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        let rows = self.bulk_rows(
+            ["TEXT", "BIGINT", "BIGINT"],
+            minutes
+                .iter()
+                .map(|((id, minute), (hits, _))| [json!(id), json!(minute), json!(hits)]),
+        );
+        let sql = format!(
+            "INSERT INTO tier_hits (tier, bucket_start, hits) \
+             SELECT o.tier, v.c1, SUM(v.c2) FROM {} AS v, objects o WHERE o.id = v.c0 \
+             GROUP BY o.tier, v.c1 \
+             ON CONFLICT (tier, bucket_start) DO UPDATE SET hits = tier_hits.hits + excluded.hits",
+            rows.source
+        );
+        rows.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
         // Usually every row was written, so every object is known; only otherwise is it
         // worth asking which ones are (rather than having every row returned).
         let known = if written == minutes.len() as u64 {
@@ -358,6 +373,10 @@ impl Catalogue {
         .bind(until)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM tier_hits WHERE bucket_start < $1")
+            .bind(until - DAY_MS)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE access_rollup SET rolled_before = $1 WHERE id = 1")
             .bind(until)
             .execute(&mut *tx)

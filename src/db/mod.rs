@@ -19,7 +19,7 @@ mod objects;
 mod queue;
 
 pub use access::{
-    AccessCount, AccessSummary, ConsumerOffset, HOUR_MS, LocatedAccess, MINUTE_MS,
+    AccessCount, AccessSummary, ConsumerOffset, DAY_MS, HOUR_MS, LocatedAccess, MINUTE_MS,
     PartitionAccesses, RecordedAccess,
 };
 pub use forecast::{HourHits, StoredPrediction, TrackedObject};

@@ -370,8 +370,8 @@ impl Catalogue {
     }
 }
 
-/// Objects and bytes on one tier.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Objects and bytes on one tier, and the accesses it served lately.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TierUsage {
     /// Tier name.
     pub tier: String,
@@ -379,11 +379,16 @@ pub struct TierUsage {
     pub objects: i64,
     /// Their total size.
     pub bytes: i64,
+    /// Accesses counted in the last 60 minutes while their object was on it.
+    pub accesses_last_hour: i64,
+    /// The same over the last 24 hours.
+    pub accesses_last_day: i64,
 }
 
 impl Catalogue {
-    /// Objects and bytes per tier, for tiers that hold any.
-    pub async fn tier_usage(&self) -> Result<Vec<TierUsage>> {
+    /// Per tier that holds objects or served accesses in the last day: objects, bytes
+    /// and accesses served, as of `now_ms`.
+    pub async fn tier_usage(&self, now_ms: i64) -> Result<Vec<TierUsage>> {
         let rows = sqlx::query(
             "SELECT tier, CAST(COUNT(*) AS BIGINT) AS objects, \
                     CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
@@ -391,15 +396,62 @@ impl Catalogue {
         )
         .fetch_all(&self.reads)
         .await?;
-        rows.iter()
+        let mut usage = rows
+            .iter()
             .map(|row| {
                 Ok(TierUsage {
                     tier: row.try_get("tier")?,
                     objects: row.try_get("objects")?,
                     bytes: row.try_get("bytes")?,
+                    ..TierUsage::default()
                 })
             })
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
+        // Minutes that started within the window, the current one included.
+        let minute = now_ms - now_ms.rem_euclid(MINUTE_MS);
+        let rows = sqlx::query(
+            "SELECT tier, \
+                    CAST(SUM(CASE WHEN bucket_start > $1 THEN hits ELSE 0 END) AS BIGINT) AS hour, \
+                    CAST(SUM(hits) AS BIGINT) AS day \
+             FROM tier_hits WHERE bucket_start > $2 GROUP BY tier",
+        )
+        .bind(minute - HOUR_MS)
+        .bind(minute - DAY_MS)
+        .fetch_all(&self.reads)
+        .await?;
+        for row in &rows {
+            let tier: String = row.try_get("tier")?;
+            let at = match usage.iter().position(|u| u.tier == tier) {
+                Some(at) => at,
+                None => {
+                    usage.push(TierUsage {
+                        tier,
+                        ..TierUsage::default()
+                    });
+                    usage.len() - 1
+                }
+            };
+            usage[at].accesses_last_hour = row.try_get("hour")?;
+            usage[at].accesses_last_day = row.try_get("day")?;
+        }
+        usage.sort_by(|a, b| a.tier.cmp(&b.tier));
+        Ok(usage)
+    }
+
+    /// The objects on `tier` or with a move under way to it: id, tier, size and the tier
+    /// the move takes it to.
+    pub async fn objects_on_or_moving_to(
+        &self,
+        tier: &str,
+    ) -> Result<Vec<(String, String, i64, Option<String>)>> {
+        Ok(sqlx::query_as(
+            "SELECT o.id, o.tier, o.size, m.to_tier FROM objects o \
+             LEFT JOIN migrations m ON m.object_id = o.id \
+               AND m.status IN ('pending', 'copying', 'verifying') \
+             WHERE o.tier = $1 OR m.to_tier = $1",
+        )
+        .bind(tier)
+        .fetch_all(&self.reads)
+        .await?)
     }
 }

@@ -23,6 +23,9 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "log_size_bytes",
 ];
 
+/// Where [`features`] puts `log_size_bytes`, the object's size.
+pub const SIZE_FEATURE: usize = 9;
+
 /// How many features there are.
 pub const FEATURE_COUNT: usize = 10;
 
@@ -209,6 +212,7 @@ mod tests {
         assert_eq!(f[7], 0.0, "accessed in the hour just ended");
         assert!((f[8] - 100f64.ln()).abs() < 1e-12);
         assert!((f[9] - 1024f64.ln()).abs() < 1e-12);
+        assert_eq!(FEATURE_NAMES[SIZE_FEATURE], "log_size_bytes");
     }
 
     /// The definition, written plainly: what the one-pass version must equal.

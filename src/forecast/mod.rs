@@ -1,6 +1,7 @@
 //! The forecaster: features of an object's access history, the linear model that
 //! predicts its demand over the next hours, training it from access traces or the
-//! catalogue, and keeping predictions current for every object.
+//! catalogue and measuring how well it ranks objects for placement (capture), and
+//! keeping predictions current for every object.
 //!
 //! Predictions look at whole clock hours, the hour in progress counting as the last
 //! one, and predict the horizon after it: during 13:xx the model predicts 14:00 on, so
@@ -10,6 +11,7 @@
 //! hours.
 
 pub mod active;
+pub mod capture;
 pub mod features;
 pub mod history;
 pub mod model;
@@ -18,7 +20,7 @@ pub mod trace;
 pub mod tracker;
 
 pub use active::ActiveModel;
-pub use model::{Contribution, Evaluation, Example, Model, ModelError, Scores};
+pub use model::{Contribution, Evaluation, Example, Model, ModelError, ModelKind, Scores};
 pub use tracker::{ObjectForecast, TrackedId, TrackedValue, Tracker};
 
 use std::collections::HashMap;
@@ -150,6 +152,62 @@ pub async fn train_from_catalogue(
         eval_fraction,
         now_ms,
     )?)
+}
+
+/// Share of the hours a scheduled retrain holds out to judge challenger and champion.
+const RETRAIN_EVAL_FRACTION: f64 = 0.2;
+
+/// What a scheduled retrain did.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The challenger, as registered.
+    pub record: crate::db::ModelRecord,
+    /// Its capture, summed over the tier sizes, on its held-out hours.
+    pub challenger: f64,
+    /// The champion's on the same hours; `None` without one.
+    pub champion: Option<f64>,
+    /// Whether the challenger is the active model now.
+    pub activated: bool,
+}
+
+/// Champion against challenger: trains a model named `name` on the catalogue's history
+/// (the champion's horizon; an hour without one), scores it and `champion` on the most
+/// recent hours it held out, by capture, and registers it, as the active model only when
+/// it captures more. The fitting runs off the async threads.
+pub async fn challenge(
+    catalogue: &Catalogue,
+    champion: Option<std::sync::Arc<Model>>,
+    name: &str,
+    now_ms: i64,
+) -> Result<Challenge, TrainError> {
+    let horizon_hours = champion.as_ref().map_or(1, |m| m.horizon_hours);
+    let examples = examples_from_catalogue(catalogue, horizon_hours, now_ms).await?;
+    let name = name.to_string();
+    let (challenger, champion_score) = tokio::task::spawn_blocking(move || {
+        let challenger = Model::train(
+            &name,
+            &examples,
+            horizon_hours,
+            RETRAIN_EVAL_FRACTION,
+            now_ms,
+        )?;
+        let champion_score = champion.map(|c| {
+            c.evaluate_like(&challenger, &examples, RETRAIN_EVAL_FRACTION)
+                .capture_sum()
+        });
+        Ok::<_, ModelError>((challenger, champion_score))
+    })
+    .await
+    .map_err(|e| ModelError::Training(format!("the training task ended abnormally: {e}")))??;
+    let score = challenger.evaluation.capture_sum();
+    let activated = champion_score.is_none_or(|champion| score > champion);
+    let record = register(catalogue, &challenger, activated).await?;
+    Ok(Challenge {
+        record,
+        challenger: score,
+        champion: champion_score,
+        activated,
+    })
 }
 
 /// Registers `model` in the catalogue's model registry, as the active model with

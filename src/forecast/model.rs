@@ -11,8 +11,10 @@ use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
+use super::capture::{CaptureScores, Ranked, capture};
 use super::features::{
-    FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, ObjectFacts, features,
+    FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, ObjectFacts, SIZE_FEATURE,
+    features,
 };
 use crate::db::HOUR_MS;
 
@@ -114,9 +116,19 @@ pub struct Evaluation {
     pub persistence: Scores,
     /// "The next hours look like the average hour of the last day."
     pub moving_average: Scores,
+    /// Capture of the model and the baselines (see [`capture`](super::capture)); `None`
+    /// in model files from before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureScores>,
 }
 
 impl Evaluation {
+    /// What training and retraining choose by: capture, summed over the tier sizes; 0
+    /// for an evaluation from before capture was measured.
+    pub fn capture_sum(&self) -> f64 {
+        self.capture.map_or(0.0, |c| c.model.iter().sum())
+    }
+
     /// Whether the model's MAE and RMSE both beat both baselines.
     pub fn beats_baselines(&self) -> bool {
         [self.persistence, self.moving_average]
@@ -145,6 +157,10 @@ pub struct Model {
     pub name: String,
     /// Version: the training time, epoch ms, so later models sort after earlier ones.
     pub version: i64,
+    /// How its score becomes a forecast; files from before there were kinds are
+    /// [`ModelKind::LogLinear`].
+    #[serde(default)]
+    pub kind: ModelKind,
     /// [`FEATURES_VERSION`] of the features it was trained on.
     pub features_version: u32,
     /// [`FEATURE_NAMES`], in coefficient order.
@@ -153,17 +169,206 @@ pub struct Model {
     pub coefficients: Vec<f64>,
     /// The intercept.
     pub intercept: f64,
-    /// What it predicts: `ln(1 + accesses)` over this many hours.
+    /// It predicts the accesses over this many hours.
     pub horizon_hours: usize,
     /// What it learned from.
     pub training: TrainingWindow,
     /// How it did on the evaluation split.
     pub evaluation: Evaluation,
+    /// The other kinds fitted to the same examples, which ranked objects no better.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<AlternativeEvaluation>,
     /// RFC 3339 UTC.
     pub trained_at: String,
 }
 
+/// How a model turns its score (intercept plus coefficients times features) into a
+/// forecast, and how it is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Least squares on `ln(1 + accesses)` (linfa-linear's OLS); forecasts
+    /// `exp(score) - 1`, a geometric mean that sits below the mean for sparse counts.
+    #[default]
+    LogLinear,
+    /// Poisson regression with a log link (linfa-linear's GLM); forecasts `exp(score)`,
+    /// the expected count itself, so sparse and busy objects are ranked on one scale.
+    Poisson,
+}
+
+/// Training rows the Poisson fit looks at, at most (every n-th row beyond): ten
+/// coefficients are pinned down long before, and the iterative fit stays within seconds.
+const POISSON_ROWS: usize = 500_000;
+
+impl ModelKind {
+    /// Every kind, in the order training prefers them on a tie.
+    pub const ALL: [ModelKind; 2] = [ModelKind::LogLinear, ModelKind::Poisson];
+
+    /// Its name in model files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::LogLinear => "log_linear",
+            ModelKind::Poisson => "poisson",
+        }
+    }
+
+    /// The forecast of a `score`; never negative.
+    fn forecast(self, score: f64) -> f64 {
+        match self {
+            ModelKind::LogLinear => score.exp_m1().max(0.0),
+            // exp(709) is the largest finite f64.
+            ModelKind::Poisson => score.min(700.0).exp(),
+        }
+    }
+
+    /// Fits the features `varying` of `train` (the rest get weight 0): coefficients,
+    /// one per feature, and the intercept.
+    fn fit(self, train: &[&Example], varying: &[usize]) -> Result<(Vec<f64>, f64), ModelError> {
+        let (weights, intercept) = match self {
+            ModelKind::LogLinear => {
+                let records = Array2::from_shape_fn((train.len(), varying.len()), |(i, j)| {
+                    train[i].features[varying[j]]
+                });
+                let targets = Array1::from_iter(train.iter().map(|e| e.target.ln_1p()));
+                let fitted = LinearRegression::new()
+                    .fit(&Dataset::new(records, targets))
+                    .map_err(|e| {
+                        ModelError::Training(format!(
+                            "{e} (some features move in lockstep over the training rows; a longer or more varied history helps)"
+                        ))
+                    })?;
+                (fitted.params().to_vec(), fitted.intercept())
+            }
+            ModelKind::Poisson => poisson_fit(train, varying)?,
+        };
+        let mut coefficients = vec![0.0; FEATURE_COUNT];
+        for (&j, &weight) in varying.iter().zip(&weights) {
+            coefficients[j] = weight;
+        }
+        if !(intercept.is_finite() && coefficients.iter().all(|c| c.is_finite())) {
+            return Err(ModelError::Training(format!(
+                "the {} fit returned non-finite coefficients (features that never vary?)",
+                self.as_str()
+            )));
+        }
+        Ok((coefficients, intercept))
+    }
+}
+
+/// Fits a Poisson regression with a log link on the features `varying` of (at most
+/// [`POISSON_ROWS`], evenly spread) rows of `train`, by iteratively reweighted least
+/// squares: each round is a weighted least-squares fit by linfa-linear's OLS, of the
+/// working response `score + (y - mu) / mu` with weights `mu`, until the score moves
+/// no more. Returns the weights of `varying` and the intercept.
+fn poisson_fit(train: &[&Example], varying: &[usize]) -> Result<(Vec<f64>, f64), ModelError> {
+    let step = train.len().div_ceil(POISSON_ROWS).max(1);
+    let rows: Vec<&Example> = train.iter().step_by(step).copied().collect();
+    let n = rows.len() as f64;
+    let mean = rows.iter().map(|e| e.target).sum::<f64>() / n;
+    if mean <= 0.0 {
+        return Err(ModelError::NotEnoughData(
+            "no accesses followed any training example".into(),
+        ));
+    }
+    let width = varying.len() + 1;
+    // Column 0 is the intercept's.
+    let x = Array2::from_shape_fn((rows.len(), width), |(i, j)| match j {
+        0 => 1.0,
+        _ => rows[i].features[varying[j - 1]],
+    });
+    let mut beta = Array1::zeros(width);
+    beta[0] = mean.ln();
+    let mut score = x.dot(&beta);
+    for _ in 0..POISSON_ROUNDS {
+        let mu = score.mapv(|s: f64| s.clamp(-30.0, 30.0).exp());
+        let root = mu.mapv(f64::sqrt);
+        let records = &x * &root.view().insert_axis(ndarray::Axis(1));
+        let targets = Array1::from_iter(
+            (0..rows.len()).map(|i| root[i] * (score[i] + (rows[i].target - mu[i]) / mu[i])),
+        );
+        let fitted = LinearRegression::new()
+            .with_intercept(false)
+            .fit(&Dataset::new(records, targets))
+            .map_err(|e| ModelError::Training(format!("Poisson regression: {e}")))?;
+        let next = fitted.params().to_owned();
+        let moved = (&next - &beta)
+            .mapv(f64::abs)
+            .fold(0.0, |a: f64, &b| a.max(b));
+        beta = next;
+        score = x.dot(&beta);
+        if moved < 1e-9 {
+            break;
+        }
+    }
+    Ok((beta.iter().skip(1).copied().collect(), beta[0]))
+}
+
+/// Rounds of [`poisson_fit`] at most; it converges (quadratically) in far fewer.
+const POISSON_ROUNDS: usize = 50;
+
+/// A kind of model fitted in training and not chosen, with how it did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AlternativeEvaluation {
+    /// Its kind.
+    pub kind: ModelKind,
+    /// How it did on the same evaluation split.
+    pub evaluation: Evaluation,
+}
+
+/// One kind fitted in training.
+struct Alternative {
+    kind: ModelKind,
+    coefficients: Vec<f64>,
+    intercept: f64,
+    evaluation: Evaluation,
+}
+
+/// How a model of `kind` with these weights does on the evaluation examples, with the
+/// naive baselines beside it.
+fn evaluate(
+    kind: ModelKind,
+    coefficients: &[f64],
+    intercept: f64,
+    eval: &[&Example],
+    horizon_hours: usize,
+) -> Evaluation {
+    let actual: Vec<f64> = eval.iter().map(|e| e.target).collect();
+    let horizon = horizon_hours as f64;
+    let model_of = |e: &Example| kind.forecast(score(coefficients, intercept, &e.features));
+    let persistence = |e: &Example| e.features[0].exp_m1() * horizon;
+    let moving_average = |e: &Example| e.features[2].exp_m1() / 24.0 * horizon;
+    let captured = |forecast: &dyn Fn(&Example) -> f64| {
+        let mut rows: Vec<Ranked> = eval
+            .iter()
+            .map(|e| Ranked {
+                hour: e.hour,
+                size: e.features[SIZE_FEATURE].exp_m1(),
+                actual: e.target,
+                predicted: forecast(e),
+            })
+            .collect();
+        capture(&mut rows)
+    };
+    let (model_capture, best) = captured(&model_of);
+    Evaluation {
+        model: Scores::of(eval.iter().map(|e| model_of(e)), &actual),
+        persistence: Scores::of(eval.iter().map(|e| persistence(e)), &actual),
+        moving_average: Scores::of(eval.iter().map(|e| moving_average(e)), &actual),
+        capture: Some(CaptureScores {
+            model: model_capture,
+            persistence: captured(&persistence).0,
+            moving_average: captured(&moving_average).0,
+            best,
+        }),
+    }
+}
+
 impl Model {
+    /// The horizon it predicts over, ms.
+    pub fn horizon_ms(&self) -> i64 {
+        i64::try_from(self.horizon_hours).unwrap_or(1) * HOUR_MS
+    }
+
     /// Trains on `examples` (any order): the most recent `eval_fraction` of the hours
     /// is held out for evaluation, the rest is learned from. Deterministic: the same
     /// examples give the same model.
@@ -203,47 +408,56 @@ impl Model {
                 "every feature is the same in every training example (no accesses?)".into(),
             ));
         }
-        let records = Array2::from_shape_fn((train.len(), varying.len()), |(i, j)| {
-            train[i].features[varying[j]]
-        });
-        let targets = Array1::from_iter(train.iter().map(|e| e.target.ln_1p()));
-        let fitted = LinearRegression::new()
-            .fit(&Dataset::new(records, targets))
-            .map_err(|e| {
-                ModelError::Training(format!(
-                    "{e} (some features move in lockstep over the training rows; a longer or more varied history helps)"
-                ))
-            })?;
-        let mut coefficients = vec![0.0; FEATURE_COUNT];
-        for (&j, &weight) in varying.iter().zip(fitted.params()) {
-            coefficients[j] = weight;
+        let mut fitted: Vec<Alternative> = Vec::new();
+        let mut failure = None;
+        for kind in ModelKind::ALL {
+            match kind.fit(&train, &varying) {
+                Ok((coefficients, intercept)) => {
+                    let evaluation = evaluate(kind, &coefficients, intercept, &eval, horizon_hours);
+                    fitted.push(Alternative {
+                        kind,
+                        coefficients,
+                        intercept,
+                        evaluation,
+                    });
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
         }
-        let intercept = fitted.intercept();
-        if !(intercept.is_finite() && coefficients.iter().all(|c| c.is_finite())) {
-            return Err(ModelError::Training(
-                "the solver returned non-finite coefficients (features that never vary?)".into(),
-            ));
-        }
-        let actual: Vec<f64> = eval.iter().map(|e| e.target).collect();
-        let horizon = horizon_hours as f64;
-        let evaluation = Evaluation {
-            model: Scores::of(
-                eval.iter()
-                    .map(|e| predict(&coefficients, intercept, &e.features)),
-                &actual,
-            ),
-            persistence: Scores::of(
-                eval.iter().map(|e| e.features[0].exp_m1() * horizon),
-                &actual,
-            ),
-            moving_average: Scores::of(
-                eval.iter().map(|e| e.features[2].exp_m1() / 24.0 * horizon),
-                &actual,
-            ),
+        // The candidate that ranks objects best for placement; the first on a tie.
+        let Some(best) = fitted
+            .iter()
+            .enumerate()
+            .max_by(|(i, a), (j, b)| {
+                a.evaluation
+                    .capture_sum()
+                    .total_cmp(&b.evaluation.capture_sum())
+                    .then_with(|| j.cmp(i))
+            })
+            .map(|(i, _)| i)
+        else {
+            return Err(failure.unwrap_or_else(|| {
+                ModelError::Training("no kind of model could be fitted".into())
+            }));
         };
+        let chosen = fitted.remove(best);
+        let (kind, coefficients, intercept, evaluation) = (
+            chosen.kind,
+            chosen.coefficients,
+            chosen.intercept,
+            chosen.evaluation,
+        );
+        let alternatives = fitted
+            .into_iter()
+            .map(|a| AlternativeEvaluation {
+                kind: a.kind,
+                evaluation: a.evaluation,
+            })
+            .collect();
         let model = Model {
             name: name.into(),
             version: now_ms,
+            kind,
             features_version: FEATURES_VERSION,
             feature_names: FEATURE_NAMES.iter().map(|n| n.to_string()).collect(),
             coefficients,
@@ -256,6 +470,7 @@ impl Model {
                 eval_rows: eval.len(),
             },
             evaluation,
+            alternatives,
             trained_at: crate::timestamp::format_rfc3339_ms(now_ms),
         };
         Ok(model)
@@ -276,9 +491,33 @@ impl Model {
             .collect()
     }
 
+    /// How this model does on the hours `challenger` held out of `examples` (trained on
+    /// them with `eval_fraction`): a champion scored where its challenger was.
+    pub fn evaluate_like(
+        &self,
+        challenger: &Model,
+        examples: &[Example],
+        eval_fraction: f64,
+    ) -> Evaluation {
+        let cutoff = evaluation_start(
+            challenger.training.from_hour,
+            challenger.training.to_hour,
+            eval_fraction,
+        );
+        let eval: Vec<&Example> = examples.iter().filter(|e| e.hour >= cutoff).collect();
+        evaluate(
+            self.kind,
+            &self.coefficients,
+            self.intercept,
+            &eval,
+            self.horizon_hours,
+        )
+    }
+
     /// Predicted accesses over the horizon for these features; never negative.
     pub fn predict(&self, features: &[f64; FEATURE_COUNT]) -> f64 {
-        predict(&self.coefficients, self.intercept, features)
+        self.kind
+            .forecast(score(&self.coefficients, self.intercept, features))
     }
 
     /// File name under `models/`: `<name>-<version>.json`.
@@ -355,19 +594,19 @@ pub struct Contribution {
     pub feature: &'static str,
     /// Its value.
     pub value: f64,
-    /// Coefficient times value: what it added to `ln(1 + predicted)`.
+    /// Coefficient times value: what it added to the score, the log of the forecast
+    /// (of 1 plus it, for a log-linear model).
     pub contribution: f64,
 }
 
-/// `exp(intercept + coefficients . features) - 1`, at least 0.
-fn predict(coefficients: &[f64], intercept: f64, features: &[f64; FEATURE_COUNT]) -> f64 {
-    let log = intercept
+/// `intercept + coefficients . features`.
+fn score(coefficients: &[f64], intercept: f64, features: &[f64; FEATURE_COUNT]) -> f64 {
+    intercept
         + coefficients
             .iter()
             .zip(features)
             .map(|(c, f)| c * f)
-            .sum::<f64>();
-    log.exp_m1().max(0.0)
+            .sum::<f64>()
 }
 
 /// Examples with varied features and a simple target, for tests that need some trained
@@ -516,5 +755,84 @@ mod tests {
         std::fs::write(&path, serde_json::to_string(&model).unwrap()).unwrap();
         assert!(Model::load(&path).is_err());
         assert!(Model::load(&dir.path().join("missing.json")).is_err());
+    }
+
+    #[test]
+    fn a_model_file_from_before_kinds_loads_and_predicts_as_before() {
+        let shipped = Model::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/default-1795386721027.json"
+        )))
+        .unwrap();
+        assert_eq!(shipped.kind, ModelKind::LogLinear);
+        assert!(shipped.alternatives.is_empty());
+        let mut document: serde_json::Value = serde_json::to_value(&shipped).unwrap();
+        assert!(document.get("alternatives").is_none());
+        document.as_object_mut().unwrap().remove("kind");
+        let old = Model::parse(&document.to_string(), "old").unwrap();
+        let features: [f64; FEATURE_COUNT] = std::array::from_fn(|j| j as f64 / 3.0);
+        let score = old.intercept
+            + old
+                .coefficients
+                .iter()
+                .zip(&features)
+                .map(|(c, f)| c * f)
+                .sum::<f64>();
+        assert_eq!(old.predict(&features), score.exp_m1().max(0.0));
+    }
+
+    #[test]
+    fn a_poisson_fit_recovers_the_rate_of_counts() {
+        // Expected counts exp(0.4 + 0.8 x0 - 0.5 x1) as targets: the Poisson fit's
+        // optimum is exactly these weights, whatever the features' scale.
+        let examples: Vec<Example> = (0..2_000)
+            .map(|i| {
+                let mut f = [0.0; FEATURE_COUNT];
+                f[0] = (i % 37) as f64 / 10.0;
+                f[1] = (i % 23) as f64 / 5.0 + 10.0;
+                Example {
+                    hour: i,
+                    features: f,
+                    target: (0.4 + 0.8 * f[0] - 0.5 * f[1]).exp(),
+                }
+            })
+            .collect();
+        let train: Vec<&Example> = examples.iter().collect();
+        let (coefficients, intercept) = ModelKind::Poisson.fit(&train, &[0, 1]).unwrap();
+        assert!((coefficients[0] - 0.8).abs() < 1e-3, "{coefficients:?}");
+        assert!((coefficients[1] + 0.5).abs() < 1e-3, "{coefficients:?}");
+        assert!((intercept - 0.4).abs() < 1e-2, "{intercept}");
+        assert!(coefficients[2..].iter().all(|&c| c == 0.0));
+    }
+
+    #[test]
+    fn training_keeps_the_kind_that_captures_most_and_records_the_other() {
+        // Many objects an hour, of three sizes, with sparse counts whose rate grows
+        // with the first feature.
+        let examples: Vec<Example> = (0..60)
+            .flat_map(|hour| {
+                (0..200).map(move |o| {
+                    let mut f = [0.0; FEATURE_COUNT];
+                    f[0] = ((o * 7 + hour as usize) % 13) as f64 / 4.0;
+                    f[1] = (o % 5) as f64;
+                    f[SIZE_FEATURE] = [1_000.0f64, 10_000.0, 100_000.0][o % 3].ln_1p();
+                    let rate = (f[0] - 2.0).exp();
+                    Example {
+                        hour,
+                        features: f,
+                        target: (rate * (1.0 + ((o * 31 + hour as usize * 17) % 7) as f64 / 7.0))
+                            .floor(),
+                    }
+                })
+            })
+            .collect();
+        let model = Model::train("m", &examples, 1, 0.25, 0).unwrap();
+        assert_eq!(model.alternatives.len(), 1);
+        let alternative = &model.alternatives[0];
+        assert_ne!(alternative.kind, model.kind);
+        let sum = |e: &Evaluation| e.capture.unwrap().model.iter().sum::<f64>();
+        assert!(sum(&model.evaluation) >= sum(&alternative.evaluation));
+        let reloaded = Model::parse(&serde_json::to_string(&model).unwrap(), "m").unwrap();
+        assert_eq!(reloaded, model);
     }
 }

@@ -14,7 +14,7 @@
 //! below a share of the current tier's threshold (hysteresis) and not soon after the
 //! object last moved, so that it neither flaps nor undoes what a spike just did.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -32,7 +32,8 @@ use crate::db::{
 use crate::detector::Spike;
 use crate::forecast::{ActiveModel, Model, ObjectForecast, Tracker};
 use crate::metrics::{Metrics, ModelInfo};
-use placement::{Candidate, MOVE_COST_ACCESSES, MoveBudget, Placed, Standing, TierLimit};
+pub use placement::MOVE_COST_ACCESSES;
+use placement::{Candidate, Pace, Placed, Standing, TierLimit};
 
 /// Name of the lease the forecasting process holds.
 const FORECASTER_LEASE: &str = "forecaster";
@@ -145,11 +146,13 @@ impl Policy {
             .and_then(|standing| standing.bar(rank))
     }
 
-    /// Whether an object of `value` on tier `tier` takes part in ranked placement: every
-    /// object on a tier with a capacity, and any other whose value could pay for a move
+    /// Whether an object of `value` on tier `tier`, with a move under way to `moving_to`,
+    /// takes part in ranked placement: every object on or moving to a tier with a
+    /// capacity (its bytes count there), and any other whose value could pay for a move
     /// (leaving the rest out keeps the ranking to the objects in play).
-    pub fn in_play(&self, tier: usize, value: f64) -> bool {
-        value > MOVE_COST_ACCESSES || self.limits.get(tier).is_some_and(|l| l.capacity.is_some())
+    pub fn in_play(&self, tier: usize, moving_to: Option<usize>, value: f64) -> bool {
+        let bounded = |t: usize| self.limits.get(t).is_some_and(|l| l.capacity.is_some());
+        value > MOVE_COST_ACCESSES || bounded(tier) || moving_to.is_some_and(bounded)
     }
 
     /// Whether some tier is filled by rank against its capacity.
@@ -181,6 +184,7 @@ impl Policy {
                 key: key.clone(),
                 from: current,
                 to,
+                size,
                 value: recent as f64,
                 reason: MigrationReason::ReactiveAccessSpike,
             })
@@ -190,7 +194,8 @@ impl Policy {
 
     /// Ranked placement of `candidates` (values over `horizon_ms`) at `now_ms`: the moves
     /// into tiers with a capacity, and the standing later bursts are admitted against.
-    /// The move budget carries over from the `previous` run's standing.
+    /// The move budget and the tiers' turnover carry over from the `previous` run's
+    /// standing.
     pub fn place<K: Clone + PartialEq>(
         &self,
         candidates: &[Candidate<K>],
@@ -198,11 +203,14 @@ impl Policy {
         now_ms: i64,
         previous: Option<&Standing<K>>,
     ) -> (Vec<Placed<K>>, Standing<K>) {
-        let mut budget =
-            previous.map_or_else(|| MoveBudget::new(self.move_budget), Standing::budget);
+        let pace = previous.map_or_else(|| Pace::new(self.move_budget), |s| s.pace().clone());
         let largest = candidates.iter().map(|c| c.size).max().unwrap_or_default();
-        budget.fill(now_ms, largest);
-        Standing::plan(&self.limits, candidates, horizon_ms, budget)
+        Standing::plan(
+            &self.limits,
+            candidates,
+            horizon_ms,
+            pace.at(now_ms, largest),
+        )
     }
 
     /// The hottest tier without a capacity whose proactive threshold `predicted` passes.
@@ -271,6 +279,8 @@ impl Policy {
                     reason: MigrationReason::ProactivePrediction,
                     recent_accesses: None,
                     predicted_accesses: Some(f.predicted),
+                    benefit_accesses: None,
+                    bytes: None,
                 })
             })
             .collect();
@@ -397,6 +407,13 @@ pub struct PlannedMove {
     pub recent_accesses: Option<u64>,
     /// For a proactive move: accesses predicted over the forecast horizon.
     pub predicted_accesses: Option<f64>,
+    /// For a move of ranked placement: what it is worth, accesses over the horizon
+    /// served from the hotter tier (negative for a demotion: what the object takes
+    /// away). It is made only when its promotion's worth, less its demotions', exceeds
+    /// the cost of all of them, [`MOVE_COST_ACCESSES`] each.
+    pub benefit_accesses: Option<f64>,
+    /// For a move of ranked placement: the bytes it copies.
+    pub bytes: Option<u64>,
 }
 
 impl Policy {
@@ -469,6 +486,8 @@ impl Policy {
                     reason: MigrationReason::ReactiveAccessSpike,
                     recent_accesses: Some(recent),
                     predicted_accesses: None,
+                    benefit_accesses: None,
+                    bytes: None,
                 });
             }
         }
@@ -514,6 +533,21 @@ impl Policy {
     pub fn tier_names(&self) -> Vec<&str> {
         self.tiers.iter().map(|t| t.name.as_str()).collect()
     }
+}
+
+/// A forecaster run's moves: ranked placement's, then the thresholds' of the objects it
+/// leaves where they are.
+fn ranked_then_thresholds(
+    mut ranked: Vec<PlannedMove>,
+    thresholds: Vec<PlannedMove>,
+) -> Vec<PlannedMove> {
+    let placed: HashSet<String> = ranked.iter().map(|p| p.object_id.clone()).collect();
+    ranked.extend(
+        thresholds
+            .into_iter()
+            .filter(|p| !placed.contains(&p.object_id)),
+    );
+    ranked
 }
 
 /// The queue entry for moving `object` as it is now to `to_tier`.
@@ -565,6 +599,8 @@ pub struct ProactiveJob {
     pub model: Arc<ActiveModel>,
     /// Time between runs.
     pub interval: Duration,
+    /// Time between scheduled retrains; `None`: never.
+    pub retrain_interval: Option<Duration>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -579,6 +615,8 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
     let lease_ms = i64::try_from((job.interval * 3).max(Duration::from_secs(30)).as_millis())
         .unwrap_or(i64::MAX);
     let mut tracker: Option<Tracker> = None;
+    // The first retrain comes one retrain interval after the start, not at every start.
+    let mut retrained_at = std::time::Instant::now();
     let mut ticks = tokio::time::interval(job.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -613,7 +651,19 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
                 continue;
             }
         }
+        if job
+            .retrain_interval
+            .is_some_and(|every| retrained_at.elapsed() >= every)
+        {
+            retrained_at = std::time::Instant::now();
+            retrain(&job, now).await;
+        }
         let Some(model) = job.model.get() else {
+            if policy.is_ranked()
+                && let Err(e) = policy.place_unforecast(&job.catalogue, now).await
+            {
+                tracing::warn!(error = %e, "cannot read the tiers with a capacity; bursts are admitted by the thresholds until the next run");
+            }
             continue;
         };
         let started = std::time::Instant::now();
@@ -643,6 +693,32 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
         tracing::debug!(error = %e, "forecaster lease not released; it expires on its own");
     }
 }
+
+/// A scheduled retrain, champion against challenger (see
+/// [`crate::forecast::challenge`]), its outcome logged; every process, this one
+/// included, loads a new active model at its next run.
+async fn retrain(job: &ProactiveJob, now_ms: i64) {
+    let started = std::time::Instant::now();
+    match crate::forecast::challenge(&job.catalogue, job.model.get(), RETRAINED_NAME, now_ms).await
+    {
+        Ok(outcome) => {
+            tracing::info!(
+                model = %outcome.record.id,
+                version = outcome.record.version,
+                capture = format!("{:.4}", outcome.challenger),
+                champion_capture = outcome.champion.map(|c| format!("{c:.4}")),
+                activated = outcome.activated,
+                took_ms = started.elapsed().as_millis() as u64,
+                "scheduled retrain: challenger registered{}",
+                if outcome.activated { " and activated" } else { "; the champion stays" }
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "scheduled retrain failed; the model in use stays"),
+    }
+}
+
+/// Name of the models scheduled retrains register.
+pub const RETRAINED_NAME: &str = "scheduled";
 
 /// What one forecaster run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -694,10 +770,8 @@ impl Policy {
         if self.is_ranked() {
             let moving: HashMap<String, String> =
                 catalogue.objects_moving().await?.into_iter().collect();
-            let horizon_ms = i64::try_from(model.horizon_hours).unwrap_or(1) * HOUR_MS;
-            let ranked = self.place_tracked(tracker, &moving, horizon_ms, now_ms);
-            // Ranked moves first: a threshold move of the same object is then a conflict.
-            planned.splice(0..0, ranked);
+            let ranked = self.place_tracked(tracker, &moving, model.horizon_ms(), now_ms, false);
+            planned = ranked_then_thresholds(ranked, planned);
         }
         let mut queued = 0;
         for planned in &planned {
@@ -720,30 +794,34 @@ impl Policy {
 
     /// Ranked placement of every object `tracker` follows (those in `moving`, object id
     /// to the tier a move under way takes it to, stay where they are), as moves to
-    /// queue; keeps the standing for the spikes to come.
+    /// queue; keeps the standing for the spikes to come, unless it is a `dry_run`.
     pub fn place_tracked(
         &self,
         tracker: &Tracker,
         moving: &HashMap<String, String>,
         horizon_ms: i64,
         now_ms: i64,
+        dry_run: bool,
     ) -> Vec<PlannedMove> {
         let candidates: Vec<Candidate<String>> = tracker
             .values()
             .filter_map(|v| {
                 let tier = self.rank(v.tier)?;
-                self.in_play(tier, v.value).then(|| Candidate {
+                let moving_to = moving.get(v.object_id).and_then(|to| self.rank(to));
+                self.in_play(tier, moving_to, v.value).then(|| Candidate {
                     key: v.object_id.to_string(),
                     tier,
                     size: v.size_bytes,
                     value: v.value,
-                    moving_to: moving.get(v.object_id).and_then(|to| self.rank(to)),
+                    moving_to,
                 })
             })
             .collect();
         let mut kept = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
         let (moves, standing) = self.place(&candidates, horizon_ms, now_ms, kept.as_ref());
-        *kept = Some(standing);
+        if !dry_run {
+            *kept = Some(standing);
+        }
         drop(kept);
         moves
             .into_iter()
@@ -755,8 +833,53 @@ impl Policy {
                 reason: placed.reason,
                 recent_accesses: None,
                 predicted_accesses: Some(placed.value),
+                benefit_accesses: Some(if placed.to < placed.from {
+                    placed.value
+                } else {
+                    -placed.value
+                }),
+                bytes: Some(placed.size),
             })
             .collect()
+    }
+
+    /// Without a model: the standing bursts are admitted against, read afresh from the
+    /// catalogue, every object on or moving to a tier with a capacity valued at nothing
+    /// (as the simulator's reactive-only policy places them). Such a run moves nothing.
+    pub async fn place_unforecast(
+        &self,
+        catalogue: &Catalogue,
+        now_ms: i64,
+    ) -> Result<(), CatalogueError> {
+        let mut candidates: Vec<Candidate<String>> = Vec::new();
+        let mut seen = HashSet::new();
+        for (rank, limit) in self.limits.iter().enumerate() {
+            if limit.capacity.is_none() {
+                continue;
+            }
+            for (id, tier, size, moving_to) in catalogue
+                .objects_on_or_moving_to(&self.tiers[rank].name)
+                .await?
+            {
+                let Some(tier) = self.rank(&tier) else {
+                    continue;
+                };
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                candidates.push(Candidate {
+                    key: id,
+                    tier,
+                    size: u64::try_from(size).unwrap_or_default(),
+                    value: 0.0,
+                    moving_to: moving_to.and_then(|to| self.rank(&to)),
+                });
+            }
+        }
+        let mut kept = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        let (_, standing) = self.place(&candidates, HOUR_MS, now_ms, kept.as_ref());
+        *kept = Some(standing);
+        Ok(())
     }
 
     /// The proactive moves a forecaster run would queue now with `model`, read afresh
@@ -768,7 +891,14 @@ impl Policy {
         now_ms: i64,
     ) -> Result<Vec<PlannedMove>, CatalogueError> {
         let mut tracker = Tracker::load(catalogue, now_ms).await?;
-        Ok(self.plan_proactive(&tracker.forecast(model, now_ms), now_ms))
+        let mut planned = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms);
+        if self.is_ranked() {
+            let moving: HashMap<String, String> =
+                catalogue.objects_moving().await?.into_iter().collect();
+            let ranked = self.place_tracked(&tracker, &moving, model.horizon_ms(), now_ms, true);
+            planned = ranked_then_thresholds(ranked, planned);
+        }
+        Ok(planned)
     }
 }
 

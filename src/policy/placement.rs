@@ -12,17 +12,20 @@
 //! reads more from the colder tier than it saves (a scan's one read of each object
 //! never pays). Into a full tier it must also bring more accesses than the residents
 //! it pushes out (least dense first, each less dense than it) take with them, by more
-//! than the cost of all the moves (one access each), so that forecasts wavering around
-//! each other do not swap objects back and forth; those
-//! demotions have reason `capacity_rebalance` and go to the hottest colder tier with
-//! room. Nothing else leaves a tier with a capacity: an object gone cold stays until a
-//! denser one needs its room. Every run's moves come out of a [`MoveBudget`] of bytes
-//! per hour, so a forecast that changes its mind cannot keep the mover busy.
+//! than the cost of all the moves (one access each), over the time it can be expected
+//! to stay there: by Little's law, the bytes the tier holds over the bytes entering it
+//! per unit of time ([`Turnover`], measured over the last day, so a day at most and the
+//! horizon at least). A tier that churns thus asks more of a swap, so that forecasts
+//! wavering around each other do not swap objects back and forth; those demotions have
+//! reason `capacity_rebalance` and go to the hottest colder tier with room. Nothing
+//! else leaves a tier with a capacity: an object gone cold stays until a denser one
+//! needs its room. Every run's swaps come out of a [`MoveBudget`] of bytes per hour, so
+//! a forecast that changes its mind cannot keep the mover busy.
 //!
 //! The same rules admit a burst between runs ([`Standing::admit`]): against the
 //! standing the last run left, with the burst's rate as its value.
 
-use crate::db::MigrationReason;
+use crate::db::{DAY_MS, MigrationReason};
 
 /// What one move costs, in accesses: its copy reads the object once, as serving one
 /// access from the colder tier does.
@@ -71,6 +74,76 @@ impl MoveBudget {
 
     fn spend(&mut self, bytes: u64) {
         self.left -= bytes as f64;
+    }
+}
+
+/// Bytes entering each tier over about the last day (a sum that decays by e every
+/// day), from which the time an entrant can be expected to stay follows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Turnover {
+    /// Per tier, by rank.
+    entered: Vec<f64>,
+    /// When it last decayed, ms.
+    at: Option<i64>,
+}
+
+impl Turnover {
+    /// Lets the bytes that entered before `now_ms` count for less.
+    pub fn decay(&mut self, now_ms: i64) {
+        if let Some(at) = self.at {
+            let days = now_ms.saturating_sub(at).max(0) as f64 / DAY_MS as f64;
+            let kept = (-days).exp();
+            self.entered.iter_mut().for_each(|e| *e *= kept);
+        }
+        self.at = Some(now_ms);
+    }
+
+    fn enter(&mut self, tier: usize, bytes: u64) {
+        if self.entered.len() <= tier {
+            self.entered.resize(tier + 1, 0.0);
+        }
+        self.entered[tier] += bytes as f64;
+    }
+
+    /// How long an object entering `tier`, which holds `used` bytes, can be expected to
+    /// stay, ms: `used` over the bytes entering per ms; from `horizon_ms` to a day (no
+    /// longer stay can be told from a day's turnover).
+    fn stay_ms(&self, tier: usize, used: u64, horizon_ms: i64) -> f64 {
+        let day = DAY_MS as f64;
+        let entered = self.entered.get(tier).copied().unwrap_or_default();
+        let stay = if entered > 0.0 {
+            used as f64 * day / entered
+        } else {
+            day
+        };
+        stay.clamp(horizon_ms as f64, day.max(horizon_ms as f64))
+    }
+}
+
+/// What one run hands the next: the move budget left, and the tiers' turnover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pace {
+    /// Bytes the runs may still swap.
+    pub budget: MoveBudget,
+    /// Bytes that entered each tier lately.
+    pub turnover: Turnover,
+}
+
+impl Pace {
+    /// A first run's: a full budget of `per_hour` bytes an hour, no turnover yet.
+    pub fn new(per_hour: Option<u64>) -> Pace {
+        Pace {
+            budget: MoveBudget::new(per_hour),
+            turnover: Turnover::default(),
+        }
+    }
+
+    /// Brought up to `now_ms`: the budget filled (up to `largest` bytes at least), the
+    /// turnover decayed.
+    pub fn at(mut self, now_ms: i64, largest: u64) -> Pace {
+        self.budget.fill(now_ms, largest);
+        self.turnover.decay(now_ms);
+        self
     }
 }
 
@@ -129,6 +202,8 @@ pub struct Placed<K> {
     pub from: usize,
     /// To this one.
     pub to: usize,
+    /// Its size in bytes: what the move copies.
+    pub size: u64,
     /// Its value, as ranked.
     pub value: f64,
     /// `ProactivePrediction` for a promotion, `CapacityRebalance` for the demotions
@@ -163,8 +238,8 @@ struct TierStanding<K> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standing<K> {
     tiers: Vec<TierStanding<K>>,
-    /// What the run may still move.
-    budget: MoveBudget,
+    /// What the run may still move, and the tiers' turnover.
+    pace: Pace,
     /// The horizon values are counted over, ms.
     horizon_ms: i64,
 }
@@ -178,10 +253,10 @@ impl<K: Clone + PartialEq> Standing<K> {
         limits: &[TierLimit],
         candidates: &[Candidate<K>],
         horizon_ms: i64,
-        budget: MoveBudget,
+        pace: Pace,
     ) -> (Vec<Placed<K>>, Standing<K>) {
         let mut standing = Standing {
-            budget,
+            pace,
             horizon_ms: horizon_ms.max(1),
             tiers: limits
                 .iter()
@@ -257,9 +332,9 @@ impl<K: Clone + PartialEq> Standing<K> {
         (planned, standing)
     }
 
-    /// What the run that made this standing left of its budget, for the next one.
-    pub fn budget(&self) -> MoveBudget {
-        self.budget
+    /// What the run that made this standing hands the next one.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
     }
 
     /// A burst of `recent` accesses within `window_ms` of `key`, `size` bytes on tier
@@ -351,22 +426,29 @@ impl<K: Clone + PartialEq> Standing<K> {
         // Filling free room is never thrash: only swaps are held to the budget.
         let budgeted = reason == MigrationReason::ProactivePrediction && pushed > 0;
         let cost = MOVE_COST_ACCESSES * (1 + pushed) as f64;
-        if entrant.value - pushed_value <= cost || (budgeted && !self.budget.allows(bytes)) {
+        let stays =
+            self.pace.turnover.stay_ms(to, tier.used, self.horizon_ms) / self.horizon_ms as f64;
+        if (entrant.value - pushed_value) * stays <= cost
+            || (budgeted && !self.pace.budget.allows(bytes))
+        {
             return None;
         }
         if budgeted {
-            self.budget.spend(bytes);
+            self.pace.budget.spend(bytes);
         }
+        self.pace.turnover.enter(to, entrant.size);
         let mut moves = Vec::with_capacity(pushed + 1);
         let evicted: Vec<Resident<K>> = self.tiers[to].residents.drain(..pushed).collect();
         for resident in evicted {
             let down = self.room_below(to, resident.size);
             self.tiers[to].used -= resident.size;
             self.tiers[down].used += resident.size;
+            self.pace.turnover.enter(down, resident.size);
             moves.push(Placed {
                 key: resident.key,
                 from: to,
                 to: down,
+                size: resident.size,
                 value: resident.value,
                 reason: MigrationReason::CapacityRebalance,
             });
@@ -383,6 +465,7 @@ impl<K: Clone + PartialEq> Standing<K> {
             key: entrant.key.clone(),
             from,
             to,
+            size: entrant.size,
             value: entrant.value,
             reason,
         });
@@ -417,11 +500,10 @@ mod tests {
     }
 
     const H: i64 = 3_600_000;
-    const FREE: MoveBudget = MoveBudget {
-        per_hour: None,
-        left: f64::INFINITY,
-        filled_at: None,
-    };
+    /// No budget limit, no turnover yet.
+    fn free() -> Pace {
+        Pace::new(None)
+    }
 
     const UNBOUNDED: TierLimit = TierLimit {
         capacity: None,
@@ -455,7 +537,7 @@ mod tests {
                 object("cold", 1, 1, 0.5),
             ],
             H,
-            FREE,
+            free(),
         );
         // small (2 per byte), medium (0.8), then big (0.56) does not fit; cold does
         // not pay for its copy.
@@ -478,12 +560,12 @@ mod tests {
         let mut no_gain = residents.to_vec();
         no_gain.push(object("c", 2, 40, 9.0));
         assert_eq!(
-            moves(&Standing::plan(&limits, &no_gain, H, FREE).0),
+            moves(&Standing::plan(&limits, &no_gain, H, free()).0),
             [("c", 2, 1)]
         );
         let mut much = residents.to_vec();
         much.push(object("c", 2, 50, 100.0));
-        let (placed, standing) = Standing::plan(&limits, &much, H, FREE);
+        let (placed, standing) = Standing::plan(&limits, &much, H, free());
         assert_eq!(moves(&placed), [("a", 0, 1), ("c", 2, 0)]);
         assert_eq!(placed[0].reason, MigrationReason::CapacityRebalance);
         assert_eq!((standing.used(0), standing.used(1)), (100, 50));
@@ -491,7 +573,7 @@ mod tests {
         let mut big = residents.to_vec();
         big.push(object("big", 2, 100, 50.0));
         assert_eq!(
-            moves(&Standing::plan(&limits, &big, H, FREE).0),
+            moves(&Standing::plan(&limits, &big, H, free()).0),
             [("big", 2, 1)]
         );
     }
@@ -507,7 +589,7 @@ mod tests {
                 object("warm", 2, 100, 50.0),
             ],
             H,
-            FREE,
+            free(),
         );
         // hot takes cold's place on 0 (cold goes to 2: tier 1 is full until hot has
         // left), and warm takes the room hot leaves on 1.
@@ -522,12 +604,14 @@ mod tests {
         let limits = [bounded(100), UNBOUNDED];
         let mut leaving = object("leaving", 0, 80, 0.0);
         leaving.moving_to = Some(1);
-        let (placed, _) = Standing::plan(&limits, &[leaving, object("new", 1, 30, 100.0)], H, FREE);
+        let (placed, _) =
+            Standing::plan(&limits, &[leaving, object("new", 1, 30, 100.0)], H, free());
         assert!(placed.is_empty(), "{placed:?}");
         // Bytes on their way in are held for them.
         let mut coming = object("coming", 1, 80, 0.0);
         coming.moving_to = Some(0);
-        let (placed, _) = Standing::plan(&limits, &[coming, object("new", 1, 30, 100.0)], H, FREE);
+        let (placed, _) =
+            Standing::plan(&limits, &[coming, object("new", 1, 30, 100.0)], H, free());
         assert!(placed.is_empty(), "{placed:?}");
     }
 
@@ -540,7 +624,7 @@ mod tests {
             &limits,
             &[object("a", 1, 50, 10.0), object("b", 1, 40, 7.0)],
             H,
-            FREE,
+            free(),
         );
         assert_eq!(
             moves(&placed),
@@ -564,7 +648,7 @@ mod tests {
             UNBOUNDED,
         ];
         assert!(
-            Standing::plan(&floored, &[object("a", 1, 1, 15.0)], H, FREE)
+            Standing::plan(&floored, &[object("a", 1, 1, 15.0)], H, free())
                 .0
                 .is_empty()
         );
@@ -580,29 +664,25 @@ mod tests {
             object("a", 1, 30, 50.0),
             object("b", 1, 30, 40.0),
         ];
-        let mut budget = MoveBudget::new(Some(80));
-        budget.fill(0, 50);
-        let (placed, standing) = Standing::plan(&limits, &objects, H, budget);
+        let pace = Pace::new(Some(80)).at(0, 50);
+        let (placed, standing) = Standing::plan(&limits, &objects, H, pace);
         assert_eq!(moves(&placed), [("cold1", 0, 1), ("a", 1, 0)]);
         assert!(
             placed.iter().all(|p| p.key != "b"),
             "b waits for the budget"
         );
         // Half an hour later, 40 bytes may move: not enough; an hour later, 80 are.
-        let mut budget = standing.budget();
-        budget.fill(H / 2, 50);
+        let pace = standing.pace().clone().at(H / 2, 50);
         let rest = [
             object("cold2", 0, 50, 1.0),
             object("a", 0, 30, 50.0),
             object("b", 1, 30, 40.0),
         ];
-        assert!(Standing::plan(&limits, &rest, H, budget).0.is_empty());
-        budget.fill(H, 50);
-        let (placed, _) = Standing::plan(&limits, &rest, H, budget);
+        assert!(Standing::plan(&limits, &rest, H, pace.clone()).0.is_empty());
+        let (placed, _) = Standing::plan(&limits, &rest, H, pace.at(H, 50));
         assert_eq!(moves(&placed), [("cold2", 0, 1), ("b", 1, 0)]);
         // Free room is filled whatever the budget.
-        let empty = MoveBudget::new(Some(0));
-        let (placed, _) = Standing::plan(&limits, &objects[2..], H, empty);
+        let (placed, _) = Standing::plan(&limits, &objects[2..], H, Pace::new(Some(0)));
         assert_eq!(placed.len(), 2);
         // An object larger than an hour's budget still moves once the bucket is full.
         let mut big = MoveBudget::new(Some(10));
@@ -615,8 +695,36 @@ mod tests {
     fn a_one_off_access_is_never_worth_a_move() {
         let limits = [bounded(1_000_000), UNBOUNDED];
         let (placed, mut standing) =
-            Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H, FREE);
+            Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H, free());
         assert!(placed.is_empty());
         assert!(standing.admit(&"scanned", 1, 1, 1, H).is_none());
+    }
+
+    #[test]
+    fn a_swap_must_pay_within_the_stay_the_tiers_turnover_allows() {
+        let limits = [bounded(100), UNBOUNDED];
+        // c brings 1.5 accesses an hour more than a takes away; the two moves cost 2.
+        let objects = [
+            object("a", 0, 50, 10.0),
+            object("b", 0, 50, 30.0),
+            object("c", 1, 50, 11.5),
+        ];
+        // Nothing entered lately: c can be expected to stay a day, and pays.
+        let (placed, _) = Standing::plan(&limits, &objects, H, free());
+        assert_eq!(moves(&placed), [("a", 0, 1), ("c", 1, 0)]);
+        // The tier turned over 24 times in the last day: an entrant stays about an
+        // hour, in which c does not pay.
+        let mut churned = free();
+        churned.turnover.enter(0, 24 * 100);
+        let (placed, _) = Standing::plan(&limits, &objects, H, churned.clone());
+        assert!(placed.is_empty(), "{placed:?}");
+        // A day later that turnover counts for e times less: c stays long enough again.
+        churned.turnover.decay(0);
+        let (placed, standing) = Standing::plan(&limits, &objects, H, churned.at(DAY_MS, 0));
+        assert_eq!(moves(&placed), [("a", 0, 1), ("c", 1, 0)]);
+        // The moves made count as turnover of both tiers.
+        let entered = &standing.pace().turnover.entered;
+        assert!((entered[0] - (2400.0 / std::f64::consts::E + 50.0)).abs() < 1e-6);
+        assert_eq!(entered[1], 50.0);
     }
 }

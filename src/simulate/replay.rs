@@ -318,7 +318,7 @@ impl<'a> Replay<'a> {
         let sims = setup
             .kinds
             .iter()
-            .map(|&kind| PolicySim::new(kind, config, &context))
+            .map(|&kind| PolicySim::new(kind, config, &context, setup.start_ms))
             .collect();
         Replay {
             context,
@@ -456,7 +456,7 @@ impl<'a> Replay<'a> {
 
 /// The horizon a model predicts, ms; an hour without one.
 fn context_horizon_ms(model: Option<&Model>) -> i64 {
-    model.map_or(1, |m| i64::try_from(m.horizon_hours).unwrap_or(1)) * HOUR_MS
+    model.map_or(HOUR_MS, Model::horizon_ms)
 }
 
 /// Bytes on one tier over time.
@@ -537,8 +537,16 @@ struct PolicySim {
 }
 
 impl PolicySim {
-    fn new(kind: PolicyKind, config: &Config, context: &Context<'_>) -> PolicySim {
+    fn new(kind: PolicyKind, config: &Config, context: &Context<'_>, start_ms: i64) -> PolicySim {
         let tiers = context.tier_names.len();
+        // The service's first run, at its start, places an empty catalogue: bursts are
+        // admitted against the tiers' capacities from then on.
+        let standing = context.policy.is_ranked().then(|| {
+            context
+                .policy
+                .place(&[], context.horizon_ms, start_ms, None)
+                .1
+        });
         PolicySim {
             kind,
             detector: kind
@@ -554,7 +562,7 @@ impl PolicySim {
             tiers: vec![TierUse::default(); tiers],
             queue: Default::default(),
             running: None,
-            standing: None,
+            standing,
             stats: Stats {
                 served: vec![0; tiers],
                 read_bytes: vec![0; tiers],
@@ -703,13 +711,17 @@ impl PolicySim {
                     (Some(tracker), Some(&id)) => tracker.value(id),
                     _ => 0.0,
                 };
-                context.policy.in_play(tier, value).then(|| Candidate {
-                    key: i as u32,
-                    tier,
-                    size: objects.size[i],
-                    value,
-                    moving_to: self.moving[i].then(|| usize::from(self.moving_to[i])),
-                })
+                let moving_to = self.moving[i].then(|| usize::from(self.moving_to[i]));
+                context
+                    .policy
+                    .in_play(tier, moving_to, value)
+                    .then(|| Candidate {
+                        key: i as u32,
+                        tier,
+                        size: objects.size[i],
+                        value,
+                        moving_to,
+                    })
             })
             .collect();
         let (moves, standing) =
@@ -1046,16 +1058,20 @@ mod tests {
     }
 
     #[test]
-    fn a_move_that_would_overflow_its_destination_is_refused() {
+    fn a_burst_too_big_for_the_hot_tier_goes_to_the_next_one_down() {
+        // The tiers' capacities are known from the start (as the service's first run
+        // places an empty catalogue): a 1 GB object never goes to a 0.5 GB hot tier, and
+        // its burst takes it to `private` by that tier's threshold instead.
         let config = config(&[("TIER_ONPREM_CAPACITY_BYTES", "500000000")]);
         let outcome = replay(&config, &burst());
         let report = &outcome.policies[0];
-        assert_eq!(report.refused_moves, 1);
+        assert_eq!(report.refused_moves, 0);
         assert_eq!(
             report.moves[reason_index(MigrationReason::ReactiveAccessSpike)].moves,
-            0
+            1
         );
-        assert_eq!(report.tiers[2].accesses, 160);
+        assert_eq!(report.tiers[0].accesses, 0);
+        assert_eq!(report.tiers[1].accesses, 10);
         assert_eq!(report.time_to_hot.reached, 0);
     }
 

@@ -4,7 +4,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::forecast::Model;
+use crate::forecast::capture::CaptureScores;
+use crate::forecast::{Model, ModelKind};
 use crate::timestamp::format_rfc3339_ms;
 
 /// Bytes in a GB, as cloud prices count them.
@@ -61,6 +62,11 @@ pub struct ModelSummary {
     pub r2: f64,
     /// Whether it beats both naive baselines there.
     pub beats_baselines: bool,
+    /// Its kind.
+    pub kind: ModelKind,
+    /// Its capture there, with the baselines' and the best reachable; `None` for a
+    /// model from before capture was measured.
+    pub capture: Option<CaptureScores>,
 }
 
 impl ModelSummary {
@@ -72,6 +78,8 @@ impl ModelSummary {
             trained_here,
             r2: model.evaluation.model.r2,
             beats_baselines: model.evaluation.beats_baselines(),
+            kind: model.kind,
+            capture: model.evaluation.capture,
         }
     }
 }
@@ -229,15 +237,20 @@ impl Report {
         if let Some(m) = &self.model {
             let _ = writeln!(
                 out,
-                "model {} v{} ({}; R2 {:.3}{})",
+                "model {} v{} ({}, {}; R2 {:.3}{}{})",
                 m.name,
                 m.version,
+                m.kind.as_str(),
                 if m.trained_here {
                     "trained on the first part of the trace"
                 } else {
                     "loaded"
                 },
                 m.r2,
+                m.capture.map(|c| c.ratio()).map_or(String::new(), |r| format!(
+                    "; capture of the best reachable {:.2} / {:.2} / {:.2} at 1 / 2 / 10 % of the bytes",
+                    r[0], r[1], r[2]
+                )),
                 if m.beats_baselines {
                     ""
                 } else {
