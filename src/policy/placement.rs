@@ -11,9 +11,11 @@
 //! than [`MOVE_COST_ACCESSES`] are expected of it over the horizon: fewer, and the move
 //! reads more from the colder tier than it saves (a scan's one read of each object
 //! never pays). Into a full tier it must also bring more accesses than the residents
-//! it pushes out (least dense first, each less dense than it) take with them, by more
-//! than the cost of all the moves (one access each), over the time it can be expected
-//! to stay there: by Little's law, the bytes the tier holds over the bytes entering it
+//! it pushes out (least dense first, each less dense than it) take with them, beyond
+//! the noise of those values (one standard deviation of a Poisson count of them all:
+//! values are estimates, and ranks near the bar reshuffle on noise alone), by more than
+//! the cost of all the moves (one access each), over the time it can be expected to stay
+//! there: by Little's law, the bytes the tier holds over the bytes entering it
 //! per unit of time ([`Turnover`], measured over the last day, so a day at most and the
 //! horizon at least). A tier that churns thus asks more of a swap, so that forecasts
 //! wavering around each other do not swap objects back and forth; those demotions have
@@ -428,7 +430,14 @@ impl<K: Clone + PartialEq> Standing<K> {
         let cost = MOVE_COST_ACCESSES * (1 + pushed) as f64;
         let stays =
             self.pace.turnover.stay_ms(to, tier.used, self.horizon_ms) / self.horizon_ms as f64;
-        if (entrant.value - pushed_value) * stays <= cost
+        // A swap must gain beyond the noise of the values it compares: one standard
+        // deviation of a Poisson count of them all.
+        let noise = if pushed > 0 {
+            (entrant.value + pushed_value).sqrt()
+        } else {
+            0.0
+        };
+        if (entrant.value - pushed_value - noise) * stays <= cost
             || (budgeted && !self.pace.budget.allows(bytes))
         {
             return None;
@@ -703,11 +712,12 @@ mod tests {
     #[test]
     fn a_swap_must_pay_within_the_stay_the_tiers_turnover_allows() {
         let limits = [bounded(100), UNBOUNDED];
-        // c brings 1.5 accesses an hour more than a takes away; the two moves cost 2.
+        // c brings 3.8 accesses an hour more than a takes away, 1.75 beyond their noise
+        // (the square root of 4.2); the two moves cost 2.
         let objects = [
-            object("a", 0, 50, 10.0),
+            object("a", 0, 50, 0.2),
             object("b", 0, 50, 30.0),
-            object("c", 1, 50, 11.5),
+            object("c", 1, 50, 4.0),
         ];
         // Nothing entered lately: c can be expected to stay a day, and pays.
         let (placed, _) = Standing::plan(&limits, &objects, H, free());
@@ -726,5 +736,23 @@ mod tests {
         let entered = &standing.pace().turnover.entered;
         assert!((entered[0] - (2400.0 / std::f64::consts::E + 50.0)).abs() < 1e-6);
         assert_eq!(entered[1], 50.0);
+    }
+
+    #[test]
+    fn a_gain_within_the_noise_of_the_values_is_no_reason_to_swap() {
+        let limits = [bounded(100), UNBOUNDED];
+        let resident = object("a", 0, 100, 100.0);
+        // 10 more than a, within one standard deviation of a count of 210 (14.5).
+        let (placed, _) = Standing::plan(
+            &limits,
+            &[resident.clone(), object("c", 1, 100, 110.0)],
+            H,
+            free(),
+        );
+        assert!(placed.is_empty(), "{placed:?}");
+        // 30 more, beyond the 15.2 of a count of 230.
+        let (placed, _) =
+            Standing::plan(&limits, &[resident, object("c", 1, 100, 130.0)], H, free());
+        assert_eq!(moves(&placed), [("a", 0, 1), ("c", 1, 0)]);
     }
 }
