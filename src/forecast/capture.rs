@@ -27,23 +27,27 @@ pub struct Ranked {
     pub predicted: f64,
 }
 
-/// Capture of the forecasts in `rows` at each of [`CAPTURE_SHARES`], and the best
-/// capture (that of the true ranking): accesses drawn by each hour's ranked fill, summed
-/// over the hours, over all the accesses that followed. Zero where nothing followed.
-pub fn capture(rows: &mut [Ranked]) -> (Captured, Captured) {
+/// Capture of the ranking of `rows` by `value` (the forecast, [`FORECAST`]; the accesses
+/// that followed, [`TRUTH`], for the best) at each of [`CAPTURE_SHARES`]: accesses
+/// drawn by each hour's ranked fill, summed over the hours, over all the accesses that
+/// followed. Zero where nothing followed.
+pub fn capture(rows: &mut [Ranked], value: fn(&Ranked) -> f64) -> Captured {
     rows.sort_unstable_by_key(|r| r.hour);
     let mut drawn = [0.0; 3];
-    let mut best = [0.0; 3];
     let mut total = 0.0;
     for hour in rows.chunk_by_mut(|a, b| a.hour == b.hour) {
         total += hour.iter().map(|r| r.actual).sum::<f64>();
         let bytes: f64 = hour.iter().map(|r| r.size).sum();
-        fill(hour, bytes, |r| r.predicted, &mut drawn);
-        fill(hour, bytes, |r| r.actual, &mut best);
+        fill(hour, bytes, value, &mut drawn);
     }
-    let share = |drawn: Captured| drawn.map(|d| if total > 0.0 { d / total } else { 0.0 });
-    (share(drawn), share(best))
+    drawn.map(|d| if total > 0.0 { d / total } else { 0.0 })
 }
+
+/// Ranks by the forecast.
+pub const FORECAST: fn(&Ranked) -> f64 = |r| r.predicted;
+
+/// Ranks by the accesses that followed: the best ranking.
+pub const TRUTH: fn(&Ranked) -> f64 = |r| r.actual;
 
 /// Adds to `drawn`, at each share of `bytes`, the accesses drawn by the objects of
 /// `hour` ranked by `value` per byte, densest first, each taken while it fits (a
@@ -123,7 +127,7 @@ mod tests {
             .collect();
         // Hour 2: nothing followed anywhere; it adds nothing to either side.
         rows.extend((0..10).map(|_| row(2, 10.0, 0.0, 5.0)));
-        let (drawn, best) = capture(&mut rows);
+        let (drawn, best) = (capture(&mut rows, FORECAST), capture(&mut rows, TRUTH));
         assert_eq!(drawn, [0.3, 0.5, 1.0]);
         assert_eq!(best, [0.5, 0.8, 1.0]);
         let scores = CaptureScores {
@@ -146,7 +150,7 @@ mod tests {
             row(1, 5.0, 4.0, 5.0),
             row(1, 970.0, 56.0, 1.0),
         ];
-        let (drawn, _) = capture(&mut rows);
+        let drawn = capture(&mut rows, FORECAST);
         assert_eq!(drawn[1], 0.34);
     }
 }

@@ -11,7 +11,7 @@ use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::capture::{CaptureScores, Ranked, capture};
+use super::capture::{CaptureScores, FORECAST, Ranked, TRUTH, capture};
 use super::features::{
     FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, ObjectFacts, SIZE_FEATURE,
     features,
@@ -148,6 +148,19 @@ pub struct TrainingWindow {
     pub train_rows: usize,
     /// Examples evaluated on (the most recent part).
     pub eval_rows: usize,
+}
+
+impl TrainingWindow {
+    /// The examples of `examples` that training over this window held out for
+    /// evaluation with `eval_fraction`.
+    fn held_out<'a>(
+        &self,
+        examples: &'a [Example],
+        eval_fraction: f64,
+    ) -> impl Iterator<Item = &'a Example> {
+        let cutoff = evaluation_start(self.from_hour, self.to_hour, eval_fraction);
+        examples.iter().filter(move |e| e.hour >= cutoff)
+    }
 }
 
 /// A trained forecaster, as stored in `models/<name>-<version>.json`.
@@ -337,28 +350,27 @@ fn evaluate(
     let model_of = |e: &Example| kind.forecast(score(coefficients, intercept, &e.features));
     let persistence = |e: &Example| e.features[0].exp_m1() * horizon;
     let moving_average = |e: &Example| e.features[2].exp_m1() / 24.0 * horizon;
-    let captured = |forecast: &dyn Fn(&Example) -> f64| {
-        let mut rows: Vec<Ranked> = eval
-            .iter()
+    let ranked = |forecast: &dyn Fn(&Example) -> f64| -> Vec<Ranked> {
+        eval.iter()
             .map(|e| Ranked {
                 hour: e.hour,
                 size: e.features[SIZE_FEATURE].exp_m1(),
                 actual: e.target,
                 predicted: forecast(e),
             })
-            .collect();
-        capture(&mut rows)
+            .collect()
     };
-    let (model_capture, best) = captured(&model_of);
+    let mut model_rows = ranked(&model_of);
+    let model_capture = capture(&mut model_rows, FORECAST);
     Evaluation {
         model: Scores::of(eval.iter().map(|e| model_of(e)), &actual),
         persistence: Scores::of(eval.iter().map(|e| persistence(e)), &actual),
         moving_average: Scores::of(eval.iter().map(|e| moving_average(e)), &actual),
         capture: Some(CaptureScores {
             model: model_capture,
-            persistence: captured(&persistence).0,
-            moving_average: captured(&moving_average).0,
-            best,
+            persistence: capture(&mut ranked(&persistence), FORECAST),
+            moving_average: capture(&mut ranked(&moving_average), FORECAST),
+            best: capture(&mut model_rows, TRUTH),
         }),
     }
 }
@@ -441,12 +453,6 @@ impl Model {
             }));
         };
         let chosen = fitted.remove(best);
-        let (kind, coefficients, intercept, evaluation) = (
-            chosen.kind,
-            chosen.coefficients,
-            chosen.intercept,
-            chosen.evaluation,
-        );
         let alternatives = fitted
             .into_iter()
             .map(|a| AlternativeEvaluation {
@@ -457,11 +463,11 @@ impl Model {
         let model = Model {
             name: name.into(),
             version: now_ms,
-            kind,
+            kind: chosen.kind,
             features_version: FEATURES_VERSION,
             feature_names: FEATURE_NAMES.iter().map(|n| n.to_string()).collect(),
-            coefficients,
-            intercept,
+            coefficients: chosen.coefficients,
+            intercept: chosen.intercept,
             horizon_hours,
             training: TrainingWindow {
                 from_hour: from,
@@ -469,7 +475,7 @@ impl Model {
                 train_rows: train.len(),
                 eval_rows: eval.len(),
             },
-            evaluation,
+            evaluation: chosen.evaluation,
             alternatives,
             trained_at: crate::timestamp::format_rfc3339_ms(now_ms),
         };
@@ -479,14 +485,8 @@ impl Model {
     /// The evaluation split of `examples` as [`Model::train`] made it with
     /// `eval_fraction`: (actual, predicted) accesses for each held-out example.
     pub fn evaluation_pairs(&self, examples: &[Example], eval_fraction: f64) -> Vec<(f64, f64)> {
-        let cutoff = evaluation_start(
-            self.training.from_hour,
-            self.training.to_hour,
-            eval_fraction,
-        );
-        examples
-            .iter()
-            .filter(|e| e.hour >= cutoff)
+        self.training
+            .held_out(examples, eval_fraction)
             .map(|e| (e.target, self.predict(&e.features)))
             .collect()
     }
@@ -499,12 +499,10 @@ impl Model {
         examples: &[Example],
         eval_fraction: f64,
     ) -> Evaluation {
-        let cutoff = evaluation_start(
-            challenger.training.from_hour,
-            challenger.training.to_hour,
-            eval_fraction,
-        );
-        let eval: Vec<&Example> = examples.iter().filter(|e| e.hour >= cutoff).collect();
+        let eval: Vec<&Example> = challenger
+            .training
+            .held_out(examples, eval_fraction)
+            .collect();
         evaluate(
             self.kind,
             &self.coefficients,

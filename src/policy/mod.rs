@@ -535,21 +535,6 @@ impl Policy {
     }
 }
 
-/// A forecaster run's moves: ranked placement's, then the thresholds' of the objects it
-/// leaves where they are.
-fn ranked_then_thresholds(
-    mut ranked: Vec<PlannedMove>,
-    thresholds: Vec<PlannedMove>,
-) -> Vec<PlannedMove> {
-    let placed: HashSet<String> = ranked.iter().map(|p| p.object_id.clone()).collect();
-    ranked.extend(
-        thresholds
-            .into_iter()
-            .filter(|p| !placed.contains(&p.object_id)),
-    );
-    ranked
-}
-
 /// The queue entry for moving `object` as it is now to `to_tier`.
 fn move_of(object: &ObjectRecord, to_tier: &str, reason: MigrationReason) -> NewMigration {
     NewMigration {
@@ -755,7 +740,7 @@ impl Policy {
         };
         let forecasts = tracker.forecast(model, now_ms);
         let predicted = forecasts.len();
-        let mut planned = self.plan_proactive(&forecasts, now_ms);
+        let planned = self.plan_proactive(&forecasts, now_ms);
         let made: Vec<StoredPrediction> = forecasts
             .iter()
             .map(|f| StoredPrediction {
@@ -767,12 +752,8 @@ impl Policy {
                 predicted_at: now_ms,
             })
             .collect();
-        if self.is_ranked() {
-            let moving: HashMap<String, String> =
-                catalogue.objects_moving().await?.into_iter().collect();
-            let ranked = self.place_tracked(tracker, &moving, model.horizon_ms(), now_ms, false);
-            planned = ranked_then_thresholds(ranked, planned);
-        }
+        let moving = self.moving_if_ranked(catalogue).await?;
+        let planned = self.with_ranked(tracker, moving.as_ref(), model, planned, now_ms, false);
         let mut queued = 0;
         for planned in &planned {
             match self.enqueue_planned(catalogue, planned).await? {
@@ -817,13 +798,7 @@ impl Policy {
                 })
             })
             .collect();
-        let mut kept = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
-        let (moves, standing) = self.place(&candidates, horizon_ms, now_ms, kept.as_ref());
-        if !dry_run {
-            *kept = Some(standing);
-        }
-        drop(kept);
-        moves
+        self.place_against_standing(&candidates, horizon_ms, now_ms, dry_run)
             .into_iter()
             .map(|placed| PlannedMove {
                 from_tier: self.tiers[placed.from].name.clone(),
@@ -876,10 +851,25 @@ impl Policy {
                 });
             }
         }
-        let mut kept = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
-        let (_, standing) = self.place(&candidates, HOUR_MS, now_ms, kept.as_ref());
-        *kept = Some(standing);
+        self.place_against_standing(&candidates, HOUR_MS, now_ms, false);
         Ok(())
+    }
+
+    /// [`Policy::place`] after the standing this process keeps, which the new one
+    /// replaces for the spikes to come, unless it is a `dry_run`.
+    fn place_against_standing(
+        &self,
+        candidates: &[Candidate<String>],
+        horizon_ms: i64,
+        now_ms: i64,
+        dry_run: bool,
+    ) -> Vec<Placed<String>> {
+        let mut kept = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        let (moves, standing) = self.place(candidates, horizon_ms, now_ms, kept.as_ref());
+        if !dry_run {
+            *kept = Some(standing);
+        }
+        moves
     }
 
     /// The proactive moves a forecaster run would queue now with `model`, read afresh
@@ -891,14 +881,49 @@ impl Policy {
         now_ms: i64,
     ) -> Result<Vec<PlannedMove>, CatalogueError> {
         let mut tracker = Tracker::load(catalogue, now_ms).await?;
-        let mut planned = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms);
-        if self.is_ranked() {
-            let moving: HashMap<String, String> =
-                catalogue.objects_moving().await?.into_iter().collect();
-            let ranked = self.place_tracked(&tracker, &moving, model.horizon_ms(), now_ms, true);
-            planned = ranked_then_thresholds(ranked, planned);
+        let planned = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms);
+        let moving = self.moving_if_ranked(catalogue).await?;
+        Ok(self.with_ranked(&tracker, moving.as_ref(), model, planned, now_ms, true))
+    }
+
+    /// A forecaster run's moves: with tiers filled by rank (`moving` from
+    /// [`Policy::moving_if_ranked`]), ranked placement's over every object `tracker`
+    /// follows, then the `thresholds`' moves of the objects it leaves where they are;
+    /// else the thresholds' alone. A `dry_run` keeps the standing as it was.
+    fn with_ranked(
+        &self,
+        tracker: &Tracker,
+        moving: Option<&HashMap<String, String>>,
+        model: &Model,
+        thresholds: Vec<PlannedMove>,
+        now_ms: i64,
+        dry_run: bool,
+    ) -> Vec<PlannedMove> {
+        let Some(moving) = moving else {
+            return thresholds;
+        };
+        let mut ranked = self.place_tracked(tracker, moving, model.horizon_ms(), now_ms, dry_run);
+        let placed: HashSet<String> = ranked.iter().map(|p| p.object_id.clone()).collect();
+        ranked.extend(
+            thresholds
+                .into_iter()
+                .filter(|p| !placed.contains(&p.object_id)),
+        );
+        ranked
+    }
+
+    /// With tiers filled by rank, the objects with a move under way, each with the tier
+    /// it is moving to, for [`Policy::with_ranked`]; `None` otherwise.
+    async fn moving_if_ranked(
+        &self,
+        catalogue: &Catalogue,
+    ) -> Result<Option<HashMap<String, String>>, CatalogueError> {
+        if !self.is_ranked() {
+            return Ok(None);
         }
-        Ok(planned)
+        Ok(Some(
+            catalogue.objects_moving().await?.into_iter().collect(),
+        ))
     }
 }
 
