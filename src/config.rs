@@ -259,13 +259,17 @@ pub struct MoverConfig {
 /// How the mover checks a copy before switching the catalogue to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {
-    /// Read the whole copy back from the destination and compare size and checksum with
-    /// the catalogue: catches anything that happened to the bytes on the way or at rest.
+    /// End-to-end checksums, as S3 itself and rclone check: the source bytes are hashed
+    /// as they stream and compared with the catalogue's checksum (a source damaged at
+    /// rest fails the move), the destination checks every request's CRC32C on receipt and
+    /// what it reports is compared with what was sent (see [`crate::storage::s3`]), and
+    /// the stored size is checked. Reads every byte once; trusts the destination to keep
+    /// what it acknowledged.
+    Checksum,
+    /// Also read the whole copy back from the destination and compare size and checksum
+    /// with the catalogue: catches damage at rest on the destination too, at twice the
+    /// reads.
     Full,
-    /// Compare the checksum of the bytes as they were streamed to the destination, and
-    /// the size the destination reports. Half the reads of `Full`; trusts the destination
-    /// to store what it acknowledged.
-    Stream,
 }
 
 impl Default for MoverConfig {
@@ -277,7 +281,7 @@ impl Default for MoverConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             bandwidth: None,
-            verify: VerifyMode::Full,
+            verify: VerifyMode::Checksum,
         }
     }
 }
@@ -344,7 +348,7 @@ pub struct S3Config {
     /// a SHA-256 pass on both ends (`TIER_<NAME>_SIGN_PAYLOAD`). Default: true for a
     /// plain `http://` endpoint, where the signature is what protects the bytes in
     /// transit; false for `https://` and AWS, where TLS does (the AWS SDKs' convention).
-    /// Moves verify every copy by reading it back either way.
+    /// Every upload carries its CRC32C either way.
     pub sign_payload: bool,
     /// Static keys; `None` uses the AWS default credential chain.
     pub credentials: Option<StaticCredentials>,
@@ -498,9 +502,10 @@ impl Config {
                 limit => Some(limit),
             },
             verify: match vars.get("MOVER_VERIFY").as_deref() {
-                None | Some("full") => VerifyMode::Full,
-                Some("stream") => VerifyMode::Stream,
-                Some(other) => return Err(invalid("MOVER_VERIFY", other, "full or stream")),
+                // `stream` was the name of the checksum level before it checked receipts.
+                None | Some("checksum" | "stream") => VerifyMode::Checksum,
+                Some("full") => VerifyMode::Full,
+                Some(other) => return Err(invalid("MOVER_VERIFY", other, "checksum or full")),
             },
         };
 
@@ -1091,13 +1096,16 @@ mod tests {
         assert_eq!(config.mover.concurrency, 8);
         assert_eq!(config.mover.lease, Duration::from_secs(5));
         assert_eq!(config.mover.bandwidth, None);
+        assert_eq!(config.mover.verify, VerifyMode::Checksum);
         let limited = parse(&[
             ("MOVER_BANDWIDTH_BYTES_PER_SEC", "1048576"),
-            ("MOVER_VERIFY", "stream"),
+            ("MOVER_VERIFY", "full"),
         ])
         .unwrap();
         assert_eq!(limited.mover.bandwidth, Some(1_048_576));
-        assert_eq!(limited.mover.verify, VerifyMode::Stream);
+        assert_eq!(limited.mover.verify, VerifyMode::Full);
+        let renamed = parse(&[("MOVER_VERIFY", "stream")]).unwrap();
+        assert_eq!(renamed.mover.verify, VerifyMode::Checksum);
         assert!(matches!(
             parse(&[("MOVER_VERIFY", "sometimes")]),
             Err(ConfigError::Invalid { ref var, .. }) if var == "MOVER_VERIFY"

@@ -242,7 +242,10 @@ impl Mover {
         }
     }
 
-    /// Copies the object to the destination and reads the copy back to check it.
+    /// Copies the object to the destination and checks the copy as `MOVER_VERIFY` says:
+    /// the streamed bytes' checksum against the catalogue's, what the destination
+    /// acknowledged (the backend's put checks that), the stored size, and with `full`
+    /// the bytes read back.
     async fn copy_and_verify(
         &self,
         m: &MigrationRecord,
@@ -293,7 +296,7 @@ impl Mover {
                         .await
                         .map_err(|e| e.to_string())
                 }
-                VerifyMode::Stream => {
+                VerifyMode::Checksum => {
                     let stored = dest
                         .size(&plan.dest_location)
                         .await

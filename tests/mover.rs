@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{MoveRig, PatternReader, fast_mover, file_tier, pattern, s3_tier};
+use common::{
+    BitFlipProxy, MoveRig, OwnS3Server, PatternReader, fast_mover, file_tier, pattern, s3_tier,
+};
 use strata::db::{CatalogueError, MigrationStatus, ObjectContent};
 use strata::storage::StorageError;
 
@@ -128,13 +130,14 @@ async fn a_copy_that_does_not_match_the_catalogue_is_rejected_and_retried() {
 }
 
 #[tokio::test]
-async fn a_copy_corrupted_between_copy_and_verify_is_caught_and_retried() {
+async fn a_copy_corrupted_between_copy_and_verify_is_caught_by_full_verification() {
     // 1 MiB/s: copying and then verifying 2 MiB takes about 4 s, so the test can change
     // the copy's last bytes after it is written and before verification reads them.
     let (src, src_dir) = file_tier("src", None);
     let (dst, dst_dir) = file_tier("dst", None);
     let config = strata::config::MoverConfig {
         bandwidth: Some(1024 * 1024),
+        verify: strata::config::VerifyMode::Full,
         ..fast_mover()
     };
     let rig = MoveRig::new(vec![src, dst], vec![src_dir, dst_dir], config).await;
@@ -180,13 +183,15 @@ async fn a_copy_corrupted_between_copy_and_verify_is_caught_and_retried() {
 }
 
 #[tokio::test]
-async fn stream_verification_checks_what_was_copied() {
+async fn checksum_verification_catches_a_source_damaged_at_rest() {
     let (file_a, dir_a) = file_tier("filea", None);
-    let config = strata::config::MoverConfig {
-        verify: strata::config::VerifyMode::Stream,
-        ..fast_mover()
-    };
-    let rig = MoveRig::new(vec![file_a, s3_tier("s3b", "onprem")], vec![dir_a], config).await;
+    assert_eq!(fast_mover().verify, strata::config::VerifyMode::Checksum);
+    let rig = MoveRig::new(
+        vec![file_a, s3_tier("s3b", "onprem")],
+        vec![dir_a],
+        fast_mover(),
+    )
+    .await;
     let data = pattern(23, MIB as usize);
     let object = rig.ingest("filea", "streamed", &data[..]).await;
     let path = corrupt_on_disk(&rig, "filea", &object.location, &data, 10);
@@ -203,6 +208,52 @@ async fn stream_verification_checks_what_was_copied() {
     std::fs::write(&path, &data).unwrap();
     let done = rig.drive(&m.id, 100).await;
     assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn a_destination_that_receives_other_bytes_than_were_sent_fails_the_move() {
+    let server = OwnS3Server::start("flipped");
+    let proxy = BitFlipProxy::start(server.port).await;
+    let mut dest = server.tier("flipped", "flipped");
+    if let strata::config::BackendConfig::S3(s3) = &mut dest.backend {
+        s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
+        // Unsigned, as over TLS: a signed body would be refused for its signature before
+        // any checksum is looked at.
+        s3.sign_payload = false;
+    }
+    let (src, src_dir) = file_tier("src", None);
+    let rig = MoveRig::new(vec![src, dest], vec![src_dir], fast_mover()).await;
+    // One PutObject (the server checks its CRC32C) and a multipart upload (the server
+    // keeps damaged parts; their ETags give them away).
+    for (key, size, caught_by) in [
+        ("small", 100 * 1024, "BadDigest"),
+        (
+            "large",
+            9 * MIB as usize,
+            "the server received other bytes than were sent",
+        ),
+    ] {
+        let data = pattern(size as u64, size);
+        let object = rig.ingest("src", key, &data[..]).await;
+        let m = rig.enqueue(&object, "flipped").await;
+        let rejected = rig.mover.work_once().await.unwrap().unwrap();
+        assert_eq!(rejected.status, MigrationStatus::Pending, "{rejected:?}");
+        let error = rejected.error.as_deref().unwrap();
+        assert!(error.contains("writing the copy"), "{error}");
+        assert!(error.contains(caught_by), "{error}");
+        let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
+        assert_eq!(unmoved.tier, "src");
+        assert_eq!(
+            rig.store("src")
+                .digest(&unmoved.location)
+                .await
+                .unwrap()
+                .checksum,
+            object.checksum
+        );
+        rig.catalogue.cancel_migration(&m.id).await.unwrap();
+    }
     rig.finish().await;
 }
 
@@ -280,7 +331,14 @@ async fn an_object_rewritten_during_a_long_move_ends_with_its_new_bytes() {
 
 #[tokio::test]
 async fn cancelling_mid_copy_stops_and_cleans_up() {
-    let rig = four_tiers().await;
+    // The destination is a server of the test's own, so its part files are this test's.
+    let server = OwnS3Server::start("cancelled");
+    let rig = MoveRig::new(
+        vec![s3_tier("s3a", "private"), server.tier("s3b", "cancelled")],
+        vec![],
+        fast_mover(),
+    )
+    .await;
     let object = rig
         .ingest("s3a", "cancelled", PatternReader::new(41, 200 * MIB))
         .await;
@@ -299,6 +357,17 @@ async fn cancelling_mid_copy_stops_and_cleans_up() {
             .await,
         Err(StorageError::NotFound { .. })
     ));
+    // s3s-fs keeps an upload's parts as `.upload_id-<id>.part-<n>` and the upload as
+    // `.upload-<id>.json` in its root until it is completed or aborted.
+    common::eventually(Duration::from_secs(10), "the upload aborted", || {
+        let left: Vec<String> = std::fs::read_dir(server.root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".upload"))
+            .collect();
+        async move { left.is_empty() }
+    })
+    .await;
     let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
     assert_eq!(unmoved.tier, "s3a");
     assert_eq!(

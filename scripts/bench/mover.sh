@@ -5,8 +5,11 @@
 #   2. many small objects (default 2000 x 100 KiB): `rclone copy --transfers N` vs the
 #      mover with MOVER_CONCURRENCY=N (default N=8).
 # Strata's moves verify each copy before the source is deleted: the large object is
-# moved once with MOVER_VERIFY=full (the default: read the copy back) and once with
-# MOVER_VERIFY=stream; rclone compares the MD5 the server reports.
+# moved with MOVER_VERIFY=checksum (the default: end-to-end checksums) and with
+# MOVER_VERIFY=full (the copy also read back), alternating with rclone, RUNS times
+# (default 3), and the medians are compared; rclone compares the MD5 the server reports.
+# Uploads to onprem are unsigned, as rclone sends them (TIER_ONPREM_SIGN_PAYLOAD=false
+# unless set).
 #
 #   scripts/bench/mover.sh [LARGE_MIB] [COUNT] [N]
 set -euo pipefail
@@ -16,8 +19,11 @@ LARGE_MIB=${1:-1024}
 COUNT=${2:-2000}
 N=${3:-8}
 SMALL=102400
+RUNS=${RUNS:-3}
 scripts/stack.sh up >/dev/null
+sign_onprem=${TIER_ONPREM_SIGN_PAYLOAD:-false}
 set -a; . .stack/stack.env; set +a
+export TIER_ONPREM_SIGN_PAYLOAD=$sign_onprem
 # rclone 1.60 refuses to start when AWS_CA_BUNDLE is set; the endpoints are plain HTTP.
 unset AWS_CA_BUNDLE
 for t in PUBLIC ONPREM; do
@@ -41,9 +47,13 @@ json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 
 head -c "$((LARGE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/object.bin"
 rclone copy "$WORK/object.bin" "PUBLIC:strata-public/$PREFIX/large/"
-rclone_large=$(secs rclone copy "PUBLIC:strata-public/$PREFIX/large/object.bin" "ONPREM:strata-onprem/$PREFIX/large/")
-strata_large=$(json "$(MOVER_VERIFY=full cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)
-strata_large_stream=$(json "$(MOVER_VERIFY=stream cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)
+rclone_large="" strata_large_checksum="" strata_large_full=""
+for _ in $(seq "$RUNS"); do
+    rclone purge "ONPREM:strata-onprem/$PREFIX/large" >/dev/null 2>&1 || true
+    rclone_large+=" $(secs rclone copy "PUBLIC:strata-public/$PREFIX/large/object.bin" "ONPREM:strata-onprem/$PREFIX/large/")"
+    strata_large_checksum+=" $(json "$(MOVER_VERIFY=checksum cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)"
+    strata_large_full+=" $(json "$(MOVER_VERIFY=full cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)"
+done
 rm -f "$WORK/object.bin"
 
 mkdir -p "$WORK/many"
@@ -56,16 +66,18 @@ for i in range(n):
 PY
 rclone copy --transfers "$N" "$WORK/many" "PUBLIC:strata-public/$PREFIX/many/"
 rclone_many=$(secs rclone copy --transfers "$N" "PUBLIC:strata-public/$PREFIX/many" "ONPREM:strata-onprem/$PREFIX/many")
-strata_many=$(json "$(MOVER_VERIFY=full cargo bench --bench mover_transfer -- many "$COUNT" "$SMALL" "$N" 2>/dev/null | tail -n 1)" secs)
+strata_many=$(json "$(MOVER_VERIFY=checksum cargo bench --bench mover_transfer -- many "$COUNT" "$SMALL" "$N" 2>/dev/null | tail -n 1)" secs)
 
-python3 - "$LARGE_MIB" "$rclone_large" "$strata_large" "$COUNT" "$N" "$rclone_many" "$strata_many" "$strata_large_stream" <<'PY'
-import sys
-mib, rl, sl = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+python3 - "$LARGE_MIB" "$rclone_large" "$strata_large_checksum" "$COUNT" "$N" "$rclone_many" "$strata_many" "$strata_large_full" <<'PY'
+import statistics, sys
+median = lambda arg: statistics.median(float(x) for x in arg.split())
+mib, rl, sc = float(sys.argv[1]), median(sys.argv[2]), median(sys.argv[3])
 count, n, rm, sm = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
-ss = float(sys.argv[8])
-print(f"one {mib:.0f} MiB object, public -> onprem:")
-print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move (verify full)   {mib/sl:7.1f} MiB/s   ratio {rl/sl:.2f}")
-print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move (verify stream) {mib/ss:7.1f} MiB/s   ratio {rl/ss:.2f}")
+sf = median(sys.argv[8])
+runs = len(sys.argv[2].split())
+print(f"one {mib:.0f} MiB object, public -> onprem, median of {runs} alternating runs:")
+print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move (verify checksum) {mib/sc:7.1f} MiB/s   ratio {rl/sc:.2f}")
+print(f"  rclone copy {mib/rl:7.1f} MiB/s   strata move (verify full)     {mib/sf:7.1f} MiB/s   ratio {rl/sf:.2f}")
 print(f"{count} objects of 100 KiB, {n} at once:")
 print(f"  rclone copy {count/rm:7.1f} obj/s   strata moves {count/sm:7.1f} obj/s   ratio {rm/sm:.2f}")
 PY

@@ -104,6 +104,12 @@ impl ClosedHours {
     /// Counts, age and size enter on a log scale (`ln(1 + n)`): they are heavy-tailed,
     /// and a linear model of logs is a multiplicative model of counts, which fits bursts
     /// and daily cycles far better than one of raw counts.
+    ///
+    /// The age is never below the hours since the last access: an object cannot have
+    /// been idle longer than it existed. Training traces never break that (an object
+    /// appears with its first access), but the catalogue does: an object ingested and
+    /// never read, or one whose history came from elsewhere, would otherwise look newborn
+    /// and idle for a week at once, a combination no model has seen.
     pub fn features(
         &self,
         last_hour: u32,
@@ -129,7 +135,7 @@ impl ClosedHours {
             f64::from(self.week_before).ln_1p(),
             last_6h.ln_1p() - (self.previous_6h as f64).ln_1p(),
             hours_since_last.ln_1p(),
-            age_hours(object, end_ms).ln_1p(),
+            age_hours(object, end_ms).max(hours_since_last).ln_1p(),
             (object.size_bytes as f64).ln_1p(),
         ]
     }
@@ -236,7 +242,7 @@ mod tests {
             hour(HISTORY_HOURS).ln_1p(),
             sum(1, 6).ln_1p() - sum(7, 12).ln_1p(),
             hours_since_last.ln_1p(),
-            (((end_ms - object.created_ms) as f64 / 3_600_000.0).max(0.0)).ln_1p(),
+            (((end_ms - object.created_ms) as f64 / 3_600_000.0).max(hours_since_last)).ln_1p(),
             (object.size_bytes as f64).ln_1p(),
         ]
     }
@@ -307,7 +313,8 @@ mod tests {
         let f = features(&[], ObjectFacts::default(), 0);
         assert!(f[..7].iter().all(|v| *v == 0.0));
         assert_eq!(f[7], ((HISTORY_HOURS + 1) as f64).ln_1p());
-        assert_eq!(f[8..], [0.0, 0.0]);
+        assert_eq!(f[8], f[7], "as old as it has been idle");
+        assert_eq!(f[9], 0.0);
         let f = features(&[3], ObjectFacts::default(), HOUR_MS);
         assert!((f[0] - 4f64.ln()).abs() < 1e-12);
         assert!(f.iter().all(|v| v.is_finite()));
@@ -320,6 +327,21 @@ mod tests {
             size_bytes: 0,
         };
         assert_eq!(features(&[1, 2], object, 5 * HOUR_MS)[8], 0.0);
+    }
+
+    #[test]
+    fn an_object_is_at_least_as_old_as_it_has_been_idle() {
+        let ingested_now_read_days_ago = ObjectFacts {
+            created_ms: 100 * HOUR_MS,
+            size_bytes: 10,
+        };
+        let mut history = vec![0u32; 50];
+        history[0] = 30;
+        let f = features(&history, ingested_now_read_days_ago, 100 * HOUR_MS);
+        assert_eq!(f[7], 49f64.ln_1p());
+        assert_eq!(f[8], f[7]);
+        let never_read = features(&[0, 0], ingested_now_read_days_ago, 100 * HOUR_MS);
+        assert_eq!(never_read[8], ((HISTORY_HOURS + 1) as f64).ln_1p());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `file://` backend: objects as files under one directory.
 //!
-//! A put writes to a temporary file in `<root>/.strata-tmp/`, syncs it and renames it into
-//! place, so readers never see a half-written object and a crash leaves at most a stray
+//! A put writes to a temporary file in `<root>/.strata-tmp/`, syncs it, renames it into
+//! place and syncs the directory, so readers never see a half-written object and a crash leaves at most a stray
 //! temporary file, never a truncated object.
 
 use std::io::{self, SeekFrom};
@@ -105,6 +105,15 @@ impl FileStore {
             .await
             .map_err(|e| self.error("renaming into place", e))?;
         guard.armed = false;
+        // The rename is durable only once the directory that records it is synced.
+        if let Some(dir) = target.parent() {
+            let dir = fs::File::open(dir)
+                .await
+                .map_err(|e| self.error("opening the directory", e))?;
+            dir.sync_all()
+                .await
+                .map_err(|e| self.error("syncing the directory", e))?;
+        }
         Ok(hasher.finish())
     }
 

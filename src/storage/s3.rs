@@ -7,11 +7,19 @@
 //! near `part_size × (part_concurrency + 1)` whatever the object's size. A failed
 //! multipart upload is aborted so the server does not keep its parts.
 //!
+//! Every request that carries bytes also carries their CRC32C, which the server checks
+//! on receipt, and its answer is checked against what was sent: the CRC32C it reports,
+//! or where it reports none an ETag that is the MD5 of the bytes. Bytes damaged on the
+//! way fail the put; only a server that reports neither leaves the stored size as the
+//! check (said once in the log).
+//!
 //! Gets of more than one part are split into ranged requests, `part_concurrency` of them
 //! in flight and handed out in order, the way download managers (and rclone) fetch large
 //! files. Every range is pinned to the ETag seen first (`If-Match`), so a concurrent
 //! overwrite fails the read instead of splicing two versions together.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -21,25 +29,18 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
+use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
 use super::{ByteRange, ByteStream, ContentHasher, Digest, Result, StorageError};
 use crate::config::{S3Config, TransferConfig};
 
-/// Part uploads in flight: each yields its completed part or the request's error.
-type PartUploads = JoinSet<
-    Result<
-        CompletedPart,
-        SdkError<
-            aws_sdk_s3::operation::upload_part::UploadPartError,
-            aws_sdk_s3::config::http::HttpResponse,
-        >,
-    >,
->;
+/// Part uploads in flight: each yields its completed part or why it failed.
+type PartUploads = JoinSet<Result<CompletedPart>>;
 
 /// A tier kept in an S3-protocol bucket.
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct S3Store {
     transfer: TransferConfig,
     /// See [`S3Config::sign_payload`].
     sign_payload: bool,
+    /// Set once the server was found to report neither checksums nor MD5 ETags.
+    unchecked_said: Arc<AtomicBool>,
 }
 
 impl S3Store {
@@ -74,8 +77,8 @@ impl S3Store {
         let shared = loader.load().await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.path_style)
-            // Strata verifies content with its own checksum; extra per-request CRCs cost
-            // CPU and are rejected by some S3-compatible servers.
+            // Strata computes each request's CRC32C itself (to compare with what the
+            // server reports); the SDK's own would be a second pass over the bytes.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         if let Some(endpoint) = &config.endpoint {
@@ -86,6 +89,7 @@ impl S3Store {
             bucket: config.bucket.clone(),
             transfer,
             sign_payload: config.sign_payload,
+            unchecked_said: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -132,20 +136,24 @@ impl S3Store {
         let first = read_part(&mut body, part_size).await?;
         hasher.update(&first);
         if first.len() < part_size {
+            let crc32c = crc32c(&first);
             let request = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type(content_type)
-                .body(SdkByteStream::from(first));
+                .checksum_crc32_c(&crc32c)
+                .body(SdkByteStream::from(first.clone()));
             let mut put = request.customize();
             if !self.sign_payload {
                 put = put.disable_payload_signing();
             }
-            put.send()
+            let out = put
+                .send()
                 .await
                 .map_err(|e| self.error("putting", key, e))?;
+            self.check_receipt(key, &first, &crc32c, out.checksum_crc32_c(), out.e_tag())?;
             return Ok(hasher.finish());
         }
 
@@ -155,6 +163,7 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .send()
             .await
             .map_err(|e| self.error("starting multipart upload of", key, e))?;
@@ -219,27 +228,12 @@ impl S3Store {
         let mut part = first;
         let mut number = 1;
         loop {
-            let request = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(SdkByteStream::from(part));
-            let sign_payload = self.sign_payload;
+            let store = self.clone();
+            let (key_owned, upload_id_owned) = (key.to_string(), upload_id.to_string());
             in_flight.spawn(async move {
-                let mut upload = request.customize();
-                if !sign_payload {
-                    upload = upload.disable_payload_signing();
-                }
-                let out = upload.send().await?;
-                Ok::<_, SdkError<_, _>>(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag().map(str::to_string))
-                        .build(),
-                )
+                store
+                    .upload_part(&key_owned, &upload_id_owned, number, part)
+                    .await
             });
             if in_flight.len() >= self.transfer.part_concurrency {
                 done.push(self.join_part(key, in_flight).await?);
@@ -271,10 +265,78 @@ impl S3Store {
         Ok(())
     }
 
+    /// Uploads part `number` of `key` and checks what the server received.
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        part: Bytes,
+    ) -> Result<CompletedPart> {
+        let crc32c = crc32c(&part);
+        let mut upload = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .checksum_crc32_c(&crc32c)
+            .body(SdkByteStream::from(part.clone()))
+            .customize();
+        if !self.sign_payload {
+            upload = upload.disable_payload_signing();
+        }
+        let out = upload
+            .send()
+            .await
+            .map_err(|e| self.error("uploading a part of", key, e))?;
+        self.check_receipt(key, &part, &crc32c, out.checksum_crc32_c(), out.e_tag())?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(out.e_tag().map(str::to_string))
+            .checksum_crc32_c(crc32c)
+            .build())
+    }
+
+    /// Checks the server's answer to a request that sent `sent` (whose CRC32C is
+    /// `crc32c`): the CRC32C it reports, else an ETag that is an MD5 (32 hex digits; not
+    /// one under SSE-KMS or of a multipart object), else nothing to compare.
+    fn check_receipt(
+        &self,
+        key: &str,
+        sent: &[u8],
+        crc32c: &str,
+        reported_crc32c: Option<&str>,
+        etag: Option<&str>,
+    ) -> Result<()> {
+        let (what, expected, reported) = match (reported_crc32c, etag.and_then(md5_etag)) {
+            (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
+            (None, Some(md5)) => ("MD5", hex_md5(sent), md5.to_string()),
+            (None, None) => {
+                if !self.unchecked_said.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        bucket = %self.bucket,
+                        "the server reports neither a CRC32C nor an MD5 ETag for what it receives; writes to it are checked by stored size only"
+                    );
+                }
+                return Ok(());
+            }
+        };
+        if expected == reported {
+            return Ok(());
+        }
+        Err(StorageError::Backend {
+            backend: format!("s3://{}", self.bucket),
+            message: format!(
+                "writing {key}: the server received other bytes than were sent ({what} {reported}, sent {expected})"
+            ),
+        })
+    }
+
     async fn join_part(&self, key: &str, in_flight: &mut PartUploads) -> Result<CompletedPart> {
         match in_flight.join_next().await {
-            Some(Ok(Ok(part))) => Ok(part),
-            Some(Ok(Err(e))) => Err(self.error("uploading a part of", key, e)),
+            Some(Ok(result)) => result,
             Some(Err(join)) => Err(StorageError::Backend {
                 backend: format!("s3://{}", self.bucket),
                 message: format!("part upload of {key} stopped: {join}"),
@@ -442,6 +504,26 @@ async fn finish_parts(in_flight: &mut PartUploads) {
     while in_flight.join_next().await.is_some() {}
 }
 
+/// CRC32C of `bytes` as S3 headers carry it: big-endian, base64.
+fn crc32c(bytes: &[u8]) -> String {
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32;
+    aws_smithy_types::base64::encode(crc.to_be_bytes())
+}
+
+/// MD5 of `bytes` in hex, as an ETag shows it.
+fn hex_md5(bytes: &[u8]) -> String {
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The MD5 an ETag holds, when it is one: 32 hex digits, quotes removed.
+fn md5_etag(etag: &str) -> Option<&str> {
+    let inner = etag.trim_matches('"');
+    (inner.len() == 32 && inner.bytes().all(|b| b.is_ascii_hexdigit())).then_some(inner)
+}
+
 /// Reads until `size` bytes are buffered or the body ends.
 async fn read_part(body: &mut (impl AsyncRead + Unpin), size: usize) -> Result<Bytes> {
     let mut buf = BytesMut::with_capacity(size);
@@ -451,4 +533,29 @@ async fn read_part(body: &mut (impl AsyncRead + Unpin), size: usize) -> Result<B
         }
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_are_written_as_s3_writes_them() {
+        // RFC 3720's CRC32C check value, and the MD5 of the empty string.
+        assert_eq!(
+            crc32c(b"123456789"),
+            aws_smithy_types::base64::encode([0xe3, 0x06, 0x92, 0x83])
+        );
+        assert_eq!(hex_md5(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            md5_etag("\"d41d8cd98f00b204e9800998ecf8427e\""),
+            Some("d41d8cd98f00b204e9800998ecf8427e")
+        );
+        assert_eq!(
+            md5_etag("\"d41d8cd98f00b204e9800998ecf8427e-3\""),
+            None,
+            "multipart"
+        );
+        assert_eq!(md5_etag("opaque"), None);
+    }
 }

@@ -429,6 +429,90 @@ impl Drop for OwnS3Server {
     }
 }
 
+/// A TCP proxy in front of an S3 server that flips one bit in the middle of the body of
+/// every PUT it forwards (objects and parts): a network or server that damages bytes on
+/// the way in. Requests go through head first, so `Expect: 100-continue` still works.
+pub struct BitFlipProxy {
+    pub port: u16,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl BitFlipProxy {
+    pub async fn start(upstream_port: u16) -> BitFlipProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepting = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(flip_put_bodies(client, upstream_port));
+            }
+        });
+        BitFlipProxy { port, accepting }
+    }
+}
+
+impl Drop for BitFlipProxy {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+/// Forwards one client connection to the server, request by request.
+async fn flip_put_bodies(client: tokio::net::TcpStream, upstream_port: u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let answers =
+        tokio::spawn(async move { tokio::io::copy(&mut from_server, &mut to_client).await });
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    'requests: loop {
+        let head_len = loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match from_client.read(&mut chunk).await {
+                Ok(0) | Err(_) => break 'requests,
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..head_len]).to_ascii_lowercase();
+        let body_len: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let flip_at = head.starts_with("put ").then_some(body_len / 2);
+        if to_server.write_all(&pending[..head_len]).await.is_err() {
+            break;
+        }
+        pending.drain(..head_len);
+        let mut forwarded = 0;
+        while forwarded < body_len {
+            if pending.is_empty() {
+                match from_client.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break 'requests,
+                    Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let take = pending.len().min(body_len - forwarded);
+            let mut piece: Vec<u8> = pending.drain(..take).collect();
+            if let Some(at) = flip_at
+                && (forwarded..forwarded + take).contains(&at)
+            {
+                piece[at - forwarded] ^= 0x01;
+            }
+            if to_server.write_all(&piece).await.is_err() {
+                break 'requests;
+            }
+            forwarded += take;
+        }
+    }
+    answers.abort();
+}
+
 /// Path of an installed tool: on PATH, or in cargo's bin directory.
 pub fn which(tool: &str) -> PathBuf {
     std::env::var_os("PATH")
