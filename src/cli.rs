@@ -68,6 +68,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the catalogue with the tiers (DATABASE_URL, TIER_*): objects whose bytes
+    /// are missing or of the wrong size, a sample of them hashed against their checksum,
+    /// bytes no object or move refers to (orphans). Exits non-zero when something is
+    /// wrong and not repaired. The command to run after an incident.
+    Check {
+        /// Hash every object, not a sample.
+        #[arg(long)]
+        full: bool,
+        /// Objects hashed when not --full.
+        #[arg(long, default_value_t = 100)]
+        sample: u64,
+        /// Remove orphans; restore a damaged object from another copy of its bytes, or
+        /// record the damage in the catalogue when there is none.
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Upload a file; it lands on the default tier.
     Ingest {
         /// The file.
@@ -278,6 +297,22 @@ pub fn run(cli: Cli) -> ExitCode {
                 };
                 simulate(&config, &options, json)
             }),
+        Command::Check {
+            full,
+            sample,
+            repair,
+            json,
+        } => runtime().and_then(|rt| {
+            rt.block_on(check_tiers(
+                crate::check::CheckOptions {
+                    full,
+                    sample,
+                    repair,
+                    grace: std::time::Duration::ZERO,
+                },
+                json,
+            ))
+        }),
         client_command => runtime().and_then(|rt| rt.block_on(run_client(client_command))),
     };
     match outcome {
@@ -287,6 +322,91 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `strata check`: checks (and repairs) the tiers against the catalogue, prints what it
+/// found and fails when something is left wrong.
+async fn check_tiers(mut options: crate::check::CheckOptions, json: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let config = Config::from_env()?;
+    // Bytes younger than a move's lease may belong to a write still under way.
+    options.grace = config.mover.lease;
+    let catalogue = crate::db::Catalogue::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the catalogue at {}",
+                service::redact_url(&config.database_url)
+            )
+        })?;
+    let tiers = crate::storage::Tiers::open(&config.tiers, config.transfer)
+        .await
+        .context("opening the tiers")?;
+    let report = crate::check::check(&catalogue, &tiers, options).await;
+    catalogue.close().await;
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", check_summary(&report));
+    }
+    match report.unresolved() {
+        0 => Ok(()),
+        n => anyhow::bail!(
+            "{n} of {} problems remain{}",
+            report.findings.len(),
+            if options.repair {
+                ""
+            } else {
+                " (--repair fixes what it can)"
+            }
+        ),
+    }
+}
+
+/// The human-readable report of `strata check`.
+fn check_summary(report: &crate::check::CheckReport) -> String {
+    use crate::check::{Problem, Repair};
+    let mut out = format!(
+        "checked {} objects ({} hashed) against {} stored keys: {} problems\n",
+        report.objects,
+        report.hashed,
+        report.stored_keys,
+        report.findings.len()
+    );
+    for f in &report.findings {
+        let what = match &f.problem {
+            Problem::Missing => "missing: no bytes at the catalogued location".to_string(),
+            Problem::WrongSize { stored, expected } => {
+                format!("wrong size: {stored} bytes stored, {expected} catalogued")
+            }
+            Problem::WrongChecksum { stored } => {
+                format!("wrong checksum: the bytes hash to {stored}")
+            }
+            Problem::Orphan { size } => format!("orphan: {size} bytes no object or move refers to"),
+        };
+        let object = f
+            .object_id
+            .as_deref()
+            .map_or(String::new(), |id| format!(" (object {id})"));
+        let done = match &f.repair {
+            None => String::new(),
+            Some(Repair::Removed) => " -> removed".into(),
+            Some(Repair::Restored {
+                from_tier,
+                from_location,
+            }) => format!(" -> restored from {from_tier}/{from_location}"),
+            Some(Repair::MarkedDamaged) => {
+                " -> no good copy anywhere; marked damaged in the catalogue".into()
+            }
+            Some(Repair::Failed { error }) => format!(" -> repair failed: {error}"),
+        };
+        out.push_str(&format!(
+            "  {}/{}{object}: {what}{done}\n",
+            f.tier, f.location
+        ));
+    }
+    out
 }
 
 /// `strata train-model`: trains, reports against the baselines, writes the model file
@@ -447,7 +567,10 @@ mod progress {
 /// Runs one client subcommand and prints its answer on stdout.
 async fn run_client(command: Command) -> anyhow::Result<()> {
     let (server, output) = match command {
-        Command::Serve | Command::TrainModel(_) | Command::Simulate { .. } => {
+        Command::Serve
+        | Command::TrainModel(_)
+        | Command::Simulate { .. }
+        | Command::Check { .. } => {
             unreachable!("not a client subcommand")
         }
         Command::Ingest {

@@ -5,6 +5,7 @@
 //! the catalogue. Each module below owns one step.
 
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod config;

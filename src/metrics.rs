@@ -36,6 +36,7 @@ pub struct Metrics {
     forecast_micros_last: AtomicU64,
     proactive_moves: AtomicU64,
     model: Mutex<Option<ModelInfo>>,
+    swept: Mutex<BTreeMap<String, u64>>,
 }
 
 /// The forecast model in use, as metrics show it.
@@ -169,6 +170,16 @@ impl Metrics {
         self.events_read.load(Relaxed)
     }
 
+    /// Counts `n` leftovers of interrupted writes removed from `tier`.
+    pub fn record_swept(&self, tier: &str, n: u64) {
+        *self
+            .swept
+            .lock()
+            .expect("swept lock")
+            .entry(tier.to_string())
+            .or_default() += n;
+    }
+
     /// Renders the counters in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let consumed = self.events_consumed.load(Relaxed);
@@ -281,6 +292,13 @@ impl Metrics {
             self.forecast_objects_last.load(Relaxed),
             self.forecast_micros_last.load(Relaxed) as f64 / 1e6
         );
+        let _ = writeln!(
+            out,
+            "# HELP strata_leftovers_swept_total Leftovers of interrupted writes removed (temporary files on file tiers, multipart uploads on S3 tiers), by tier.\n# TYPE strata_leftovers_swept_total counter"
+        );
+        for (tier, n) in self.swept.lock().expect("swept lock").iter() {
+            let _ = writeln!(out, "strata_leftovers_swept_total{{tier=\"{tier}\"}} {n}");
+        }
         if let Some(model) = self.model.lock().expect("model lock").as_ref() {
             let _ = writeln!(
                 out,
@@ -304,12 +322,15 @@ mod tests {
         m.record_dead_letter("malformed");
         m.record_dead_letter("malformed");
         m.set_lag(BTreeMap::from([(0, 3), (2, 0)]));
+        m.record_swept("onprem", 2);
+        m.record_swept("onprem", 1);
         let mut page = String::new();
         m.render(&mut page);
         assert!(page.contains("strata_events_consumed_total 10\n"), "{page}");
         assert!(page.contains("strata_events_unknown_object_total 2\n"));
         assert!(page.contains("strata_dead_letters_total{reason=\"malformed\"} 2\n"));
         assert!(page.contains("strata_consumer_lag{partition=\"0\"} 3\n"));
+        assert!(page.contains("strata_leftovers_swept_total{tier=\"onprem\"} 3\n"));
         assert!(page.contains("strata_event_flush_seconds_sum 0.005000\n"));
         assert!(!page.contains("strata_model_version"), "no model yet");
         m.record_forecast_run(1000, 3, Duration::from_millis(20));

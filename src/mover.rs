@@ -15,7 +15,9 @@
 //! `MOVER_MAX_ATTEMPTS`. A rewritten object is copied again at its new version, so old
 //! bytes never win. A worker that dies mid-move loses its lease; [`Mover::recover`], run
 //! at start-up and periodically by every process, requeues the move and removes what the
-//! dead attempt left on either tier.
+//! dead attempt left on either tier. With it, [`Mover::sweep`] removes what interrupted
+//! writes left inside the tiers (temporary files, multipart uploads) once they have been
+//! idle for a lease.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use crate::db::{
     Catalogue, CatalogueError, CopyPlan, MigrationRecord, MigrationStatus, ObjectRecord,
     StartRefusal, new_id, now_ms,
 };
+use crate::metrics::Metrics;
 use crate::storage::{ByteStream, Store, Tiers, digest_stream};
 
 /// Longest retry delay, however many attempts failed.
@@ -45,6 +48,7 @@ pub struct Mover {
     config: MoverConfig,
     worker: String,
     limiter: Option<Arc<RateLimiter>>,
+    metrics: Arc<Metrics>,
 }
 
 /// How an attempt ended early.
@@ -66,7 +70,13 @@ impl Mover {
             limiter: config
                 .bandwidth
                 .map(|rate| Arc::new(RateLimiter::new(rate))),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts what it sweeps into `metrics`.
+    pub fn reporting_to(self, metrics: Arc<Metrics>) -> Mover {
+        Mover { metrics, ..self }
     }
 
     /// Recovers what crashed workers left, then runs `MOVER_CONCURRENCY` workers and a
@@ -75,6 +85,7 @@ impl Mover {
         if let Err(e) = self.recover().await {
             tracing::warn!(error = %e, "start-up recovery of moves failed; will retry");
         }
+        self.sweep().await;
         let mut tasks = JoinSet::new();
         for _ in 0..self.config.concurrency {
             let me = self.clone();
@@ -89,6 +100,7 @@ impl Mover {
                 if let Err(e) = me.recover().await {
                     tracing::warn!(error = %e, "recovery of moves failed; will retry");
                 }
+                me.sweep().await;
             }
         });
         while tasks.join_next().await.is_some() {}
@@ -484,6 +496,36 @@ impl Mover {
             }
         }
         Ok(acted)
+    }
+}
+
+impl Mover {
+    /// Removes, on every tier, what writes left when they died (a killed process, a
+    /// lost connection): temporary files and multipart uploads idle for longer than a
+    /// lease, except the copies of running moves. Safe to run in every process at any
+    /// time. Returns how many it removed; failures are logged and retried next time.
+    pub async fn sweep(&self) -> u64 {
+        let live = match self.catalogue.live_copy_locations().await {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sweep the tiers: the catalogue is unreachable");
+                return 0;
+            }
+        };
+        let before = SystemTime::now() - self.config.lease;
+        let mut total = 0;
+        for (tier, store) in self.tiers.iter() {
+            match store.sweep(before, &live).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(tier = %tier.name, removed = n, "swept what interrupted writes left");
+                    self.metrics.record_swept(&tier.name, n);
+                    total += n;
+                }
+                Err(e) => tracing::warn!(tier = %tier.name, error = %e, "cannot sweep the tier"),
+            }
+        }
+        total
     }
 }
 

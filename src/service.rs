@@ -138,8 +138,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         stop.clone(),
     ));
     let tiers = Arc::new(tiers);
-    let mover =
-        tokio::spawn(Mover::new(catalogue.clone(), tiers.clone(), config.mover).run(stop.clone()));
+    let mover = tokio::spawn(
+        Mover::new(catalogue.clone(), tiers.clone(), config.mover)
+            .reporting_to(metrics.clone())
+            .run(stop.clone()),
+    );
     let listen = listener.local_addr()?;
     let api = tokio::spawn(api::serve(
         listener,

@@ -11,7 +11,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{MoveRig, PatternReader, fast_mover, s3_bucket_dir, stack_config, stack_env};
+use common::{
+    MoveRig, PatternReader, fast_mover, file_tier, free_port, s3_bucket_dir, stack_config,
+    stack_env,
+};
 use strata::db::{MigrationFilter, MigrationReason, MigrationStatus, NewMigration, ObjectRecord};
 
 const TIERS: [&str; 3] = ["onprem", "private", "public"];
@@ -21,6 +24,11 @@ const KILLS: usize = 6;
 /// `strata serve` on the test database and the stack's tiers, with a short lease so
 /// that recovery after a kill is quick.
 fn serve(database_url: &str, workdir: &Path) -> Child {
+    serve_with(database_url, workdir, &[])
+}
+
+/// [`serve`] with `extra` settings on top.
+fn serve_with(database_url: &str, workdir: &Path, extra: &[(&str, String)]) -> Child {
     let mut env: HashMap<String, String> = stack_env();
     env.insert("DATABASE_URL".into(), database_url.into());
     // This test is about moves; the stack's shared topic would only add noise.
@@ -40,6 +48,7 @@ fn serve(database_url: &str, workdir: &Path) -> Child {
     ] {
         env.insert(k.into(), v.into());
     }
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .arg("serve")
         .current_dir(workdir)
@@ -206,5 +215,77 @@ async fn killed_movers_never_cost_an_object() {
         );
     }
 
+    rig.finish().await;
+}
+
+/// Names of the temporary files a file tier's interrupted writes left.
+fn temporary_files(root: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(root.join(".strata-tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_movers_temporary_file_is_swept_after_a_lease() {
+    let (slow, slow_dir) = file_tier("slow", None);
+    let (fast, fast_dir) = file_tier("fast", None);
+    let rig = MoveRig::new(vec![fast, slow], vec![], fast_mover()).await;
+    let object = rig
+        .ingest("slow", "big", PatternReader::new(7, 32 * 1024 * 1024))
+        .await;
+    let m = rig.enqueue(&object, "fast").await;
+    let port = free_port();
+    let settings = [
+        ("TIERS", "fast,slow".to_string()),
+        ("DEFAULT_TIER", "slow".to_string()),
+        (
+            "TIER_FAST_URL",
+            format!("file://{}", fast_dir.path().display()),
+        ),
+        (
+            "TIER_SLOW_URL",
+            format!("file://{}", slow_dir.path().display()),
+        ),
+        // 32 MiB at 4 MiB/s: the copy is still being written when the process dies.
+        (
+            "MOVER_BANDWIDTH_BYTES_PER_SEC",
+            (4 * 1024 * 1024).to_string(),
+        ),
+        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    common::eventually(Duration::from_secs(30), "a copy being written", || {
+        let writing = !temporary_files(fast_dir.path()).is_empty();
+        async move { writing }
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left = temporary_files(fast_dir.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    // Restarted, the mover takes the move over and sweeps the dead write's file once it
+    // has been idle for a lease (2 s), while its own new copy is being written.
+    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    common::eventually(Duration::from_secs(30), "the leftover swept", || {
+        let swept = temporary_files(fast_dir.path()).is_disjoint(&left);
+        async move { swept }
+    })
+    .await;
+    let metrics = common::curl(&[&format!("http://127.0.0.1:{port}/metrics")]);
+    let page = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        page.contains("strata_leftovers_swept_total{tier=\"fast\"} 1\n"),
+        "{page}"
+    );
+    rig.wait_for(&m.id, "the move completed", |m| {
+        m.status == MigrationStatus::Completed
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(temporary_files(fast_dir.path()).is_empty());
     rig.finish().await;
 }

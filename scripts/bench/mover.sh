@@ -48,9 +48,9 @@ json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 head -c "$((LARGE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/object.bin"
 rclone copy "$WORK/object.bin" "PUBLIC:strata-public/$PREFIX/large/"
 rclone_large="" strata_large_checksum="" strata_large_full=""
-for _ in $(seq "$RUNS"); do
-    rclone purge "ONPREM:strata-onprem/$PREFIX/large" >/dev/null 2>&1 || true
-    rclone_large+=" $(secs rclone copy "PUBLIC:strata-public/$PREFIX/large/object.bin" "ONPREM:strata-onprem/$PREFIX/large/")"
+for run in $(seq "$RUNS"); do
+    # A fresh destination each run: rclone skips a file the destination already has.
+    rclone_large+=" $(secs rclone copy "PUBLIC:strata-public/$PREFIX/large/object.bin" "ONPREM:strata-onprem/$PREFIX/large-$run/")"
     strata_large_checksum+=" $(json "$(MOVER_VERIFY=checksum cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)"
     strata_large_full+=" $(json "$(MOVER_VERIFY=full cargo bench --bench mover_transfer -- large "$WORK/object.bin" 2>/dev/null | tail -n 1)" secs)"
 done

@@ -361,12 +361,73 @@ impl Catalogue {
                 kind: "object",
                 id: id.into(),
             })?;
-        sqlx::query("DELETE FROM access_buckets WHERE object_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["access_buckets", "object_damage"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE object_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(ObjectRecord::from_row(&row)?)
+    }
+
+    /// Objects in id order, `limit` at a time, starting after the id `after`: every row,
+    /// without access counts, for a pass over the whole catalogue.
+    pub async fn object_records(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ObjectRecord>> {
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects \
+             WHERE (CAST($1 AS TEXT) IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reads)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(ObjectRecord::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// How many objects the catalogue holds.
+    pub async fn count_objects(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM objects")
+            .fetch_one(&self.reads)
+            .await?;
+        Ok(n)
+    }
+
+    /// Records that version `version` of object `id` is damaged, and how.
+    pub async fn mark_damaged(&self, id: &str, version: i64, problem: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO object_damage (object_id, version, found_at, problem) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (object_id) DO UPDATE SET version = excluded.version, \
+               found_at = excluded.found_at, problem = excluded.problem",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(now_ms())
+        .bind(problem)
+        .execute(&self.writes)
+        .await?;
+        Ok(())
+    }
+
+    /// The damage recorded for the current version of object `id`, if any.
+    pub async fn damage(&self, id: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT d.problem FROM object_damage d JOIN objects o \
+               ON o.id = d.object_id AND o.version = d.version WHERE d.object_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reads)
+        .await?;
+        Ok(row.map(|(problem,)| problem))
     }
 }
 

@@ -298,6 +298,32 @@ impl Catalogue {
         }
     }
 
+    /// `(tier, location)` of every copy a move holds besides the objects' own: copies
+    /// being written, and those recovery is still to remove (failed attempts' copies,
+    /// completed moves' sources).
+    pub async fn copies_in_moves(&self) -> Result<std::collections::HashSet<(String, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT to_tier, dest_location FROM migrations \
+             WHERE status <> 'completed' AND dest_location IS NOT NULL \
+             UNION SELECT from_tier, source_location FROM migrations \
+             WHERE status = 'completed' AND source_deleted = 0 AND source_location IS NOT NULL",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Where running moves are writing their copies.
+    pub async fn live_copy_locations(&self) -> Result<std::collections::HashSet<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT dest_location FROM migrations \
+             WHERE status IN ('copying', 'verifying') AND dest_location IS NOT NULL",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.into_iter().map(|(location,)| location).collect())
+    }
+
     /// Running moves whose worker's lease ran out before `now`: the worker died or hangs.
     pub async fn expired_migrations(&self, now: i64) -> Result<Vec<MigrationRecord>> {
         let sql = format!(

@@ -6,6 +6,7 @@
 
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -13,7 +14,7 @@ use tokio::fs;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use super::{ByteRange, ByteStream, ContentHasher, Digest, Result, StorageError};
+use super::{ByteRange, ByteStream, ContentHasher, Digest, Listed, Result, StorageError};
 
 /// Directory under the root for in-progress writes; keys may not start with it.
 const TMP_DIR: &str = ".strata-tmp";
@@ -145,6 +146,68 @@ impl FileStore {
             return Err(StorageError::NotFound { key: key.into() });
         }
         Ok(meta.len())
+    }
+
+    pub(super) async fn list(&self) -> Result<Vec<Listed>> {
+        let mut listed = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let mut entries = fs::read_dir(&dir)
+                .await
+                .map_err(|e| self.error("listing", e))?;
+            while let Some(entry) = entries
+                .next_entry()
+                .await
+                .map_err(|e| self.error("listing", e))?
+            {
+                let path = entry.path();
+                let meta = entry
+                    .metadata()
+                    .await
+                    .map_err(|e| self.error("reading metadata", e))?;
+                if meta.is_dir() {
+                    if path != self.root.join(TMP_DIR) {
+                        dirs.push(path);
+                    }
+                    continue;
+                }
+                let Ok(key) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
+                listed.push(Listed {
+                    key: key.to_string_lossy().into_owned(),
+                    size: meta.len(),
+                    modified: meta
+                        .modified()
+                        .map_err(|e| self.error("reading metadata", e))?,
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Removes temporary files last written before `before`: a put writes its file
+    /// without pausing for long, so an old one belongs to a write that died.
+    pub(super) async fn sweep(&self, before: SystemTime) -> Result<u64> {
+        let mut removed = 0;
+        let mut entries = fs::read_dir(self.root.join(TMP_DIR))
+            .await
+            .map_err(|e| self.error("listing temporary files", e))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| self.error("listing temporary files", e))?
+        {
+            let modified = entry.metadata().await.and_then(|m| m.modified());
+            if modified.is_ok_and(|at| at < before) {
+                match fs::remove_file(entry.path()).await {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.error("removing a temporary file", e)),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     pub(super) async fn delete(&self, key: &str) -> Result<()> {

@@ -8,9 +8,11 @@
 pub mod file;
 pub mod s3;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -81,6 +83,17 @@ pub struct Digest {
     pub size: u64,
     /// Their checksum (see [`ContentHasher`]).
     pub checksum: String,
+}
+
+/// An object as a tier's listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key.
+    pub key: String,
+    /// Its size.
+    pub size: u64,
+    /// When it was last written.
+    pub modified: SystemTime,
 }
 
 /// A byte range as in HTTP `Range: bytes=start-end` (both ends inclusive).
@@ -237,6 +250,26 @@ impl Store {
         match self {
             Store::File(f) => f.delete(key).await,
             Store::S3(s) => s.delete(key).await,
+        }
+    }
+
+    /// Every object stored on the tier, in no particular order (temporary files and
+    /// unfinished uploads are not objects).
+    pub async fn list(&self) -> Result<Vec<Listed>> {
+        match self {
+            Store::File(f) => f.list().await,
+            Store::S3(s) => s.list().await,
+        }
+    }
+
+    /// Removes what interrupted writes left behind with no activity since `before`:
+    /// temporary files of a file tier, multipart uploads of an S3 tier, except uploads
+    /// to `live` keys (copies under way). A server that cannot list its uploads is said
+    /// once in the log and left to its bucket's lifecycle rules.
+    pub async fn sweep(&self, before: SystemTime, live: &HashSet<String>) -> Result<u64> {
+        match self {
+            Store::File(f) => f.sweep(before).await,
+            Store::S3(s) => s.sweep(before, live).await,
         }
     }
 

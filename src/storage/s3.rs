@@ -18,9 +18,10 @@
 //! files. Every range is pinned to the ETag seen first (`If-Match`), so a concurrent
 //! overwrite fails the read instead of splicing two versions together.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -36,7 +37,7 @@ use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
-use super::{ByteRange, ByteStream, ContentHasher, Digest, Result, StorageError};
+use super::{ByteRange, ByteStream, ContentHasher, Digest, Listed, Result, StorageError};
 use crate::config::{S3Config, TransferConfig};
 
 /// Part uploads in flight: each yields its completed part or why it failed.
@@ -52,6 +53,11 @@ pub struct S3Store {
     sign_payload: bool,
     /// Set once the server was found to report neither checksums nor MD5 ETags.
     unchecked_said: Arc<AtomicBool>,
+    /// Set once the server reported a CRC32C for a part (some report them for whole
+    /// objects only): from then on parts are not hashed with MD5 ahead of the answer.
+    reports_crc32c: Arc<AtomicBool>,
+    /// Set once the server was found unable to list multipart uploads.
+    unsweepable_said: Arc<AtomicBool>,
 }
 
 impl S3Store {
@@ -90,6 +96,8 @@ impl S3Store {
             transfer,
             sign_payload: config.sign_payload,
             unchecked_said: Arc::new(AtomicBool::new(false)),
+            reports_crc32c: Arc::new(AtomicBool::new(false)),
+            unsweepable_said: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -153,7 +161,14 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(|e| self.error("putting", key, e))?;
-            self.check_receipt(key, &first, &crc32c, out.checksum_crc32_c(), out.e_tag())?;
+            self.check_receipt(
+                key,
+                &first,
+                &crc32c,
+                None,
+                out.checksum_crc32_c(),
+                out.e_tag(),
+            )?;
             return Ok(hasher.finish());
         }
 
@@ -287,11 +302,31 @@ impl S3Store {
         if !self.sign_payload {
             upload = upload.disable_payload_signing();
         }
+        // The MD5 an ETag may have to be compared with, hashed while the part travels
+        // (off the async workers), unless the server is known to report CRC32Cs.
+        let md5 = (!self.reports_crc32c.load(Ordering::Relaxed)).then(|| {
+            let part = part.clone();
+            tokio::task::spawn_blocking(move || hex_md5(&part))
+        });
         let out = upload
             .send()
             .await
             .map_err(|e| self.error("uploading a part of", key, e))?;
-        self.check_receipt(key, &part, &crc32c, out.checksum_crc32_c(), out.e_tag())?;
+        let md5 = match md5 {
+            Some(hashing) => hashing.await.ok(),
+            None => None,
+        };
+        if out.checksum_crc32_c().is_some() {
+            self.reports_crc32c.store(true, Ordering::Relaxed);
+        }
+        self.check_receipt(
+            key,
+            &part,
+            &crc32c,
+            md5,
+            out.checksum_crc32_c(),
+            out.e_tag(),
+        )?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(out.e_tag().map(str::to_string))
@@ -300,19 +335,25 @@ impl S3Store {
     }
 
     /// Checks the server's answer to a request that sent `sent` (whose CRC32C is
-    /// `crc32c`): the CRC32C it reports, else an ETag that is an MD5 (32 hex digits; not
-    /// one under SSE-KMS or of a multipart object), else nothing to compare.
+    /// `crc32c`, and MD5 `md5` when already computed): the CRC32C it reports, else an
+    /// ETag that is an MD5 (32 hex digits; not one under SSE-KMS or of a multipart
+    /// object), else nothing to compare.
     fn check_receipt(
         &self,
         key: &str,
         sent: &[u8],
         crc32c: &str,
+        md5: Option<String>,
         reported_crc32c: Option<&str>,
         etag: Option<&str>,
     ) -> Result<()> {
         let (what, expected, reported) = match (reported_crc32c, etag.and_then(md5_etag)) {
             (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
-            (None, Some(md5)) => ("MD5", hex_md5(sent), md5.to_string()),
+            (None, Some(etag)) => (
+                "MD5",
+                md5.unwrap_or_else(|| hex_md5(sent)),
+                etag.to_string(),
+            ),
             (None, None) => {
                 if !self.unchecked_said.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
@@ -459,6 +500,108 @@ impl S3Store {
         Ok((size, out.e_tag().map(str::to_string)))
     }
 
+    pub(super) async fn list(&self) -> Result<Vec<Listed>> {
+        let mut listed = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("listing", "the bucket", e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                listed.push(Listed {
+                    key: key.to_string(),
+                    size: object.size().unwrap_or_default().max(0) as u64,
+                    modified: object
+                        .last_modified()
+                        .and_then(|t| SystemTime::try_from(*t).ok())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Aborts multipart uploads of Strata's key layout (`<object id>/<name>`) whose
+    /// latest part (or start) is older than `before`, except those to `live` keys.
+    pub(super) async fn sweep(&self, before: SystemTime, live: &HashSet<String>) -> Result<u64> {
+        let mut aborted = 0;
+        let (mut key_marker, mut upload_id_marker) = (None, None);
+        loop {
+            let page = match self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_id_marker.take())
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(e)
+                    if e.as_service_error().and_then(|s| s.meta().code())
+                        == Some("NotImplemented") =>
+                {
+                    if !self.unsweepable_said.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(bucket = %self.bucket, "the server cannot list multipart uploads; interrupted uploads there are left to the bucket's lifecycle rules");
+                    }
+                    return Ok(0);
+                }
+                Err(e) => return Err(self.error("listing multipart uploads of", "the bucket", e)),
+            };
+            for upload in page.uploads() {
+                let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                if !is_strata_key(key) || live.contains(key) {
+                    continue;
+                }
+                let started = upload
+                    .initiated()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                if started.is_none_or(|at| at >= before)
+                    || self.last_part_at(key, upload_id).await? >= Some(before)
+                {
+                    continue;
+                }
+                tracing::info!(bucket = %self.bucket, %key, "aborting an interrupted multipart upload");
+                self.abort_upload(key, upload_id).await;
+                aborted += 1;
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(aborted);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            upload_id_marker = page.next_upload_id_marker().map(str::to_string);
+        }
+    }
+
+    /// When the latest part of an upload arrived; `None` before the first.
+    async fn last_part_at(&self, key: &str, upload_id: &str) -> Result<Option<SystemTime>> {
+        let mut latest = None;
+        let mut pages = self
+            .client
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("listing the parts of", key, e))?;
+            for part in page.parts() {
+                let at = part
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                latest = latest.max(at);
+            }
+        }
+        Ok(latest)
+    }
+
     pub(super) async fn delete(&self, key: &str) -> Result<()> {
         self.client
             .delete_object()
@@ -502,6 +645,14 @@ impl Drop for AbortOnDrop {
 /// Waits for every part upload in flight to end, whatever its outcome.
 async fn finish_parts(in_flight: &mut PartUploads) {
     while in_flight.join_next().await.is_some() {}
+}
+
+/// Whether `key` has the shape of Strata's locations, `<object id>/<name>`: a bucket
+/// may hold other writers' uploads, which are not Strata's to abort.
+fn is_strata_key(key: &str) -> bool {
+    key.split_once('/').is_some_and(|(id, name)| {
+        uuid::Uuid::parse_str(id).is_ok() && !name.is_empty() && !name.contains('/')
+    })
 }
 
 /// CRC32C of `bytes` as S3 headers carry it: big-endian, base64.
