@@ -37,10 +37,10 @@ async fn a_better_challenger_is_activated_everywhere_and_a_worse_one_only_record
         });
         inject_hours(&db, &object.id, hours.filter(|&(_, hits)| hits > 0)).await;
     }
-    // The champion ranks objects backwards: the shipped model with every weight negated.
+    // The champion ranks objects backwards: an earlier shipped model with every weight negated.
     let mut champion = Model::load(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/models/default-1795386721027.json"
+        "/tests/fixtures/model-before-kinds.json"
     )))
     .unwrap();
     champion.name = "backwards".into();

@@ -757,14 +757,14 @@ mod tests {
 
     #[test]
     fn a_model_file_from_before_kinds_loads_and_predicts_as_before() {
-        let shipped = Model::load(Path::new(concat!(
+        let before_kinds = Model::load(Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/models/default-1795386721027.json"
+            "/tests/fixtures/model-before-kinds.json"
         )))
         .unwrap();
-        assert_eq!(shipped.kind, ModelKind::LogLinear);
-        assert!(shipped.alternatives.is_empty());
-        let mut document: serde_json::Value = serde_json::to_value(&shipped).unwrap();
+        assert_eq!(before_kinds.kind, ModelKind::LogLinear);
+        assert!(before_kinds.alternatives.is_empty());
+        let mut document: serde_json::Value = serde_json::to_value(&before_kinds).unwrap();
         assert!(document.get("alternatives").is_none());
         document.as_object_mut().unwrap().remove("kind");
         let old = Model::parse(&document.to_string(), "old").unwrap();
