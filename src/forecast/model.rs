@@ -227,10 +227,15 @@ impl ModelKind {
 
     /// The forecast of a `score`; never negative.
     fn forecast(self, score: f64) -> f64 {
+        // exp(709) is the largest finite f64; a NaN score forecasts nothing.
+        let score = if score.is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            score.min(700.0)
+        };
         match self {
             ModelKind::LogLinear => score.exp_m1().max(0.0),
-            // exp(709) is the largest finite f64.
-            ModelKind::Poisson => score.min(700.0).exp(),
+            ModelKind::Poisson => score.exp(),
         }
     }
 
@@ -410,10 +415,14 @@ impl Model {
             )));
         }
         // A feature that never varies over the training rows (the same hour last week,
-        // in a history shorter than a week) makes the least-squares system singular; it
-        // carries no information either, so it is left out of the fit and gets weight 0.
+        // in a history shorter than a week), or that equals an earlier one in every row
+        // (the age of objects whose history predates their catalogue entry is their idle
+        // time), makes the least-squares system singular; it carries no information of
+        // its own either, so it is left out of the fit and gets weight 0.
+        let same = |j: usize, k: usize| train.iter().all(|e| e.features[j] == e.features[k]);
         let varying: Vec<usize> = (0..FEATURE_COUNT)
             .filter(|&j| train.iter().any(|e| e.features[j] != train[0].features[j]))
+            .filter(|&j| !(0..j).any(|k| same(j, k)))
             .collect();
         if varying.is_empty() {
             return Err(ModelError::NotEnoughData(
@@ -687,6 +696,35 @@ mod tests {
             ),
             Err(ModelError::NotEnoughData(_))
         ));
+    }
+
+    #[test]
+    fn a_feature_equal_to_another_in_every_row_gets_no_weight() {
+        // Objects catalogued after their history began: age is idle time in every row.
+        let examples: Vec<Example> = (0..200)
+            .map(|h| {
+                let mut f: [f64; FEATURE_COUNT] =
+                    std::array::from_fn(|j| ((h as usize * 7 + j * j * 3) % 11) as f64);
+                f[7] = (h % 13) as f64;
+                f[8] = f[7];
+                example(h, f, 0.3 * f[0] + 0.2 * f[7] + 0.1)
+            })
+            .collect();
+        let model = Model::train("twins", &examples, 1, 0.2, 0).unwrap();
+        assert_eq!(model.coefficients[8], 0.0, "{model:?}");
+        assert!((model.coefficients[7] - 0.2).abs() < 1e-6, "{model:?}");
+        let mut features = [0.0; FEATURE_COUNT];
+        features[8] = 1e6;
+        features[7] = 0.0;
+        assert!(model.predict(&features).is_finite());
+    }
+
+    #[test]
+    fn forecasts_stay_finite_however_large_the_score() {
+        for kind in ModelKind::ALL {
+            assert!(kind.forecast(1e300).is_finite(), "{kind:?}");
+            assert_eq!(kind.forecast(f64::NAN), 0.0, "{kind:?}");
+        }
     }
 
     #[test]

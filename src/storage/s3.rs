@@ -53,6 +53,8 @@ pub struct S3Store {
     sign_payload: bool,
     /// Set once the server was found to report neither checksums nor MD5 ETags.
     unchecked_said: Arc<AtomicBool>,
+    /// Set once the server was found to report an MD5 ETag but no checksum.
+    md5_said: Arc<AtomicBool>,
     /// Set once the server reported a CRC32C for a part (some report them for whole
     /// objects only): from then on parts are not hashed with MD5 ahead of the answer.
     reports_crc32c: Arc<AtomicBool>,
@@ -96,6 +98,7 @@ impl S3Store {
             transfer,
             sign_payload: config.sign_payload,
             unchecked_said: Arc::new(AtomicBool::new(false)),
+            md5_said: Arc::new(AtomicBool::new(false)),
             reports_crc32c: Arc::new(AtomicBool::new(false)),
             unsweepable_said: Arc::new(AtomicBool::new(false)),
         }
@@ -349,11 +352,19 @@ impl S3Store {
     ) -> Result<()> {
         let (what, expected, reported) = match (reported_crc32c, etag.and_then(md5_etag)) {
             (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
-            (None, Some(etag)) => (
-                "MD5",
-                md5.unwrap_or_else(|| hex_md5(sent)),
-                etag.to_string(),
-            ),
+            (None, Some(etag)) => {
+                if !self.md5_said.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        bucket = %self.bucket,
+                        "the server reports no CRC32C for some writes; their MD5 ETags are compared instead"
+                    );
+                }
+                (
+                    "MD5",
+                    md5.unwrap_or_else(|| hex_md5(sent)),
+                    etag.to_string(),
+                )
+            }
             (None, None) => {
                 if !self.unchecked_said.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
