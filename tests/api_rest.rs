@@ -10,7 +10,7 @@ use common::{StrataServer, TestDb, curl, eventually, pattern, s3_bucket_dir};
 use serde_json::Value;
 use strata::db::{Catalogue, now_ms};
 
-const OBJECT_FIELDS: [&str; 11] = [
+const OBJECT_FIELDS: [&str; 12] = [
     "id",
     "key",
     "size",
@@ -22,6 +22,7 @@ const OBJECT_FIELDS: [&str; 11] = [
     "updated_at",
     "access",
     "prediction",
+    "damage",
 ];
 
 const MIGRATION_FIELDS: [&str; 13] = [

@@ -69,6 +69,12 @@ fn found(report: &Value) -> Vec<(String, String)> {
     found
 }
 
+/// The damage recorded with an object, as GET /objects/{id} serves it.
+async fn damage(rig: &MoveRig, id: &str) -> Option<String> {
+    let now = strata::db::now_ms();
+    rig.catalogue.get_object_view(id, now).await.unwrap().damage
+}
+
 fn pair(kind: &str, what: &str) -> (String, String) {
     (kind.to_string(), what.to_string())
 }
@@ -172,15 +178,16 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     assert_eq!(std::fs::read(path(restorable)).unwrap(), data);
     assert!(!root.join(&stray_disk).exists());
     assert!(root.join(&young).exists(), "a young key is left alone");
-    for o in [missing, truncated, flipped] {
-        assert!(
-            rig.catalogue.damage(&o.id).await.unwrap().is_some(),
-            "{}",
-            o.id
-        );
+    // The damage shows with the object (GET /objects/{id} serves this view).
+    assert_eq!(
+        damage(&rig, &missing.id).await.as_deref(),
+        Some(r#"{"kind":"missing"}"#)
+    );
+    for o in [truncated, flipped] {
+        assert!(damage(&rig, &o.id).await.is_some(), "{}", o.id);
     }
     for o in [healthy, restorable, &on_s3] {
-        assert_eq!(rig.catalogue.damage(&o.id).await.unwrap(), None);
+        assert_eq!(damage(&rig, &o.id).await, None);
     }
 
     // What is left: the three damaged objects, and the young key, now past its grace.

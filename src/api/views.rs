@@ -4,10 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::{
-    AccessSummary, MigrationRecord, ModelRecord, ObjectRecord, ObjectView, Page, StoredPrediction,
-    TierUsage,
-};
+use crate::db::{MigrationRecord, ModelRecord, ObjectView, Page, TierUsage};
 use crate::forecast::capture::{CAPTURE_SHARES, CaptureScores};
 use crate::forecast::{Model, Scores};
 use crate::policy::{MOVE_COST_ACCESSES, PlannedMove};
@@ -38,6 +35,10 @@ pub struct ObjectBody {
     pub access: AccessBody,
     /// The forecaster's latest stored prediction; null before its first.
     pub prediction: Option<StoredPredictionBody>,
+    /// What `strata check` found wrong with this version's bytes and could not repair
+    /// from another copy (the finding's problem as JSON, e.g. `{"kind":"missing"}`);
+    /// null when nothing was found.
+    pub damage: Option<String>,
 }
 
 /// The forecaster's latest stored prediction for an object.
@@ -70,13 +71,14 @@ pub struct AccessBody {
     pub last_access_at: Option<String>,
 }
 
-impl ObjectBody {
-    /// The wire shape of `object` with access counts `access` and its latest prediction.
-    pub fn new(
-        object: ObjectRecord,
-        access: AccessSummary,
-        prediction: Option<StoredPrediction>,
-    ) -> ObjectBody {
+impl From<ObjectView> for ObjectBody {
+    fn from(view: ObjectView) -> ObjectBody {
+        let ObjectView {
+            object,
+            access,
+            prediction,
+            damage,
+        } = view;
         ObjectBody {
             id: object.id,
             key: object.key,
@@ -101,13 +103,8 @@ impl ObjectBody {
                 model_version: p.model_version,
                 predicted_at: format_rfc3339_ms(p.predicted_at),
             }),
+            damage,
         }
-    }
-}
-
-impl From<ObjectView> for ObjectBody {
-    fn from(view: ObjectView) -> ObjectBody {
-        ObjectBody::new(view.object, view.access, view.prediction)
     }
 }
 

@@ -61,6 +61,8 @@ pub struct ObjectView {
     pub access: AccessSummary,
     /// The forecaster's latest prediction, if it made one.
     pub prediction: Option<StoredPrediction>,
+    /// What `strata check` found wrong with this version's bytes and could not repair.
+    pub damage: Option<String>,
 }
 
 /// The object columns plus the windowed access sums, total and last access of
@@ -98,8 +100,10 @@ fn object_view_select() -> String {
          CAST(objects.access_total + COALESCE((SELECT SUM(hits) {unrolled}), 0) AS BIGINT) \
            AS access_total, \
          COALESCE((SELECT MAX(last_at) {unrolled}), objects.last_access_at) AS last_access_at, \
-         p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at \
-         FROM objects LEFT JOIN predictions p ON p.object_id = objects.id",
+         p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at, \
+         dmg.problem AS damage \
+         FROM objects LEFT JOIN predictions p ON p.object_id = objects.id \
+         LEFT JOIN object_damage dmg ON dmg.object_id = objects.id AND dmg.object_version = objects.version",
         minutes("$1"),
         minutes("$2"),
         hours("$3"),
@@ -129,6 +133,7 @@ impl ObjectView {
                 last_access_at: row.try_get("last_access_at")?,
             },
             prediction: StoredPrediction::from_row(row)?,
+            damage: row.try_get("damage")?,
             object,
         })
     }
@@ -404,9 +409,9 @@ impl Catalogue {
     /// Records that version `version` of object `id` is damaged, and how.
     pub async fn mark_damaged(&self, id: &str, version: i64, problem: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO object_damage (object_id, version, found_at, problem) \
+            "INSERT INTO object_damage (object_id, object_version, found_at, problem) \
              VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (object_id) DO UPDATE SET version = excluded.version, \
+             ON CONFLICT (object_id) DO UPDATE SET object_version = excluded.object_version, \
                found_at = excluded.found_at, problem = excluded.problem",
         )
         .bind(id)
@@ -416,18 +421,6 @@ impl Catalogue {
         .execute(&self.writes)
         .await?;
         Ok(())
-    }
-
-    /// The damage recorded for the current version of object `id`, if any.
-    pub async fn damage(&self, id: &str) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT d.problem FROM object_damage d JOIN objects o \
-               ON o.id = d.object_id AND o.version = d.version WHERE d.object_id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.reads)
-        .await?;
-        Ok(row.map(|(problem,)| problem))
     }
 }
 
