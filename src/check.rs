@@ -198,8 +198,16 @@ pub async fn check(
         .filter(|(place, listed)| !referenced.contains(*place) && listed.modified < settled)
         .collect();
     orphans.sort_by(|a, b| a.0.cmp(b.0));
+    // Moves queued since the first look may have taken some of them.
+    let in_moves = if orphans.is_empty() {
+        HashSet::new()
+    } else {
+        catalogue.copies_in_moves().await?
+    };
     for ((tier, key), listed) in orphans {
-        if still_unreferenced(catalogue, tier, key).await? {
+        if !in_moves.contains(&(tier.clone(), key.clone()))
+            && still_unreferenced(catalogue, tier, key).await?
+        {
             report.findings.push(Finding {
                 tier: tier.clone(),
                 location: key.clone(),
@@ -282,7 +290,7 @@ async fn confirm(
     }))
 }
 
-/// Whether `key` on `tier` is still nobody's: an object or a move may have taken it
+/// Whether `key` on `tier` is still no object's: a rewrite may have put an object there
 /// since the catalogue was read.
 async fn still_unreferenced(
     catalogue: &Catalogue,
@@ -290,9 +298,6 @@ async fn still_unreferenced(
     key: &str,
 ) -> Result<bool, CheckError> {
     let place = (tier.to_string(), key.to_string());
-    if catalogue.copies_in_moves().await?.contains(&place) {
-        return Ok(false);
-    }
     // Strata's locations start with the object id.
     let Some((id, _)) = key.split_once('/') else {
         return Ok(true);
