@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{MoveRig, OwnS3Server, fast_mover, file_tier, pattern};
 use serde_json::Value;
+use sqlx::Connection;
 
 /// Runs `strata check ARGS --json` on the rig's catalogue and tiers; returns whether it
 /// succeeded and its report.
@@ -122,6 +123,24 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     let stray_disk = format!("{}/stray", strata::db::new_id());
     std::fs::create_dir_all(root.join(&stray_disk).parent().unwrap()).unwrap();
     std::fs::write(root.join(&stray_disk), b"stray").unwrap();
+    // The copy a failed move attempt left, which recovery is still to remove: the move's,
+    // not an orphan.
+    let attempt = rig.enqueue(healthy, "bucket").await;
+    let attempt_copy = format!("{}/{}-1", healthy.id, attempt.id);
+    rig.store("bucket")
+        .put(&attempt_copy, &data[..], "application/octet-stream")
+        .await
+        .unwrap();
+    let mut conn = sqlx::AnyConnection::connect(rig.database_url())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE migrations SET dest_location = $1 WHERE id = $2")
+        .bind(&attempt_copy)
+        .bind(&attempt.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
     // Older than the grace period (the lease, 2 s)...
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // ...unlike this one, which may be a write in flight.
@@ -178,6 +197,10 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     assert_eq!(std::fs::read(path(restorable)).unwrap(), data);
     assert!(!root.join(&stray_disk).exists());
     assert!(root.join(&young).exists(), "a young key is left alone");
+    assert!(
+        rig.store("bucket").size(&attempt_copy).await.is_ok(),
+        "a move's copy is left to the mover"
+    );
     // The damage shows with the object (GET /objects/{id} serves this view).
     assert_eq!(
         damage(&rig, &missing.id).await.as_deref(),
