@@ -177,12 +177,11 @@ pub async fn check(
             report.objects += 1;
             let place = (object.tier.clone(), object.location.clone());
             let hash = sampler.next();
-            let problem = match tiers.store(&object.tier) {
+            let (problem, hashed) = match tiers.store(&object.tier) {
                 Some(store) => examine(store, &object, stored.get(&place), hash).await?,
-                None => None,
+                None => (None, false),
             };
-            let hashed = matches!(problem, None | Some(Problem::WrongChecksum { .. }));
-            report.hashed += u64::from(hash && hashed && tiers.store(&object.tier).is_some());
+            report.hashed += u64::from(hashed);
             referenced.insert(place);
             if let Some(problem) = problem
                 && let Some(finding) = confirm(catalogue, tiers, &object, problem).await?
@@ -226,32 +225,37 @@ pub async fn check(
     Ok(report)
 }
 
-/// What is wrong with `object`'s bytes as listed (`listed`), hashing them when `hash`.
+/// What is wrong with `object`'s bytes as listed (`listed`), hashing them when `hash`
+/// (and they are there, of the right size); and whether they were hashed.
 async fn examine(
     store: &Store,
     object: &ObjectRecord,
     listed: Option<&Listed>,
     hash: bool,
-) -> Result<Option<Problem>, CheckError> {
+) -> Result<(Option<Problem>, bool), CheckError> {
     let expected = object.size as u64;
     let Some(listed) = listed else {
-        return Ok(Some(Problem::Missing));
+        return Ok((Some(Problem::Missing), false));
     };
     if listed.size != expected {
-        return Ok(Some(Problem::WrongSize {
+        let problem = Problem::WrongSize {
             stored: listed.size,
             expected,
-        }));
+        };
+        return Ok((Some(problem), false));
     }
     if !hash {
-        return Ok(None);
+        return Ok((None, false));
     }
     match store.digest(&object.location).await {
-        Ok(digest) if digest.checksum == object.checksum => Ok(None),
-        Ok(digest) => Ok(Some(Problem::WrongChecksum {
-            stored: digest.checksum,
-        })),
-        Err(StorageError::NotFound { .. }) => Ok(Some(Problem::Missing)),
+        Ok(digest) if digest.checksum == object.checksum => Ok((None, true)),
+        Ok(digest) => Ok((
+            Some(Problem::WrongChecksum {
+                stored: digest.checksum,
+            }),
+            true,
+        )),
+        Err(StorageError::NotFound { .. }) => Ok((Some(Problem::Missing), false)),
         Err(source) => Err(CheckError::Storage {
             tier: object.tier.clone(),
             source,

@@ -302,17 +302,7 @@ pub fn run(cli: Cli) -> ExitCode {
             sample,
             repair,
             json,
-        } => runtime().and_then(|rt| {
-            rt.block_on(check_tiers(
-                crate::check::CheckOptions {
-                    full,
-                    sample,
-                    repair,
-                    grace: std::time::Duration::ZERO,
-                },
-                json,
-            ))
-        }),
+        } => runtime().and_then(|rt| rt.block_on(check_tiers(full, sample, repair, json))),
         client_command => runtime().and_then(|rt| rt.block_on(run_client(client_command))),
     };
     match outcome {
@@ -326,19 +316,17 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// `strata check`: checks (and repairs) the tiers against the catalogue, prints what it
 /// found and fails when something is left wrong.
-async fn check_tiers(mut options: crate::check::CheckOptions, json: bool) -> anyhow::Result<()> {
+async fn check_tiers(full: bool, sample: u64, repair: bool, json: bool) -> anyhow::Result<()> {
     use anyhow::Context;
     let config = Config::from_env()?;
-    // Bytes younger than a move's lease may belong to a write still under way.
-    options.grace = config.mover.lease;
-    let catalogue = crate::db::Catalogue::connect(&config.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "opening the catalogue at {}",
-                service::redact_url(&config.database_url)
-            )
-        })?;
+    let options = crate::check::CheckOptions {
+        full,
+        sample,
+        repair,
+        // Bytes younger than a move's lease may belong to a write still under way.
+        grace: config.mover.lease,
+    };
+    let catalogue = service::open_catalogue(&config).await?;
     let tiers = crate::storage::Tiers::open(&config.tiers, config.transfer)
         .await
         .context("opening the tiers")?;
@@ -429,14 +417,7 @@ async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
         anyhow::bail!("--name must be letters, digits, `_` or `-`, got {name:?}");
     }
     let config = Config::from_env()?;
-    let catalogue = crate::db::Catalogue::connect(&config.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "opening the catalogue at {}",
-                service::redact_url(&config.database_url)
-            )
-        })?;
+    let catalogue = service::open_catalogue(&config).await?;
     let now = crate::db::now_ms();
     let examples = match &args.trace {
         Some(trace) => {

@@ -15,7 +15,7 @@
 //! `MOVER_MAX_ATTEMPTS`. A rewritten object is copied again at its new version, so old
 //! bytes never win. A worker that dies mid-move loses its lease; [`Mover::recover`], run
 //! at start-up and periodically by every process, requeues the move and removes what the
-//! dead attempt left on either tier. With it, [`Mover::sweep`] removes what interrupted
+//! dead attempt left on either tier. With it, the sweep removes what interrupted
 //! writes left inside the tiers (temporary files, multipart uploads) once they have been
 //! idle for a lease.
 
@@ -497,35 +497,30 @@ impl Mover {
         }
         Ok(acted)
     }
-}
 
-impl Mover {
     /// Removes, on every tier, what writes left when they died (a killed process, a
     /// lost connection): temporary files and multipart uploads idle for longer than a
     /// lease, except the copies of running moves. Safe to run in every process at any
-    /// time. Returns how many it removed; failures are logged and retried next time.
-    pub async fn sweep(&self) -> u64 {
+    /// time; failures are logged and retried next time.
+    async fn sweep(&self) {
         let live = match self.catalogue.live_copy_locations().await {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot sweep the tiers: the catalogue is unreachable");
-                return 0;
+                return;
             }
         };
         let before = SystemTime::now() - self.config.lease;
-        let mut total = 0;
         for (tier, store) in self.tiers.iter() {
             match store.sweep(before, &live).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(tier = %tier.name, removed = n, "swept what interrupted writes left");
                     self.metrics.record_swept(&tier.name, n);
-                    total += n;
                 }
                 Err(e) => tracing::warn!(tier = %tier.name, error = %e, "cannot sweep the tier"),
             }
         }
-        total
     }
 }
 

@@ -35,14 +35,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Opens the catalogue (applying schema migrations) and every tier, runs the mover, and
 /// stops on `shutdown`.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let catalogue = Catalogue::connect(&config.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "opening the catalogue at {}",
-                redact_url(&config.database_url)
-            )
-        })?;
+    let catalogue = open_catalogue(&config).await?;
     if catalogue.backend() == Backend::Sqlite {
         tracing::warn!(
             database = %config.database_url,
@@ -219,8 +212,21 @@ fn tier_buckets(config: &Config) -> HashMap<String, String> {
         .collect()
 }
 
+/// Opens the catalogue `DATABASE_URL` names (applying schema migrations), saying which
+/// (without its password) when it cannot.
+pub async fn open_catalogue(config: &Config) -> anyhow::Result<Catalogue> {
+    Catalogue::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the catalogue at {}",
+                redact_url(&config.database_url)
+            )
+        })
+}
+
 /// The URL with any password replaced, for log lines and error messages.
-pub fn redact_url(url: &str) -> String {
+fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

@@ -242,16 +242,7 @@ async fn a_destination_that_receives_other_bytes_than_were_sent_fails_the_move()
         let error = rejected.error.as_deref().unwrap();
         assert!(error.contains("writing the copy"), "{error}");
         assert!(error.contains(caught_by), "{error}");
-        let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
-        assert_eq!(unmoved.tier, "src");
-        assert_eq!(
-            rig.store("src")
-                .digest(&unmoved.location)
-                .await
-                .unwrap()
-                .checksum,
-            object.checksum
-        );
+        rig.assert_intact_on(&object, "src").await;
         rig.catalogue.cancel_migration(&m.id).await.unwrap();
     }
     rig.finish().await;
@@ -368,17 +359,7 @@ async fn cancelling_mid_copy_stops_and_cleans_up() {
         async move { left.is_empty() }
     })
     .await;
-    let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
-    assert_eq!(unmoved.tier, "s3a");
-    assert_eq!(
-        rig.store("s3a")
-            .digest(&unmoved.location)
-            .await
-            .unwrap()
-            .checksum,
-        object.checksum,
-        "the object stays readable where it was"
-    );
+    rig.assert_intact_on(&object, "s3a").await;
     assert!(matches!(
         rig.catalogue.cancel_migration(&m.id).await,
         Err(CatalogueError::Conflict(_))

@@ -44,16 +44,7 @@ async fn a_down_destination_fails_after_retries_without_blocking_other_moves() {
         failed.error.as_deref().unwrap().contains("s3://flaky"),
         "{failed:?}"
     );
-    let unmoved = rig.catalogue.get_object(&stuck.id).await.unwrap();
-    assert_eq!(unmoved.tier, "local");
-    assert_eq!(
-        rig.store("local")
-            .digest(&unmoved.location)
-            .await
-            .unwrap()
-            .checksum,
-        stuck.checksum
-    );
+    rig.assert_intact_on(&stuck, "local").await;
 
     server.resume();
     let again = rig.enqueue(&stuck, "remote").await;

@@ -51,15 +51,23 @@ pub struct S3Store {
     transfer: TransferConfig,
     /// See [`S3Config::sign_payload`].
     sign_payload: bool,
-    /// Set once the server was found to report neither checksums nor MD5 ETags.
-    unchecked_said: Arc<AtomicBool>,
-    /// Set once the server was found to report an MD5 ETag but no checksum.
-    md5_said: Arc<AtomicBool>,
-    /// Set once the server reported a CRC32C for a part (some report them for whole
-    /// objects only): from then on parts are not hashed with MD5 ahead of the answer.
-    reports_crc32c: Arc<AtomicBool>,
-    /// Set once the server was found unable to list multipart uploads.
-    unsweepable_said: Arc<AtomicBool>,
+    /// What was learnt about the server, shared by the clones of this store.
+    learnt: Arc<Learnt>,
+}
+
+/// What an S3 store learns about its server from its answers; the flags that end in
+/// `_said` are set once the finding was said in the log.
+#[derive(Debug, Default)]
+struct Learnt {
+    /// The server reports neither checksums nor MD5 ETags.
+    unchecked_said: AtomicBool,
+    /// The server reports an MD5 ETag but no checksum.
+    md5_said: AtomicBool,
+    /// The server reported a CRC32C for a part (some report them for whole objects
+    /// only): from then on parts are not hashed with MD5 ahead of the answer.
+    reports_crc32c: AtomicBool,
+    /// The server cannot list multipart uploads.
+    unsweepable_said: AtomicBool,
 }
 
 impl S3Store {
@@ -97,10 +105,7 @@ impl S3Store {
             bucket: config.bucket.clone(),
             transfer,
             sign_payload: config.sign_payload,
-            unchecked_said: Arc::new(AtomicBool::new(false)),
-            md5_said: Arc::new(AtomicBool::new(false)),
-            reports_crc32c: Arc::new(AtomicBool::new(false)),
-            unsweepable_said: Arc::new(AtomicBool::new(false)),
+            learnt: Arc::default(),
         }
     }
 
@@ -307,7 +312,7 @@ impl S3Store {
         }
         // The MD5 an ETag may have to be compared with, hashed while the part travels
         // (off the async workers), unless the server is known to report CRC32Cs.
-        let md5 = (!self.reports_crc32c.load(Ordering::Relaxed)).then(|| {
+        let md5 = (!self.learnt.reports_crc32c.load(Ordering::Relaxed)).then(|| {
             let part = part.clone();
             tokio::task::spawn_blocking(move || hex_md5(&part))
         });
@@ -320,7 +325,7 @@ impl S3Store {
             None => None,
         };
         if out.checksum_crc32_c().is_some() {
-            self.reports_crc32c.store(true, Ordering::Relaxed);
+            self.learnt.reports_crc32c.store(true, Ordering::Relaxed);
         }
         self.check_receipt(
             key,
@@ -353,7 +358,7 @@ impl S3Store {
         let (what, expected, reported) = match (reported_crc32c, etag.and_then(md5_etag)) {
             (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
             (None, Some(etag)) => {
-                if !self.md5_said.swap(true, Ordering::Relaxed) {
+                if !self.learnt.md5_said.swap(true, Ordering::Relaxed) {
                     tracing::info!(
                         bucket = %self.bucket,
                         "the server reports no CRC32C for some writes; their MD5 ETags are compared instead"
@@ -366,7 +371,7 @@ impl S3Store {
                 )
             }
             (None, None) => {
-                if !self.unchecked_said.swap(true, Ordering::Relaxed) {
+                if !self.learnt.unchecked_said.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         bucket = %self.bucket,
                         "the server reports neither a CRC32C nor an MD5 ETag for what it receives; writes to it are checked by stored size only"
@@ -556,7 +561,7 @@ impl S3Store {
                     if e.as_service_error().and_then(|s| s.meta().code())
                         == Some("NotImplemented") =>
                 {
-                    if !self.unsweepable_said.swap(true, Ordering::Relaxed) {
+                    if !self.learnt.unsweepable_said.swap(true, Ordering::Relaxed) {
                         tracing::warn!(bucket = %self.bucket, "the server cannot list multipart uploads; interrupted uploads there are left to the bucket's lifecycle rules");
                     }
                     return Ok(0);

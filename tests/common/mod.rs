@@ -277,6 +277,22 @@ impl MoveRig {
             .unwrap()
     }
 
+    /// Asserts that `object` is still catalogued on `tier` and that its bytes there are
+    /// whole: a move that failed or was cancelled cost nothing.
+    pub async fn assert_intact_on(&self, object: &strata::db::ObjectRecord, tier: &str) {
+        let now = self.catalogue.get_object(&object.id).await.unwrap();
+        assert_eq!(now.tier, tier, "{now:?}");
+        assert_eq!(
+            self.store(tier)
+                .digest(&now.location)
+                .await
+                .unwrap()
+                .checksum,
+            object.checksum,
+            "the object stays readable where it was"
+        );
+    }
+
     /// Queues a manual move of `object` to `to`.
     pub async fn enqueue(
         &self,
