@@ -30,7 +30,7 @@ use strata::detector::{Detector, Spike};
 use strata::events::consumer::{self, ConsumerSettings};
 use strata::events::embedded::{self, EmbeddedBroker};
 use strata::metrics::Metrics;
-use strata::policy::{self, Policy};
+use strata::policy::Policy;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -184,6 +184,7 @@ impl Bench {
             max_event_bytes: 64 * 1024,
             session_timeout: Duration::from_secs(10),
             tier_buckets: HashMap::new(),
+            startup_timeout: None,
         }
     }
 
@@ -205,6 +206,7 @@ impl Bench {
             Arc::new(Mutex::new(detector)),
             spikes,
             metrics.clone(),
+            Arc::default(),
             stop.clone(),
         ));
         (metrics, stop, run)
@@ -309,7 +311,7 @@ impl Bench {
         let (spikes, spike_queue) = mpsc::channel(1024);
         let detector = Detector::new(&config.detector, &policy.promotion_levels());
         let (metrics, stop, run) = self.start_consumer(detector, spikes);
-        let reactive = tokio::spawn(policy::run_reactive(
+        let reactive = tokio::spawn(strata::jobs::run_reactive(
             policy,
             self.catalogue.clone(),
             spike_queue,

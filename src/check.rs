@@ -142,6 +142,52 @@ impl CheckReport {
             })
             .count()
     }
+
+    /// The report for people, one line per finding.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "checked {} objects ({} hashed) against {} stored keys: {} problems\n",
+            self.objects,
+            self.hashed,
+            self.stored_keys,
+            self.findings.len()
+        );
+        for f in &self.findings {
+            let what = match &f.problem {
+                Problem::Missing => "missing: no bytes at the catalogued location".to_string(),
+                Problem::WrongSize { stored, expected } => {
+                    format!("wrong size: {stored} bytes stored, {expected} catalogued")
+                }
+                Problem::WrongChecksum { stored } => {
+                    format!("wrong checksum: the bytes hash to {stored}")
+                }
+                Problem::Orphan { size } => {
+                    format!("orphan: {size} bytes no object or move refers to")
+                }
+            };
+            let object = f
+                .object_id
+                .as_deref()
+                .map_or(String::new(), |id| format!(" (object {id})"));
+            let done = match &f.repair {
+                None => String::new(),
+                Some(Repair::Removed) => " -> removed".into(),
+                Some(Repair::Restored {
+                    from_tier,
+                    from_location,
+                }) => format!(" -> restored from {from_tier}/{from_location}"),
+                Some(Repair::MarkedDamaged) => {
+                    " -> no good copy anywhere; marked damaged in the catalogue".into()
+                }
+                Some(Repair::Failed { error }) => format!(" -> repair failed: {error}"),
+            };
+            out.push_str(&format!(
+                "  {}/{}{object}: {what}{done}\n",
+                f.tier, f.location
+            ));
+        }
+        out
+    }
 }
 
 /// Checks the catalogue against the tiers (and repairs, with `options.repair`).

@@ -6,7 +6,7 @@
 //! when the page is rendered, not mirrored here.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
@@ -182,130 +182,195 @@ impl Metrics {
 
     /// Renders the counters in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
+        let mut page = Page(out);
+        self.render_events(&mut page);
+        self.render_decisions(&mut page);
+        page.family(
+            "strata_leftovers_swept_total",
+            "counter",
+            "Leftovers of interrupted writes removed (temporary files on file tiers, multipart uploads on S3 tiers), by tier.",
+        );
+        for (tier, n) in self.swept.lock().expect("swept lock").iter() {
+            page.sample("strata_leftovers_swept_total", &[("tier", tier)], n);
+        }
+    }
+
+    /// The event pipeline: publishing, consuming, dead letters, lag and batch writes.
+    fn render_events(&self, page: &mut Page<'_>) {
         let consumed = self.events_consumed.load(Relaxed);
-        let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        counter(
-            out,
-            "strata_events_consumed_total",
-            "Access events counted into the catalogue.",
-            consumed,
-        );
-        counter(
-            out,
-            "strata_events_unknown_object_total",
-            "Access events naming no catalogue object; skipped.",
-            self.events_unknown.load(Relaxed),
-        );
-        counter(
-            out,
-            "strata_events_published_total",
-            "Access events this process published.",
-            self.events_published.load(Relaxed),
-        );
-        counter(
-            out,
-            "strata_events_publish_refused_total",
-            "Publishes refused because the producer queue was full.",
-            self.publish_refused.load(Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP strata_events_per_second Access events counted per second, over the last {RATE_WINDOW_SECS} s.\n# TYPE strata_events_per_second gauge"
-        );
+        for (name, help, value) in [
+            (
+                "strata_events_consumed_total",
+                "Access events counted into the catalogue.",
+                consumed,
+            ),
+            (
+                "strata_events_unknown_object_total",
+                "Access events naming no catalogue object; skipped.",
+                self.events_unknown.load(Relaxed),
+            ),
+            (
+                "strata_events_published_total",
+                "Access events this process published.",
+                self.events_published.load(Relaxed),
+            ),
+            (
+                "strata_events_publish_refused_total",
+                "Publishes refused because the producer queue was full.",
+                self.publish_refused.load(Relaxed),
+            ),
+            (
+                "strata_event_flushes_total",
+                "Batches of counts written to the catalogue.",
+                self.flushes.load(Relaxed),
+            ),
+        ] {
+            page.single(name, "counter", help, value);
+        }
         let rate = self
             .rate
             .lock()
             .expect("rate meter lock")
             .per_second(consumed);
-        let _ = writeln!(out, "strata_events_per_second {rate:.1}");
-        let _ = writeln!(
-            out,
-            "# HELP strata_dead_letters_total Messages moved to the dead-letter topic, by reason.\n# TYPE strata_dead_letters_total counter"
+        page.single(
+            "strata_events_per_second",
+            "gauge",
+            &format!("Access events counted per second, over the last {RATE_WINDOW_SECS} s."),
+            format!("{rate:.1}"),
+        );
+        page.family(
+            "strata_dead_letters_total",
+            "counter",
+            "Messages moved to the dead-letter topic, by reason.",
         );
         for (reason, n) in self.dead_letters.lock().expect("dead letter lock").iter() {
-            let _ = writeln!(out, "strata_dead_letters_total{{reason=\"{reason}\"}} {n}");
+            page.sample("strata_dead_letters_total", &[("reason", reason)], n);
         }
-        let _ = writeln!(
-            out,
-            "# HELP strata_consumer_lag Messages behind the end of each assigned partition.\n# TYPE strata_consumer_lag gauge"
+        page.family(
+            "strata_consumer_lag",
+            "gauge",
+            "Messages behind the end of each assigned partition.",
         );
         for (partition, lag) in self.lag.lock().expect("lag lock").iter() {
-            let _ = writeln!(
-                out,
-                "strata_consumer_lag{{partition=\"{partition}\"}} {lag}"
+            page.sample(
+                "strata_consumer_lag",
+                &[("partition", &partition.to_string())],
+                lag,
             );
         }
-        counter(
-            out,
-            "strata_event_flushes_total",
-            "Batches of counts written to the catalogue.",
+        page.family(
+            "strata_event_flush_seconds",
+            "summary",
+            "Time spent writing batches of counts.",
+        );
+        let total = self.flush_micros_total.load(Relaxed) as f64 / 1e6;
+        page.sample("strata_event_flush_seconds_sum", &[], format!("{total:.6}"));
+        page.sample(
+            "strata_event_flush_seconds_count",
+            &[],
             self.flushes.load(Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP strata_event_flush_seconds Time spent writing batches of counts.\n# TYPE strata_event_flush_seconds summary\nstrata_event_flush_seconds_sum {:.6}\nstrata_event_flush_seconds_count {}",
-            self.flush_micros_total.load(Relaxed) as f64 / 1e6,
-            self.flushes.load(Relaxed)
+        let last = self.flush_micros_last.load(Relaxed) as f64 / 1e6;
+        page.single(
+            "strata_event_flush_last_seconds",
+            "gauge",
+            "Duration of the latest batch write.",
+            format!("{last:.6}"),
         );
-        let _ = writeln!(
-            out,
-            "# HELP strata_event_flush_last_seconds Duration of the latest batch write.\n# TYPE strata_event_flush_last_seconds gauge\nstrata_event_flush_last_seconds {:.6}",
-            self.flush_micros_last.load(Relaxed) as f64 / 1e6
-        );
-        counter(
-            out,
-            "strata_spikes_detected_total",
-            "Access spikes the detector reported.",
-            self.spikes.load(Relaxed),
-        );
-        counter(
-            out,
-            "strata_reactive_migrations_queued_total",
-            "Promotions queued because of a spike.",
-            self.reactive_moves.load(Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP strata_detector_tracked_objects Objects the spike detector keeps state for.\n# TYPE strata_detector_tracked_objects gauge\nstrata_detector_tracked_objects {}",
-            self.detector_tracked.load(Relaxed)
-        );
-        counter(
-            out,
-            "strata_forecast_runs_total",
-            "Runs of the scheduled forecaster in this process.",
-            self.forecast_runs.load(Relaxed),
-        );
-        counter(
-            out,
-            "strata_proactive_migrations_queued_total",
-            "Moves queued because of a prediction.",
-            self.proactive_moves.load(Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP strata_forecast_last_objects Objects predicted by the latest run.\n# TYPE strata_forecast_last_objects gauge\nstrata_forecast_last_objects {}\n# HELP strata_forecast_last_seconds Duration of the latest run.\n# TYPE strata_forecast_last_seconds gauge\nstrata_forecast_last_seconds {:.6}",
-            self.forecast_objects_last.load(Relaxed),
-            self.forecast_micros_last.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "# HELP strata_leftovers_swept_total Leftovers of interrupted writes removed (temporary files on file tiers, multipart uploads on S3 tiers), by tier.\n# TYPE strata_leftovers_swept_total counter"
-        );
-        for (tier, n) in self.swept.lock().expect("swept lock").iter() {
-            let _ = writeln!(out, "strata_leftovers_swept_total{{tier=\"{tier}\"}} {n}");
+    }
+
+    /// The detector's and the forecaster's decisions, and the model in use.
+    fn render_decisions(&self, page: &mut Page<'_>) {
+        for (name, help, value) in [
+            (
+                "strata_spikes_detected_total",
+                "Access spikes the detector reported.",
+                self.spikes.load(Relaxed),
+            ),
+            (
+                "strata_reactive_migrations_queued_total",
+                "Promotions queued because of a spike.",
+                self.reactive_moves.load(Relaxed),
+            ),
+            (
+                "strata_forecast_runs_total",
+                "Runs of the scheduled forecaster in this process.",
+                self.forecast_runs.load(Relaxed),
+            ),
+            (
+                "strata_proactive_migrations_queued_total",
+                "Moves queued because of a prediction.",
+                self.proactive_moves.load(Relaxed),
+            ),
+        ] {
+            page.single(name, "counter", help, value);
         }
+        page.single(
+            "strata_detector_tracked_objects",
+            "gauge",
+            "Objects the spike detector keeps state for.",
+            self.detector_tracked.load(Relaxed),
+        );
+        page.single(
+            "strata_forecast_last_objects",
+            "gauge",
+            "Objects predicted by the latest run.",
+            self.forecast_objects_last.load(Relaxed),
+        );
+        let last = self.forecast_micros_last.load(Relaxed) as f64 / 1e6;
+        page.single(
+            "strata_forecast_last_seconds",
+            "gauge",
+            "Duration of the latest run.",
+            format!("{last:.6}"),
+        );
         if let Some(model) = self.model.lock().expect("model lock").as_ref() {
-            let _ = writeln!(
-                out,
-                "# HELP strata_model_version Version of the forecast model in use.\n# TYPE strata_model_version gauge\nstrata_model_version {}\n# HELP strata_model_eval_mae Mean absolute error of the model in use on its evaluation split.\n# TYPE strata_model_eval_mae gauge\nstrata_model_eval_mae {}\n# HELP strata_model_eval_r2 R squared of the model in use on its evaluation split.\n# TYPE strata_model_eval_r2 gauge\nstrata_model_eval_r2 {}",
-                model.version, model.mae, model.r2
+            page.single(
+                "strata_model_version",
+                "gauge",
+                "Version of the forecast model in use.",
+                model.version,
+            );
+            page.single(
+                "strata_model_eval_mae",
+                "gauge",
+                "Mean absolute error of the model in use on its evaluation split.",
+                model.mae,
+            );
+            page.single(
+                "strata_model_eval_r2",
+                "gauge",
+                "R squared of the model in use on its evaluation split.",
+                model.r2,
             );
         }
+    }
+}
+
+/// A page of Prometheus text, written one metric family at a time.
+pub struct Page<'a>(pub &'a mut String);
+
+impl Page<'_> {
+    /// Starts a family: its help line and its type (`counter`, `gauge`, `summary`).
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// One sample of the family started last, with `labels` as `name="value"` pairs.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl fmt::Display) {
+        let _ = write!(self.0, "{name}");
+        for (i, (label, text)) in labels.iter().enumerate() {
+            let open = if i == 0 { "{" } else { "," };
+            let _ = write!(self.0, "{open}{label}=\"{text}\"");
+        }
+        let close = if labels.is_empty() { "" } else { "}" };
+        let _ = writeln!(self.0, "{close} {value}");
+    }
+
+    /// A family of one sample without labels.
+    pub fn single(&mut self, name: &str, kind: &str, help: &str, value: impl fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
     }
 }
 

@@ -51,6 +51,14 @@ pub struct Mover {
     metrics: Arc<Metrics>,
 }
 
+/// One attempt's object, its source and destination stores, and where the copy goes.
+struct Attempt {
+    object: ObjectRecord,
+    source: Store,
+    dest: Store,
+    plan: CopyPlan,
+}
+
 /// How an attempt ended early.
 enum Stop {
     /// The move is no longer ours: cancelled, or reclaimed after our lease ran out.
@@ -139,39 +147,64 @@ impl Mover {
         Ok(Some(self.catalogue.get_migration(&id).await?))
     }
 
-    /// One attempt of claimed move `m`.
+    /// One attempt of claimed move `m`: copy, verify, switch the catalogue, delete the
+    /// source.
     async fn execute(&self, m: MigrationRecord) -> Result<(), CatalogueError> {
         let started = Instant::now();
+        let Some(attempt) = self.prepare(&m).await? else {
+            return Ok(());
+        };
+        let Some(m) = self.start_copy(&m, &attempt).await? else {
+            return Ok(());
+        };
+        let Attempt {
+            object,
+            source,
+            dest,
+            plan,
+        } = attempt;
+        match self
+            .copy_and_verify(&m, &object, &source, &dest, &plan)
+            .await
+        {
+            Ok(()) => self.switch(&m, &source, &plan, started).await,
+            Err(Stop::Lost) => self.abandon(&m, &plan.dest_location).await,
+            Err(Stop::Failed(error)) => {
+                let removed = self.remove(&m.to_tier, &plan.dest_location).await;
+                self.retry(&m, &error, removed).await
+            }
+        }
+    }
+
+    /// What attempt of `m` to make: the object, its two stores and where the copy goes;
+    /// `None` when the attempt already ended (retried or failed, recorded).
+    async fn prepare(&self, m: &MigrationRecord) -> Result<Option<Attempt>, CatalogueError> {
         // A copy left by an earlier attempt is removed before a new one is made.
         // (Not starting until it is gone keeps at most one copy per move to track.)
         if let Some(old) = &m.dest_location
             && let Err(e) = self.try_remove(&m.to_tier, old).await
         {
             let error = format!("cannot remove the copy of an earlier attempt: {e}");
-            return self.retry(&m, &error, false).await;
+            return self.retry(m, &error, false).await.map(|()| None);
         }
         let object = match self.catalogue.get_object(&m.object_id).await {
             Ok(object) => object,
             Err(CatalogueError::NotFound { .. }) => {
-                return self.fail(&m, "the object no longer exists".into()).await;
+                let error = "the object no longer exists".into();
+                return self.fail(m, error).await.map(|()| None);
             }
             Err(e) => return Err(e),
         };
         if object.tier == m.to_tier {
-            return self
-                .fail(&m, format!("the object is already on tier {}", m.to_tier))
-                .await;
+            let error = format!("the object is already on tier {}", m.to_tier);
+            return self.fail(m, error).await.map(|()| None);
         }
         let (Some(source), Some(dest)) = (
             self.tiers.store(&object.tier).cloned(),
             self.tiers.store(&m.to_tier).cloned(),
         ) else {
-            return self
-                .fail(
-                    &m,
-                    format!("tier {} or {} is not configured", object.tier, m.to_tier),
-                )
-                .await;
+            let error = format!("tier {} or {} is not configured", object.tier, m.to_tier);
+            return self.fail(m, error).await.map(|()| None);
         };
         let plan = CopyPlan {
             object_version: object.version,
@@ -180,49 +213,63 @@ impl Mover {
             dest_location: format!("{}/{}-{}", object.id, m.id, m.attempts),
             bytes_total: object.size,
         };
+        Ok(Some(Attempt {
+            object,
+            source,
+            dest,
+            plan,
+        }))
+    }
+
+    /// Records the copy as under way, within the destination's capacity; the move as
+    /// it stands then, or `None` when it cannot start (lost, retried or failed).
+    async fn start_copy(
+        &self,
+        m: &MigrationRecord,
+        attempt: &Attempt,
+    ) -> Result<Option<MigrationRecord>, CatalogueError> {
         let capacity = self
             .tiers
             .iter()
             .find(|(t, _)| t.name == m.to_tier)
             .and_then(|(t, _)| t.capacity_bytes)
             .map(|c| c.min(i64::MAX as u64) as i64);
-        let m = match self
+        match self
             .catalogue
-            .start_copy(&m.id, &self.worker, &m.to_tier, capacity, &plan)
+            .start_copy(&m.id, &self.worker, &m.to_tier, capacity, &attempt.plan)
             .await?
         {
-            Ok(m) => m,
-            Err(StartRefusal::Lost) => return Ok(()),
+            Ok(m) => Ok(Some(m)),
+            Err(StartRefusal::Lost) => Ok(None),
             Err(StartRefusal::Capacity { used, capacity }) => {
                 let error = format!(
                     "tier {} is full: {used} of {capacity} bytes used, the object needs {}",
-                    m.to_tier, object.size
+                    m.to_tier, attempt.object.size
                 );
                 // A move out of the tier under way frees room: wait for it, as a
                 // promotion queued with the demotions that make its room does.
                 if self.catalogue.moves_out_of(&m.to_tier).await? {
-                    return self.retry(&m, &error, true).await;
+                    self.retry(m, &error, true).await?;
+                } else {
+                    self.fail(m, error).await?;
                 }
-                return self.fail(&m, error).await;
-            }
-        };
-
-        match self
-            .copy_and_verify(&m, &object, &source, &dest, &plan)
-            .await
-        {
-            Ok(()) => {}
-            Err(Stop::Lost) => return self.abandon(&m, &plan.dest_location).await,
-            Err(Stop::Failed(error)) => {
-                let removed = self.remove(&m.to_tier, &plan.dest_location).await;
-                return self.retry(&m, &error, removed).await;
+                Ok(None)
             }
         }
+    }
 
+    /// Switches the catalogue to the verified copy, then deletes the source.
+    async fn switch(
+        &self,
+        m: &MigrationRecord,
+        source: &Store,
+        plan: &CopyPlan,
+        started: Instant,
+    ) -> Result<(), CatalogueError> {
         let duration_ms = started.elapsed().as_millis() as i64;
         match self
             .catalogue
-            .complete_migration(&m, &self.worker, duration_ms)
+            .complete_migration(m, &self.worker, duration_ms)
             .await
         {
             Ok(done) => {
@@ -242,14 +289,14 @@ impl Mover {
             Err(CatalogueError::Stale { kind: "object", .. }) => {
                 let removed = self.remove(&m.to_tier, &plan.dest_location).await;
                 self.end_attempt(
-                    &m,
+                    m,
                     "the object changed during the move; copying its new version",
                     now_ms(),
                     removed,
                 )
                 .await
             }
-            Err(CatalogueError::Stale { .. }) => self.abandon(&m, &plan.dest_location).await,
+            Err(CatalogueError::Stale { .. }) => self.abandon(m, &plan.dest_location).await,
             Err(e) => Err(e),
         }
     }

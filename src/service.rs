@@ -1,12 +1,14 @@
-//! `strata serve`: wires configuration, catalogue and tiers together and runs until
-//! shut down.
+//! `strata serve`: [`Service::build`] opens and binds everything the configuration
+//! names, [`Service::run_until`] runs the supervised tasks and the API until shut down.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -19,29 +21,228 @@ use crate::events::consumer::{self, ConsumerSettings};
 use crate::events::embedded::{self, EmbeddedBroker};
 use crate::events::publisher::AccessPublisher;
 use crate::forecast::{self, ActiveModel};
+use crate::health::Health;
+use crate::jobs::{self, ProactiveJob};
 use crate::metrics::Metrics;
 use crate::mover::Mover;
-use crate::policy::{self, Policy, ProactiveJob};
+use crate::policy::Policy;
 use crate::storage::Tiers;
+use crate::supervisor::Supervisor;
 
 /// Spikes waiting for the policy; the detector waits when the policy falls this far behind.
 const SPIKE_QUEUE: usize = 1024;
+
+/// How long a service whose task failed keeps answering (not ready) before it shuts down.
+const FAILURE_LINGER: Duration = Duration::from_secs(2);
 
 /// How long moves in flight may take to finish after a shutdown signal; after that the
 /// process exits and their leases run out, so another process (or the next start)
 /// recovers them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Opens the catalogue (applying schema migrations) and every tier, runs the mover, and
-/// stops on `shutdown`.
+/// Builds the service from `config` and runs it until `shutdown` or until a task fails
+/// (then with that failure as the error).
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let catalogue = open_catalogue(&config).await?;
-    if catalogue.backend() == Backend::Sqlite {
-        tracing::warn!(
-            database = %config.database_url,
-            "catalogue runs on embedded SQLite; set DATABASE_URL=postgres://… for production"
+    Service::build(config).await?.run_until(shutdown).await
+}
+
+/// A built service: catalogue and tiers open, the API's port bound, the event clients
+/// created; nothing running yet.
+pub struct Service {
+    config: Config,
+    catalogue: Catalogue,
+    tiers: Arc<Tiers>,
+    listener: TcpListener,
+    brokers: String,
+    // The publisher is declared before the embedded broker: fields drop in order, and
+    // the clients go before the broker they talk to.
+    publisher: Arc<AccessPublisher>,
+    embedded: Option<EmbeddedBroker>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl Service {
+    /// Opens the catalogue (applying schema migrations) and every tier, binds
+    /// `LISTEN_ADDR`, starts the embedded broker when no `KAFKA_BROKERS` is set, creates
+    /// the publisher and activates the newest model file.
+    pub async fn build(config: Config) -> anyhow::Result<Service> {
+        let catalogue = open_catalogue(&config).await?;
+        if catalogue.backend() == Backend::Sqlite {
+            tracing::warn!(
+                database = %config.database_url,
+                "catalogue runs on embedded SQLite; set DATABASE_URL=postgres://… for production"
+            );
+        }
+        let tiers = open_tiers(&config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {} (LISTEN_ADDR)", config.listen))?;
+        let metrics = Arc::new(Metrics::default());
+        let (brokers, embedded) = match &config.events.brokers {
+            Some(brokers) => (brokers.clone(), None),
+            None => {
+                let broker = EmbeddedBroker::start(&config.events, &catalogue).await?;
+                (broker.bootstrap_servers().to_string(), Some(broker))
+            }
+        };
+        let publisher = open_publisher(&config, &brokers, embedded.is_some(), &metrics)?;
+        forecast::active::activate_newest_file(&catalogue, &config.forecast.models_dir)
+            .await
+            .context("activating a model file")?;
+        Ok(Service {
+            config,
+            catalogue,
+            tiers: Arc::new(tiers),
+            listener,
+            brokers,
+            publisher,
+            embedded,
+            metrics,
+            health: Arc::default(),
+        })
+    }
+
+    /// The address the API listens on (the bound port when `LISTEN_ADDR` asked for 0).
+    pub fn address(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs the background tasks under a [`Supervisor`] and the API until `shutdown` or
+    /// until a task fails, then stops them in order.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let mut supervisor = Supervisor::new(stop.clone(), self.health.clone());
+        let policy = Arc::new(Policy::new(&self.config));
+        let model = Arc::new(ActiveModel::default());
+        self.spawn_workers(&mut supervisor, &policy, &model, &stop);
+        let state = self.app_state(policy, model);
+        let listen = self.address()?;
+        let api = api::serve(self.listener, state, stop.clone().cancelled_owned());
+        supervisor.spawn("api", async move { api.await.context("the API server") });
+        tracing::info!(%listen, "strata is running; press Ctrl-C to stop");
+        let failure = tokio::select! {
+            () = shutdown => None,
+            failure = supervisor.failure() => Some(failure),
+        };
+        self.health.shutting_down();
+        if failure.is_some() {
+            // Readiness probes get to see why before the port closes.
+            tokio::time::sleep(FAILURE_LINGER).await;
+        }
+        stop_in_order(supervisor, &stop, &self.publisher).await;
+        self.catalogue.close().await;
+        drop(self.publisher);
+        drop(self.embedded);
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Starts the proactive and reactive jobs, the event consumer, the roll-up and the
+    /// mover.
+    fn spawn_workers(
+        &self,
+        supervisor: &mut Supervisor,
+        policy: &Arc<Policy>,
+        model: &Arc<ActiveModel>,
+        stop: &CancellationToken,
+    ) {
+        let config = &self.config;
+        supervisor.spawn(
+            "proactive",
+            returning_ok(jobs::run_proactive(
+                policy.clone(),
+                ProactiveJob {
+                    catalogue: self.catalogue.clone(),
+                    model: model.clone(),
+                    interval: config.forecast.interval,
+                    retrain_interval: config.forecast.retrain_interval,
+                    metrics: self.metrics.clone(),
+                },
+                stop.clone(),
+            )),
+        );
+        let (spikes, spike_queue) = mpsc::channel(SPIKE_QUEUE);
+        supervisor.spawn(
+            "reactive",
+            returning_ok(jobs::run_reactive(
+                policy.clone(),
+                self.catalogue.clone(),
+                spike_queue,
+                self.metrics.clone(),
+                stop.clone(),
+            )),
+        );
+        let detector = Detector::new(&config.detector, &policy.promotion_levels());
+        supervisor.spawn(
+            "consumer",
+            consumer::run(
+                self.consumer_settings(),
+                self.catalogue.clone(),
+                Arc::new(Mutex::new(detector)),
+                spikes,
+                self.metrics.clone(),
+                self.health.clone(),
+                stop.clone(),
+            ),
+        );
+        supervisor.spawn(
+            "rollup",
+            returning_ok(jobs::run_rollup(self.catalogue.clone(), stop.clone())),
+        );
+        supervisor.spawn(
+            "mover",
+            returning_ok(
+                Mover::new(self.catalogue.clone(), self.tiers.clone(), config.mover)
+                    .reporting_to(self.metrics.clone())
+                    .run(stop.clone()),
+            ),
         );
     }
+
+    fn consumer_settings(&self) -> ConsumerSettings {
+        let events = &self.config.events;
+        ConsumerSettings {
+            brokers: self.brokers.clone(),
+            group_id: events.group_id.clone(),
+            topic: events.access_topic.clone(),
+            dlq_topic: events.dlq_topic.clone(),
+            flush_interval: events.flush_interval,
+            flush_max_events: events.flush_max_events,
+            max_event_bytes: events.max_event_bytes,
+            session_timeout: events.session_timeout,
+            tier_buckets: tier_buckets(&self.config),
+            startup_timeout: events.startup_timeout,
+        }
+    }
+
+    fn app_state(&self, policy: Arc<Policy>, model: Arc<ActiveModel>) -> AppState {
+        let config = &self.config;
+        AppState {
+            catalogue: self.catalogue.clone(),
+            content: Content::new(
+                self.catalogue.clone(),
+                self.tiers.clone(),
+                config.default_tier.clone(),
+            ),
+            policy,
+            model,
+            training: Arc::default(),
+            tiers: self.tiers.clone(),
+            default_tier: config.default_tier.clone(),
+            plan_window: config.detector.window,
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+            publisher: self.publisher.clone(),
+            embedded_events: self.embedded.is_some(),
+            auth: Auth::new(config.api.token.as_deref(), config.api.token_reads),
+            max_object_bytes: config.api.max_object_bytes,
+            request_timeout: config.api.request_timeout,
+        }
+    }
+}
+
+/// Opens every tier's backend, saying in the log what each is.
+async fn open_tiers(config: &Config) -> anyhow::Result<Tiers> {
     let tiers = Tiers::open(&config.tiers, config.transfer)
         .await
         .context("opening the tiers")?;
@@ -56,25 +257,22 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
             if embedded { " (local directory; set TIER_<NAME>_URL=s3://… for production)" } else { "" }
         );
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {} (LISTEN_ADDR)", config.listen))?;
-    let stop = CancellationToken::new();
-    let metrics = Arc::new(Metrics::default());
-    // Without KAFKA_BROKERS, events flow through an in-process broker. Declared before
-    // the clients, so that on every way out it is dropped after them.
-    let (brokers, embedded) = match &config.events.brokers {
-        Some(brokers) => (brokers.clone(), None),
-        None => {
-            let broker = EmbeddedBroker::start(&config.events, &catalogue).await?;
-            (broker.bootstrap_servers().to_string(), Some(broker))
-        }
-    };
+    Ok(tiers)
+}
+
+/// The access-event publisher; against the embedded broker, with its settings and a
+/// bound on events not yet read.
+fn open_publisher(
+    config: &Config,
+    brokers: &str,
+    embedded: bool,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<AccessPublisher>> {
     let publisher = AccessPublisher::new(
-        &brokers,
+        brokers,
         &config.events.access_topic,
         config.events.producer_queue,
-        if embedded.is_some() {
+        if embedded {
             embedded::PRODUCER_SETTINGS
         } else {
             &[]
@@ -82,121 +280,42 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> anyhow
         metrics.clone(),
     )
     .context("creating the access-event producer")?;
-    let publisher = Arc::new(if embedded.is_some() {
+    Ok(Arc::new(if embedded {
         publisher.limit_unread(embedded::MAX_UNREAD_EVENTS)
     } else {
         publisher
-    });
-    let policy = Arc::new(Policy::new(&config));
-    let model = Arc::new(ActiveModel::default());
-    forecast::active::activate_newest_file(&catalogue, &config.forecast.models_dir)
-        .await
-        .context("activating a model file")?;
-    let proactive = tokio::spawn(policy::run_proactive(
-        policy.clone(),
-        ProactiveJob {
-            catalogue: catalogue.clone(),
-            model: model.clone(),
-            interval: config.forecast.interval,
-            retrain_interval: config.forecast.retrain_interval,
-            metrics: metrics.clone(),
-        },
-        stop.clone(),
-    ));
-    let (spikes, spike_queue) = mpsc::channel(SPIKE_QUEUE);
-    let reactive = tokio::spawn(policy::run_reactive(
-        policy.clone(),
-        catalogue.clone(),
-        spike_queue,
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let detector = Detector::new(&config.detector, &policy.promotion_levels());
-    let consumer = tokio::spawn(consumer::run(
-        ConsumerSettings {
-            brokers,
-            group_id: config.events.group_id.clone(),
-            topic: config.events.access_topic.clone(),
-            dlq_topic: config.events.dlq_topic.clone(),
-            flush_interval: config.events.flush_interval,
-            flush_max_events: config.events.flush_max_events,
-            max_event_bytes: config.events.max_event_bytes,
-            session_timeout: config.events.session_timeout,
-            tier_buckets: tier_buckets(&config),
-        },
-        catalogue.clone(),
-        Arc::new(Mutex::new(detector)),
-        spikes,
-        metrics.clone(),
-        stop.clone(),
-    ));
-    let tiers = Arc::new(tiers);
-    let mover = tokio::spawn(
-        Mover::new(catalogue.clone(), tiers.clone(), config.mover)
-            .reporting_to(metrics.clone())
-            .run(stop.clone()),
-    );
-    let listen = listener.local_addr()?;
-    let api = tokio::spawn(api::serve(
-        listener,
-        AppState {
-            catalogue: catalogue.clone(),
-            content: Content::new(
-                catalogue.clone(),
-                tiers.clone(),
-                config.default_tier.clone(),
-            ),
-            policy: policy.clone(),
-            model,
-            training: Arc::default(),
-            tiers,
-            default_tier: config.default_tier.clone(),
-            plan_window: config.detector.window,
-            metrics: metrics.clone(),
-            publisher: publisher.clone(),
-            embedded_events: embedded.is_some(),
-            auth: Auth::new(config.api.token.as_deref(), config.api.token_reads),
-            max_object_bytes: config.api.max_object_bytes,
-            request_timeout: config.api.request_timeout,
-        },
-        stop.clone().cancelled_owned(),
-    ));
-    tracing::info!(%listen, "strata is running; press Ctrl-C to stop");
-    tokio::select! {
-        () = shutdown => {}
-        () = stop.cancelled() => {}
-    }
+    }))
+}
+
+/// Stops the API first (requests in flight finish), delivers the events it published,
+/// then lets the workers write their counts and finish their moves, within
+/// [`SHUTDOWN_GRACE`].
+async fn stop_in_order(
+    mut supervisor: Supervisor,
+    stop: &CancellationToken,
+    publisher: &AccessPublisher,
+) {
     tracing::info!(
         "shutting down; finishing requests, writing counted events, letting moves in flight finish"
     );
     stop.cancel();
     let stopped = async {
-        match api.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "the API server failed"),
-            Err(e) => tracing::error!(error = %e, "the API server panicked"),
-        }
+        supervisor.join("api").await;
         if let Err(e) = publisher.flush(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "access events still queued at shutdown are lost");
         }
-        match consumer.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "the event consumer failed"),
-            Err(e) => tracing::error!(error = %e, "the event consumer panicked"),
-        }
-        let _ = reactive.await;
-        let _ = proactive.await;
-        let _ = mover.await;
+        supervisor.join_all().await;
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, stopped).await.is_err() {
         tracing::warn!(
             "still busy after {SHUTDOWN_GRACE:?}; moves resume and unwritten events are read again after restart"
         );
     }
-    catalogue.close().await;
-    // The clients go before the broker they talk to.
-    drop(publisher);
-    drop(embedded);
+}
+
+/// A task that has no error to report, as the supervisor runs tasks.
+async fn returning_ok(task: impl Future<Output = ()>) -> anyhow::Result<()> {
+    task.await;
     Ok(())
 }
 

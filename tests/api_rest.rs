@@ -391,7 +391,7 @@ async fn predictions_models_and_training_with_their_errors() {
     };
     for bad in [
         r#"{"horizon_hours": 0}"#,
-        r#"{"eval_fraction": 0.9}"#,
+        r#"{"eval_fraction": 0.95}"#,
         r#"{"name": "no spaces"}"#,
         r#"{"epochs": 3}"#,
         "[",

@@ -19,7 +19,7 @@ use strata::db::{Catalogue, HOUR_MS, MINUTE_MS, MigrationFilter, MigrationReason
 use strata::detector::Detector;
 use strata::events::consumer::{self, ConsumerSettings};
 use strata::metrics::Metrics;
-use strata::policy::{self, Policy};
+use strata::policy::Policy;
 use strata::timestamp::format_rfc3339_ms;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -66,6 +66,7 @@ impl PipelineRig {
             max_event_bytes: 64 * 1024,
             session_timeout: Duration::from_secs(10),
             tier_buckets,
+            startup_timeout: None,
         };
         let consumer = tokio::spawn({
             let (catalogue, metrics, stop) = (catalogue.clone(), metrics.clone(), stop.clone());
@@ -76,13 +77,14 @@ impl PipelineRig {
                     Arc::new(Mutex::new(detector)),
                     spikes,
                     metrics,
+                    Arc::default(),
                     stop,
                 )
                 .await
                 .expect("consumer runs");
             }
         });
-        let reactive = tokio::spawn(policy::run_reactive(
+        let reactive = tokio::spawn(strata::jobs::run_reactive(
             policy,
             catalogue.clone(),
             spike_queue,

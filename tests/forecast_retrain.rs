@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{StrataServer, TestDb, catalogue_objects, eventually, inject_hours};
 use strata::db::Catalogue;
 use strata::forecast::Model;
-use strata::policy::RETRAINED_NAME;
+use strata::jobs::RETRAINED_NAME;
 
 const HOUR_MS: i64 = 3_600_000;
 

@@ -102,7 +102,7 @@ pub struct TrainRequest {
     #[schema(minimum = 1, maximum = 168, multiple_of = 1)]
     pub horizon_hours: Option<f64>,
     /// Most recent share of the hours held out for evaluation, default 0.2.
-    #[schema(minimum = 0.05, maximum = 0.5)]
+    #[schema(minimum = 0.05, maximum = 0.9)]
     pub eval_fraction: Option<f64>,
     /// Make it the active model when trained (it then serves predictions and the
     /// scheduled job everywhere), default false.
@@ -134,14 +134,8 @@ pub async fn train_model(
         Err(e) => return Err(e.into()),
     };
     let name = request.name.unwrap_or_else(|| "default".into());
-    if !(1..=64).contains(&name.len())
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(ApiError::BadRequest(
-            "name must be 1 to 64 letters, digits, `_` or `-`".into(),
-        ));
+    if let Err(expected) = forecast::check_model_name(&name) {
+        return Err(ApiError::BadRequest(format!("name must be {expected}")));
     }
     // A float so that `24.0` is accepted like `24`, as JSON Schema's integers are.
     let horizon = request.horizon_hours.unwrap_or(1.0);
@@ -151,10 +145,11 @@ pub async fn train_model(
         ));
     }
     let eval_fraction = request.eval_fraction.unwrap_or(0.2);
-    if !(0.05..=0.5).contains(&eval_fraction) {
-        return Err(ApiError::BadRequest(
-            "eval_fraction must be from 0.05 to 0.5".into(),
-        ));
+    if !forecast::EVAL_FRACTIONS.contains(&eval_fraction) {
+        let (low, high) = forecast::EVAL_FRACTIONS.into_inner();
+        return Err(ApiError::BadRequest(format!(
+            "eval_fraction must be from {low} to {high}"
+        )));
     }
     let activate = request.activate.unwrap_or(false);
     if state.training.swap(true, Ordering::AcqRel) {

@@ -34,6 +34,7 @@ use crate::content::Content;
 use crate::db::{Catalogue, MAX_PAGE_SIZE};
 use crate::events::publisher::AccessPublisher;
 use crate::forecast::ActiveModel;
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::storage::Tiers;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub plan_window: Duration,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
+    /// What the service has seen of its dependencies, for readiness.
+    pub health: Arc<Health>,
     /// Publishes access events.
     pub publisher: Arc<AccessPublisher>,
     /// Whether the events go through the embedded broker (no `KAFKA_BROKERS`).

@@ -8,14 +8,19 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, ErrorBody};
+use crate::health::BrokerLink;
+use crate::metrics::Page;
 
 /// Liveness or readiness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthBody {
     /// `ok` (liveness), `ready` or `not_ready`.
     pub status: String,
-    /// Each dependency's state (readiness only): the catalogue `up` or `down`, events
-    /// `configured` or `embedded`.
+    /// Why the service is not ready, one line per dependency or task (readiness only;
+    /// empty when ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
+    /// Each dependency's state (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<Dependencies>,
 }
@@ -27,6 +32,34 @@ pub struct Dependencies {
     pub catalogue: String,
     /// `configured` (`KAFKA_BROKERS`) or `embedded` (the in-process broker).
     pub events: String,
+    /// The event broker as this process's consumer sees it.
+    pub broker: BrokerBody,
+    /// Each tier, hottest first.
+    pub tiers: Vec<TierHealth>,
+}
+
+/// The event broker as the consumer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokerBody {
+    /// `up`, `connecting` (not reached since the start) or `down`.
+    pub state: String,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Partitions of the access topic this process reads.
+    pub partitions: usize,
+}
+
+/// One tier's backend, probed at most every few seconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TierHealth {
+    /// The tier.
+    pub name: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Liveness: the process answers.
@@ -35,38 +68,65 @@ pub struct Dependencies {
 pub async fn healthz() -> Json<HealthBody> {
     Json(HealthBody {
         status: "ok".into(),
+        problems: None,
         dependencies: None,
     })
 }
 
-/// Readiness: each dependency's state; 503 when the catalogue cannot be read.
+/// Readiness: each dependency's real state (the catalogue, the broker, every tier) and
+/// the background tasks; 503 naming what is down.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses(
         (status = 200, description = "Ready", body = HealthBody),
-        (status = 503, description = "A dependency is down", body = HealthBody),
+        (status = 503, description = "A dependency is down or a task stopped", body = HealthBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let catalogue = state.catalogue.ping().await.is_ok();
-    let status = if catalogue {
+    let readiness = state.health.check(&state.catalogue, &state.tiers).await;
+    let problems = readiness.problems();
+    let up_or_down = |up: bool| if up { "up" } else { "down" }.to_string();
+    let (broker_state, reason) = match readiness.broker.link {
+        BrokerLink::Up => ("up", None),
+        BrokerLink::Connecting => ("connecting", None),
+        BrokerLink::Down(why) => ("down", Some(why)),
+    };
+    let body = HealthBody {
+        status: if problems.is_empty() {
+            "ready"
+        } else {
+            "not_ready"
+        }
+        .into(),
+        dependencies: Some(Dependencies {
+            catalogue: up_or_down(readiness.catalogue.is_ok()),
+            events: if state.embedded_events {
+                "embedded"
+            } else {
+                "configured"
+            }
+            .into(),
+            broker: BrokerBody {
+                state: broker_state.into(),
+                reason,
+                partitions: readiness.broker.partitions,
+            },
+            tiers: readiness
+                .tiers
+                .into_iter()
+                .map(|(name, probe)| TierHealth {
+                    name,
+                    state: up_or_down(probe.is_ok()),
+                    reason: probe.err(),
+                })
+                .collect(),
+        }),
+        problems: Some(problems),
+    };
+    let status = if body.status == "ready" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let events = if state.embedded_events {
-        "embedded"
-    } else {
-        "configured"
-    };
-    (
-        status,
-        Json(HealthBody {
-            status: if catalogue { "ready" } else { "not_ready" }.into(),
-            dependencies: Some(Dependencies {
-                catalogue: if catalogue { "up" } else { "down" }.into(),
-                events: events.into(),
-            }),
-        }),
-    )
+    (status, Json(body))
 }
 
 /// Prometheus text: the process counters, and what the catalogue holds.
@@ -77,80 +137,72 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    use std::fmt::Write;
     let usage = state.catalogue.tier_usage(crate::db::now_ms()).await?;
     let migrations = state.catalogue.migration_counts().await?;
-    let mut page = String::new();
-    state.metrics.render(&mut page);
-    let _ = writeln!(
-        page,
-        "# HELP strata_tier_objects Objects stored per tier.\n# TYPE strata_tier_objects gauge"
-    );
+    let mut text = String::new();
+    state.metrics.render(&mut text);
+    let mut page = Page(&mut text);
+    page.family("strata_tier_objects", "gauge", "Objects stored per tier.");
     for u in &usage {
-        let _ = writeln!(
-            page,
-            "strata_tier_objects{{tier=\"{}\"}} {}",
-            u.tier, u.objects
-        );
+        page.sample("strata_tier_objects", &[("tier", &u.tier)], u.objects);
     }
-    let _ = writeln!(
-        page,
-        "# HELP strata_tier_bytes Bytes stored per tier.\n# TYPE strata_tier_bytes gauge"
-    );
+    page.family("strata_tier_bytes", "gauge", "Bytes stored per tier.");
     for u in &usage {
-        let _ = writeln!(page, "strata_tier_bytes{{tier=\"{}\"}} {}", u.tier, u.bytes);
+        page.sample("strata_tier_bytes", &[("tier", &u.tier)], u.bytes);
     }
-    let _ = writeln!(
-        page,
-        "# HELP strata_tier_accesses_served Accesses each tier served over the last hour or day (window), each counted for the tier its object was on when it was counted.\n# TYPE strata_tier_accesses_served gauge"
+    page.family(
+        "strata_tier_accesses_served",
+        "gauge",
+        "Accesses each tier served over the last hour or day (window), each counted for the tier its object was on when it was counted.",
     );
     for u in &usage {
         for (window, hits) in [("1h", u.accesses_last_hour), ("1d", u.accesses_last_day)] {
-            let _ = writeln!(
-                page,
-                "strata_tier_accesses_served{{tier=\"{}\",window=\"{window}\"}} {hits}",
-                u.tier
+            page.sample(
+                "strata_tier_accesses_served",
+                &[("tier", &u.tier), ("window", window)],
+                hits,
             );
         }
     }
-    let _ = writeln!(
-        page,
-        "# HELP strata_tier_capacity_bytes Configured capacity per tier (tiers with one).\n# TYPE strata_tier_capacity_bytes gauge"
+    page.family(
+        "strata_tier_capacity_bytes",
+        "gauge",
+        "Configured capacity per tier (tiers with one).",
     );
     for (config, _) in state.tiers.iter() {
         if let Some(capacity) = config.capacity_bytes {
-            let _ = writeln!(
-                page,
-                "strata_tier_capacity_bytes{{tier=\"{}\"}} {capacity}",
-                config.name
+            page.sample(
+                "strata_tier_capacity_bytes",
+                &[("tier", &config.name)],
+                capacity,
             );
         }
     }
-    let _ = writeln!(
-        page,
-        "# HELP strata_tier_bar_accesses_per_mb Density an object must beat to enter a full tier filled by rank (expected accesses over the forecast horizon per MB), as this process last placed it.\n# TYPE strata_tier_bar_accesses_per_mb gauge"
+    page.family(
+        "strata_tier_bar_accesses_per_mb",
+        "gauge",
+        "Density an object must beat to enter a full tier filled by rank (expected accesses over the forecast horizon per MB), as this process last placed it.",
     );
     for (rank, (config, _)) in state.tiers.iter().enumerate() {
         if let Some(bar) = state.policy.bar(rank) {
-            let _ = writeln!(
-                page,
-                "strata_tier_bar_accesses_per_mb{{tier=\"{}\"}} {}",
-                config.name,
-                bar * 1e6
+            page.sample(
+                "strata_tier_bar_accesses_per_mb",
+                &[("tier", &config.name)],
+                bar * 1e6,
             );
         }
     }
-    let _ = writeln!(
-        page,
-        "# HELP strata_migrations Migrations by status and reason.\n# TYPE strata_migrations gauge"
+    page.family(
+        "strata_migrations",
+        "gauge",
+        "Migrations by status and reason.",
     );
     for (status, reason, n) in &migrations {
-        let _ = writeln!(
-            page,
-            "strata_migrations{{status=\"{}\",reason=\"{}\"}} {n}",
-            status.as_str(),
-            reason.as_str()
+        page.sample(
+            "strata_migrations",
+            &[("status", status.as_str()), ("reason", reason.as_str())],
+            n,
         );
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page))
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -103,6 +103,111 @@ pub struct RecordedAccess {
     pub fenced: Vec<(i32, Option<i64>)>,
 }
 
+/// (object id, minute) -> (hits, latest access): one row per object and minute, as
+/// PostgreSQL refuses an upsert that touches one row twice in a single statement.
+type MinuteRows<'a> = BTreeMap<(&'a str, i64), (i64, i64)>;
+
+/// Sums counts into one row per object and minute.
+fn minute_rows<'a>(counts: impl Iterator<Item = &'a AccessCount>) -> MinuteRows<'a> {
+    let mut minutes = MinuteRows::new();
+    for c in counts.filter(|c| c.hits > 0) {
+        let entry = minutes
+            .entry((&c.object_id, bucket_start(c.at_ms, MINUTE_MS)))
+            .or_insert((0, c.at_ms));
+        entry.0 += c.hits;
+        entry.1 = entry.1.max(c.at_ms);
+    }
+    minutes
+}
+
+/// Counts of minutes that were rolled up before they arrived.
+#[derive(Default)]
+struct LateMinutes<'a> {
+    /// (object id, hour) -> hits.
+    hours: BTreeMap<(&'a str, i64), i64>,
+    /// object id -> (hits, latest access).
+    totals: BTreeMap<&'a str, (i64, i64)>,
+}
+
+impl<'a> LateMinutes<'a> {
+    fn add(&mut self, id: &'a str, minute: i64, hits: i64, last: i64) {
+        *self
+            .hours
+            .entry((id, bucket_start(minute, HOUR_MS)))
+            .or_default() += hits;
+        let total = self.totals.entry(id).or_insert((0, last));
+        total.0 += hits;
+        total.1 = total.1.max(last);
+    }
+}
+
+/// Moves a partition's stored offset on from where `part` was read to where it ends;
+/// `None` when it did, else the offset stored now (another consumer moved it on).
+async fn advance_offset(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    group_id: &str,
+    topic: &str,
+    part: &PartitionAccesses,
+) -> Result<Option<Option<i64>>> {
+    let now = now_ms();
+    let advanced = match part.from_offset {
+        Some(from) => sqlx::query(
+            "UPDATE consumer_offsets SET next_offset = $4, updated_at = $5 \
+             WHERE group_id = $1 AND topic = $2 AND partition_id = $3 AND next_offset = $6",
+        )
+        .bind(group_id)
+        .bind(topic)
+        .bind(i64::from(part.partition))
+        .bind(part.to_offset)
+        .bind(now)
+        .bind(from)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected(),
+        None => sqlx::query(
+            "INSERT INTO consumer_offsets (group_id, topic, partition_id, next_offset, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, topic, partition_id) DO NOTHING",
+        )
+        .bind(group_id)
+        .bind(topic)
+        .bind(i64::from(part.partition))
+        .bind(part.to_offset)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected(),
+    };
+    if advanced == 1 {
+        return Ok(None);
+    }
+    let stored = sqlx::query_scalar(
+        "SELECT next_offset FROM consumer_offsets \
+         WHERE group_id = $1 AND topic = $2 AND partition_id = $3",
+    )
+    .bind(group_id)
+    .bind(topic)
+    .bind(i64::from(part.partition))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(Some(stored))
+}
+
+/// The object an access by bucket and key names: the one stored there, else one
+/// ingested under that key on that tier.
+async fn locate(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    access: &LocatedAccess,
+) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM objects WHERE tier = $1 AND (location = $2 OR object_key = $2) \
+         ORDER BY CASE WHEN location = $2 THEN 0 ELSE 1 END LIMIT 1",
+    )
+    .bind(&access.tier)
+    .bind(&access.key)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
 impl Catalogue {
     /// Adds the accesses of `batch` to the minute buckets, and advances each partition's
     /// stored offset, all in one transaction: a count is committed exactly when its
@@ -122,88 +227,29 @@ impl Catalogue {
     ) -> Result<RecordedAccess> {
         let mut outcome = RecordedAccess::default();
         let mut tx = self.writes.begin().await?;
-        let now = now_ms();
         let mut accepted = Vec::with_capacity(batch.len());
         for part in batch {
-            let advanced = match part.from_offset {
-                Some(from) => sqlx::query(
-                    "UPDATE consumer_offsets SET next_offset = $4, updated_at = $5 \
-                     WHERE group_id = $1 AND topic = $2 AND partition_id = $3 AND next_offset = $6",
-                )
-                .bind(group_id)
-                .bind(topic)
-                .bind(i64::from(part.partition))
-                .bind(part.to_offset)
-                .bind(now)
-                .bind(from)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-                None => sqlx::query(
-                    "INSERT INTO consumer_offsets (group_id, topic, partition_id, next_offset, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (group_id, topic, partition_id) DO NOTHING",
-                )
-                .bind(group_id)
-                .bind(topic)
-                .bind(i64::from(part.partition))
-                .bind(part.to_offset)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-            };
-            if advanced == 1 {
-                accepted.push(part);
-            } else {
-                let stored: Option<i64> = sqlx::query_scalar(
-                    "SELECT next_offset FROM consumer_offsets \
-                     WHERE group_id = $1 AND topic = $2 AND partition_id = $3",
-                )
-                .bind(group_id)
-                .bind(topic)
-                .bind(i64::from(part.partition))
-                .fetch_optional(&mut *tx)
-                .await?;
-                outcome.fenced.push((part.partition, stored));
+            match advance_offset(&mut tx, group_id, topic, part).await? {
+                None => accepted.push(part),
+                Some(stored) => outcome.fenced.push((part.partition, stored)),
             }
         }
-
-        for part in &accepted {
-            for access in &part.located {
-                let id: Option<String> = sqlx::query_scalar(
-                    "SELECT id FROM objects WHERE tier = $1 AND (location = $2 OR object_key = $2) \
-                     ORDER BY CASE WHEN location = $2 THEN 0 ELSE 1 END LIMIT 1",
-                )
-                .bind(&access.tier)
-                .bind(&access.key)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match id {
-                    Some(object_id) => outcome.resolved.push(AccessCount {
-                        object_id,
-                        at_ms: access.at_ms,
-                        hits: 1,
-                    }),
-                    None => outcome.unknown += 1,
-                }
+        for access in accepted.iter().flat_map(|part| &part.located) {
+            match locate(&mut tx, access).await? {
+                Some(object_id) => outcome.resolved.push(AccessCount {
+                    object_id,
+                    at_ms: access.at_ms,
+                    hits: 1,
+                }),
+                None => outcome.unknown += 1,
             }
         }
-
-        let counts = accepted
-            .iter()
-            .flat_map(|part| &part.counts)
-            .chain(&outcome.resolved)
-            .filter(|c| c.hits > 0);
-        // One row per object and minute, with its hits and latest access. PostgreSQL
-        // refuses an upsert that touches one row twice in a single statement.
-        let mut minutes: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
-        for c in counts {
-            let entry = minutes
-                .entry((&c.object_id, bucket_start(c.at_ms, MINUTE_MS)))
-                .or_insert((0, c.at_ms));
-            entry.0 += c.hits;
-            entry.1 = entry.1.max(c.at_ms);
-        }
+        let minutes = minute_rows(
+            accepted
+                .iter()
+                .flat_map(|part| &part.counts)
+                .chain(&outcome.resolved),
+        );
         if minutes.is_empty() {
             tx.commit().await?;
             return Ok(outcome);
@@ -211,8 +257,45 @@ impl Catalogue {
         // The share lock makes a roll-up wait until this batch is committed (see
         // `roll_up_hours`).
         let mark = self.rollup_mark(&mut tx, RowLock::Share).await?;
+        let written = self.write_minutes(&mut tx, &minutes).await?;
+        // Usually every row was written, so every object is known; only otherwise is it
+        // worth asking which ones are (rather than having every row returned).
+        let known = if written == minutes.len() as u64 {
+            None
+        } else {
+            let ids: BTreeSet<&str> = minutes.keys().map(|(id, _)| *id).collect();
+            Some(self.known_ids(&mut tx, ids).await?)
+        };
+        let known = |id: &str| known.as_ref().is_none_or(|known| known.contains(id));
+
+        // Minutes before the roll-up mark are in their hour rows and the objects' totals
+        // already (accesses that arrived late), so this batch adds them there itself;
+        // later minutes get there by the next roll-up.
+        let mut late = LateMinutes::default();
+        for (&(id, minute), &(hits, last)) in &minutes {
+            if !known(id) {
+                outcome.unknown += hits as u64;
+                continue;
+            }
+            outcome.counted_hits += hits as u64;
+            if minute < mark {
+                late.add(id, minute, hits, last);
+            }
+        }
+        self.write_late_minutes(&mut tx, &late).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Adds each object's minute rows to its minute buckets and each tier's hits (objects
+    /// the catalogue does not know get no row); how many bucket rows were written.
+    async fn write_minutes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        minutes: &MinuteRows<'_>,
+    ) -> Result<u64> {
         // One statement for the whole batch (see [`BulkRows`]): a batch touches up to
-        // every active object. Objects the catalogue does not know get no row.
+        // every active object.
         let rows = self.bulk_rows(
             ["TEXT", "BIGINT", "BIGINT", "BIGINT"],
             minutes.iter().map(|((id, minute), (hits, last))| {
@@ -233,7 +316,7 @@ impl Catalogue {
         );
         let written = rows
             .bind(sqlx::query(&sql))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         let rows = self.bulk_rows(
@@ -249,66 +332,45 @@ impl Catalogue {
              ON CONFLICT (tier, bucket_start) DO UPDATE SET hits = tier_hits.hits + excluded.hits",
             rows.source
         );
-        rows.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
-        // Usually every row was written, so every object is known; only otherwise is it
-        // worth asking which ones are (rather than having every row returned).
-        let known = if written == minutes.len() as u64 {
-            None
-        } else {
-            let ids: BTreeSet<&str> = minutes.keys().map(|(id, _)| *id).collect();
-            Some(self.known_ids(&mut tx, ids).await?)
-        };
-        let known = |id: &str| known.as_ref().is_none_or(|known| known.contains(id));
+        rows.bind(sqlx::query(&sql)).execute(&mut **tx).await?;
+        Ok(written)
+    }
 
-        // Minutes before the roll-up mark are in their hour rows and the objects' totals
-        // already (accesses that arrived late), so this batch adds them there itself;
-        // later minutes get there by the next roll-up.
-        let mut late_hours: BTreeMap<(&str, i64), i64> = BTreeMap::new();
-        let mut late_totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for (&(id, minute), &(hits, last)) in &minutes {
-            if !known(id) {
-                outcome.unknown += hits as u64;
-                continue;
-            }
-            outcome.counted_hits += hits as u64;
-            if minute < mark {
-                *late_hours
-                    .entry((id, bucket_start(minute, HOUR_MS)))
-                    .or_default() += hits;
-                let total = late_totals.entry(id).or_insert((0, last));
-                total.0 += hits;
-                total.1 = total.1.max(last);
-            }
+    /// Adds minutes already rolled up to their hour buckets and their objects' totals.
+    async fn write_late_minutes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        late: &LateMinutes<'_>,
+    ) -> Result<()> {
+        if late.hours.is_empty() {
+            return Ok(());
         }
-        if !late_hours.is_empty() {
-            let rows = self.bulk_rows(
-                ["TEXT", "BIGINT", "BIGINT"],
-                late_hours
-                    .iter()
-                    .map(|((id, hour), hits)| [json!(id), json!(hour), json!(hits)]),
-            );
-            let sql = format!(
-                "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
-                 SELECT c0, {HOUR_MS}, c1, c2 FROM {} AS v WHERE true \
-                 ON CONFLICT (object_id, resolution_ms, bucket_start) \
-                 DO UPDATE SET hits = access_buckets.hits + excluded.hits",
-                rows.source
-            );
-            rows.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
-            let rows = self.bulk_rows(
-                ["TEXT", "BIGINT", "BIGINT"],
-                late_totals
-                    .iter()
-                    .map(|(id, (hits, last))| [json!(id), json!(hits), json!(last)]),
-            );
-            let sql = format!(
-                "UPDATE objects SET {ADD_TO_TOTALS} FROM {} AS v WHERE objects.id = v.c0",
-                rows.source
-            );
-            rows.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(outcome)
+        let rows = self.bulk_rows(
+            ["TEXT", "BIGINT", "BIGINT"],
+            late.hours
+                .iter()
+                .map(|((id, hour), hits)| [json!(id), json!(hour), json!(hits)]),
+        );
+        let sql = format!(
+            "INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits) \
+             SELECT c0, {HOUR_MS}, c1, c2 FROM {} AS v WHERE true \
+             ON CONFLICT (object_id, resolution_ms, bucket_start) \
+             DO UPDATE SET hits = access_buckets.hits + excluded.hits",
+            rows.source
+        );
+        rows.bind(sqlx::query(&sql)).execute(&mut **tx).await?;
+        let rows = self.bulk_rows(
+            ["TEXT", "BIGINT", "BIGINT"],
+            late.totals
+                .iter()
+                .map(|(id, (hits, last))| [json!(id), json!(hits), json!(last)]),
+        );
+        let sql = format!(
+            "UPDATE objects SET {ADD_TO_TOTALS} FROM {} AS v WHERE objects.id = v.c0",
+            rows.source
+        );
+        rows.bind(sqlx::query(&sql)).execute(&mut **tx).await?;
+        Ok(())
     }
 
     /// Which of `ids` name catalogue objects.

@@ -7,6 +7,7 @@
 //! and S3 bucket notifications as MinIO and AWS send them, which name the object by
 //! bucket and key. Anything else is a dead letter, with a reason.
 
+pub mod broker_watch;
 pub mod consumer;
 pub mod embedded;
 pub mod publisher;

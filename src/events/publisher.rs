@@ -13,6 +13,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::AccessEvent;
+use super::broker_watch::BrokerWatch;
 use crate::metrics::Metrics;
 
 /// Why events could not be published.
@@ -32,7 +33,7 @@ pub enum PublishError {
 /// Publishes access events on the access topic, keyed by object id so that one object's
 /// events stay in one partition, in order.
 pub struct AccessPublisher {
-    producer: FutureProducer,
+    producer: FutureProducer<BrokerWatch>,
     topic: String,
     capacity: usize,
     max_unread: Option<u64>,
@@ -60,7 +61,7 @@ impl AccessPublisher {
         for (key, value) in settings {
             config.set(*key, *value);
         }
-        let producer: FutureProducer = config.create()?;
+        let producer = config.create_with_context(BrokerWatch::new("publisher"))?;
         Ok(AccessPublisher {
             producer,
             topic: topic.into(),

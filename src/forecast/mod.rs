@@ -28,6 +28,24 @@ use std::collections::HashMap;
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, ObjectRecord};
 use features::{FEATURE_COUNT, HISTORY_HOURS, ObjectFacts};
 
+/// Shares of the hours a training may hold out for evaluation: enough hours to score
+/// on, enough left to train on. The CLI and the API both check against it.
+pub const EVAL_FRACTIONS: std::ops::RangeInclusive<f64> = 0.05..=0.9;
+
+/// Checks a model name (it becomes part of the model's file name); the CLI and the API
+/// both check with it. The error says what is expected.
+pub fn check_model_name(name: &str) -> Result<(), &'static str> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err("1 to 64 letters, digits, `_` or `-`")
+    }
+}
+
 /// Why training from the catalogue failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

@@ -341,6 +341,39 @@ struct Alternative {
     evaluation: Evaluation,
 }
 
+/// The features worth fitting: a feature that never varies over the training rows (the
+/// same hour last week, in a history shorter than a week), or that equals an earlier one
+/// in every row (the age of objects whose history predates their catalogue entry is
+/// their idle time), makes the least-squares system singular; it carries no information
+/// of its own either, so it is left out of the fit and gets weight 0.
+fn informative_features(train: &[&Example]) -> Result<Vec<usize>, ModelError> {
+    let same = |j: usize, k: usize| train.iter().all(|e| e.features[j] == e.features[k]);
+    let varying: Vec<usize> = (0..FEATURE_COUNT)
+        .filter(|&j| train.iter().any(|e| e.features[j] != train[0].features[j]))
+        .filter(|&j| !(0..j).any(|k| same(j, k)))
+        .collect();
+    if varying.is_empty() {
+        return Err(ModelError::NotEnoughData(
+            "every feature is the same in every training example (no accesses?)".into(),
+        ));
+    }
+    Ok(varying)
+}
+
+/// The candidate that ranks objects best for placement; the first on a tie.
+fn best_ranking(fitted: &[Alternative]) -> Option<usize> {
+    fitted
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| {
+            a.evaluation
+                .capture_sum()
+                .total_cmp(&b.evaluation.capture_sum())
+                .then_with(|| j.cmp(i))
+        })
+        .map(|(i, _)| i)
+}
+
 /// How a model of `kind` with these weights does on the evaluation examples, with the
 /// naive baselines beside it.
 fn evaluate(
@@ -414,21 +447,7 @@ impl Model {
                 eval.len()
             )));
         }
-        // A feature that never varies over the training rows (the same hour last week,
-        // in a history shorter than a week), or that equals an earlier one in every row
-        // (the age of objects whose history predates their catalogue entry is their idle
-        // time), makes the least-squares system singular; it carries no information of
-        // its own either, so it is left out of the fit and gets weight 0.
-        let same = |j: usize, k: usize| train.iter().all(|e| e.features[j] == e.features[k]);
-        let varying: Vec<usize> = (0..FEATURE_COUNT)
-            .filter(|&j| train.iter().any(|e| e.features[j] != train[0].features[j]))
-            .filter(|&j| !(0..j).any(|k| same(j, k)))
-            .collect();
-        if varying.is_empty() {
-            return Err(ModelError::NotEnoughData(
-                "every feature is the same in every training example (no accesses?)".into(),
-            ));
-        }
+        let varying = informative_features(&train)?;
         let mut fitted: Vec<Alternative> = Vec::new();
         let mut failure = None;
         for kind in ModelKind::ALL {
@@ -445,18 +464,7 @@ impl Model {
                 Err(e) => failure = failure.or(Some(e)),
             }
         }
-        // The candidate that ranks objects best for placement; the first on a tie.
-        let Some(best) = fitted
-            .iter()
-            .enumerate()
-            .max_by(|(i, a), (j, b)| {
-                a.evaluation
-                    .capture_sum()
-                    .total_cmp(&b.evaluation.capture_sum())
-                    .then_with(|| j.cmp(i))
-            })
-            .map(|(i, _)| i)
-        else {
+        let Some(best) = best_ranking(&fitted) else {
             return Err(failure.unwrap_or_else(|| {
                 ModelError::Training("no kind of model could be fitted".into())
             }));

@@ -15,6 +15,8 @@
 //! What the simulator models, and what it leaves out, is said where it is done:
 //! [`replay`] (objects, moves, the mover, costs) and [`reference`] (the references).
 
+mod objects;
+mod policy_sim;
 mod reference;
 mod replay;
 mod report;
@@ -172,39 +174,10 @@ struct Span {
 /// Runs the simulation described by `options` on the tiers, thresholds and costs of
 /// `config` (the same configuration `strata serve` reads).
 pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> {
-    if !(0.0..1.0).contains(&options.train_fraction) {
-        return Err(SimulateError::Options(format!(
-            "--train-fraction must be at least 0 and below 1, got {}",
-            options.train_fraction
-        )));
-    }
-    if options.bandwidth == 0 {
-        return Err(SimulateError::Options(
-            "--bandwidth must be more than 0 bytes per second".into(),
-        ));
-    }
+    check(options)?;
     let path = &options.trace;
     let needs_model = options.policies.iter().any(|p| p.forecasts());
-    // With a model given, the replay is the only pass over the trace; otherwise a first
-    // pass finds the time span to cut the training part from, and a second trains.
-    let (first_ms, scored_from, model) = match &options.model {
-        Some(model_path) => {
-            let model = Model::load(model_path)?;
-            let first_ms = first_access_ms(path)?;
-            (first_ms, first_ms, Some(model))
-        }
-        None => {
-            let span = scan(path)?;
-            let cutoff = span.first_ms
-                + ((span.last_ms - span.first_ms) as f64 * options.train_fraction) as i64;
-            let model = if needs_model {
-                Some(train(path, cutoff, options.train_fraction)?)
-            } else {
-                None
-            };
-            (span.first_ms, cutoff, model)
-        }
-    };
+    let (first_ms, scored_from, model) = model_and_scored_part(options, needs_model)?;
     let policy = Policy::new(config);
     let moves_out = match &options.moves_out {
         Some(out) => Some(MovesOut::create(out)?),
@@ -263,6 +236,50 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
             .map(|m| ModelSummary::of(&m, options.model.is_none())),
         policies: outcome.policies,
         references: outcome.references,
+    })
+}
+
+fn check(options: &Options) -> Result<(), SimulateError> {
+    if !(0.0..1.0).contains(&options.train_fraction) {
+        return Err(SimulateError::Options(format!(
+            "--train-fraction must be at least 0 and below 1, got {}",
+            options.train_fraction
+        )));
+    }
+    if options.bandwidth == 0 {
+        return Err(SimulateError::Options(
+            "--bandwidth must be more than 0 bytes per second".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The trace's first access, where scoring starts, and the model the forecasting
+/// policies use: the one given, or one trained on the trace's first part. With a model
+/// given, the replay is the only pass over the trace; otherwise a first pass finds the
+/// time span to cut the training part from, and a second trains.
+fn model_and_scored_part(
+    options: &Options,
+    needs_model: bool,
+) -> Result<(i64, i64, Option<Model>), SimulateError> {
+    let path = &options.trace;
+    Ok(match &options.model {
+        Some(model_path) => {
+            let model = Model::load(model_path)?;
+            let first_ms = first_access_ms(path)?;
+            (first_ms, first_ms, Some(model))
+        }
+        None => {
+            let span = scan(path)?;
+            let cutoff = span.first_ms
+                + ((span.last_ms - span.first_ms) as f64 * options.train_fraction) as i64;
+            let model = if needs_model {
+                Some(train(path, cutoff, options.train_fraction)?)
+            } else {
+                None
+            };
+            (span.first_ms, cutoff, model)
+        }
     })
 }
 

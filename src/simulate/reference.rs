@@ -7,8 +7,8 @@
 //! the best packing up to the last object that does not fit. With no capacity set,
 //! everything fits.
 
-use super::replay::ratio;
 use super::report::ReferenceReport;
+use super::report::ratio;
 
 /// No object: the end of the LRU list.
 const NIL: u32 = u32::MAX;

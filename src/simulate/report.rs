@@ -201,6 +201,21 @@ pub struct ReferenceReport {
 impl Report {
     /// The report as tables, for people.
     pub fn to_table(&self) -> String {
+        let mut out = self.heading();
+        out.push('\n');
+        let Some(first) = self.policies.first() else {
+            return out;
+        };
+        out.push_str(&columns(&self.hit_rows(first)));
+        out.push('\n');
+        out.push_str(&columns(&self.move_and_cost_rows(first)));
+        out.push('\n');
+        out.push_str(&columns(&self.reference_rows()));
+        out
+    }
+
+    /// What was replayed, on which tiers, with which model.
+    fn heading(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -258,10 +273,11 @@ impl Report {
                 }
             );
         }
-        out.push('\n');
-        let Some(first) = self.policies.first() else {
-            return out;
-        };
+        out
+    }
+
+    /// Per policy: accesses served per tier, hot hits, and how fast hot objects got hot.
+    fn hit_rows(&self, first: &PolicyReport) -> Vec<Vec<String>> {
         let mut header = vec!["POLICY".to_string()];
         header.extend(first.tiers.iter().map(|t| t.tier.to_uppercase()));
         header.extend(
@@ -286,8 +302,11 @@ impl Report {
             ));
             rows.push(row);
         }
-        out.push_str(&columns(&rows));
-        out.push('\n');
+        rows
+    }
+
+    /// Per policy: moves by reason, refusals, and what storage, reads and moves cost.
+    fn move_and_cost_rows(&self, first: &PolicyReport) -> Vec<Vec<String>> {
         let mut header = vec!["POLICY".to_string()];
         header.extend(first.moves.iter().map(|m| format!("{} (GB)", m.reason)));
         header.extend(
@@ -327,8 +346,11 @@ impl Report {
             );
             rows.push(row);
         }
-        out.push_str(&columns(&rows));
-        out.push('\n');
+        rows
+    }
+
+    /// The reference placements' hot hits and moves.
+    fn reference_rows(&self) -> Vec<Vec<String>> {
         let mut rows = vec![
             ["REFERENCE", "HOT HITS", "HOT HIT", "MOVES", "MOVED GB"]
                 .iter()
@@ -344,8 +366,7 @@ impl Report {
                 format!("{:.3}", bytes_gb(r.bytes_moved)),
             ]);
         }
-        out.push_str(&columns(&rows));
-        out
+        rows
     }
 }
 
@@ -377,4 +398,13 @@ fn columns(rows: &[Vec<String>]) -> String {
             format!("{}\n", cells.join("  ").trim_end())
         })
         .collect()
+}
+
+/// `part / whole`, 0 for nothing.
+pub(super) fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
 }

@@ -138,6 +138,19 @@ impl FileStore {
         Ok(ReaderStream::with_capacity(file.take(len), CHUNK).boxed())
     }
 
+    pub(super) async fn probe(&self) -> Result<()> {
+        let meta = fs::metadata(&self.root)
+            .await
+            .map_err(|e| self.error("reading the tier's directory", e))?;
+        if !meta.is_dir() {
+            return Err(self.error(
+                "reading the tier's directory",
+                io::Error::other("not a directory"),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) async fn size(&self, key: &str) -> Result<u64> {
         let meta = fs::metadata(self.path(key)?)
             .await

@@ -273,6 +273,15 @@ impl Store {
         }
     }
 
+    /// Whether the backend answers: the directory is there, the bucket can be reached.
+    /// Cheap enough for a readiness check every few seconds.
+    pub async fn probe(&self) -> Result<()> {
+        match self {
+            Store::File(f) => f.probe().await,
+            Store::S3(s) => s.probe().await,
+        }
+    }
+
     /// Reads the whole object under `key` and returns its size and checksum, to verify a
     /// copy against the catalogue.
     pub async fn digest(&self, key: &str) -> Result<Digest> {

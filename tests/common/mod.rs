@@ -555,10 +555,15 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// Creates `topic` with `partitions` partitions on the stack's broker.
 pub async fn create_topic(topic: &str, partitions: i32) {
+    create_topic_on(&kafka_brokers(), topic, partitions).await;
+}
+
+/// Creates `topic` with `partitions` partitions on the broker at `brokers`.
+pub async fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client");
     let results = admin
@@ -724,7 +729,8 @@ pub fn ingest_at(base: &str, key: &str, body: &str) -> serde_json::Value {
 }
 
 /// A `strata serve` process on the local stack with its own topic, consumer group and
-/// working directory; killed when dropped.
+/// working directory, logging to `strata.log` there; killed when dropped (its log
+/// printed when the test failed).
 pub struct StrataServer {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT`.
@@ -767,13 +773,14 @@ impl StrataServer {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
+        let log = std::fs::File::create(workdir.path().join("strata.log")).unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
             .arg("serve")
             .current_dir(workdir.path())
             .env_clear()
             .envs(env)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("start strata serve");
         let base = format!("http://127.0.0.1:{port}");
@@ -810,6 +817,28 @@ impl StrataServer {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.workdir.path().join("strata.log")).unwrap_or_default()
+    }
+
+    /// How the server exited, waiting at most `timeout`; `None` while it still runs.
+    pub fn exit_within(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The server's peak resident set size so far (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -827,6 +856,9 @@ impl Drop for StrataServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("strata serve's log:\n{}", self.log());
+        }
     }
 }
 

@@ -29,15 +29,14 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
-use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
-use md5::{Digest as _, Md5};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
-use super::{ByteRange, ByteStream, ContentHasher, Digest, Listed, Result, StorageError};
+mod upload;
+
+use super::{ByteRange, ByteStream, Listed, Result, StorageError};
 use crate::config::{S3Config, TransferConfig};
 
 /// Part uploads in flight: each yields its completed part or why it failed.
@@ -141,270 +140,6 @@ impl S3Store {
         }
     }
 
-    pub(super) async fn put(
-        &self,
-        key: &str,
-        mut body: impl AsyncRead + Unpin,
-        content_type: &str,
-    ) -> Result<Digest> {
-        let part_size = self.transfer.part_size as usize;
-        let mut hasher = ContentHasher::new();
-        let first = read_part(&mut body, part_size).await?;
-        hasher.update(&first);
-        if first.len() < part_size {
-            let crc32c = crc32c(&first);
-            let request = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
-                .checksum_crc32_c(&crc32c)
-                .body(SdkByteStream::from(first.clone()));
-            let mut put = request.customize();
-            if !self.sign_payload {
-                put = put.disable_payload_signing();
-            }
-            let out = put
-                .send()
-                .await
-                .map_err(|e| self.error("putting", key, e))?;
-            self.check_receipt(
-                key,
-                &first,
-                &crc32c,
-                None,
-                out.checksum_crc32_c(),
-                out.e_tag(),
-            )?;
-            return Ok(hasher.finish());
-        }
-
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-            .send()
-            .await
-            .map_err(|e| self.error("starting multipart upload of", key, e))?;
-        let upload_id = upload.upload_id().unwrap_or_default().to_string();
-        // Aborts the upload if this future is dropped part-way (a cancelled move), so
-        // the server does not keep the parts of an upload nobody will complete.
-        let mut guard = AbortOnDrop {
-            store: self.clone(),
-            key: key.to_string(),
-            upload_id: upload_id.clone(),
-            in_flight: JoinSet::new(),
-            armed: true,
-        };
-        let uploaded = self
-            .upload_parts(
-                key,
-                &upload_id,
-                first,
-                &mut body,
-                &mut hasher,
-                &mut guard.in_flight,
-            )
-            .await;
-        guard.armed = false;
-        match uploaded {
-            Ok(()) => Ok(hasher.finish()),
-            Err(err) => {
-                finish_parts(&mut guard.in_flight).await;
-                self.abort_upload(key, &upload_id).await;
-                Err(err)
-            }
-        }
-    }
-
-    /// Best effort; an upload that cannot be aborted now is left to the bucket's
-    /// lifecycle rules.
-    async fn abort_upload(&self, key: &str, upload_id: &str) {
-        if let Err(e) = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-        {
-            tracing::warn!(bucket = %self.bucket, %key, error = %DisplayErrorContext(&e), "cannot abort multipart upload");
-        }
-    }
-
-    async fn upload_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-        first: Bytes,
-        body: &mut (impl AsyncRead + Unpin),
-        hasher: &mut ContentHasher,
-        in_flight: &mut PartUploads,
-    ) -> Result<()> {
-        let part_size = self.transfer.part_size as usize;
-        let mut done: Vec<CompletedPart> = Vec::new();
-        let mut part = first;
-        let mut number = 1;
-        loop {
-            let store = self.clone();
-            let (key_owned, upload_id_owned) = (key.to_string(), upload_id.to_string());
-            in_flight.spawn(async move {
-                store
-                    .upload_part(&key_owned, &upload_id_owned, number, part)
-                    .await
-            });
-            if in_flight.len() >= self.transfer.part_concurrency {
-                done.push(self.join_part(key, in_flight).await?);
-            }
-            part = read_part(body, part_size).await?;
-            if part.is_empty() {
-                break;
-            }
-            hasher.update(&part);
-            number += 1;
-        }
-        while !in_flight.is_empty() {
-            done.push(self.join_part(key, in_flight).await?);
-        }
-        done.sort_by_key(|p| p.part_number());
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(done))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| self.error("completing multipart upload of", key, e))?;
-        Ok(())
-    }
-
-    /// Uploads part `number` of `key` and checks what the server received.
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: i32,
-        part: Bytes,
-    ) -> Result<CompletedPart> {
-        let crc32c = crc32c(&part);
-        let mut upload = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .checksum_crc32_c(&crc32c)
-            .body(SdkByteStream::from(part.clone()))
-            .customize();
-        if !self.sign_payload {
-            upload = upload.disable_payload_signing();
-        }
-        // The MD5 an ETag may have to be compared with, hashed while the part travels
-        // (off the async workers), unless the server is known to report CRC32Cs.
-        let md5 = (!self.learnt.reports_crc32c.load(Ordering::Relaxed)).then(|| {
-            let part = part.clone();
-            tokio::task::spawn_blocking(move || hex_md5(&part))
-        });
-        let out = upload
-            .send()
-            .await
-            .map_err(|e| self.error("uploading a part of", key, e))?;
-        let md5 = match md5 {
-            Some(hashing) => hashing.await.ok(),
-            None => None,
-        };
-        if out.checksum_crc32_c().is_some() {
-            self.learnt.reports_crc32c.store(true, Ordering::Relaxed);
-        }
-        self.check_receipt(
-            key,
-            &part,
-            &crc32c,
-            md5,
-            out.checksum_crc32_c(),
-            out.e_tag(),
-        )?;
-        Ok(CompletedPart::builder()
-            .part_number(number)
-            .set_e_tag(out.e_tag().map(str::to_string))
-            .checksum_crc32_c(crc32c)
-            .build())
-    }
-
-    /// Checks the server's answer to a request that sent `sent` (whose CRC32C is
-    /// `crc32c`, and MD5 `md5` when already computed): the CRC32C it reports, else an
-    /// ETag that is an MD5 (32 hex digits; not one under SSE-KMS or of a multipart
-    /// object), else nothing to compare.
-    fn check_receipt(
-        &self,
-        key: &str,
-        sent: &[u8],
-        crc32c: &str,
-        md5: Option<String>,
-        reported_crc32c: Option<&str>,
-        etag: Option<&str>,
-    ) -> Result<()> {
-        let (what, expected, reported) = match (reported_crc32c, etag.and_then(md5_etag)) {
-            (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
-            (None, Some(etag)) => {
-                if !self.learnt.md5_said.swap(true, Ordering::Relaxed) {
-                    tracing::info!(
-                        bucket = %self.bucket,
-                        "the server reports no CRC32C for some writes; their MD5 ETags are compared instead"
-                    );
-                }
-                (
-                    "MD5",
-                    md5.unwrap_or_else(|| hex_md5(sent)),
-                    etag.to_string(),
-                )
-            }
-            (None, None) => {
-                if !self.learnt.unchecked_said.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        bucket = %self.bucket,
-                        "the server reports neither a CRC32C nor an MD5 ETag for what it receives; writes to it are checked by stored size only"
-                    );
-                }
-                return Ok(());
-            }
-        };
-        if expected == reported {
-            return Ok(());
-        }
-        Err(StorageError::Backend {
-            backend: format!("s3://{}", self.bucket),
-            message: format!(
-                "writing {key}: the server received other bytes than were sent ({what} {reported}, sent {expected})"
-            ),
-        })
-    }
-
-    async fn join_part(&self, key: &str, in_flight: &mut PartUploads) -> Result<CompletedPart> {
-        match in_flight.join_next().await {
-            Some(Ok(result)) => result,
-            Some(Err(join)) => Err(StorageError::Backend {
-                backend: format!("s3://{}", self.bucket),
-                message: format!("part upload of {key} stopped: {join}"),
-            }),
-            None => Err(StorageError::Backend {
-                backend: format!("s3://{}", self.bucket),
-                message: format!("no part upload of {key} in flight"),
-            }),
-        }
-    }
-
     pub(super) async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
         let (size, etag) = self.head(key).await?;
         // Resolve against the real size first: S3 answers an unsatisfiable range with
@@ -496,6 +231,16 @@ impl S3Store {
             )));
         }
         Ok(bytes.freeze())
+    }
+
+    pub(super) async fn probe(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.error("reaching", "the bucket", e))?;
+        Ok(())
     }
 
     pub(super) async fn size(&self, key: &str) -> Result<u64> {
@@ -630,99 +375,10 @@ impl S3Store {
     }
 }
 
-/// Aborts a multipart upload when dropped while armed, after its parts in flight have
-/// finished: a part that lands after the abort would stay on the server.
-struct AbortOnDrop {
-    store: S3Store,
-    key: String,
-    upload_id: String,
-    in_flight: PartUploads,
-    armed: bool,
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let store = self.store.clone();
-            let key = std::mem::take(&mut self.key);
-            let upload_id = std::mem::take(&mut self.upload_id);
-            let mut in_flight = std::mem::take(&mut self.in_flight);
-            runtime.spawn(async move {
-                finish_parts(&mut in_flight).await;
-                store.abort_upload(&key, &upload_id).await;
-            });
-        }
-    }
-}
-
-/// Waits for every part upload in flight to end, whatever its outcome.
-async fn finish_parts(in_flight: &mut PartUploads) {
-    while in_flight.join_next().await.is_some() {}
-}
-
 /// Whether `key` has the shape of Strata's locations, `<object id>/<name>`: a bucket
 /// may hold other writers' uploads, which are not Strata's to abort.
 fn is_strata_key(key: &str) -> bool {
     key.split_once('/').is_some_and(|(id, name)| {
         uuid::Uuid::parse_str(id).is_ok() && !name.is_empty() && !name.contains('/')
     })
-}
-
-/// CRC32C of `bytes` as S3 headers carry it: big-endian, base64.
-fn crc32c(bytes: &[u8]) -> String {
-    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32;
-    aws_smithy_types::base64::encode(crc.to_be_bytes())
-}
-
-/// MD5 of `bytes` in hex, as an ETag shows it.
-fn hex_md5(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The MD5 an ETag holds, when it is one: 32 hex digits, quotes removed.
-fn md5_etag(etag: &str) -> Option<&str> {
-    let inner = etag.trim_matches('"');
-    (inner.len() == 32 && inner.bytes().all(|b| b.is_ascii_hexdigit())).then_some(inner)
-}
-
-/// Reads until `size` bytes are buffered or the body ends.
-async fn read_part(body: &mut (impl AsyncRead + Unpin), size: usize) -> Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(size);
-    while buf.len() < size {
-        if body.read_buf(&mut buf).await.map_err(StorageError::Body)? == 0 {
-            break;
-        }
-    }
-    Ok(buf.freeze())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checksums_are_written_as_s3_writes_them() {
-        // RFC 3720's CRC32C check value, and the MD5 of the empty string.
-        assert_eq!(
-            crc32c(b"123456789"),
-            aws_smithy_types::base64::encode([0xe3, 0x06, 0x92, 0x83])
-        );
-        assert_eq!(hex_md5(b""), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(
-            md5_etag("\"d41d8cd98f00b204e9800998ecf8427e\""),
-            Some("d41d8cd98f00b204e9800998ecf8427e")
-        );
-        assert_eq!(
-            md5_etag("\"d41d8cd98f00b204e9800998ecf8427e-3\""),
-            None,
-            "multipart"
-        );
-        assert_eq!(md5_etag("opaque"), None);
-    }
 }

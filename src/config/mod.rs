@@ -7,12 +7,21 @@
 //! Parsing is a pure function of a variable lookup ([`Config::from_lookup`]) so that it can
 //! be tested without touching the process environment.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
+
+mod tiers;
+mod vars;
+
+use tiers::tiers_config;
+pub use tiers::{
+    BackendConfig, S3Config, SEED_PREDICT_ABOVE, StaticCredentials, TierConfig, TierCosts,
+    is_valid_tier_name,
+};
+use vars::{Vars, invalid};
 
 /// Where the API listens unless `LISTEN_ADDR` says otherwise: loopback only, so that an
 /// unconfigured start exposes nothing.
@@ -150,6 +159,9 @@ pub struct EventsConfig {
     /// How long the group waits for a consumer that stopped answering before its
     /// partitions go to the others (`KAFKA_SESSION_TIMEOUT_MS`).
     pub session_timeout: Duration,
+    /// How long `serve` waits for a first broker before it exits with an error
+    /// (`KAFKA_STARTUP_TIMEOUT_MS`); `None`, the default, waits on, not ready meanwhile.
+    pub startup_timeout: Option<Duration>,
 }
 
 impl Default for EventsConfig {
@@ -164,6 +176,7 @@ impl Default for EventsConfig {
             max_event_bytes: 64 * 1024,
             producer_queue: 1_000_000,
             session_timeout: Duration::from_secs(10),
+            startup_timeout: None,
         }
     }
 }
@@ -286,93 +299,6 @@ impl Default for MoverConfig {
     }
 }
 
-/// One storage tier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TierConfig {
-    /// Tier name as used in the API (`onprem`, `private`, `public`, …).
-    pub name: String,
-    /// Where the tier's bytes live.
-    pub backend: BackendConfig,
-    /// Bytes the tier may hold; `None` is unbounded (`TIER_<NAME>_CAPACITY_BYTES`).
-    pub capacity_bytes: Option<u64>,
-    /// Share of the capacity the forecaster leaves free for bursts
-    /// (`TIER_<NAME>_HEADROOM`, 0 to below 1).
-    pub headroom: f64,
-    /// Prices used for cost estimates.
-    pub costs: TierCosts,
-    /// Accesses within the detector window above which a spike promotes an object into
-    /// this tier; `None` never promotes into it reactively (`TIER_<NAME>_PROMOTE_ABOVE`).
-    pub promote_above: Option<u64>,
-    /// Predicted accesses over the forecast horizon above which the forecaster places an
-    /// object on this tier; `None` never places one there proactively
-    /// (`TIER_<NAME>_PREDICT_ABOVE`).
-    pub predict_above: Option<f64>,
-}
-
-/// Prices of one tier, in any one currency.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct TierCosts {
-    /// Storage per GB-month (`TIER_<NAME>_COST_GB_MONTH`).
-    pub storage_gb_month: f64,
-    /// Per 1,000 reads (`TIER_<NAME>_COST_PER_1K_READS`).
-    pub per_1k_reads: f64,
-    /// Per GB transferred out (`TIER_<NAME>_COST_TRANSFER_GB`).
-    pub transfer_gb: f64,
-}
-
-/// The backend behind a tier, from `TIER_<NAME>_URL`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BackendConfig {
-    /// A local or mounted directory (`file:///DIR`).
-    File {
-        /// Directory holding the tier's objects.
-        root: PathBuf,
-    },
-    /// An S3-protocol bucket (`s3://BUCKET`).
-    S3(S3Config),
-}
-
-/// Connection settings of an S3-protocol tier.
-#[derive(Debug, Clone, PartialEq)]
-pub struct S3Config {
-    /// Bucket name.
-    pub bucket: String,
-    /// Custom endpoint such as `http://127.0.0.1:9000`; `None` means AWS (`TIER_<NAME>_ENDPOINT`).
-    pub endpoint: Option<String>,
-    /// Signing region (`TIER_<NAME>_REGION`, default `us-east-1`).
-    pub region: String,
-    /// Path-style addressing, needed by MinIO and most self-hosted servers
-    /// (`TIER_<NAME>_PATH_STYLE`, default true when an endpoint is set).
-    pub path_style: bool,
-    /// Sign each upload's bytes (their SHA-256 in the request signature), which costs
-    /// a SHA-256 pass on both ends (`TIER_<NAME>_SIGN_PAYLOAD`). Default: true for a
-    /// plain `http://` endpoint, where the signature is what protects the bytes in
-    /// transit; false for `https://` and AWS, where TLS does (the AWS SDKs' convention).
-    /// Every upload carries its CRC32C either way.
-    pub sign_payload: bool,
-    /// Static keys; `None` uses the AWS default credential chain.
-    pub credentials: Option<StaticCredentials>,
-}
-
-/// An access key pair (`TIER_<NAME>_ACCESS_KEY_ID`, `TIER_<NAME>_SECRET_ACCESS_KEY`).
-#[derive(Clone, PartialEq)]
-pub struct StaticCredentials {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-}
-
-impl fmt::Debug for StaticCredentials {
-    // Secrets must never reach a log line through `{:?}`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .finish()
-    }
-}
-
 /// How large transfers to S3 are split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferConfig {
@@ -426,107 +352,17 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let vars = Vars(&lookup);
         let data_dir = PathBuf::from(vars.get("DATA_DIR").unwrap_or_else(|| "./data".into()));
-        let database_url = vars.get("DATABASE_URL").unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data_dir.join("strata.db").display())
-        });
-        if !(database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://")
-            || database_url.starts_with("sqlite:"))
-        {
-            return Err(invalid(
-                "DATABASE_URL",
-                &database_url,
-                "a postgres://… or sqlite://… URL",
-            ));
-        }
-
-        let transfer = TransferConfig {
-            part_size: vars.parse_in(
-                "S3_PART_SIZE_BYTES",
-                TransferConfig::default().part_size,
-                MIN_S3_PART_SIZE..=MAX_S3_PART_SIZE,
-            )?,
-            part_concurrency: vars.parse_in(
-                "S3_PART_CONCURRENCY",
-                TransferConfig::default().part_concurrency,
-                1..=64,
-            )?,
-        };
-
-        let tier_list = vars.get("TIERS").unwrap_or_else(|| DEFAULT_TIERS.into());
-        let mut seen = HashSet::new();
-        let mut tiers = Vec::new();
-        for name in tier_list.split(',').map(str::trim) {
-            if !is_valid_tier_name(name) {
-                return Err(invalid(
-                    "TIERS",
-                    &tier_list,
-                    "a comma-separated list of tier names made of a-z, 0-9 and _, starting with a letter",
-                ));
-            }
-            if !seen.insert(name) {
-                return Err(invalid("TIERS", &tier_list, "each tier named once"));
-            }
-            tiers.push(vars.tier(name, &data_dir)?);
-        }
-        apply_promotion_thresholds(&vars, &mut tiers)?;
-
-        let default_tier = vars
-            .get("DEFAULT_TIER")
-            .unwrap_or_else(|| DEFAULT_LANDING_TIER.into());
-        if !seen.contains(default_tier.as_str()) {
-            return Err(invalid(
-                "DEFAULT_TIER",
-                &default_tier,
-                &format!("one of the tiers in TIERS ({tier_list})"),
-            ));
-        }
-
-        let defaults = MoverConfig::default();
-        let mover = MoverConfig {
-            concurrency: vars.parse_in("MOVER_CONCURRENCY", defaults.concurrency, 1..=64)?,
-            max_attempts: vars.parse_in("MOVER_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
-            retry_base: vars.parse_millis(
-                "MOVER_RETRY_BASE_MS",
-                defaults.retry_base,
-                1..=3_600_000,
-            )?,
-            lease: vars.parse_secs("MOVER_LEASE_SECS", defaults.lease, 2..=3600)?,
-            poll_interval: vars.parse_millis(
-                "MOVER_POLL_MS",
-                defaults.poll_interval,
-                10..=60_000,
-            )?,
-            bandwidth: match vars.parse_in("MOVER_BANDWIDTH_BYTES_PER_SEC", 0, 0..=u64::MAX)? {
-                0 => None,
-                limit => Some(limit),
-            },
-            verify: match vars.get("MOVER_VERIFY").as_deref() {
-                // `stream` was the name of the checksum level before it checked receipts.
-                None | Some("checksum" | "stream") => VerifyMode::Checksum,
-                Some("full") => VerifyMode::Full,
-                Some(other) => return Err(invalid("MOVER_VERIFY", other, "checksum or full")),
-            },
-        };
-
-        let listen = vars
-            .get("LISTEN_ADDR")
-            .unwrap_or_else(|| DEFAULT_LISTEN_ADDR.into());
-        let listen = listen.parse().map_err(|_| {
-            invalid(
-                "LISTEN_ADDR",
-                &listen,
-                "an address such as 127.0.0.1:8080 or [::]:8080",
-            )
-        })?;
+        let database_url = database_url(&vars, &data_dir)?;
+        let transfer = transfer_config(&vars)?;
+        let (tiers, default_tier) = tiers_config(&vars, &data_dir)?;
         Ok(Config {
-            listen,
+            mover: mover_config(&vars)?,
+            listen: listen_addr(&vars)?,
             database_url,
             data_dir,
             tiers,
             default_tier,
             transfer,
-            mover,
             events: events_config(&vars)?,
             detector: detector_config(&vars)?,
             forecast: forecast_config(&vars)?,
@@ -552,64 +388,71 @@ fn load_dotenv() -> Result<(), ConfigError> {
     }
 }
 
-/// True for names usable as a tier: lowercase ASCII letters, digits and `_`, starting with
-/// a letter, so that `TIER_<NAME>_…` variables can be derived from them.
-pub fn is_valid_tier_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+fn database_url(vars: &Vars<'_>, data_dir: &Path) -> Result<String, ConfigError> {
+    let database_url = vars
+        .get("DATABASE_URL")
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("strata.db").display()));
+    if !(database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://")
+        || database_url.starts_with("sqlite:"))
+    {
+        return Err(invalid(
+            "DATABASE_URL",
+            &database_url,
+            "a postgres://… or sqlite://… URL",
+        ));
+    }
+    Ok(database_url)
 }
 
-/// Share of a tier's capacity kept free for bursts unless `TIER_<NAME>_HEADROOM` says
-/// otherwise: room for a few bursts between two forecaster runs.
-const DEFAULT_HEADROOM: f64 = 0.02;
+fn listen_addr(vars: &Vars<'_>) -> Result<SocketAddr, ConfigError> {
+    let listen = vars
+        .get("LISTEN_ADDR")
+        .unwrap_or_else(|| DEFAULT_LISTEN_ADDR.into());
+    listen.parse().map_err(|_| {
+        invalid(
+            "LISTEN_ADDR",
+            &listen,
+            "an address such as 127.0.0.1:8080 or [::]:8080",
+        )
+    })
+}
 
-/// The seed's proactive thresholds of the hottest tiers: predicted accesses over the
-/// horizon above which an object belongs there (also what makes an hour hot in the
-/// simulator's report when the hottest tier is filled by rank).
-pub const SEED_PREDICT_ABOVE: [f64; 2] = [50.0, 10.0];
+fn transfer_config(vars: &Vars<'_>) -> Result<TransferConfig, ConfigError> {
+    let defaults = TransferConfig::default();
+    Ok(TransferConfig {
+        part_size: vars.parse_in(
+            "S3_PART_SIZE_BYTES",
+            defaults.part_size,
+            MIN_S3_PART_SIZE..=MAX_S3_PART_SIZE,
+        )?,
+        part_concurrency: vars.parse_in(
+            "S3_PART_CONCURRENCY",
+            defaults.part_concurrency,
+            1..=64,
+        )?,
+    })
+}
 
-/// Promotion thresholds. Reactive: by default the hottest tier takes objects with more
-/// than 100 accesses a detector window and the next one more than 20; proactive: more
-/// than 50 and 10 predicted accesses over the forecast horizon (the seed's numbers). The
-/// coldest tier is where objects start, so nothing is promoted into it. A tier with a
-/// capacity is filled by rank instead: its proactive threshold, only when set, is a
-/// floor its objects must pass, and its reactive one is the detector's level only.
-fn apply_promotion_thresholds(
-    vars: &Vars<'_>,
-    tiers: &mut [TierConfig],
-) -> Result<(), ConfigError> {
-    const REACTIVE: [u64; 2] = [100, 20];
-    const PROACTIVE: [f64; 2] = SEED_PREDICT_ABOVE;
-    let coldest = tiers.len().saturating_sub(1);
-    for (position, tier) in tiers.iter_mut().enumerate() {
-        let name = tier.name.to_ascii_uppercase();
-        let var = format!("TIER_{name}_PROMOTE_ABOVE");
-        let default = REACTIVE
-            .get(position)
-            .copied()
-            .filter(|_| position < coldest);
-        tier.promote_above = match vars.get(&var).as_deref() {
-            None => default,
-            Some("none") => None,
-            Some(_) => Some(vars.parse_in(&var, 0, 1..=u64::from(u32::MAX))?),
-        };
-        let var = format!("TIER_{name}_PREDICT_ABOVE");
-        let default = PROACTIVE
-            .get(position)
-            .copied()
-            .filter(|_| position < coldest && tier.capacity_bytes.is_none());
-        let expected = "a positive number of predicted accesses, or none";
-        tier.predict_above = match vars.get(&var).as_deref() {
-            None => default,
-            Some("none") => None,
-            Some(_) => match vars.parse_opt::<f64>(&var, expected)? {
-                Some(t) if t.is_finite() && t > 0.0 => Some(t),
-                _ => return Err(invalid(&var, &vars.get(&var).unwrap_or_default(), expected)),
-            },
-        };
-    }
-    Ok(())
+fn mover_config(vars: &Vars<'_>) -> Result<MoverConfig, ConfigError> {
+    let defaults = MoverConfig::default();
+    Ok(MoverConfig {
+        concurrency: vars.parse_in("MOVER_CONCURRENCY", defaults.concurrency, 1..=64)?,
+        max_attempts: vars.parse_in("MOVER_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
+        retry_base: vars.parse_millis("MOVER_RETRY_BASE_MS", defaults.retry_base, 1..=3_600_000)?,
+        lease: vars.parse_secs("MOVER_LEASE_SECS", defaults.lease, 2..=3600)?,
+        poll_interval: vars.parse_millis("MOVER_POLL_MS", defaults.poll_interval, 10..=60_000)?,
+        bandwidth: match vars.parse_in("MOVER_BANDWIDTH_BYTES_PER_SEC", 0, 0..=u64::MAX)? {
+            0 => None,
+            limit => Some(limit),
+        },
+        verify: match vars.get("MOVER_VERIFY").as_deref() {
+            // `stream` was the name of the checksum level before it checked receipts.
+            None | Some("checksum" | "stream") => VerifyMode::Checksum,
+            Some("full") => VerifyMode::Full,
+            Some(other) => return Err(invalid("MOVER_VERIFY", other, "checksum or full")),
+        },
+    })
 }
 
 fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
@@ -663,6 +506,14 @@ fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
             defaults.session_timeout,
             1_000..=3_600_000,
         )?,
+        startup_timeout: match vars.get("KAFKA_STARTUP_TIMEOUT_MS") {
+            None => None,
+            Some(_) => Some(vars.parse_millis(
+                "KAFKA_STARTUP_TIMEOUT_MS",
+                Duration::ZERO,
+                100..=3_600_000,
+            )?),
+        },
     })
 }
 
@@ -755,205 +606,6 @@ fn is_valid_topic_name(topic: &str) -> bool {
         && topic
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-fn invalid(var: &str, value: &str, expected: &str) -> ConfigError {
-    ConfigError::Invalid {
-        var: var.into(),
-        value: value.into(),
-        expected: expected.into(),
-    }
-}
-
-/// Typed access to the variable lookup.
-struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
-
-impl Vars<'_> {
-    /// The variable's value, trimmed; `None` when unset or blank.
-    fn get(&self, var: &str) -> Option<String> {
-        (self.0)(var)
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn parse_opt<T: FromStr>(&self, var: &str, expected: &str) -> Result<Option<T>, ConfigError> {
-        match self.get(var) {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| invalid(var, &v, expected)),
-        }
-    }
-
-    fn parse_in<T>(
-        &self,
-        var: &str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd + fmt::Display + Copy,
-    {
-        let expected = format!("a whole number from {} to {}", range.start(), range.end());
-        let value = self.parse_opt(var, &expected)?.unwrap_or(default);
-        if range.contains(&value) {
-            Ok(value)
-        } else {
-            Err(invalid(var, &value.to_string(), &expected))
-        }
-    }
-
-    /// A duration given in milliseconds, within `range` (ms).
-    fn parse_millis(
-        &self,
-        var: &str,
-        default: Duration,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Duration, ConfigError> {
-        let millis = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
-        Ok(Duration::from_millis(self.parse_in(var, millis, range)?))
-    }
-
-    /// A duration given in seconds, within `range` (s).
-    fn parse_secs(
-        &self,
-        var: &str,
-        default: Duration,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Duration, ConfigError> {
-        Ok(Duration::from_secs(self.parse_in(
-            var,
-            default.as_secs(),
-            range,
-        )?))
-    }
-
-    fn parse_bool(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(var) {
-            None => Ok(default),
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(invalid(var, &v, "true or false")),
-            },
-        }
-    }
-
-    fn parse_cost(&self, var: &str) -> Result<f64, ConfigError> {
-        let expected = "a non-negative number";
-        let cost: f64 = self.parse_opt(var, expected)?.unwrap_or(0.0);
-        if cost.is_finite() && cost >= 0.0 {
-            Ok(cost)
-        } else {
-            Err(invalid(var, &cost.to_string(), expected))
-        }
-    }
-
-    fn tier(&self, name: &str, data_dir: &Path) -> Result<TierConfig, ConfigError> {
-        let prefix = format!("TIER_{}_", name.to_ascii_uppercase());
-        let var = |suffix: &str| format!("{prefix}{suffix}");
-        let url_var = var("URL");
-        let backend = match self.get(&url_var) {
-            None => BackendConfig::File {
-                root: data_dir.join("tiers").join(name),
-            },
-            Some(url) => self.backend(&url_var, &url, &var)?,
-        };
-        let capacity_bytes = self.parse_opt(&var("CAPACITY_BYTES"), "a whole number of bytes")?;
-        let headroom_var = var("HEADROOM");
-        let expected = "a share of the capacity from 0 to below 1";
-        let headroom = self
-            .parse_opt::<f64>(&headroom_var, expected)?
-            .unwrap_or(DEFAULT_HEADROOM);
-        if !(0.0..1.0).contains(&headroom) {
-            return Err(invalid(&headroom_var, &headroom.to_string(), expected));
-        }
-        Ok(TierConfig {
-            name: name.into(),
-            backend,
-            capacity_bytes,
-            headroom,
-            promote_above: None,
-            predict_above: None,
-            costs: TierCosts {
-                storage_gb_month: self.parse_cost(&var("COST_GB_MONTH"))?,
-                per_1k_reads: self.parse_cost(&var("COST_PER_1K_READS"))?,
-                transfer_gb: self.parse_cost(&var("COST_TRANSFER_GB"))?,
-            },
-        })
-    }
-
-    fn backend(
-        &self,
-        url_var: &str,
-        url: &str,
-        var: &dyn Fn(&str) -> String,
-    ) -> Result<BackendConfig, ConfigError> {
-        if let Some(path) = url.strip_prefix("file://") {
-            if path.is_empty() {
-                return Err(invalid(url_var, url, "file:///DIR with a directory path"));
-            }
-            return Ok(BackendConfig::File { root: path.into() });
-        }
-        let Some(bucket) = url.strip_prefix("s3://") else {
-            return Err(invalid(url_var, url, "s3://BUCKET or file:///DIR"));
-        };
-        let bucket = bucket.trim_end_matches('/');
-        if !is_valid_bucket_name(bucket) {
-            return Err(invalid(
-                url_var,
-                url,
-                "s3://BUCKET with a bucket name of 3 to 63 characters: a-z, 0-9, '.' and '-'",
-            ));
-        }
-        let endpoint = self.get(&var("ENDPOINT"));
-        if let Some(e) = &endpoint
-            && !(e.starts_with("http://") || e.starts_with("https://"))
-        {
-            return Err(invalid(&var("ENDPOINT"), e, "an http:// or https:// URL"));
-        }
-        let access_key_id = self.get(&var("ACCESS_KEY_ID"));
-        let secret_access_key = self.get(&var("SECRET_ACCESS_KEY"));
-        let credentials = match (access_key_id, secret_access_key) {
-            (Some(access_key_id), Some(secret_access_key)) => Some(StaticCredentials {
-                access_key_id,
-                secret_access_key,
-            }),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(ConfigError::Missing {
-                    var: var("SECRET_ACCESS_KEY"),
-                    why: format!("{} is set", var("ACCESS_KEY_ID")),
-                });
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::Missing {
-                    var: var("ACCESS_KEY_ID"),
-                    why: format!("{} is set", var("SECRET_ACCESS_KEY")),
-                });
-            }
-        };
-        Ok(BackendConfig::S3(S3Config {
-            bucket: bucket.into(),
-            path_style: self.parse_bool(&var("PATH_STYLE"), endpoint.is_some())?,
-            sign_payload: self.parse_bool(
-                &var("SIGN_PAYLOAD"),
-                endpoint
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("http://")),
-            )?,
-            endpoint,
-            region: self
-                .get(&var("REGION"))
-                .unwrap_or_else(|| "us-east-1".into()),
-            credentials,
-        }))
-    }
-}
-
-fn is_valid_bucket_name(bucket: &str) -> bool {
-    (3..=63).contains(&bucket.len())
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
 }
 
 #[cfg(test)]

@@ -6,8 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::Value;
 use tracing_subscriber::EnvFilter;
+
+mod output;
+mod progress;
+
+use output::{Output, Table, prediction_line};
 
 use crate::client::Client;
 use crate::config::Config;
@@ -336,7 +340,7 @@ async fn check_tiers(full: bool, sample: u64, repair: bool, json: bool) -> anyho
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", check_summary(&report));
+        print!("{}", report.summary());
     }
     match report.unresolved() {
         0 => Ok(()),
@@ -352,51 +356,6 @@ async fn check_tiers(full: bool, sample: u64, repair: bool, json: bool) -> anyho
     }
 }
 
-/// The human-readable report of `strata check`.
-fn check_summary(report: &crate::check::CheckReport) -> String {
-    use crate::check::{Problem, Repair};
-    let mut out = format!(
-        "checked {} objects ({} hashed) against {} stored keys: {} problems\n",
-        report.objects,
-        report.hashed,
-        report.stored_keys,
-        report.findings.len()
-    );
-    for f in &report.findings {
-        let what = match &f.problem {
-            Problem::Missing => "missing: no bytes at the catalogued location".to_string(),
-            Problem::WrongSize { stored, expected } => {
-                format!("wrong size: {stored} bytes stored, {expected} catalogued")
-            }
-            Problem::WrongChecksum { stored } => {
-                format!("wrong checksum: the bytes hash to {stored}")
-            }
-            Problem::Orphan { size } => format!("orphan: {size} bytes no object or move refers to"),
-        };
-        let object = f
-            .object_id
-            .as_deref()
-            .map_or(String::new(), |id| format!(" (object {id})"));
-        let done = match &f.repair {
-            None => String::new(),
-            Some(Repair::Removed) => " -> removed".into(),
-            Some(Repair::Restored {
-                from_tier,
-                from_location,
-            }) => format!(" -> restored from {from_tier}/{from_location}"),
-            Some(Repair::MarkedDamaged) => {
-                " -> no good copy anywhere; marked damaged in the catalogue".into()
-            }
-            Some(Repair::Failed { error }) => format!(" -> repair failed: {error}"),
-        };
-        out.push_str(&format!(
-            "  {}/{}{object}: {what}{done}\n",
-            f.tier, f.location
-        ));
-    }
-    out
-}
-
 /// `strata train-model`: trains, reports against the baselines, writes the model file
 /// (and the report) and registers the model.
 async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
@@ -406,20 +365,54 @@ async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
         usize::from(args.horizon_hours),
         args.eval_fraction,
     );
-    if !(eval_fraction > 0.0 && eval_fraction < 1.0) {
-        anyhow::bail!("--eval-fraction must be between 0 and 1, got {eval_fraction}");
+    if !crate::forecast::EVAL_FRACTIONS.contains(&eval_fraction) {
+        let (low, high) = crate::forecast::EVAL_FRACTIONS.into_inner();
+        anyhow::bail!("--eval-fraction must be from {low} to {high}, got {eval_fraction}");
     }
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        anyhow::bail!("--name must be letters, digits, `_` or `-`, got {name:?}");
+    if let Err(expected) = crate::forecast::check_model_name(name) {
+        anyhow::bail!("--name must be {expected}, got {name:?}");
     }
     let config = Config::from_env()?;
     let catalogue = service::open_catalogue(&config).await?;
     let now = crate::db::now_ms();
-    let examples = match &args.trace {
+    let examples = read_examples(args, &catalogue, now).await?;
+    let progress = progress::spinner(&format!("fitting on {} examples", examples.len()));
+    let model = crate::forecast::Model::train(name, &examples, horizon_hours, eval_fraction, now);
+    progress.finish_and_clear();
+    let model = model?;
+    print_evaluation(&model);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let path = args.out.join(model.file_name());
+    std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    if let Some(dir) = &args.report {
+        let pairs = model.evaluation_pairs(&examples, eval_fraction);
+        let [plot, summary] = crate::forecast::report::write(dir, &model, &pairs)
+            .with_context(|| format!("writing the report into {}", dir.display()))?;
+        println!("wrote {} and {}", plot.display(), summary.display());
+    }
+    let record = crate::forecast::register(&catalogue, &model, args.activate).await?;
+    println!(
+        "registered as {}{}",
+        record.id,
+        if args.activate { " (active)" } else { "" }
+    );
+    catalogue.close().await;
+    Ok(())
+}
+
+/// The training examples `train-model` was pointed at: a trace file, or the catalogue's
+/// access history.
+async fn read_examples(
+    args: &TrainArgs,
+    catalogue: &crate::db::Catalogue,
+    now: i64,
+) -> anyhow::Result<Vec<crate::forecast::Example>> {
+    use anyhow::Context;
+    let horizon_hours = usize::from(args.horizon_hours);
+    match &args.trace {
         Some(trace) => {
             let file = std::fs::File::open(trace)
                 .with_context(|| format!("opening {}", trace.display()))?;
@@ -430,20 +423,20 @@ async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
             )
             .with_context(|| trace.display().to_string());
             progress.finish_and_clear();
-            examples?
+            examples
         }
         None => {
             let progress = progress::spinner("reading the access history from the catalogue");
             let examples =
-                crate::forecast::examples_from_catalogue(&catalogue, horizon_hours, now).await;
+                crate::forecast::examples_from_catalogue(catalogue, horizon_hours, now).await;
             progress.finish_and_clear();
-            examples.context("reading the access history")?
+            examples.context("reading the access history")
         }
-    };
-    let progress = progress::spinner(&format!("fitting on {} examples", examples.len()));
-    let model = crate::forecast::Model::train(name, &examples, horizon_hours, eval_fraction, now);
-    progress.finish_and_clear();
-    let model = model?;
+    }
+}
+
+/// Prints a trained model's scores against the baselines, and its capture table.
+fn print_evaluation(model: &crate::forecast::Model) {
     let e = &model.evaluation;
     println!(
         "trained on {} examples, evaluated on the latest {} (horizon {} h)",
@@ -487,26 +480,6 @@ async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
     if !e.beats_baselines() {
         println!("WARNING: the model does not beat both naive baselines on the evaluation split");
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let path = args.out.join(model.file_name());
-    std::fs::write(&path, serde_json::to_string_pretty(&model)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {}", path.display());
-    if let Some(dir) = &args.report {
-        let pairs = model.evaluation_pairs(&examples, eval_fraction);
-        let [plot, summary] = crate::forecast::report::write(dir, &model, &pairs)
-            .with_context(|| format!("writing the report into {}", dir.display()))?;
-        println!("wrote {} and {}", plot.display(), summary.display());
-    }
-    let record = crate::forecast::register(&catalogue, &model, args.activate).await?;
-    println!(
-        "registered as {}{}",
-        record.id,
-        if args.activate { " (active)" } else { "" }
-    );
-    catalogue.close().await;
-    Ok(())
 }
 
 /// `strata simulate`: replays the trace and prints the report.
@@ -518,31 +491,6 @@ fn simulate(config: &Config, options: &Options, json: bool) -> anyhow::Result<()
         print!("{}", report.to_table());
     }
     Ok(())
-}
-
-/// Progress shown on stderr while a long step runs; nothing is drawn when stderr is not
-/// a terminal (scripts and CI logs stay clean).
-mod progress {
-    use indicatif::{ProgressBar, ProgressStyle};
-    use std::time::Duration;
-
-    /// A bar over `total` bytes.
-    pub fn bytes(total: u64, what: &str) -> ProgressBar {
-        let bar = ProgressBar::new(total).with_message(what.to_string());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    }
-
-    /// A spinner for a step of unknown length.
-    pub fn spinner(what: &str) -> ProgressBar {
-        let spinner = ProgressBar::new_spinner().with_message(what.to_string());
-        spinner.enable_steady_tick(Duration::from_millis(120));
-        spinner
-    }
 }
 
 /// Runs one client subcommand and prints its answer on stdout.
@@ -611,32 +559,7 @@ async fn run_client(command: Command) -> anyhow::Result<()> {
         }
         Command::Predict { id, server } => {
             let answer = connect(&server)?.predict(&id).await?;
-            let features: Vec<String> = answer["top_features"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| {
-                    format!(
-                        "{} {:+.2}",
-                        f["name"].as_str().unwrap_or("?"),
-                        f["contribution"].as_f64().unwrap_or_default()
-                    )
-                })
-                .collect();
-            let line = format!(
-                "{id}: {:.1} accesses predicted over the next {} h -> {} (now on {}{}); model {} v{}; top features: {}",
-                answer["predicted_accesses"].as_f64().unwrap_or_default(),
-                answer["horizon_hours"],
-                answer["predicted_tier"].as_str().unwrap_or("?"),
-                answer["tier"].as_str().unwrap_or("?"),
-                answer["proactive_move"]
-                    .as_str()
-                    .map(|t| format!(", would move to {t}"))
-                    .unwrap_or_default(),
-                answer["model"]["name"].as_str().unwrap_or("?"),
-                answer["model"]["version"],
-                features.join(", "),
-            );
+            let line = prediction_line(&id, &answer);
             (server, Output::Line(answer, line))
         }
         Command::Metrics { server } => {
@@ -652,118 +575,6 @@ fn connect(server: &ServerArgs) -> anyhow::Result<Client> {
     // An empty API_TOKEN means no token, as it does for the server.
     let token = server.token.clone().filter(|t| !t.is_empty());
     Ok(Client::new(&server.url, token)?)
-}
-
-/// What a client subcommand prints.
-enum Output {
-    /// Objects, one table row each.
-    Objects(Vec<Value>),
-    /// A list page with its cursor.
-    Page(Value, Table),
-    /// One answer summed up in a sentence.
-    Line(Value, String),
-    /// Prometheus text.
-    Metrics(String),
-}
-
-/// Which columns a page has.
-#[derive(Clone, Copy)]
-enum Table {
-    Objects,
-    Migrations,
-}
-
-impl Output {
-    fn render(self, json: bool) -> String {
-        match self {
-            Output::Objects(items) if json => json_lines(&items),
-            Output::Page(page, _) | Output::Line(page, _) if json => json_lines(&[page]),
-            Output::Metrics(text) if json => json_lines(&[metrics_json(&text)]),
-            Output::Objects(items) => table(Table::Objects, &items),
-            Output::Page(page, kind) => {
-                let items = page["items"].as_array().cloned().unwrap_or_default();
-                let mut out = table(kind, &items);
-                if let Some(next) = page["next"].as_str() {
-                    out.push_str(&format!("more: --after {next}\n"));
-                }
-                out
-            }
-            Output::Line(_, line) => format!("{line}\n"),
-            Output::Metrics(text) => text
-                .lines()
-                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-                .map(|l| format!("{l}\n"))
-                .collect(),
-        }
-    }
-}
-
-fn json_lines(values: &[Value]) -> String {
-    values.iter().map(|v| format!("{v}\n")).collect()
-}
-
-/// Prometheus samples as `{"name{labels}": value}`.
-fn metrics_json(text: &str) -> Value {
-    let samples = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(name, value)| Some((name.to_string(), value.parse::<f64>().ok()?.into())))
-        .collect::<serde_json::Map<_, _>>();
-    Value::Object(samples)
-}
-
-/// Rows under a header, columns padded to their widest cell.
-fn table(kind: Table, items: &[Value]) -> String {
-    let columns: &[&str] = match kind {
-        Table::Objects => &[
-            "id",
-            "key",
-            "tier",
-            "size",
-            "version",
-            "access.total",
-            "access.last_hour",
-        ],
-        Table::Migrations => &[
-            "id",
-            "object_id",
-            "from_tier",
-            "to_tier",
-            "reason",
-            "status",
-            "bytes_copied",
-            "created_at",
-        ],
-    };
-    let cell = |item: &Value, column: &str| {
-        let value = column.split('.').fold(item, |v, part| &v[part]);
-        match value {
-            Value::String(s) => s.clone(),
-            Value::Null => "-".into(),
-            other => other.to_string(),
-        }
-    };
-    let mut rows = vec![columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>()];
-    rows.extend(
-        items
-            .iter()
-            .map(|item| columns.iter().map(|c| cell(item, c)).collect()),
-    );
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|row| {
-            let line = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect::<Vec<_>>()
-                .join("  ");
-            format!("{}\n", line.trim_end())
-        })
-        .collect()
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

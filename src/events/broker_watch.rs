@@ -1,0 +1,107 @@
+//! The librdkafka client context of our Kafka clients: librdkafka's warnings and errors
+//! said once per interval for each kind, whichever client saw them (an outage otherwise
+//! writes many lines a second, the same from every client), and, for the consumer, the
+//! broker's state reported to readiness.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+
+use crate::health::{BrokerLink, Health, Repeats};
+
+/// How often one kind of broker error is written while it keeps recurring.
+const REPEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the process's Kafka clients said lately: one outage, one set of lines.
+static REPEATS: LazyLock<Repeats> = LazyLock::new(|| Repeats::new(REPEAT_INTERVAL));
+
+/// Watches one Kafka client's log, errors and statistics.
+pub struct BrokerWatch {
+    client: &'static str,
+    health: Option<Arc<Health>>,
+}
+
+impl BrokerWatch {
+    /// A watch over the client named `client` in the log.
+    pub fn new(client: &'static str) -> BrokerWatch {
+        BrokerWatch {
+            client,
+            health: None,
+        }
+    }
+
+    /// Also reports whether a broker is reachable to `health`.
+    pub fn reporting_to(mut self, health: Arc<Health>) -> BrokerWatch {
+        self.health = Some(health);
+        self
+    }
+
+    /// Reports a broker link seen otherwise than through librdkafka's callbacks (the
+    /// consumer was given partitions, say).
+    pub fn report(&self, link: BrokerLink) {
+        if let Some(health) = &self.health {
+            health.set_broker_link(link);
+        }
+    }
+
+    /// Logs an error a poll returned, once per interval for each kind.
+    pub fn poll_error(&self, error: &KafkaError) {
+        if let Some(held_back) = REPEATS.admit(&error_kind(error)) {
+            tracing::warn!(client = self.client, %error, held_back, "event broker error");
+        }
+    }
+
+    /// Whether the client's statistics show a connected broker.
+    pub fn observe(&self, statistics: &Statistics) {
+        let Some(health) = &self.health else { return };
+        if statistics.brokers.values().any(|b| b.state == "UP") {
+            health.set_broker_link(BrokerLink::Up);
+        } else if health.broker().link == BrokerLink::Up {
+            health.set_broker_link(BrokerLink::Down("no broker connected".into()));
+        }
+    }
+}
+
+/// An error's kind: its code, the same whether a poll returned it or librdkafka
+/// reported it globally.
+fn error_kind(error: &KafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(code) => format!("error {code:?}"),
+        None => format!("error {error}"),
+    }
+}
+
+impl ClientContext for BrokerWatch {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let serious = matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+        );
+        if !serious {
+            tracing::debug!(target: "librdkafka", client = self.client, "{fac} {message}");
+        } else if let Some(held_back) = REPEATS.admit(&format!("log {fac}")) {
+            tracing::warn!(target: "librdkafka", client = self.client, held_back, "{fac} {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.report(BrokerLink::Down(reason.to_string()));
+        }
+        if let Some(held_back) = REPEATS.admit(&error_kind(&error)) {
+            tracing::error!(client = self.client, %error, reason, held_back, "event broker error");
+        }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.observe(&statistics);
+    }
+}

@@ -1,0 +1,233 @@
+//! The forecaster's side of the policy: one run predicts every object, queues the moves
+//! the predictions call for (by rank against capacity where tiers have one, by threshold
+//! elsewhere) and stores the predictions that changed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::PoisonError;
+
+use super::placement::{Candidate, Placed};
+use super::{PlannedMove, Policy};
+use crate::db::{Catalogue, CatalogueError, HOUR_MS, StoredPrediction};
+use crate::forecast::{Model, Tracker};
+
+/// What one forecaster run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProactiveRun {
+    /// Objects predicted.
+    pub predicted: usize,
+    /// Moves queued.
+    pub queued: usize,
+}
+
+impl Policy {
+    /// One forecaster run: brings `tracker` up to date (loading it when `None`),
+    /// predicts with `model`, queues the moves the predictions call for and stores the
+    /// predictions that changed.
+    pub async fn proactive_run(
+        &self,
+        catalogue: &Catalogue,
+        model: &Model,
+        tracker: &mut Option<Tracker>,
+        now_ms: i64,
+    ) -> Result<ProactiveRun, CatalogueError> {
+        let fresh = match tracker.as_mut() {
+            Some(t) => !t.update(catalogue, now_ms).await?,
+            None => true,
+        };
+        if fresh {
+            *tracker = Some(Tracker::load(catalogue, now_ms).await?);
+        }
+        let Some(tracker) = tracker.as_mut() else {
+            return Ok(ProactiveRun {
+                predicted: 0,
+                queued: 0,
+            });
+        };
+        let forecasts = tracker.forecast(model, now_ms);
+        let predicted = forecasts.len();
+        let planned = self.plan_proactive(&forecasts, now_ms);
+        let made: Vec<StoredPrediction> = forecasts
+            .iter()
+            .map(|f| StoredPrediction {
+                object_id: f.object_id.to_string(),
+                predicted_accesses: f.predicted,
+                horizon_hours: model.horizon_hours as i64,
+                predicted_tier: self.predicted_tier(f.predicted).to_string(),
+                model_version: model.version,
+                predicted_at: now_ms,
+            })
+            .collect();
+        let moving = self.moving_if_ranked(catalogue).await?;
+        let planned = self.with_ranked(tracker, moving.as_ref(), model, planned, now_ms, false);
+        let mut queued = 0;
+        for planned in &planned {
+            match self.enqueue_planned(catalogue, planned).await? {
+                Some(_) => queued += 1,
+                None => {
+                    if matches!(
+                        catalogue.get_object(&planned.object_id).await,
+                        Err(CatalogueError::NotFound { .. })
+                    ) {
+                        tracker.forget(&planned.object_id);
+                    }
+                }
+            }
+        }
+        let store = tracker.to_store(made);
+        catalogue.save_predictions(&store).await?;
+        Ok(ProactiveRun { predicted, queued })
+    }
+
+    /// Ranked placement of every object `tracker` follows (those in `moving`, object id
+    /// to the tier a move under way takes it to, stay where they are), as moves to
+    /// queue; keeps the standing for the spikes to come, unless it is a `dry_run`.
+    pub fn place_tracked(
+        &self,
+        tracker: &Tracker,
+        moving: &HashMap<String, String>,
+        horizon_ms: i64,
+        now_ms: i64,
+        dry_run: bool,
+    ) -> Vec<PlannedMove> {
+        let candidates: Vec<Candidate<String>> = tracker
+            .values()
+            .filter_map(|v| {
+                let tier = self.rank(v.tier)?;
+                let moving_to = moving.get(v.object_id).and_then(|to| self.rank(to));
+                self.in_play(tier, moving_to, v.value).then(|| Candidate {
+                    key: v.object_id.to_string(),
+                    tier,
+                    size: v.size_bytes,
+                    value: v.value,
+                    moving_to,
+                })
+            })
+            .collect();
+        self.place_against_standing(&candidates, horizon_ms, now_ms, dry_run)
+            .into_iter()
+            .map(|placed| PlannedMove {
+                from_tier: self.tiers[placed.from].name.clone(),
+                to_tier: self.tiers[placed.to].name.clone(),
+                object_id: placed.key,
+                key: None,
+                reason: placed.reason,
+                recent_accesses: None,
+                predicted_accesses: Some(placed.value),
+                benefit_accesses: Some(if placed.to < placed.from {
+                    placed.value
+                } else {
+                    -placed.value
+                }),
+                bytes: Some(placed.size),
+            })
+            .collect()
+    }
+
+    /// Without a model: the standing bursts are admitted against, read afresh from the
+    /// catalogue, every object on or moving to a tier with a capacity valued at nothing
+    /// (as the simulator's reactive-only policy places them). Such a run moves nothing.
+    pub async fn place_unforecast(
+        &self,
+        catalogue: &Catalogue,
+        now_ms: i64,
+    ) -> Result<(), CatalogueError> {
+        let mut candidates: Vec<Candidate<String>> = Vec::new();
+        let mut seen = HashSet::new();
+        for (rank, limit) in self.limits.iter().enumerate() {
+            if limit.capacity.is_none() {
+                continue;
+            }
+            for (id, tier, size, moving_to) in catalogue
+                .objects_on_or_moving_to(&self.tiers[rank].name)
+                .await?
+            {
+                let Some(tier) = self.rank(&tier) else {
+                    continue;
+                };
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                candidates.push(Candidate {
+                    key: id,
+                    tier,
+                    size: u64::try_from(size).unwrap_or_default(),
+                    value: 0.0,
+                    moving_to: moving_to.and_then(|to| self.rank(&to)),
+                });
+            }
+        }
+        self.place_against_standing(&candidates, HOUR_MS, now_ms, false);
+        Ok(())
+    }
+
+    /// [`Policy::place`] after the standing this process keeps, which the new one
+    /// replaces for the spikes to come, unless it is a `dry_run`.
+    fn place_against_standing(
+        &self,
+        candidates: &[Candidate<String>],
+        horizon_ms: i64,
+        now_ms: i64,
+        dry_run: bool,
+    ) -> Vec<Placed<String>> {
+        let mut kept = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        let (moves, standing) = self.place(candidates, horizon_ms, now_ms, kept.as_ref());
+        if !dry_run {
+            *kept = Some(standing);
+        }
+        moves
+    }
+
+    /// The proactive moves a forecaster run would queue now with `model`, read afresh
+    /// from the catalogue (a dry run: nothing is queued or stored).
+    pub async fn plan_proactive_now(
+        &self,
+        catalogue: &Catalogue,
+        model: &Model,
+        now_ms: i64,
+    ) -> Result<Vec<PlannedMove>, CatalogueError> {
+        let mut tracker = Tracker::load(catalogue, now_ms).await?;
+        let planned = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms);
+        let moving = self.moving_if_ranked(catalogue).await?;
+        Ok(self.with_ranked(&tracker, moving.as_ref(), model, planned, now_ms, true))
+    }
+
+    /// A forecaster run's moves: with tiers filled by rank (`moving` from
+    /// [`Policy::moving_if_ranked`]), ranked placement's over every object `tracker`
+    /// follows, then the `thresholds`' moves of the objects it leaves where they are;
+    /// else the thresholds' alone. A `dry_run` keeps the standing as it was.
+    fn with_ranked(
+        &self,
+        tracker: &Tracker,
+        moving: Option<&HashMap<String, String>>,
+        model: &Model,
+        thresholds: Vec<PlannedMove>,
+        now_ms: i64,
+        dry_run: bool,
+    ) -> Vec<PlannedMove> {
+        let Some(moving) = moving else {
+            return thresholds;
+        };
+        let mut ranked = self.place_tracked(tracker, moving, model.horizon_ms(), now_ms, dry_run);
+        let placed: HashSet<String> = ranked.iter().map(|p| p.object_id.clone()).collect();
+        ranked.extend(
+            thresholds
+                .into_iter()
+                .filter(|p| !placed.contains(&p.object_id)),
+        );
+        ranked
+    }
+
+    /// With tiers filled by rank, the objects with a move under way, each with the tier
+    /// it is moving to, for [`Policy::with_ranked`]; `None` otherwise.
+    async fn moving_if_ranked(
+        &self,
+        catalogue: &Catalogue,
+    ) -> Result<Option<HashMap<String, String>>, CatalogueError> {
+        if !self.is_ranked() {
+            return Ok(None);
+        }
+        Ok(Some(
+            catalogue.objects_moving().await?.into_iter().collect(),
+        ))
+    }
+}
