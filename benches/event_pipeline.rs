@@ -25,12 +25,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use sqlx::{AnyConnection, Connection, Executor};
 use strata::config::Config;
-use strata::db::{Catalogue, MigrationFilter, MigrationReason, now_ms};
+use strata::db::{Catalogue, MoveFilter, MoveReason};
 use strata::detector::{Detector, Spike};
 use strata::events::consumer::{self, ConsumerSettings};
 use strata::events::embedded::{self, EmbeddedBroker};
 use strata::metrics::Metrics;
 use strata::policy::Policy;
+use strata::timestamp::now_ms;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -373,11 +374,11 @@ impl Bench {
             loop {
                 let found = self
                     .catalogue
-                    .list_migrations(
-                        &MigrationFilter {
+                    .list_moves(
+                        &MoveFilter {
                             object_id: Some(id.clone()),
-                            reason: Some(MigrationReason::ReactiveAccessSpike),
-                            ..MigrationFilter::default()
+                            reason: Some(MoveReason::ReactiveAccessSpike),
+                            ..MoveFilter::default()
                         },
                         1,
                         None,

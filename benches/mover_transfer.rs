@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sqlx::{AnyConnection, Connection, Executor};
 use strata::config::Config;
-use strata::db::{
-    Catalogue, MigrationReason, MigrationStatus, NewMigration, NewObject, ObjectContent, new_id,
-};
+use strata::db::{Catalogue, MoveReason, MoveStatus, NewMove, NewObject, ObjectContent, new_id};
 use strata::mover::Mover;
 use strata::storage::Tiers;
 use tokio::io::AsyncRead;
@@ -74,10 +72,10 @@ async fn main() -> anyhow::Result<()> {
     let mover = tokio::spawn(Mover::new(catalogue.clone(), tiers, config.mover).run(stop.clone()));
     loop {
         let completed: i64 = catalogue
-            .migration_counts()
+            .move_counts()
             .await?
             .iter()
-            .filter(|(status, _, _)| *status == MigrationStatus::Completed)
+            .filter(|(status, _, _)| *status == MoveStatus::Completed)
             .map(|(_, _, n)| n)
             .sum();
         if completed >= count as i64 {
@@ -141,12 +139,12 @@ async fn ingest(
         })
         .await?;
     catalogue
-        .enqueue_migration(&NewMigration {
+        .enqueue_move(&NewMove {
             object_id: object.id.clone(),
             object_version: 1,
             from_tier: "public".into(),
             to_tier: "onprem".into(),
-            reason: MigrationReason::Manual,
+            reason: MoveReason::Manual,
             bytes_total: object.size,
         })
         .await?;

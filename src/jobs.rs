@@ -44,7 +44,7 @@ pub async fn run_rollup(catalogue: Catalogue, stop: CancellationToken) {
         }
         let started = std::time::Instant::now();
         match catalogue
-            .roll_up_hours(crate::db::now_ms() - ROLLUP_LAG_MS)
+            .roll_up_hours(crate::timestamp::now_ms() - ROLLUP_LAG_MS)
             .await
         {
             Ok(mark) => tracing::debug!(
@@ -122,7 +122,7 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
             _ = ticks.tick() => {}
         }
         follow_active_model(&job).await;
-        let now = crate::db::now_ms();
+        let now = crate::timestamp::now_ms();
         match job
             .catalogue
             .try_lease(FORECASTER_LEASE, &holder, now, now.saturating_add(lease_ms))

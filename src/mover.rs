@@ -5,7 +5,9 @@
 //!    queue);
 //! 2. **copy**: stream the object from its tier to a fresh key on the destination, with a
 //!    heartbeat that persists progress, extends the lease and notices cancellation;
-//! 3. **verify**: read the copy back and compare size and checksum with the catalogue;
+//! 3. **verify** as `MOVER_VERIFY` says: the streamed bytes' checksum against the
+//!    catalogue's, the destination's receipt and the stored size (`checksum`, the
+//!    default), or the copy read back too (`full`);
 //! 4. **switch** the catalogue to the copy, in a transaction that also checks that the
 //!    object was not rewritten meanwhile;
 //! 5. only then **delete** the source copy.
@@ -31,11 +33,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{MoverConfig, VerifyMode};
 use crate::db::{
-    Catalogue, CatalogueError, CopyPlan, MigrationRecord, MigrationStatus, ObjectRecord,
-    StartRefusal, new_id, now_ms,
+    Catalogue, CatalogueError, CopyPlan, MoveRecord, MoveStatus, ObjectRecord, StartRefusal, new_id,
 };
 use crate::metrics::Metrics;
 use crate::storage::{ByteStream, Store, Tiers, digest_stream};
+use crate::timestamp::now_ms;
 
 /// Longest retry delay, however many attempts failed.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
@@ -129,13 +131,9 @@ impl Mover {
 
     /// Claims and runs one due move; `None` when the queue has none. Returns the move as
     /// this attempt left it (completed, back to pending for a retry, failed, …).
-    pub async fn work_once(&self) -> Result<Option<MigrationRecord>, CatalogueError> {
+    pub async fn work_once(&self) -> Result<Option<MoveRecord>, CatalogueError> {
         let lease_ms = self.config.lease.as_millis() as i64;
-        let Some(m) = self
-            .catalogue
-            .claim_migration(&self.worker, lease_ms)
-            .await?
-        else {
+        let Some(m) = self.catalogue.claim_move(&self.worker, lease_ms).await? else {
             return Ok(None);
         };
         tracing::info!(
@@ -144,12 +142,12 @@ impl Mover {
         );
         let id = m.id.clone();
         self.execute(m).await?;
-        Ok(Some(self.catalogue.get_migration(&id).await?))
+        Ok(Some(self.catalogue.get_move(&id).await?))
     }
 
     /// One attempt of claimed move `m`: copy, verify, switch the catalogue, delete the
     /// source.
-    async fn execute(&self, m: MigrationRecord) -> Result<(), CatalogueError> {
+    async fn execute(&self, m: MoveRecord) -> Result<(), CatalogueError> {
         let started = Instant::now();
         let Some(attempt) = self.prepare(&m).await? else {
             return Ok(());
@@ -178,7 +176,7 @@ impl Mover {
 
     /// What attempt of `m` to make: the object, its two stores and where the copy goes;
     /// `None` when the attempt already ended (retried or failed, recorded).
-    async fn prepare(&self, m: &MigrationRecord) -> Result<Option<Attempt>, CatalogueError> {
+    async fn prepare(&self, m: &MoveRecord) -> Result<Option<Attempt>, CatalogueError> {
         // A copy left by an earlier attempt is removed before a new one is made.
         // (Not starting until it is gone keeps at most one copy per move to track.)
         if let Some(old) = &m.dest_location
@@ -225,9 +223,9 @@ impl Mover {
     /// it stands then, or `None` when it cannot start (lost, retried or failed).
     async fn start_copy(
         &self,
-        m: &MigrationRecord,
+        m: &MoveRecord,
         attempt: &Attempt,
-    ) -> Result<Option<MigrationRecord>, CatalogueError> {
+    ) -> Result<Option<MoveRecord>, CatalogueError> {
         let capacity = self
             .tiers
             .iter()
@@ -261,7 +259,7 @@ impl Mover {
     /// Switches the catalogue to the verified copy, then deletes the source.
     async fn switch(
         &self,
-        m: &MigrationRecord,
+        m: &MoveRecord,
         source: &Store,
         plan: &CopyPlan,
         started: Instant,
@@ -269,7 +267,7 @@ impl Mover {
         let duration_ms = started.elapsed().as_millis() as i64;
         match self
             .catalogue
-            .complete_migration(m, &self.worker, duration_ms)
+            .complete_move(m, &self.worker, duration_ms)
             .await
         {
             Ok(done) => {
@@ -307,7 +305,7 @@ impl Mover {
     /// the bytes read back.
     async fn copy_and_verify(
         &self,
-        m: &MigrationRecord,
+        m: &MoveRecord,
         object: &ObjectRecord,
         source: &Store,
         dest: &Store,
@@ -430,11 +428,7 @@ impl Mover {
     }
 
     /// The move was taken from us: remove our copy and, if recorded, forget it.
-    async fn abandon(
-        &self,
-        m: &MigrationRecord,
-        dest_location: &str,
-    ) -> Result<(), CatalogueError> {
+    async fn abandon(&self, m: &MoveRecord, dest_location: &str) -> Result<(), CatalogueError> {
         tracing::info!(migration = %m.id, "move cancelled or taken over; removing its copy");
         if self.remove(&m.to_tier, dest_location).await {
             self.catalogue
@@ -447,7 +441,7 @@ impl Mover {
     /// Ends a failed attempt with backoff: retried later, or failed after the last one.
     async fn retry(
         &self,
-        m: &MigrationRecord,
+        m: &MoveRecord,
         error: &str,
         removed: bool,
     ) -> Result<(), CatalogueError> {
@@ -458,7 +452,7 @@ impl Mover {
 
     async fn end_attempt(
         &self,
-        m: &MigrationRecord,
+        m: &MoveRecord,
         error: &str,
         not_before: i64,
         removed: bool,
@@ -475,7 +469,7 @@ impl Mover {
             )
             .await?
         {
-            if after.status == MigrationStatus::Failed {
+            if after.status == MoveStatus::Failed {
                 tracing::warn!(migration = %m.id, attempts = after.attempts, %error, "move failed");
             } else {
                 tracing::warn!(migration = %m.id, attempt = after.attempts, %error, "move attempt failed; will retry");
@@ -486,10 +480,10 @@ impl Mover {
 
     /// Fails the move for good: it cannot succeed however often it is tried. Only called
     /// before a copy exists (any earlier attempt's copy is removed first).
-    async fn fail(&self, m: &MigrationRecord, error: String) -> Result<(), CatalogueError> {
+    async fn fail(&self, m: &MoveRecord, error: String) -> Result<(), CatalogueError> {
         tracing::warn!(migration = %m.id, %error, "move failed");
         self.catalogue
-            .fail_migration(&m.id, &self.worker, &error)
+            .fail_move(&m.id, &self.worker, &error)
             .await?;
         Ok(())
     }
@@ -517,10 +511,10 @@ impl Mover {
     /// Returns how many moves it acted on.
     pub async fn recover(&self) -> Result<usize, CatalogueError> {
         let mut acted = 0;
-        for m in self.catalogue.expired_migrations(now_ms()).await? {
+        for m in self.catalogue.expired_moves(now_ms()).await? {
             if let Some(r) = self
                 .catalogue
-                .reclaim_migration(&m, self.config.max_attempts)
+                .reclaim_move(&m, self.config.max_attempts)
                 .await?
             {
                 tracing::warn!(migration = %r.id, worker = ?m.claimed_by, status = %r.status, "took over a move whose worker stopped responding");
@@ -528,7 +522,7 @@ impl Mover {
             }
         }
         for m in self.catalogue.leftover_copies().await? {
-            if m.status == MigrationStatus::Completed {
+            if m.status == MoveStatus::Completed {
                 if let Some(source) = &m.source_location
                     && self.remove(&m.from_tier, source).await
                 {

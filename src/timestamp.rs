@@ -1,8 +1,19 @@
-//! RFC 3339 timestamps to and from epoch milliseconds, UTC.
+//! Time as Strata keeps it, epoch milliseconds (UTC): the clock, and RFC 3339 to and
+//! from it.
 //!
 //! The catalogue keeps time as epoch milliseconds; events and the API speak RFC 3339.
 //! Only that one format is needed, so it is converted here rather than through a
 //! calendar crate.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Current time as epoch milliseconds (UTC).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
 
 /// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{StrataServer, TestDb, catalogue_object, eventually, http};
-use strata::db::{Catalogue, MigrationFilter, MigrationReason, now_ms};
+use strata::db::{Catalogue, MoveFilter, MoveReason};
+use strata::timestamp::now_ms;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_accesses_flow_into_counts_metrics_and_a_promotion() {
@@ -44,11 +45,11 @@ async fn simulated_accesses_flow_into_counts_metrics_and_a_promotion() {
         "a promotion to private",
         || async {
             let moves = catalogue
-                .list_migrations(
-                    &MigrationFilter {
+                .list_moves(
+                    &MoveFilter {
                         object_id: Some(object.id.clone()),
-                        reason: Some(MigrationReason::ReactiveAccessSpike),
-                        ..MigrationFilter::default()
+                        reason: Some(MoveReason::ReactiveAccessSpike),
+                        ..MoveFilter::default()
                     },
                     10,
                     None,

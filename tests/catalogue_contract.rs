@@ -1,5 +1,7 @@
 //! The catalogue contract, run against PostgreSQL (the local stack's server, a fresh
 //! database per test) and SQLite (a fresh file per test) alike.
+//!
+//! One file over 600 lines: every case is listed once and run against both backends.
 
 mod common;
 
@@ -9,10 +11,10 @@ use common::{TestDb, sqlite_catalogue, stored_hour_rows};
 use sqlx::{AnyConnection, Connection, Executor};
 use strata::db::{
     AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, LocatedAccess,
-    MINUTE_MS, MigrationFilter, MigrationReason, MigrationStatus, NewMigration, NewObject,
-    ObjectContent, ObjectFilter, PartitionAccesses, StartRefusal, UPDATE_HEAVY_TABLES, new_id,
-    now_ms,
+    MINUTE_MS, MoveFilter, MoveReason, MoveStatus, NewMove, NewObject, ObjectContent, ObjectFilter,
+    PartitionAccesses, StartRefusal, UPDATE_HEAVY_TABLES, new_id,
 };
+use strata::timestamp::now_ms;
 
 async fn on_postgres<F, Fut>(test: F)
 where
@@ -414,35 +416,35 @@ fn plan_for(object: &strata::db::ObjectRecord, dest: &str) -> CopyPlan {
     }
 }
 
-async fn migrations_follow_the_state_machine(c: Catalogue) {
+async fn moves_follow_the_state_machine(c: Catalogue) {
     let obj = add_object(&c, "moving", "public").await;
-    let new = NewMigration {
+    let new = NewMove {
         object_id: obj.id.clone(),
         object_version: obj.version,
         from_tier: "public".into(),
         to_tier: "onprem".into(),
-        reason: MigrationReason::ReactiveAccessSpike,
+        reason: MoveReason::ReactiveAccessSpike,
         bytes_total: obj.size,
     };
-    let m = c.enqueue_migration(&new).await.unwrap();
-    assert_eq!(m.status, MigrationStatus::Pending);
+    let m = c.enqueue_move(&new).await.unwrap();
+    assert_eq!(m.status, MoveStatus::Pending);
     assert_eq!((m.attempts, m.bytes_copied, m.bytes_total), (0, 0, 100));
     assert_eq!((m.started_at, m.finished_at), (None, None));
 
     // One active move per object.
     assert!(matches!(
-        c.enqueue_migration(&NewMigration {
-            reason: MigrationReason::Manual,
+        c.enqueue_move(&NewMove {
+            reason: MoveReason::Manual,
             ..new.clone()
         })
         .await,
         Err(CatalogueError::Conflict(_))
     ));
 
-    let claimed = c.claim_migration("w1", 60_000).await.unwrap().unwrap();
+    let claimed = c.claim_move("w1", 60_000).await.unwrap().unwrap();
     assert_eq!(
         (claimed.id.as_str(), claimed.status),
-        (m.id.as_str(), MigrationStatus::Copying)
+        (m.id.as_str(), MoveStatus::Copying)
     );
     assert_eq!(
         (claimed.attempts, claimed.claimed_by.as_deref()),
@@ -450,7 +452,7 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
     );
     assert!(claimed.started_at.is_some() && claimed.lease_until.is_some());
     assert!(
-        c.claim_migration("w2", 60_000).await.unwrap().is_none(),
+        c.claim_move("w2", 60_000).await.unwrap().is_none(),
         "claimed twice"
     );
 
@@ -468,7 +470,7 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
         "another worker cannot take the move over"
     );
     assert!(c.heartbeat(&m.id, "w1", 60, 60_000).await.unwrap());
-    assert_eq!(c.get_migration(&m.id).await.unwrap().bytes_copied, 60);
+    assert_eq!(c.get_move(&m.id).await.unwrap().bytes_copied, 60);
     assert!(!c.heartbeat(&m.id, "w2", 70, 60_000).await.unwrap());
 
     // A failed attempt goes back to the queue with its error; not before it is due.
@@ -484,24 +486,24 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(retry.status, MigrationStatus::Pending);
+    assert_eq!(retry.status, MoveStatus::Pending);
     assert_eq!(retry.error.as_deref(), Some("destination unreachable"));
     assert_eq!(retry.dest_location, None);
     assert!(
-        c.claim_migration("w1", 60_000).await.unwrap().is_none(),
+        c.claim_move("w1", 60_000).await.unwrap().is_none(),
         "backoff ignored"
     );
     c.end_attempt(&m.id, "w1", "x", 0, 5, true).await.unwrap();
     assert_eq!(
-        c.get_migration(&m.id).await.unwrap().status,
-        MigrationStatus::Pending,
+        c.get_move(&m.id).await.unwrap().status,
+        MoveStatus::Pending,
         "end_attempt only applies to a running move"
     );
 
     // That move is not due for a minute: the rest of the lifecycle on a fresh one.
-    c.cancel_migration(&m.id).await.unwrap();
-    c.enqueue_migration(&new).await.unwrap();
-    let second = c.claim_migration("w1", 60_000).await.unwrap().unwrap();
+    c.cancel_move(&m.id).await.unwrap();
+    c.enqueue_move(&new).await.unwrap();
+    let second = c.claim_move("w1", 60_000).await.unwrap().unwrap();
     let plan = plan_for(&obj, "copy-2");
     let started = c
         .start_copy(&second.id, "w1", "onprem", None, &plan)
@@ -520,20 +522,20 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
         .await
         .unwrap();
     assert!(matches!(
-        c.complete_migration(&started, "w1", 5).await,
+        c.complete_move(&started, "w1", 5).await,
         Err(CatalogueError::Stale { kind: "object", .. })
     ));
     assert_eq!(c.get_object(&obj.id).await.unwrap(), rewritten);
     assert_eq!(
-        c.get_migration(&second.id).await.unwrap().status,
-        MigrationStatus::Verifying
+        c.get_move(&second.id).await.unwrap().status,
+        MoveStatus::Verifying
     );
 
     // Copy again at the new version, verify, switch.
     c.end_attempt(&second.id, "w1", "object changed", 0, 5, true)
         .await
         .unwrap();
-    let third = c.claim_migration("w1", 60_000).await.unwrap().unwrap();
+    let third = c.claim_move("w1", 60_000).await.unwrap().unwrap();
     assert_eq!((third.id.as_str(), third.attempts), (second.id.as_str(), 2));
     let started = c
         .start_copy(
@@ -548,8 +550,8 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
         .unwrap();
     assert_eq!(started.object_version, 2);
     assert!(c.begin_verify(&third.id, "w1").await.unwrap());
-    let done = c.complete_migration(&started, "w1", 5).await.unwrap();
-    assert_eq!(done.status, MigrationStatus::Completed);
+    let done = c.complete_move(&started, "w1", 5).await.unwrap();
+    assert_eq!(done.status, MoveStatus::Completed);
     assert_eq!((done.duration_ms, done.bytes_copied), (Some(5), 7));
     assert!(done.finished_at.is_some());
     let moved = c.get_object(&obj.id).await.unwrap();
@@ -565,24 +567,24 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
     c.mark_source_deleted(&done.id).await.unwrap();
     assert!(c.leftover_copies().await.unwrap().is_empty());
     assert!(matches!(
-        c.cancel_migration(&done.id).await,
+        c.cancel_move(&done.id).await,
         Err(CatalogueError::Conflict(_))
     ));
 
     // With the move finished, the object may be moved again; cancelling ends it.
     let next = c
-        .enqueue_migration(&NewMigration {
+        .enqueue_move(&NewMove {
             from_tier: "onprem".into(),
             to_tier: "private".into(),
             ..new.clone()
         })
         .await
         .unwrap();
-    let cancelled = c.cancel_migration(&next.id).await.unwrap();
-    assert_eq!(cancelled.status, MigrationStatus::Cancelled);
+    let cancelled = c.cancel_move(&next.id).await.unwrap();
+    assert_eq!(cancelled.status, MoveStatus::Cancelled);
     assert!(cancelled.finished_at.is_some());
     assert!(matches!(
-        c.get_migration("nope").await,
+        c.get_move("nope").await,
         Err(CatalogueError::NotFound { .. })
     ));
 }
@@ -590,18 +592,18 @@ async fn migrations_follow_the_state_machine(c: Catalogue) {
 async fn claims_follow_priority_then_age(c: Catalogue) {
     let mut expected = Vec::new();
     for (i, reason) in [
-        MigrationReason::CapacityRebalance,
-        MigrationReason::ProactivePrediction,
-        MigrationReason::ReactiveAccessSpike,
-        MigrationReason::Manual,
-        MigrationReason::Manual,
+        MoveReason::CapacityRebalance,
+        MoveReason::ProactivePrediction,
+        MoveReason::ReactiveAccessSpike,
+        MoveReason::Manual,
+        MoveReason::Manual,
     ]
     .into_iter()
     .enumerate()
     {
         let obj = add_object(&c, &format!("p{i}"), "public").await;
         let m = c
-            .enqueue_migration(&NewMigration {
+            .enqueue_move(&NewMove {
                 object_id: obj.id,
                 object_version: 1,
                 from_tier: "public".into(),
@@ -615,7 +617,7 @@ async fn claims_follow_priority_then_age(c: Catalogue) {
     }
     expected.sort();
     let mut claimed = Vec::new();
-    while let Some(m) = c.claim_migration("w", 60_000).await.unwrap() {
+    while let Some(m) = c.claim_move("w", 60_000).await.unwrap() {
         claimed.push(m.id);
     }
     let expected: Vec<_> = expected.into_iter().map(|(_, id)| id).collect();
@@ -626,13 +628,13 @@ async fn claims_follow_priority_then_age(c: Catalogue) {
 async fn enqueue_to_onprem(
     c: &Catalogue,
     obj: &strata::db::ObjectRecord,
-) -> strata::db::MigrationRecord {
-    c.enqueue_migration(&NewMigration {
+) -> strata::db::MoveRecord {
+    c.enqueue_move(&NewMove {
         object_id: obj.id.clone(),
         object_version: 1,
         from_tier: "public".into(),
         to_tier: "onprem".into(),
-        reason: MigrationReason::Manual,
+        reason: MoveReason::Manual,
         bytes_total: 100,
     })
     .await
@@ -642,16 +644,16 @@ async fn enqueue_to_onprem(
 async fn expired_leases_are_reclaimed(c: Catalogue) {
     let obj = add_object(&c, "leased", "public").await;
     let m = enqueue_to_onprem(&c, &obj).await;
-    c.claim_migration("dead", 1).await.unwrap().unwrap();
+    c.claim_move("dead", 1).await.unwrap().unwrap();
     c.start_copy(&m.id, "dead", "onprem", None, &plan_for(&obj, "partial"))
         .await
         .unwrap()
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    let expired = c.expired_migrations(now_ms()).await.unwrap();
+    let expired = c.expired_moves(now_ms()).await.unwrap();
     assert_eq!(expired.iter().map(|e| &e.id).collect::<Vec<_>>(), [&m.id]);
-    let reclaimed = c.reclaim_migration(&expired[0], 5).await.unwrap().unwrap();
-    assert_eq!(reclaimed.status, MigrationStatus::Pending);
+    let reclaimed = c.reclaim_move(&expired[0], 5).await.unwrap().unwrap();
+    assert_eq!(reclaimed.status, MoveStatus::Pending);
     assert_eq!(reclaimed.claimed_by, None);
     assert_eq!(
         reclaimed.dest_location.as_deref(),
@@ -671,7 +673,7 @@ async fn capacity_is_checked_when_a_copy_starts(c: Catalogue) {
     add_object(&c, "resident", "onprem").await; // 100 bytes on onprem
     let obj = add_object(&c, "incoming", "public").await;
     let m = enqueue_to_onprem(&c, &obj).await;
-    c.claim_migration("w", 60_000).await.unwrap().unwrap();
+    c.claim_move("w", 60_000).await.unwrap().unwrap();
     assert_eq!(
         c.start_copy(&m.id, "w", "onprem", Some(150), &plan_for(&obj, "d"))
             .await
@@ -696,15 +698,15 @@ async fn concurrent_enqueues_admit_exactly_one(c: Catalogue) {
     let obj = add_object(&c, "raced", "public").await;
     let attempts = (0..8).map(|i| {
         let c = c.clone();
-        let new = NewMigration {
+        let new = NewMove {
             object_id: obj.id.clone(),
             object_version: 1,
             from_tier: "public".into(),
             to_tier: if i % 2 == 0 { "onprem" } else { "private" }.into(),
-            reason: MigrationReason::ReactiveAccessSpike,
+            reason: MoveReason::ReactiveAccessSpike,
             bytes_total: 100,
         };
-        tokio::spawn(async move { c.enqueue_migration(&new).await })
+        tokio::spawn(async move { c.enqueue_move(&new).await })
     });
     let mut won = 0;
     for attempt in attempts {
@@ -717,20 +719,20 @@ async fn concurrent_enqueues_admit_exactly_one(c: Catalogue) {
     assert_eq!(won, 1);
 }
 
-async fn migrations_list_newest_first_with_filters(c: Catalogue) {
+async fn moves_list_newest_first_with_filters(c: Catalogue) {
     let mut ids = Vec::new();
     for i in 0..7 {
         let obj = add_object(&c, &format!("m{i}"), "public").await;
         let m = c
-            .enqueue_migration(&NewMigration {
+            .enqueue_move(&NewMove {
                 object_id: obj.id.clone(),
                 object_version: 1,
                 from_tier: "public".into(),
                 to_tier: "private".into(),
                 reason: if i < 3 {
-                    MigrationReason::Manual
+                    MoveReason::Manual
                 } else {
-                    MigrationReason::ProactivePrediction
+                    MoveReason::ProactivePrediction
                 },
                 bytes_total: 100,
             })
@@ -738,14 +740,11 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
             .unwrap();
         ids.push(m.id);
     }
-    c.cancel_migration(&ids[0]).await.unwrap();
+    c.cancel_move(&ids[0]).await.unwrap();
 
-    let first = c
-        .list_migrations(&MigrationFilter::default(), 4, None)
-        .await
-        .unwrap();
+    let first = c.list_moves(&MoveFilter::default(), 4, None).await.unwrap();
     let second = c
-        .list_migrations(&MigrationFilter::default(), 4, first.next.as_deref())
+        .list_moves(&MoveFilter::default(), 4, first.next.as_deref())
         .await
         .unwrap();
     assert_eq!(second.next, None);
@@ -759,10 +758,10 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
     assert_eq!(listed, newest_first);
 
     let manual = c
-        .list_migrations(
-            &MigrationFilter {
-                reason: Some(MigrationReason::Manual),
-                status: Some(MigrationStatus::Pending),
+        .list_moves(
+            &MoveFilter {
+                reason: Some(MoveReason::Manual),
+                status: Some(MoveStatus::Pending),
                 ..Default::default()
             },
             100,
@@ -775,24 +774,20 @@ async fn migrations_list_newest_first_with_filters(c: Catalogue) {
         [&ids[2], &ids[1]]
     );
 
-    let counts = c.migration_counts().await.unwrap();
+    let counts = c.move_counts().await.unwrap();
     assert_eq!(
         counts,
         [
-            (MigrationStatus::Cancelled, MigrationReason::Manual, 1),
-            (MigrationStatus::Pending, MigrationReason::Manual, 2),
-            (
-                MigrationStatus::Pending,
-                MigrationReason::ProactivePrediction,
-                4
-            ),
+            (MoveStatus::Cancelled, MoveReason::Manual, 1),
+            (MoveStatus::Pending, MoveReason::Manual, 2),
+            (MoveStatus::Pending, MoveReason::ProactivePrediction, 4),
         ]
     );
 
     let one = c
-        .list_migrations(
-            &MigrationFilter {
-                object_id: Some(c.get_migration(&ids[4]).await.unwrap().object_id),
+        .list_moves(
+            &MoveFilter {
+                object_id: Some(c.get_move(&ids[4]).await.unwrap().object_id),
                 ..Default::default()
             },
             100,
@@ -979,12 +974,12 @@ contract!(
     access_counts_add_up_in_buckets,
     accesses_by_location_find_their_object,
     any_id_is_counted_as_itself,
-    migrations_follow_the_state_machine,
+    moves_follow_the_state_machine,
     claims_follow_priority_then_age,
     expired_leases_are_reclaimed,
     capacity_is_checked_when_a_copy_starts,
     concurrent_enqueues_admit_exactly_one,
-    migrations_list_newest_first_with_filters,
+    moves_list_newest_first_with_filters,
     hours_and_totals_are_exact_around_roll_ups,
 );
 
@@ -1053,12 +1048,12 @@ async fn postgres_roll_up_writes_hour_rows() {
     db.drop_db().await;
 }
 
-/// The migration that rolls totals up with the hours, on a catalogue written before it:
+/// The schema change that rolls totals up with the hours, on a catalogue written before it:
 /// every flush added to the objects' totals, and the hour rows either lacked the minutes
 /// from the mark on (`with_mark`) or, before marks existed (NULL), counted every minute.
 /// Afterwards hours and totals hold every count once, and later roll-ups add only what
-/// was counted after the migration.
-async fn migration_to_rolled_up_totals_counts_nothing_twice(url: &str, with_mark: bool) {
+/// was counted after the schema change.
+async fn schema_change_to_rolled_up_totals_counts_nothing_twice(url: &str, with_mark: bool) {
     let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
     let before = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir("migrations").unwrap() {
@@ -1131,7 +1126,7 @@ async fn migration_to_rolled_up_totals_counts_nothing_twice(url: &str, with_mark
 async fn postgres_migration_to_rolled_up_totals_counts_nothing_twice() {
     for with_mark in [true, false] {
         let db = TestDb::postgres().await;
-        migration_to_rolled_up_totals_counts_nothing_twice(&db.url, with_mark).await;
+        schema_change_to_rolled_up_totals_counts_nothing_twice(&db.url, with_mark).await;
         db.drop_db().await;
     }
 }
@@ -1141,7 +1136,7 @@ async fn sqlite_migration_to_rolled_up_totals_counts_nothing_twice() {
     for with_mark in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/s.db?mode=rwc", dir.path().display());
-        migration_to_rolled_up_totals_counts_nothing_twice(&url, with_mark).await;
+        schema_change_to_rolled_up_totals_counts_nothing_twice(&url, with_mark).await;
     }
 }
 

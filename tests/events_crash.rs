@@ -15,7 +15,8 @@ use common::{
 };
 use serde_json::json;
 use sqlx::PgPool;
-use strata::db::{Catalogue, now_ms};
+use strata::db::Catalogue;
+use strata::timestamp::now_ms;
 
 /// One topic, group and database; `strata serve` processes consuming them.
 struct Deployment {

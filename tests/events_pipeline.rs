@@ -15,12 +15,13 @@ use common::{
 };
 use serde_json::json;
 use strata::config::{Config, DetectorConfig};
-use strata::db::{Catalogue, HOUR_MS, MINUTE_MS, MigrationFilter, MigrationReason, now_ms};
+use strata::db::{Catalogue, HOUR_MS, MINUTE_MS, MoveFilter, MoveReason};
 use strata::detector::Detector;
 use strata::events::consumer::{self, ConsumerSettings};
 use strata::metrics::Metrics;
 use strata::policy::Policy;
 use strata::timestamp::format_rfc3339_ms;
+use strata::timestamp::now_ms;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -346,10 +347,10 @@ async fn bursts_become_exactly_one_promotion_and_a_scan_none() {
     .await;
     let reactive = || async {
         rig.catalogue
-            .list_migrations(
-                &MigrationFilter {
-                    reason: Some(MigrationReason::ReactiveAccessSpike),
-                    ..MigrationFilter::default()
+            .list_moves(
+                &MoveFilter {
+                    reason: Some(MoveReason::ReactiveAccessSpike),
+                    ..MoveFilter::default()
                 },
                 100,
                 None,

@@ -15,7 +15,7 @@ use sqlx::{AnyConnection, Connection, Executor};
 const HOUR_MS: i64 = 3_600_000;
 
 fn now_hour() -> i64 {
-    strata::db::now_ms().div_euclid(HOUR_MS)
+    strata::timestamp::now_ms().div_euclid(HOUR_MS)
 }
 
 fn migrations(server: &StrataServer, id: &str) -> Vec<Value> {

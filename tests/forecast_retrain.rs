@@ -23,7 +23,7 @@ async fn a_better_challenger_is_activated_everywhere_and_a_worse_one_only_record
     // Eighty objects with a week of daily cycles, each at its own hour and level; a few
     // accesses an hour at most, so no threshold calls for a move.
     let objects = catalogue_objects(&catalogue, "cycle/", 80, "public").await;
-    let now = strata::db::now_ms().div_euclid(HOUR_MS);
+    let now = strata::timestamp::now_ms().div_euclid(HOUR_MS);
     for (i, object) in objects.iter().enumerate() {
         let peak = (i * 7) as i64 % 24;
         let level = 1 + i as i64 % 4;

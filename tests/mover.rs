@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{
     BitFlipProxy, MoveRig, OwnS3Server, PatternReader, fast_mover, file_tier, pattern, s3_tier,
 };
-use strata::db::{CatalogueError, MigrationStatus, ObjectContent};
+use strata::db::{CatalogueError, MoveStatus, ObjectContent};
 use strata::storage::StorageError;
 
 const MIB: u64 = 1024 * 1024;
@@ -54,7 +54,7 @@ async fn moves_between_every_pair_of_backends() {
         let done = rig.drive(&m.id, 100).await;
         assert_eq!(
             done.status,
-            MigrationStatus::Completed,
+            MoveStatus::Completed,
             "{from} -> {to}: {done:?}"
         );
         assert_eq!(
@@ -96,7 +96,7 @@ async fn a_copy_that_does_not_match_the_catalogue_is_rejected_and_retried() {
     assert_eq!(first.id, m.id);
     assert_eq!(
         first.status,
-        MigrationStatus::Pending,
+        MoveStatus::Pending,
         "retried, not given up: {first:?}"
     );
     assert!(
@@ -124,7 +124,7 @@ async fn a_copy_that_does_not_match_the_catalogue_is_rejected_and_retried() {
     // Once the source is healthy again, the retry succeeds.
     std::fs::write(&path, &data).unwrap();
     let done = rig.drive(&m.id, 100).await;
-    assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
     assert_eq!(done.attempts, 2);
     rig.finish().await;
 }
@@ -150,7 +150,7 @@ async fn a_copy_corrupted_between_copy_and_verify_is_caught_by_full_verification
 
     let verifying = rig
         .wait_for(&m.id, "verification started", |m| {
-            m.status == MigrationStatus::Verifying
+            m.status == MoveStatus::Verifying
         })
         .await;
     let copy = common_file_path(&rig, "dst", verifying.dest_location.as_deref().unwrap());
@@ -162,7 +162,7 @@ async fn a_copy_corrupted_between_copy_and_verify_is_caught_by_full_verification
     }
 
     let after = worker.await.unwrap().unwrap().unwrap();
-    assert_eq!(after.status, MigrationStatus::Pending, "retried: {after:?}");
+    assert_eq!(after.status, MoveStatus::Pending, "retried: {after:?}");
     assert!(
         after
             .error
@@ -175,10 +175,7 @@ async fn a_copy_corrupted_between_copy_and_verify_is_caught_by_full_verification
     let unmoved = rig.catalogue.get_object(&object.id).await.unwrap();
     assert_eq!(unmoved.tier, "src", "the source was kept");
     let done = rig.drive(&m.id, 500).await;
-    assert_eq!(
-        (done.status, done.attempts),
-        (MigrationStatus::Completed, 2)
-    );
+    assert_eq!((done.status, done.attempts), (MoveStatus::Completed, 2));
     rig.finish().await;
 }
 
@@ -207,7 +204,7 @@ async fn checksum_verification_catches_a_source_damaged_at_rest() {
     );
     std::fs::write(&path, &data).unwrap();
     let done = rig.drive(&m.id, 100).await;
-    assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
     rig.finish().await;
 }
 
@@ -238,12 +235,12 @@ async fn a_destination_that_receives_other_bytes_than_were_sent_fails_the_move()
         let object = rig.ingest("src", key, &data[..]).await;
         let m = rig.enqueue(&object, "flipped").await;
         let rejected = rig.mover.work_once().await.unwrap().unwrap();
-        assert_eq!(rejected.status, MigrationStatus::Pending, "{rejected:?}");
+        assert_eq!(rejected.status, MoveStatus::Pending, "{rejected:?}");
         let error = rejected.error.as_deref().unwrap();
         assert!(error.contains("writing the copy"), "{error}");
         assert!(error.contains(caught_by), "{error}");
         rig.assert_intact_on(&object, "src").await;
-        rig.catalogue.cancel_migration(&m.id).await.unwrap();
+        rig.catalogue.cancel_move(&m.id).await.unwrap();
     }
     rig.finish().await;
 }
@@ -305,7 +302,7 @@ async fn an_object_rewritten_during_a_long_move_ends_with_its_new_bytes() {
 
     first_attempt.await.unwrap().unwrap();
     let done = rig.drive(&m.id, 100).await;
-    assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
     assert_eq!(
         done.attempts, 2,
         "the stale copy was discarded and the move redone"
@@ -336,11 +333,11 @@ async fn cancelling_mid_copy_stops_and_cleans_up() {
     let m = rig.enqueue(&object, "s3b").await;
     let worker = rig.start_copy_in_background(&m.id).await;
 
-    let cancelled = rig.catalogue.cancel_migration(&m.id).await.unwrap();
-    assert_eq!(cancelled.status, MigrationStatus::Cancelled);
+    let cancelled = rig.catalogue.cancel_move(&m.id).await.unwrap();
+    assert_eq!(cancelled.status, MoveStatus::Cancelled);
     worker.await.unwrap().unwrap();
-    let after = rig.catalogue.get_migration(&m.id).await.unwrap();
-    assert_eq!(after.status, MigrationStatus::Cancelled);
+    let after = rig.catalogue.get_move(&m.id).await.unwrap();
+    assert_eq!(after.status, MoveStatus::Cancelled);
     assert_eq!(after.dest_location, None, "the partial copy was removed");
     assert!(matches!(
         rig.store("s3b")
@@ -361,7 +358,7 @@ async fn cancelling_mid_copy_stops_and_cleans_up() {
     .await;
     rig.assert_intact_on(&object, "s3a").await;
     assert!(matches!(
-        rig.catalogue.cancel_migration(&m.id).await,
+        rig.catalogue.cancel_move(&m.id).await,
         Err(CatalogueError::Conflict(_))
     ));
     rig.finish().await;
@@ -376,13 +373,10 @@ async fn promotions_into_a_full_tier_respect_its_capacity() {
     let b = rig.ingest("big", "b", &pattern(52, 600)[..]).await;
 
     let first = rig.enqueue(&a, "small").await;
-    assert_eq!(
-        rig.drive(&first.id, 50).await.status,
-        MigrationStatus::Completed
-    );
+    assert_eq!(rig.drive(&first.id, 50).await.status, MoveStatus::Completed);
     let second = rig.enqueue(&b, "small").await;
     let refused = rig.drive(&second.id, 50).await;
-    assert_eq!(refused.status, MigrationStatus::Failed);
+    assert_eq!(refused.status, MoveStatus::Failed);
     assert!(
         refused
             .error
@@ -403,7 +397,7 @@ async fn moves_of_deleted_objects_fail_with_a_reason() {
     let m = rig.enqueue(&object, "fileb").await;
     rig.catalogue.delete_object(&object.id).await.unwrap();
     let done = rig.drive(&m.id, 10).await;
-    assert_eq!(done.status, MigrationStatus::Failed);
+    assert_eq!(done.status, MoveStatus::Failed);
     assert_eq!(done.error.as_deref(), Some("the object no longer exists"));
     rig.finish().await;
 }
@@ -418,7 +412,7 @@ async fn recovery_takes_over_a_dead_workers_move_and_removes_its_copy() {
     // A worker claims the move, starts its copy and dies: the lease is never renewed.
     let claimed = rig
         .catalogue
-        .claim_migration("dead-worker", 1)
+        .claim_move("dead-worker", 1)
         .await
         .unwrap()
         .unwrap();
@@ -450,17 +444,14 @@ async fn recovery_takes_over_a_dead_workers_move_and_removes_its_copy() {
         rig.mover.recover().await.unwrap() >= 2,
         "reclaimed and cleaned"
     );
-    let reclaimed = rig.catalogue.get_migration(&m.id).await.unwrap();
-    assert_eq!(reclaimed.status, MigrationStatus::Pending);
+    let reclaimed = rig.catalogue.get_move(&m.id).await.unwrap();
+    assert_eq!(reclaimed.status, MoveStatus::Pending);
     assert_eq!(reclaimed.dest_location, None);
     assert!(matches!(
         rig.store("fileb").size(&dest_location).await,
         Err(StorageError::NotFound { .. })
     ));
     let done = rig.drive(&m.id, 50).await;
-    assert_eq!(
-        (done.status, done.attempts),
-        (MigrationStatus::Completed, 2)
-    );
+    assert_eq!((done.status, done.attempts), (MoveStatus::Completed, 2));
     rig.finish().await;
 }

@@ -15,7 +15,7 @@ use common::{
     MoveRig, PatternReader, fast_mover, file_tier, free_port, s3_bucket_dir, stack_config,
     stack_env,
 };
-use strata::db::{MigrationFilter, MigrationReason, MigrationStatus, NewMigration, ObjectRecord};
+use strata::db::{MoveFilter, MoveReason, MoveStatus, NewMove, ObjectRecord};
 
 const TIERS: [&str; 3] = ["onprem", "private", "public"];
 const MOVES: usize = 50;
@@ -116,12 +116,12 @@ async fn killed_movers_never_cost_an_object() {
             )
             .await;
         catalogue
-            .enqueue_migration(&NewMigration {
+            .enqueue_move(&NewMove {
                 object_id: object.id.clone(),
                 object_version: 1,
                 from_tier: "public".into(),
                 to_tier: if i % 2 == 0 { "onprem" } else { "private" }.into(),
-                reason: MigrationReason::ReactiveAccessSpike,
+                reason: MoveReason::ReactiveAccessSpike,
                 bytes_total: object.size,
             })
             .await
@@ -142,7 +142,7 @@ async fn killed_movers_never_cost_an_object() {
     let mut settled = false;
     for _ in 0..1800 {
         let active = catalogue
-            .list_migrations(&MigrationFilter::default(), 1000, None)
+            .list_moves(&MoveFilter::default(), 1000, None)
             .await
             .unwrap()
             .items
@@ -160,21 +160,21 @@ async fn killed_movers_never_cost_an_object() {
     assert!(settled, "moves or leftover copies remained after 3 minutes");
 
     let migrations = catalogue
-        .list_migrations(&MigrationFilter::default(), 1000, None)
+        .list_moves(&MoveFilter::default(), 1000, None)
         .await
         .unwrap()
         .items;
     assert_eq!(migrations.len(), MOVES);
     for m in &migrations {
         match m.status {
-            MigrationStatus::Completed => {}
-            MigrationStatus::Failed => assert!(m.error.is_some(), "failed without a reason: {m:?}"),
+            MoveStatus::Completed => {}
+            MoveStatus::Failed => assert!(m.error.is_some(), "failed without a reason: {m:?}"),
             other => panic!("move ended {other}: {m:?}"),
         }
     }
     let completed = migrations
         .iter()
-        .filter(|m| m.status == MigrationStatus::Completed)
+        .filter(|m| m.status == MoveStatus::Completed)
         .count();
     let interrupted = migrations.iter().filter(|m| m.attempts > 1).count();
     eprintln!(
@@ -281,7 +281,7 @@ async fn a_killed_movers_temporary_file_is_swept_after_a_lease() {
         "{page}"
     );
     rig.wait_for(&m.id, "the move completed", |m| {
-        m.status == MigrationStatus::Completed
+        m.status == MoveStatus::Completed
     })
     .await;
     child.kill().unwrap();

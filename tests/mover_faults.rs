@@ -3,7 +3,7 @@
 mod common;
 
 use common::{MoveRig, OwnS3Server, fast_mover, file_tier, pattern};
-use strata::db::MigrationStatus;
+use strata::db::MoveStatus;
 
 #[tokio::test]
 async fn a_down_destination_fails_after_retries_without_blocking_other_moves() {
@@ -31,14 +31,14 @@ async fn a_down_destination_fails_after_retries_without_blocking_other_moves() {
     // The move to the healthy tier completes while the other one is backing off between
     // attempts (the failing one is first in the queue: same priority, older id).
     let done = rig.drive(&to_up.id, 2000).await;
-    assert_eq!(done.status, MigrationStatus::Completed);
-    let waiting = rig.catalogue.get_migration(&to_down.id).await.unwrap();
+    assert_eq!(done.status, MoveStatus::Completed);
+    let waiting = rig.catalogue.get_move(&to_down.id).await.unwrap();
     assert!(
         waiting.status.is_active() && waiting.attempts < 3,
         "the other move went ahead only after the failing one gave up: {waiting:?}"
     );
     let failed = rig.drive(&to_down.id, 2000).await;
-    assert_eq!(failed.status, MigrationStatus::Failed, "{failed:?}");
+    assert_eq!(failed.status, MoveStatus::Failed, "{failed:?}");
     assert_eq!(failed.attempts, 3, "every attempt was used");
     assert!(
         failed.error.as_deref().unwrap().contains("s3://flaky"),
@@ -49,6 +49,6 @@ async fn a_down_destination_fails_after_retries_without_blocking_other_moves() {
     server.resume();
     let again = rig.enqueue(&stuck, "remote").await;
     let done = rig.drive(&again.id, 200).await;
-    assert_eq!(done.status, MigrationStatus::Completed, "{done:?}");
+    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
     rig.finish().await;
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{MoveRig, PatternReader, fast_mover, s3_tier};
-use strata::db::MigrationStatus;
+use strata::db::MoveStatus;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -40,12 +40,12 @@ async fn a_200_mib_move_streams_with_flat_memory_and_reports_progress() {
 
     let mut seen = Vec::new();
     loop {
-        let now = rig.catalogue.get_migration(&m.id).await.unwrap();
-        if now.status == MigrationStatus::Copying {
+        let now = rig.catalogue.get_move(&m.id).await.unwrap();
+        if now.status == MoveStatus::Copying {
             seen.push(now.bytes_copied);
         }
         if !now.status.is_active() {
-            assert_eq!(now.status, MigrationStatus::Completed, "{now:?}");
+            assert_eq!(now.status, MoveStatus::Completed, "{now:?}");
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -75,7 +75,7 @@ async fn three_placed(
             .await
             .unwrap();
     }
-    let now = strata::db::now_ms().div_euclid(HOUR_MS);
+    let now = strata::timestamp::now_ms().div_euclid(HOUR_MS);
     for id in &ids[..3] {
         inject_hours(db, id, (now - 24..now).map(|hour| (hour, 60))).await;
     }

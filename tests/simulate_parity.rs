@@ -148,7 +148,7 @@ async fn replay_in_both(
         .set("linger.ms", "5")
         .create()
         .unwrap();
-    let start_ms = strata::db::now_ms() + LEAD_MS;
+    let start_ms = strata::timestamp::now_ms() + LEAD_MS;
     let started = Instant::now() + Duration::from_millis(LEAD_MS as u64);
     let mut trace = String::from("ts_ms,object_id,size_bytes,op\n");
     let mut deliveries = Vec::new();

@@ -72,7 +72,7 @@ fn found(report: &Value) -> Vec<(String, String)> {
 
 /// The damage recorded with an object, as GET /objects/{id} serves it.
 async fn damage(rig: &MoveRig, id: &str) -> Option<String> {
-    let now = strata::db::now_ms();
+    let now = strata::timestamp::now_ms();
     rig.catalogue.get_object_view(id, now).await.unwrap().damage
 }
 

@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 
 use super::views::{FeatureBody, ModelList, ModelRef, PredictionBody, TrainingAccepted};
 use super::{ApiError, AppState, ErrorBody};
-use crate::db::{MAX_PAGE_SIZE, now_ms};
+use crate::db::MAX_PAGE_SIZE;
 use crate::forecast;
 use crate::timestamp::format_rfc3339_ms;
+use crate::timestamp::now_ms;
 
 /// Features listed with a prediction.
 const TOP_FEATURES: usize = 3;
@@ -99,8 +100,9 @@ pub struct TrainRequest {
     #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pub name: Option<String>,
     /// Hours ahead the model predicts, a whole number, default 1.
-    #[schema(minimum = 1, maximum = 168, multiple_of = 1)]
-    pub horizon_hours: Option<f64>,
+    #[schema(minimum = 1, maximum = 168)]
+    #[serde(default, deserialize_with = "super::optional_whole_number")]
+    pub horizon_hours: Option<u64>,
     /// Most recent share of the hours held out for evaluation, default 0.2.
     #[schema(minimum = 0.05, maximum = 0.9)]
     pub eval_fraction: Option<f64>,
@@ -137,9 +139,8 @@ pub async fn train_model(
     if let Err(expected) = forecast::check_model_name(&name) {
         return Err(ApiError::BadRequest(format!("name must be {expected}")));
     }
-    // A float so that `24.0` is accepted like `24`, as JSON Schema's integers are.
-    let horizon = request.horizon_hours.unwrap_or(1.0);
-    if !((1.0..=168.0).contains(&horizon) && horizon.fract() == 0.0) {
+    let horizon = request.horizon_hours.unwrap_or(1);
+    if !(1..=168).contains(&horizon) {
         return Err(ApiError::BadRequest(
             "horizon_hours must be from 1 to 168".into(),
         ));

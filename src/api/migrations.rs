@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::views::{MigrationBody, MigrationPage};
 use super::{ApiError, AppState, ErrorBody};
-use crate::db::{MigrationFilter, MigrationReason};
+use crate::db::{MoveFilter, MoveReason};
 
 /// Body of `POST /objects/{id}/migrations`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,12 +45,7 @@ pub async fn request_move(
     let Json(body) = body?;
     let migration = state
         .policy
-        .request_move(
-            &state.catalogue,
-            &id,
-            &body.to_tier,
-            MigrationReason::Manual,
-        )
+        .request_move(&state.catalogue, &id, &body.to_tier, MoveReason::Manual)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(migration.into())))
 }
@@ -94,7 +89,7 @@ pub async fn list_migrations(
     query: Result<Query<ListMigrationsQuery>, QueryRejection>,
 ) -> Result<Json<MigrationPage>, ApiError> {
     let Query(query) = query?;
-    let filter = MigrationFilter {
+    let filter = MoveFilter {
         object_id: query.object_id,
         status: query
             .status
@@ -110,7 +105,7 @@ pub async fn list_migrations(
     let limit = super::page_size(query.limit)?;
     let page = state
         .catalogue
-        .list_migrations(&filter, limit, query.after.as_deref())
+        .list_moves(&filter, limit, query.after.as_deref())
         .await?;
     Ok(Json(page.into()))
 }
@@ -132,7 +127,7 @@ pub async fn get_migration(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<MigrationBody>, ApiError> {
-    Ok(Json(state.catalogue.get_migration(&id).await?.into()))
+    Ok(Json(state.catalogue.get_move(&id).await?.into()))
 }
 
 /// Cancels a pending or running move; the object stays readable where it was, and the
@@ -155,7 +150,7 @@ pub async fn cancel_migration(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<MigrationBody>, ApiError> {
-    let migration = state.catalogue.cancel_migration(&id).await?;
+    let migration = state.catalogue.cancel_move(&id).await?;
     tracing::info!(migration = %migration.id, object = %migration.object_id, "move cancelled on request");
     Ok(Json(migration.into()))
 }

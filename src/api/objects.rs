@@ -19,7 +19,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::views::{AccessAccepted, ObjectBody, ObjectPage};
 use super::{ApiError, AppState, ErrorBody};
 use crate::content::{RangeRequest, Upload};
-use crate::db::{ObjectFilter, ObjectRecord, now_ms};
+use crate::db::{ObjectFilter, ObjectRecord};
+use crate::timestamp::now_ms;
 
 /// Most simulated accesses one request may publish.
 const MAX_SIMULATED_ACCESSES: u64 = 100_000;
@@ -472,23 +473,8 @@ fn parse_range(value: &str) -> Option<RangeRequest> {
 pub struct SimulateAccess {
     /// How many reads to simulate.
     #[schema(minimum = 1, maximum = 100000)]
-    #[serde(deserialize_with = "whole_number")]
+    #[serde(deserialize_with = "super::whole_number")]
     pub count: u64,
-}
-
-/// A non-negative whole number, also when written as `30.0` (JSON Schema calls that an
-/// integer too).
-fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    let number = serde_json::Number::deserialize(deserializer)?;
-    number
-        .as_u64()
-        .or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-                .map(|f| f as u64)
-        })
-        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {number}")))
 }
 
 /// Simulates `count` reads of an object by publishing that many access events.

@@ -137,8 +137,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let usage = state.catalogue.tier_usage(crate::db::now_ms()).await?;
-    let migrations = state.catalogue.migration_counts().await?;
+    let usage = state
+        .catalogue
+        .tier_usage(crate::timestamp::now_ms())
+        .await?;
+    let migrations = state.catalogue.move_counts().await?;
     let mut text = String::new();
     state.metrics.render(&mut text);
     let mut page = Page(&mut text);

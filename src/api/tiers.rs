@@ -10,8 +10,8 @@ use utoipa::IntoParams;
 
 use super::views::{PlanBody, TierBody, TierCostBody, TierList, TierServedBody};
 use super::{ApiError, AppState, ErrorBody};
-use crate::db::now_ms;
 use crate::timestamp::format_rfc3339_ms;
+use crate::timestamp::now_ms;
 
 /// Bytes per GB in prices (decimal, as cloud providers bill).
 const BYTES_PER_GB: f64 = 1e9;
@@ -104,7 +104,7 @@ pub async fn plan(
     };
     let now = now_ms();
     let since = now - window.as_millis() as i64;
-    let mut planned = state.policy.plan(&state.catalogue, since).await?;
+    let mut planned = state.policy.plan_reactive(&state.catalogue, since).await?;
     let model = state.model.get();
     if let Some(model) = &model {
         let reactive: Vec<String> = planned.iter().map(|p| p.object_id.clone()).collect();

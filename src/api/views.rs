@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::{MigrationRecord, ModelRecord, ObjectView, Page, TierUsage};
+use crate::db::{ModelRecord, MoveRecord, ObjectView, Page, TierUsage};
 use crate::forecast::capture::{CAPTURE_SHARES, CaptureScores};
 use crate::forecast::{Model, Scores};
 use crate::policy::{MOVE_COST_ACCESSES, PlannedMove};
@@ -139,8 +139,8 @@ pub struct MigrationBody {
     pub finished_at: Option<String>,
 }
 
-impl From<MigrationRecord> for MigrationBody {
-    fn from(m: MigrationRecord) -> MigrationBody {
+impl From<MoveRecord> for MigrationBody {
+    fn from(m: MoveRecord) -> MigrationBody {
         MigrationBody {
             id: m.id,
             object_id: m.object_id,
@@ -186,8 +186,8 @@ impl From<Page<ObjectView>> for ObjectPage {
     }
 }
 
-impl From<Page<MigrationRecord>> for MigrationPage {
-    fn from(page: Page<MigrationRecord>) -> MigrationPage {
+impl From<Page<MoveRecord>> for MigrationPage {
+    fn from(page: Page<MoveRecord>) -> MigrationPage {
         MigrationPage {
             items: page.items.into_iter().map(MigrationBody::from).collect(),
             next: page.next,

@@ -374,7 +374,7 @@ async fn train_model(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let config = Config::from_env()?;
     let catalogue = service::open_catalogue(&config).await?;
-    let now = crate::db::now_ms();
+    let now = crate::timestamp::now_ms();
     let examples = read_examples(args, &catalogue, now).await?;
     let progress = progress::spinner(&format!("fitting on {} examples", examples.len()));
     let model = crate::forecast::Model::train(name, &examples, horizon_hours, eval_fraction, now);

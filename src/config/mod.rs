@@ -275,7 +275,7 @@ pub enum VerifyMode {
     /// End-to-end checksums, as S3 itself and rclone check: the source bytes are hashed
     /// as they stream and compared with the catalogue's checksum (a source damaged at
     /// rest fails the move), the destination checks every request's CRC32C on receipt and
-    /// what it reports is compared with what was sent (see [`crate::storage::s3`]), and
+    /// what it reports is compared with what was sent (the S3 backend does both), and
     /// the stored size is checked. Reads every byte once; trusts the destination to keep
     /// what it acknowledged.
     Checksum,

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde_json::json;
 use sqlx::Row;
 
-use super::{Catalogue, Result, RowLock, now_ms};
+use super::{Catalogue, Result, RowLock};
+use crate::timestamp::now_ms;
 
 /// Length of a minute bucket.
 pub const MINUTE_MS: i64 = 60_000;

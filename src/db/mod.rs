@@ -13,8 +13,8 @@
 
 mod access;
 mod forecast;
-mod migrations;
 mod models;
+mod moves;
 mod objects;
 mod queue;
 
@@ -23,16 +23,14 @@ pub use access::{
     PartitionAccesses, RecordedAccess,
 };
 pub use forecast::{HourHits, StoredPrediction, TrackedObject};
-pub use migrations::{
-    MigrationFilter, MigrationReason, MigrationRecord, MigrationStatus, NewMigration,
-};
 pub use models::ModelRecord;
+pub use moves::{MoveFilter, MoveReason, MoveRecord, MoveStatus, NewMove};
 pub use objects::{NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage};
 pub use queue::{CopyPlan, StartRefusal};
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -119,9 +117,8 @@ enum RowLock {
 /// a `FROM` clause) as columns `c0`, `c1`, …: the consumer's batches write up to every
 /// active object at once, and statements of a few hundred bound rows each made the round
 /// trips and the binding the bottleneck. PostgreSQL gets one array literal per column,
-/// unnested; SQLite one JSON document. (PostgreSQL took about half again as long to write a
-/// batch of 100,000 minute buckets read from JSON: extracting each field from it cost
-/// more than the upsert's index lookup.)
+/// unnested (cheaper there than extracting each field from JSON); SQLite one JSON
+/// document.
 struct BulkRows {
     /// The row source; the statement's own parameters, if any, follow its.
     source: String,
@@ -174,7 +171,7 @@ pub struct Catalogue {
 /// versions: half a page, one new version of every row on it.
 pub const UPDATE_HEAVY_TABLES: [(&str, u32); 2] = [("objects", 50), ("access_buckets", 50)];
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static SCHEMA: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Catalogue {
     /// Connects to `database_url` (`postgres://…` or `sqlite://…`) and applies the
@@ -228,7 +225,7 @@ impl Catalogue {
                 }
             }
         };
-        MIGRATOR.run(&catalogue.writes).await?;
+        SCHEMA.run(&catalogue.writes).await?;
         if backend == Backend::Postgres {
             catalogue.leave_room_for_updates().await?;
         }
@@ -365,15 +362,6 @@ fn create_sqlite_dir(database_url: &str) -> Result<()> {
         _ => Ok(()),
     }
 }
-
-/// Current time as epoch milliseconds (UTC).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// A new time-ordered id (UUIDv7), so that ordering by id is ordering by creation.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

@@ -5,7 +5,8 @@ use sqlx::any::AnyRow;
 
 use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS, ROLLUP_MARK, hour_buckets_sql};
 use super::forecast::StoredPrediction;
-use super::{Catalogue, CatalogueError, Page, Result, RowLock, now_ms, page_limit};
+use super::{Catalogue, CatalogueError, Page, Result, RowLock, page_limit};
+use crate::timestamp::now_ms;
 
 const OBJECT_COLUMNS: &str = "id, object_key, size, content_type, checksum, tier, location, \
      version, created_at, updated_at";

@@ -7,8 +7,9 @@
 
 use sqlx::Any;
 
-use super::migrations::MIGRATION_COLUMNS;
-use super::{Backend, Catalogue, CatalogueError, MigrationRecord, Result, RowLock, now_ms};
+use super::moves::MOVE_COLUMNS;
+use super::{Backend, Catalogue, CatalogueError, MoveRecord, Result, RowLock};
+use crate::timestamp::now_ms;
 
 /// Why [`Catalogue::start_copy`] refused to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,11 +45,7 @@ impl Catalogue {
     /// moving it to `copying` with a lease of `lease_ms`. PostgreSQL skips rows another
     /// worker is claiming (`FOR UPDATE SKIP LOCKED`); SQLite's single writer connection
     /// makes the statement atomic by itself.
-    pub async fn claim_migration(
-        &self,
-        worker: &str,
-        lease_ms: i64,
-    ) -> Result<Option<MigrationRecord>> {
+    pub async fn claim_move(&self, worker: &str, lease_ms: i64) -> Result<Option<MoveRecord>> {
         let lock = self.row_lock(RowLock::ExclusiveSkippingLocked);
         let sql = format!(
             "UPDATE migrations SET status = 'copying', attempts = attempts + 1, bytes_copied = 0, \
@@ -57,7 +54,7 @@ impl Catalogue {
              WHERE status = 'pending' AND id = ( \
                SELECT id FROM migrations WHERE status = 'pending' AND not_before <= $2 \
                ORDER BY priority, id LIMIT 1 {lock}) \
-             RETURNING {MIGRATION_COLUMNS}"
+             RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(worker)
@@ -65,7 +62,7 @@ impl Catalogue {
             .bind(lease_ms)
             .fetch_optional(&self.writes)
             .await?;
-        row.as_ref().map(MigrationRecord::from_row).transpose()
+        row.as_ref().map(MoveRecord::from_row).transpose()
     }
 
     /// Records where the claimed move `id` copies from and to, after checking the
@@ -80,7 +77,7 @@ impl Catalogue {
         to_tier: &str,
         capacity: Option<i64>,
         plan: &CopyPlan,
-    ) -> Result<Result<MigrationRecord, StartRefusal>> {
+    ) -> Result<Result<MoveRecord, StartRefusal>> {
         let mut tx = self.writes.begin().await?;
         if let Some(capacity) = capacity {
             if self.backend == Backend::Postgres {
@@ -98,7 +95,7 @@ impl Catalogue {
             "UPDATE migrations SET object_version = $3, from_tier = $4, source_location = $5, \
                dest_location = $6, bytes_total = $7, updated_at = $8 \
              WHERE id = $1 AND claimed_by = $2 AND status = 'copying' \
-             RETURNING {MIGRATION_COLUMNS}"
+             RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(id)
@@ -114,7 +111,7 @@ impl Catalogue {
         let Some(row) = row else {
             return Ok(Err(StartRefusal::Lost));
         };
-        let record = MigrationRecord::from_row(&row)?;
+        let record = MoveRecord::from_row(&row)?;
         tx.commit().await?;
         Ok(Ok(record))
     }
@@ -162,12 +159,12 @@ impl Catalogue {
     /// becomes `completed` only if it is still this worker's. `Stale` for the object
     /// means it was rewritten or moved meanwhile; `Stale` for the migration, that the
     /// move was cancelled or reclaimed. Either way nothing changed.
-    pub async fn complete_migration(
+    pub async fn complete_move(
         &self,
-        m: &MigrationRecord,
+        m: &MoveRecord,
         worker: &str,
         duration_ms: i64,
-    ) -> Result<MigrationRecord> {
+    ) -> Result<MoveRecord> {
         let stale = |kind, expected: String| CatalogueError::Stale {
             kind,
             id: if kind == "object" {
@@ -208,7 +205,7 @@ impl Catalogue {
             "UPDATE migrations SET status = 'completed', finished_at = $3, updated_at = $3, \
                duration_ms = $4, bytes_copied = bytes_total, lease_until = NULL, error = NULL \
              WHERE id = $1 AND claimed_by = $2 AND status = 'verifying' \
-             RETURNING {MIGRATION_COLUMNS}"
+             RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&m.id)
@@ -220,7 +217,7 @@ impl Catalogue {
         let Some(row) = row else {
             return Err(stale("migration", "status verifying".into()));
         };
-        let record = MigrationRecord::from_row(&row)?;
+        let record = MoveRecord::from_row(&row)?;
         tx.commit().await?;
         Ok(record)
     }
@@ -237,7 +234,7 @@ impl Catalogue {
         not_before: i64,
         max_attempts: i64,
         dest_removed: bool,
-    ) -> Result<Option<MigrationRecord>> {
+    ) -> Result<Option<MoveRecord>> {
         let sql = format!(
             "UPDATE migrations SET \
                status = CASE WHEN attempts >= $5 THEN 'failed' ELSE 'pending' END, \
@@ -245,7 +242,7 @@ impl Catalogue {
                error = $3, not_before = $4, updated_at = $6, lease_until = NULL, \
                dest_location = CASE WHEN $7 = 1 THEN NULL ELSE dest_location END \
              WHERE id = $1 AND claimed_by = $2 AND status IN ('copying', 'verifying') \
-             RETURNING {MIGRATION_COLUMNS}"
+             RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(id)
@@ -257,29 +254,29 @@ impl Catalogue {
             .bind(i64::from(dest_removed))
             .fetch_optional(&self.writes)
             .await?;
-        row.as_ref().map(MigrationRecord::from_row).transpose()
+        row.as_ref().map(MoveRecord::from_row).transpose()
     }
 
     /// Ends this worker's move as `failed` at once, whatever attempts remain (the move
     /// cannot succeed: object deleted, tier unknown or full, …). Only for a move that has
     /// no copy on the destination.
-    pub async fn fail_migration(
+    pub async fn fail_move(
         &self,
         id: &str,
         worker: &str,
         error: &str,
-    ) -> Result<Option<MigrationRecord>> {
+    ) -> Result<Option<MoveRecord>> {
         self.end_attempt(id, worker, error, 0, 0, true).await
     }
 
     /// Cancels a pending or running move. A running copy notices at its next heartbeat
     /// and removes what it wrote. `Conflict` when the move already ended.
-    pub async fn cancel_migration(&self, id: &str) -> Result<MigrationRecord> {
+    pub async fn cancel_move(&self, id: &str) -> Result<MoveRecord> {
         let sql = format!(
             "UPDATE migrations SET status = 'cancelled', finished_at = $2, updated_at = $2, \
                lease_until = NULL \
              WHERE id = $1 AND status IN ('pending', 'copying', 'verifying') \
-             RETURNING {MIGRATION_COLUMNS}"
+             RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(id)
@@ -287,9 +284,9 @@ impl Catalogue {
             .fetch_optional(&self.writes)
             .await?;
         match row {
-            Some(row) => MigrationRecord::from_row(&row),
+            Some(row) => MoveRecord::from_row(&row),
             None => {
-                let m = self.get_migration(id).await?;
+                let m = self.get_move(id).await?;
                 Err(CatalogueError::Conflict(format!(
                     "migration {id} is already {}",
                     m.status
@@ -325,23 +322,23 @@ impl Catalogue {
     }
 
     /// Running moves whose worker's lease ran out before `now`: the worker died or hangs.
-    pub async fn expired_migrations(&self, now: i64) -> Result<Vec<MigrationRecord>> {
+    pub async fn expired_moves(&self, now: i64) -> Result<Vec<MoveRecord>> {
         let sql = format!(
-            "SELECT {MIGRATION_COLUMNS} FROM migrations \
+            "SELECT {MOVE_COLUMNS} FROM migrations \
              WHERE status IN ('copying', 'verifying') AND lease_until < $1 ORDER BY id"
         );
         let rows = sqlx::query(&sql).bind(now).fetch_all(&self.reads).await?;
-        rows.iter().map(MigrationRecord::from_row).collect()
+        rows.iter().map(MoveRecord::from_row).collect()
     }
 
     /// Takes an expired move away from its worker (the lease is re-checked so a worker
     /// that just renewed keeps it) and returns it to the queue, or fails it when no
     /// attempts remain. The dead attempt's copy location stays recorded for removal.
-    pub async fn reclaim_migration(
+    pub async fn reclaim_move(
         &self,
-        m: &MigrationRecord,
+        m: &MoveRecord,
         max_attempts: i64,
-    ) -> Result<Option<MigrationRecord>> {
+    ) -> Result<Option<MoveRecord>> {
         let now = now_ms();
         let sql = format!(
             "UPDATE migrations SET \
@@ -350,7 +347,7 @@ impl Catalogue {
                error = 'worker stopped responding (lease expired)', \
                claimed_by = NULL, lease_until = NULL, not_before = $2, updated_at = $2 \
              WHERE id = $1 AND status IN ('copying', 'verifying') AND lease_until < $2 \
-             RETURNING {MIGRATION_COLUMNS}"
+             RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&m.id)
@@ -358,21 +355,21 @@ impl Catalogue {
             .bind(max_attempts)
             .fetch_optional(&self.writes)
             .await?;
-        row.as_ref().map(MigrationRecord::from_row).transpose()
+        row.as_ref().map(MoveRecord::from_row).transpose()
     }
 
     /// Moves that left bytes behind: a completed move whose source copy is not yet
     /// deleted, or a move not running (pending, failed, cancelled) whose last copy is
     /// still recorded as present on the destination.
-    pub async fn leftover_copies(&self) -> Result<Vec<MigrationRecord>> {
+    pub async fn leftover_copies(&self) -> Result<Vec<MoveRecord>> {
         let sql = format!(
-            "SELECT {MIGRATION_COLUMNS} FROM migrations \
+            "SELECT {MOVE_COLUMNS} FROM migrations \
              WHERE (status = 'completed' AND source_deleted = 0 AND source_location IS NOT NULL) \
                 OR (status IN ('pending', 'failed', 'cancelled') AND dest_location IS NOT NULL) \
              ORDER BY id"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.reads).await?;
-        rows.iter().map(MigrationRecord::from_row).collect()
+        rows.iter().map(MoveRecord::from_row).collect()
     }
 
     /// Notes that the source copy of completed move `id` is gone.

@@ -1,7 +1,11 @@
-//! The forecasting model: ordinary least squares (linfa-linear) over [`features`] of an
-//! object's hourly history, predicting `ln(1 + accesses)` over the next horizon; its
-//! training with a time-based split, evaluation against two naive baselines, and the
-//! JSON file it is kept in.
+//! The forecasting model: a linear model (linfa-linear: least squares on
+//! `ln(1 + accesses)`, or Poisson regression) over [`features`] of an object's hourly
+//! history, predicting its accesses over the next horizon; its training with a
+//! time-based split, the choice between the kinds by how well they rank objects,
+//! evaluation against two naive baselines, and the JSON file it is kept in.
+//!
+//! One file over 600 lines: training, evaluation and the file format of one model are
+//! one contract.
 
 use std::path::Path;
 

@@ -23,8 +23,7 @@ pub use proactive::ProactiveRun;
 
 use crate::config::Config;
 use crate::db::{
-    Catalogue, CatalogueError, MigrationFilter, MigrationReason, MigrationRecord, NewMigration,
-    ObjectRecord,
+    Catalogue, CatalogueError, MoveFilter, MoveReason, MoveRecord, NewMove, ObjectRecord,
 };
 use crate::detector::Spike;
 use crate::forecast::ObjectForecast;
@@ -179,7 +178,7 @@ impl Policy {
                 to,
                 size,
                 value: recent as f64,
-                reason: MigrationReason::ReactiveAccessSpike,
+                reason: MoveReason::ReactiveAccessSpike,
             })
             .into_iter()
             .collect()
@@ -269,7 +268,7 @@ impl Policy {
                     key: None,
                     from_tier: f.tier.to_string(),
                     to_tier: to.to_string(),
-                    reason: MigrationReason::ProactivePrediction,
+                    reason: MoveReason::ProactivePrediction,
                     recent_accesses: None,
                     predicted_accesses: Some(f.predicted),
                     benefit_accesses: None,
@@ -331,7 +330,7 @@ impl Policy {
                 continue;
             }
             match catalogue
-                .enqueue_migration(&move_of(&record, to, placed.reason))
+                .enqueue_move(&move_of(&record, to, placed.reason))
                 .await
             {
                 Ok(migration) => {
@@ -395,7 +394,7 @@ pub struct PlannedMove {
     /// Where it would go.
     pub to_tier: String,
     /// Why.
-    pub reason: MigrationReason,
+    pub reason: MoveReason,
     /// For a reactive move: accesses counted over the window the decision looked at.
     pub recent_accesses: Option<u64>,
     /// For a proactive move: accesses predicted over the forecast horizon.
@@ -416,8 +415,8 @@ impl Policy {
         catalogue: &Catalogue,
         object_id: &str,
         to_tier: &str,
-        reason: MigrationReason,
-    ) -> Result<MigrationRecord, MoveRefused> {
+        reason: MoveReason,
+    ) -> Result<MoveRecord, MoveRefused> {
         if self.rank(to_tier).is_none() {
             return Err(MoveRefused::UnknownTier {
                 tier: to_tier.into(),
@@ -432,7 +431,7 @@ impl Policy {
             });
         }
         let migration = catalogue
-            .enqueue_migration(&move_of(&object, to_tier, reason))
+            .enqueue_move(&move_of(&object, to_tier, reason))
             .await?;
         tracing::info!(object = %object.id, from = %object.tier, to = %to_tier, %reason, migration = %migration.id, "move queued on request");
         Ok(migration)
@@ -441,7 +440,7 @@ impl Policy {
     /// The reactive moves the policy would queue now from the counted accesses since
     /// `since_ms`, without queuing them: objects whose recent accesses pass a hotter
     /// tier's threshold and that have no move under way.
-    pub async fn plan(
+    pub async fn plan_reactive(
         &self,
         catalogue: &Catalogue,
         since_ms: i64,
@@ -458,10 +457,10 @@ impl Policy {
                 continue;
             };
             let busy = catalogue
-                .list_migrations(
-                    &MigrationFilter {
+                .list_moves(
+                    &MoveFilter {
                         object_id: Some(object.id.clone()),
-                        ..MigrationFilter::default()
+                        ..MoveFilter::default()
                     },
                     1,
                     None,
@@ -476,7 +475,7 @@ impl Policy {
                     object_id: object.id,
                     key: Some(object.key),
                     from_tier: object.tier,
-                    reason: MigrationReason::ReactiveAccessSpike,
+                    reason: MoveReason::ReactiveAccessSpike,
                     recent_accesses: Some(recent),
                     predicted_accesses: None,
                     benefit_accesses: None,
@@ -495,14 +494,14 @@ impl Policy {
         &self,
         catalogue: &Catalogue,
         planned: &PlannedMove,
-    ) -> Result<Option<MigrationRecord>, CatalogueError> {
+    ) -> Result<Option<MoveRecord>, CatalogueError> {
         let object = match catalogue.get_object(&planned.object_id).await {
             Ok(object) if object.tier == planned.from_tier => object,
             Ok(_) | Err(CatalogueError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         match catalogue
-            .enqueue_migration(&move_of(&object, &planned.to_tier, planned.reason))
+            .enqueue_move(&move_of(&object, &planned.to_tier, planned.reason))
             .await
         {
             Ok(migration) => {
@@ -529,8 +528,8 @@ impl Policy {
 }
 
 /// The queue entry for moving `object` as it is now to `to_tier`.
-fn move_of(object: &ObjectRecord, to_tier: &str, reason: MigrationReason) -> NewMigration {
-    NewMigration {
+fn move_of(object: &ObjectRecord, to_tier: &str, reason: MoveReason) -> NewMove {
+    NewMove {
         object_id: object.id.clone(),
         object_version: object.version,
         from_tier: object.tier.clone(),

@@ -27,7 +27,7 @@
 //! The same rules admit a burst between runs ([`Standing::admit`]): against the
 //! standing the last run left, with the burst's rate as its value.
 
-use crate::db::{DAY_MS, MigrationReason};
+use crate::db::{DAY_MS, MoveReason};
 
 /// What one move costs, in accesses: its copy reads the object once, as serving one
 /// access from the colder tier does.
@@ -210,7 +210,7 @@ pub struct Placed<K> {
     pub value: f64,
     /// `ProactivePrediction` for a promotion, `CapacityRebalance` for the demotions
     /// that make room for it (a burst's admission says `ReactiveAccessSpike`).
-    pub reason: MigrationReason,
+    pub reason: MoveReason,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -320,7 +320,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                     &entrant,
                     c.tier,
                     fill_limit,
-                    MigrationReason::ProactivePrediction,
+                    MoveReason::ProactivePrediction,
                 ) {
                     moved[i] = true;
                     planned.extend(moves);
@@ -367,7 +367,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 &entrant,
                 from,
                 capacity,
-                MigrationReason::ReactiveAccessSpike,
+                MoveReason::ReactiveAccessSpike,
             ) {
                 self.tiers[to]
                     .residents
@@ -402,7 +402,7 @@ impl<K: Clone + PartialEq> Standing<K> {
         entrant: &Resident<K>,
         from: usize,
         limit: u64,
-        reason: MigrationReason,
+        reason: MoveReason,
     ) -> Option<Vec<Placed<K>>> {
         let tier = &self.tiers[to];
         if entrant.size > limit
@@ -426,7 +426,7 @@ impl<K: Clone + PartialEq> Standing<K> {
         }
         let bytes = entrant.size + freed;
         // Filling free room is never thrash: only swaps are held to the budget.
-        let budgeted = reason == MigrationReason::ProactivePrediction && pushed > 0;
+        let budgeted = reason == MoveReason::ProactivePrediction && pushed > 0;
         let cost = MOVE_COST_ACCESSES * (1 + pushed) as f64;
         let stays =
             self.pace.turnover.stay_ms(to, tier.used, self.horizon_ms) / self.horizon_ms as f64;
@@ -459,7 +459,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 to: down,
                 size: resident.size,
                 value: resident.value,
-                reason: MigrationReason::CapacityRebalance,
+                reason: MoveReason::CapacityRebalance,
             });
         }
         let source = &mut self.tiers[from];
@@ -556,7 +556,7 @@ mod tests {
         assert!(
             placed
                 .iter()
-                .all(|p| p.reason == MigrationReason::ProactivePrediction)
+                .all(|p| p.reason == MoveReason::ProactivePrediction)
         );
     }
 
@@ -576,7 +576,7 @@ mod tests {
         much.push(object("c", 2, 50, 100.0));
         let (placed, standing) = Standing::plan(&limits, &much, H, free());
         assert_eq!(moves(&placed), [("a", 0, 1), ("c", 2, 0)]);
-        assert_eq!(placed[0].reason, MigrationReason::CapacityRebalance);
+        assert_eq!(placed[0].reason, MoveReason::CapacityRebalance);
         assert_eq!((standing.used(0), standing.used(1)), (100, 50));
         // Never pushes out a denser resident, however much room it needs.
         let mut big = residents.to_vec();
@@ -643,7 +643,7 @@ mod tests {
         // A burst may use the headroom: 50 in a tenth of the horizon is 500 over it.
         let admitted = standing.admit(&"burst", 1, 40, 50, H / 10).unwrap();
         assert_eq!(moves(&admitted), [("burst", 1, 0)]);
-        assert_eq!(admitted[0].reason, MigrationReason::ReactiveAccessSpike);
+        assert_eq!(admitted[0].reason, MoveReason::ReactiveAccessSpike);
         // The next one pushes out the least dense resident: a.
         let admitted = standing.admit(&"again", 1, 50, 90, H / 10).unwrap();
         assert_eq!(moves(&admitted), [("a", 0, 1), ("again", 1, 0)]);

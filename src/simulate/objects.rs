@@ -4,7 +4,7 @@
 use foldhash::HashMap;
 
 use crate::config::TierCosts;
-use crate::db::{HOUR_MS, MigrationReason};
+use crate::db::{HOUR_MS, MoveReason};
 use crate::forecast::Model;
 use crate::policy::Policy;
 
@@ -12,14 +12,14 @@ use crate::policy::Policy;
 pub(super) const NEVER: i64 = i64::MIN;
 
 /// Reasons the simulated policies move objects for, in queue priority order.
-pub(super) const REASONS: [MigrationReason; 3] = [
-    MigrationReason::CapacityRebalance,
-    MigrationReason::ReactiveAccessSpike,
-    MigrationReason::ProactivePrediction,
+pub(super) const REASONS: [MoveReason; 3] = [
+    MoveReason::CapacityRebalance,
+    MoveReason::ReactiveAccessSpike,
+    MoveReason::ProactivePrediction,
 ];
 
 /// The place of `reason` in [`REASONS`].
-pub(super) fn reason_index(reason: MigrationReason) -> usize {
+pub(super) fn reason_index(reason: MoveReason) -> usize {
     REASONS.iter().position(|&r| r == reason).unwrap_or(0)
 }
 

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::config::Config;
-use crate::db::{HOUR_MS, MigrationReason, TrackedObject};
+use crate::db::{HOUR_MS, MoveReason, TrackedObject};
 use crate::detector::{Detector, Spike};
 use crate::forecast::{TrackedId, Tracker};
 use crate::policy::placement::{Candidate, Placed, Standing};
@@ -40,7 +40,7 @@ impl TierUse {
 pub(super) struct Queued {
     pub(super) object: u32,
     pub(super) to: u8,
-    pub(super) reason: usize,
+    pub(super) reason: MoveReason,
 }
 
 /// The move the mover is running.
@@ -49,7 +49,7 @@ pub(super) struct Running {
     pub(super) object: u32,
     pub(super) from: u8,
     pub(super) to: u8,
-    pub(super) reason: usize,
+    pub(super) reason: MoveReason,
     pub(super) done_at: i64,
 }
 
@@ -253,7 +253,7 @@ impl PolicySim {
                 continue;
             };
             if self.tier[placed.key as usize] == from {
-                self.enqueue(placed.key, to, reason_index(placed.reason), now, env, out);
+                self.enqueue(placed.key, to, placed.reason, now, env, out);
             }
         }
     }
@@ -333,24 +333,17 @@ impl PolicySim {
                 continue;
             };
             if self.tier[o as usize] == from {
-                self.enqueue(
-                    o,
-                    to,
-                    reason_index(MigrationReason::ProactivePrediction),
-                    now,
-                    env,
-                    out,
-                );
+                self.enqueue(o, to, MoveReason::ProactivePrediction, now, env, out);
             }
         }
     }
 
-    /// Queues a move of `o` to tier `to` for `REASONS[reason]`, unless one is under way.
+    /// Queues a move of `o` to tier `to` for `reason`, unless one is under way.
     pub(super) fn enqueue(
         &mut self,
         o: u32,
         to: u8,
-        reason: usize,
+        reason: MoveReason,
         now: i64,
         env: Env<'_, '_>,
         out: &mut Option<MovesOut>,
@@ -369,11 +362,11 @@ impl PolicySim {
                 objects.ids[i],
                 context.tier_names[usize::from(self.tier[i])],
                 context.tier_names[usize::from(to)],
-                REASONS[reason],
+                reason,
                 objects.size[i]
             ));
         }
-        self.queue[reason].push_back(Queued {
+        self.queue[reason_index(reason)].push_back(Queued {
             object: o,
             to,
             reason,
@@ -434,7 +427,7 @@ impl PolicySim {
             self.refuse(stuck, now, context);
         }
         for queued in waiting.rev() {
-            self.queue[queued.reason].push_front(queued);
+            self.queue[reason_index(queued.reason)].push_front(queued);
         }
     }
 
@@ -464,7 +457,7 @@ impl PolicySim {
         self.tier[i] = done.to;
         self.moving[i] = false;
         if now >= context.scored_from {
-            let (count, bytes) = &mut self.stats.moves[done.reason];
+            let (count, bytes) = &mut self.stats.moves[reason_index(done.reason)];
             *count += 1;
             *bytes += size;
             self.stats.moved_out_bytes[from] += size;

@@ -297,7 +297,7 @@ mod tests {
     use foldhash::HashMap;
 
     use super::*;
-    use crate::db::MigrationReason;
+    use crate::db::MoveReason;
     use crate::simulate::objects::reason_index;
 
     const T0: i64 = 1_795_255_200_000;
@@ -348,7 +348,7 @@ mod tests {
         let outcome = replay(&config(&[]), &burst());
         let report = &outcome.policies[0];
         assert_eq!(report.accesses, 160);
-        let moves = &report.moves[reason_index(MigrationReason::ReactiveAccessSpike)];
+        let moves = &report.moves[reason_index(MoveReason::ReactiveAccessSpike)];
         assert_eq!(
             (moves.reason.as_str(), moves.moves, moves.bytes),
             ("reactive_access_spike", 1, GB_BYTES)
@@ -378,7 +378,7 @@ mod tests {
         let report = &outcome.policies[0];
         assert_eq!(report.refused_moves, 0);
         assert_eq!(
-            report.moves[reason_index(MigrationReason::ReactiveAccessSpike)].moves,
+            report.moves[reason_index(MoveReason::ReactiveAccessSpike)].moves,
             1
         );
         assert_eq!(report.tiers[0].accesses, 0);

@@ -10,8 +10,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
 use super::{DeadMessage, LoopState, PipelineContext, Rewind, Shared};
-use crate::db::{AccessCount, PartitionAccesses, now_ms};
+use crate::db::{AccessCount, PartitionAccesses};
 use crate::detector::Spike;
+use crate::timestamp::now_ms;
 
 impl PipelineContext {
     /// Waits for the flush in flight, if any, and records what must be read again.

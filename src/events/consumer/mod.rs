@@ -35,10 +35,11 @@ use rebalance::fetch_start;
 
 use super::broker_watch::BrokerWatch;
 use super::{AccessTarget, DeadLetter, decode};
-use crate::db::{Catalogue, LocatedAccess, MINUTE_MS, now_ms};
+use crate::db::{Catalogue, LocatedAccess, MINUTE_MS};
 use crate::detector::{Detector, Spike};
 use crate::health::{BrokerLink, Health};
 use crate::metrics::Metrics;
+use crate::timestamp::now_ms;
 
 /// How long the consumer waits for a message before checking timers.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);

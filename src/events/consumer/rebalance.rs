@@ -13,11 +13,12 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use super::{ASSIGN_RETRY, PartitionBatch, PipelineContext, Shared};
-use crate::db::{MINUTE_MS, now_ms};
+use crate::db::MINUTE_MS;
 use crate::health::BrokerLink;
+use crate::timestamp::now_ms;
 
 /// How far before a partition's stored offset reading starts; the messages in between
-/// were counted already and are skipped. Some brokers (tansu 0.6, seen here) answer a
+/// were counted already and are skipped. Some brokers (tansu) answer a
 /// fetch from inside a record batch with the *next* batch, silently skipping the rest of
 /// the batch the offset is in; starting a batch's length early gets that batch whole.
 /// 10,000 is librdkafka's largest batch by default; other producers batch less.

@@ -6,9 +6,10 @@ use std::str::FromStr;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Catalogue, CatalogueError, Page, Result, new_id, now_ms, page_limit};
+use super::{Catalogue, CatalogueError, Page, Result, new_id, page_limit};
+use crate::timestamp::now_ms;
 
-pub(super) const MIGRATION_COLUMNS: &str = "id, object_id, object_version, from_tier, to_tier, reason, \
+pub(super) const MOVE_COLUMNS: &str = "id, object_id, object_version, from_tier, to_tier, reason, \
      status, attempts, bytes_copied, bytes_total, error, created_at, started_at, finished_at, \
      updated_at, claimed_by, lease_until, not_before, source_location, dest_location, \
      duration_ms";
@@ -17,7 +18,7 @@ pub(super) const MIGRATION_COLUMNS: &str = "id, object_id, object_version, from_
 /// fall back to `pending` for a retry, and end early as `failed` or `cancelled`. The
 /// guarded updates in the queue (`db::queue`) are the only way between these states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MigrationStatus {
+pub enum MoveStatus {
     /// Queued, waiting for a mover.
     Pending,
     /// Bytes are being copied to the destination.
@@ -32,26 +33,26 @@ pub enum MigrationStatus {
     Cancelled,
 }
 
-impl MigrationStatus {
+impl MoveStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [MigrationStatus; 6] = [
-        MigrationStatus::Pending,
-        MigrationStatus::Copying,
-        MigrationStatus::Verifying,
-        MigrationStatus::Completed,
-        MigrationStatus::Failed,
-        MigrationStatus::Cancelled,
+    pub const ALL: [MoveStatus; 6] = [
+        MoveStatus::Pending,
+        MoveStatus::Copying,
+        MoveStatus::Verifying,
+        MoveStatus::Completed,
+        MoveStatus::Failed,
+        MoveStatus::Cancelled,
     ];
 
     /// The name used in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
-            MigrationStatus::Pending => "pending",
-            MigrationStatus::Copying => "copying",
-            MigrationStatus::Verifying => "verifying",
-            MigrationStatus::Completed => "completed",
-            MigrationStatus::Failed => "failed",
-            MigrationStatus::Cancelled => "cancelled",
+            MoveStatus::Pending => "pending",
+            MoveStatus::Copying => "copying",
+            MoveStatus::Verifying => "verifying",
+            MoveStatus::Completed => "completed",
+            MoveStatus::Failed => "failed",
+            MoveStatus::Cancelled => "cancelled",
         }
     }
 
@@ -59,21 +60,21 @@ impl MigrationStatus {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            MigrationStatus::Pending | MigrationStatus::Copying | MigrationStatus::Verifying
+            MoveStatus::Pending | MoveStatus::Copying | MoveStatus::Verifying
         )
     }
 }
 
-impl fmt::Display for MigrationStatus {
+impl fmt::Display for MoveStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for MigrationStatus {
+impl FromStr for MoveStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MigrationStatus::ALL
+        MoveStatus::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
             .ok_or_else(|| format!("unknown migration status {s:?}"))
@@ -82,7 +83,7 @@ impl FromStr for MigrationStatus {
 
 /// Why a move was requested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MigrationReason {
+pub enum MoveReason {
     /// Asked for through the API or CLI.
     Manual,
     /// The spike detector saw the object turn hot.
@@ -93,22 +94,22 @@ pub enum MigrationReason {
     CapacityRebalance,
 }
 
-impl MigrationReason {
+impl MoveReason {
     /// Every reason, in priority order.
-    pub const ALL: [MigrationReason; 4] = [
-        MigrationReason::Manual,
-        MigrationReason::CapacityRebalance,
-        MigrationReason::ReactiveAccessSpike,
-        MigrationReason::ProactivePrediction,
+    pub const ALL: [MoveReason; 4] = [
+        MoveReason::Manual,
+        MoveReason::CapacityRebalance,
+        MoveReason::ReactiveAccessSpike,
+        MoveReason::ProactivePrediction,
     ];
 
     /// The name used in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
-            MigrationReason::Manual => "manual",
-            MigrationReason::ReactiveAccessSpike => "reactive_access_spike",
-            MigrationReason::ProactivePrediction => "proactive_prediction",
-            MigrationReason::CapacityRebalance => "capacity_rebalance",
+            MoveReason::Manual => "manual",
+            MoveReason::ReactiveAccessSpike => "reactive_access_spike",
+            MoveReason::ProactivePrediction => "proactive_prediction",
+            MoveReason::CapacityRebalance => "capacity_rebalance",
         }
     }
 
@@ -116,24 +117,24 @@ impl MigrationReason {
     /// rebalance makes the room a promotion queued with it waits for, so it goes first.
     pub fn priority(self) -> i64 {
         match self {
-            MigrationReason::Manual => 0,
-            MigrationReason::CapacityRebalance => 1,
-            MigrationReason::ReactiveAccessSpike => 2,
-            MigrationReason::ProactivePrediction => 3,
+            MoveReason::Manual => 0,
+            MoveReason::CapacityRebalance => 1,
+            MoveReason::ReactiveAccessSpike => 2,
+            MoveReason::ProactivePrediction => 3,
         }
     }
 }
 
-impl fmt::Display for MigrationReason {
+impl fmt::Display for MoveReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for MigrationReason {
+impl FromStr for MoveReason {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MigrationReason::ALL
+        MoveReason::ALL
             .into_iter()
             .find(|v| v.as_str() == s)
             .ok_or_else(|| format!("unknown migration reason {s:?}"))
@@ -142,7 +143,7 @@ impl FromStr for MigrationReason {
 
 /// A move as recorded in the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrationRecord {
+pub struct MoveRecord {
     /// Migration id (UUIDv7).
     pub id: String,
     /// The object being moved.
@@ -154,9 +155,9 @@ pub struct MigrationRecord {
     /// Destination tier.
     pub to_tier: String,
     /// Why.
-    pub reason: MigrationReason,
+    pub reason: MoveReason,
     /// Where it stands.
-    pub status: MigrationStatus,
+    pub status: MoveStatus,
     /// Copy attempts started so far.
     pub attempts: i64,
     /// Bytes copied in the current attempt.
@@ -187,11 +188,11 @@ pub struct MigrationRecord {
     pub duration_ms: Option<i64>,
 }
 
-impl MigrationRecord {
-    pub(super) fn from_row(row: &AnyRow) -> Result<MigrationRecord> {
+impl MoveRecord {
+    pub(super) fn from_row(row: &AnyRow) -> Result<MoveRecord> {
         let reason: String = row.try_get("reason")?;
         let status: String = row.try_get("status")?;
-        Ok(MigrationRecord {
+        Ok(MoveRecord {
             id: row.try_get("id")?,
             object_id: row.try_get("object_id")?,
             object_version: row.try_get("object_version")?,
@@ -219,7 +220,7 @@ impl MigrationRecord {
 
 /// A move to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMigration {
+pub struct NewMove {
     /// The object.
     pub object_id: String,
     /// Its version now.
@@ -229,32 +230,32 @@ pub struct NewMigration {
     /// Where it should go.
     pub to_tier: String,
     /// Why.
-    pub reason: MigrationReason,
+    pub reason: MoveReason,
     /// Its size now.
     pub bytes_total: i64,
 }
 
-/// Filters for [`Catalogue::list_migrations`].
+/// Filters for [`Catalogue::list_moves`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MigrationFilter {
+pub struct MoveFilter {
     /// Only moves of this object.
     pub object_id: Option<String>,
     /// Only moves in this status.
-    pub status: Option<MigrationStatus>,
+    pub status: Option<MoveStatus>,
     /// Only moves for this reason.
-    pub reason: Option<MigrationReason>,
+    pub reason: Option<MoveReason>,
 }
 
 impl Catalogue {
     /// Queues a move as `pending`. Fails with [`CatalogueError::Conflict`] when the object
     /// already has an active move: the database's unique index decides, so concurrent
     /// enqueuers cannot both win.
-    pub async fn enqueue_migration(&self, new: &NewMigration) -> Result<MigrationRecord> {
+    pub async fn enqueue_move(&self, new: &NewMove) -> Result<MoveRecord> {
         let now = now_ms();
         let sql = format!(
             "INSERT INTO migrations (id, object_id, object_version, from_tier, to_tier, reason, \
              priority, status, bytes_total, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9) RETURNING {MIGRATION_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9) RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(new_id())
@@ -273,12 +274,12 @@ impl Catalogue {
                     format!("object {} already has an active migration", new.object_id)
                 })
             })?;
-        MigrationRecord::from_row(&row)
+        MoveRecord::from_row(&row)
     }
 
     /// The migration with this id.
-    pub async fn get_migration(&self, id: &str) -> Result<MigrationRecord> {
-        let sql = format!("SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = $1");
+    pub async fn get_move(&self, id: &str) -> Result<MoveRecord> {
+        let sql = format!("SELECT {MOVE_COLUMNS} FROM migrations WHERE id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.reads)
@@ -287,19 +288,19 @@ impl Catalogue {
                 kind: "migration",
                 id: id.into(),
             })?;
-        MigrationRecord::from_row(&row)
+        MoveRecord::from_row(&row)
     }
 
     /// Migrations newest first, `limit` at a time, starting after the id `after`.
-    pub async fn list_migrations(
+    pub async fn list_moves(
         &self,
-        filter: &MigrationFilter,
+        filter: &MoveFilter,
         limit: i64,
         after: Option<&str>,
-    ) -> Result<Page<MigrationRecord>> {
+    ) -> Result<Page<MoveRecord>> {
         let limit = page_limit(limit);
         let sql = format!(
-            "SELECT {MIGRATION_COLUMNS} FROM migrations \
+            "SELECT {MOVE_COLUMNS} FROM migrations \
              WHERE (CAST($1 AS TEXT) IS NULL OR object_id = $1) \
                AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
                AND (CAST($3 AS TEXT) IS NULL OR reason = $3) \
@@ -308,15 +309,15 @@ impl Catalogue {
         );
         let rows = sqlx::query(&sql)
             .bind(filter.object_id.as_deref())
-            .bind(filter.status.map(MigrationStatus::as_str))
-            .bind(filter.reason.map(MigrationReason::as_str))
+            .bind(filter.status.map(MoveStatus::as_str))
+            .bind(filter.reason.map(MoveReason::as_str))
             .bind(after)
             .bind(limit + 1)
             .fetch_all(&self.reads)
             .await?;
         let items = rows
             .iter()
-            .map(MigrationRecord::from_row)
+            .map(MoveRecord::from_row)
             .collect::<Result<Vec<_>>>()?;
         Ok(Page::from_rows(items, limit, |m| &m.id))
     }
@@ -346,7 +347,7 @@ impl Catalogue {
 
     /// How many moves there are per status and reason, for metrics. Combinations with
     /// no moves are left out.
-    pub async fn migration_counts(&self) -> Result<Vec<(MigrationStatus, MigrationReason, i64)>> {
+    pub async fn move_counts(&self) -> Result<Vec<(MoveStatus, MoveReason, i64)>> {
         let rows = sqlx::query(
             "SELECT status, reason, CAST(COUNT(*) AS BIGINT) AS n FROM migrations \
              GROUP BY status, reason ORDER BY status, reason",
@@ -373,18 +374,18 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in MigrationStatus::ALL {
-            assert_eq!(s.as_str().parse::<MigrationStatus>(), Ok(s));
+        for s in MoveStatus::ALL {
+            assert_eq!(s.as_str().parse::<MoveStatus>(), Ok(s));
         }
-        for r in MigrationReason::ALL {
-            assert_eq!(r.as_str().parse::<MigrationReason>(), Ok(r));
+        for r in MoveReason::ALL {
+            assert_eq!(r.as_str().parse::<MoveReason>(), Ok(r));
         }
-        assert!("done".parse::<MigrationStatus>().is_err());
+        assert!("done".parse::<MoveStatus>().is_err());
     }
 
     #[test]
     fn priorities_follow_reason_order() {
-        let p: Vec<_> = MigrationReason::ALL.iter().map(|r| r.priority()).collect();
+        let p: Vec<_> = MoveReason::ALL.iter().map(|r| r.priority()).collect();
         assert!(p.windows(2).all(|w| w[0] < w[1]));
     }
 }
