@@ -218,11 +218,22 @@ struct Resident<K> {
     key: K,
     size: u64,
     value: f64,
+    /// `value` per byte, computed once: every run sorts the residents by it.
+    density: f64,
 }
 
 impl<K> Resident<K> {
+    fn new(key: K, size: u64, value: f64) -> Resident<K> {
+        Resident {
+            key,
+            size,
+            value,
+            density: density(value, size),
+        }
+    }
+
     fn density(&self) -> f64 {
-        density(self.value, self.size)
+        self.density
     }
 }
 
@@ -282,11 +293,10 @@ impl<K: Clone + PartialEq> Standing<K> {
                     }
                 }
                 Some(_) => {}
-                None if bounded => tier.residents.push(Resident {
-                    key: c.key.clone(),
-                    size: c.size,
-                    value: c.value,
-                }),
+                None if bounded => {
+                    tier.residents
+                        .push(Resident::new(c.key.clone(), c.size, c.value))
+                }
                 None => {}
             }
         }
@@ -294,27 +304,32 @@ impl<K: Clone + PartialEq> Standing<K> {
             tier.residents
                 .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
         }
-        let mut order: Vec<usize> = (0..candidates.len())
-            .filter(|&i| candidates[i].moving_to.is_none() && candidates[i].tier < limits.len())
+        // Only objects that may be promoted into a tier filled by rank are ranked: every
+        // such tier passes over one already on or above it, or not worth a move.
+        let hottest_ranked = limits.iter().position(|l| l.fill_limit().is_some());
+        let mut order: Vec<(f64, usize)> = (0..candidates.len())
+            .filter(|&i| {
+                let c = &candidates[i];
+                c.moving_to.is_none()
+                    && c.tier < limits.len()
+                    && hottest_ranked.is_some_and(|t| c.tier > t)
+                    && c.value > MOVE_COST_ACCESSES
+            })
+            .map(|i| (candidates[i].density(), i))
             .collect();
-        order
-            .sort_unstable_by(|&a, &b| candidates[b].density().total_cmp(&candidates[a].density()));
+        order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         let mut moved = vec![false; candidates.len()];
         let mut planned = Vec::new();
         for (to, limit) in limits.iter().enumerate() {
             let Some(fill_limit) = limit.fill_limit() else {
                 continue;
             };
-            for &i in &order {
+            for &(_, i) in &order {
                 let c = &candidates[i];
                 if moved[i] || c.tier <= to {
                     continue;
                 }
-                let entrant = Resident {
-                    key: c.key.clone(),
-                    size: c.size,
-                    value: c.value,
-                };
+                let entrant = Resident::new(c.key.clone(), c.size, c.value);
                 if let Some(moves) = standing.make_room(
                     to,
                     &entrant,
@@ -353,11 +368,11 @@ impl<K: Clone + PartialEq> Standing<K> {
         recent: u64,
         window_ms: i64,
     ) -> Option<Vec<Placed<K>>> {
-        let entrant = Resident {
-            key: key.clone(),
+        let entrant = Resident::new(
+            key.clone(),
             size,
-            value: recent as f64 * self.horizon_ms as f64 / window_ms.max(1) as f64,
-        };
+            recent as f64 * self.horizon_ms as f64 / window_ms.max(1) as f64,
+        );
         for to in 0..from.min(self.tiers.len()) {
             let Some(capacity) = self.tiers[to].limit.capacity else {
                 continue;
