@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
-#   1. installs the independent test clients when missing (rclone; kafka-python;
-#      schemathesis),
+#   1. installs the independent test clients and servers when missing (rclone;
+#      kafka-python; schemathesis; moto's S3 server),
 #   2. validates the container set-up offline (scripts/compose-check.sh: the compose
 #      file, every .env.example variable passed through, hadolint on the Dockerfile),
 #   3. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
@@ -30,6 +30,15 @@ SCHEMATHESIS_VERSION=4.32.5
 if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     echo "test: installing schemathesis $SCHEMATHESIS_VERSION (pip)" >&2
     python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# moto's standalone S3 server: lists multipart uploads, which s3s-fs cannot
+# (tests/mover_crash.rs sweeps an S3 tier on it).
+MOTO_VERSION=5.2.1
+if ! python3 -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null \
+    || ! command -v moto_server >/dev/null 2>&1; then
+    echo "test: installing moto[server] $MOTO_VERSION (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 
 scripts/compose-check.sh

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{
-    MoveRig, PatternReader, fast_mover, file_tier, free_port, s3_bucket_dir, stack_config,
-    stack_env,
+    MoveRig, PatternReader, eventually, fast_mover, file_tier, free_port, s3_bucket_dir,
+    stack_config, stack_env, stack_tier, which,
 };
 use strata::db::{MoveFilter, MoveReason, MoveStatus, NewMove, ObjectRecord};
 
@@ -288,4 +288,110 @@ async fn a_killed_movers_temporary_file_is_swept_after_a_lease() {
     child.wait().unwrap();
     assert!(temporary_files(fast_dir.path()).is_empty());
     rig.finish().await;
+}
+
+/// moto's standalone S3 server, which lists multipart uploads (s3s-fs cannot), on a free
+/// port; killed when dropped.
+struct MotoServer {
+    endpoint: String,
+    child: Child,
+}
+
+impl MotoServer {
+    async fn start() -> MotoServer {
+        let port = free_port();
+        let child = Command::new(which("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server (scripts/test.sh installs it)");
+        eventually(Duration::from_secs(30), "moto_server to listen", || async {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+        MotoServer {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sweep of an S3 tier on a server that lists multipart uploads but answers
+/// ListParts in a form the SDK cannot read (moto 5: `ListPartsResponse`): the sweep does
+/// not fail, and leaves every upload whose parts it cannot date, the unfinished one of a
+/// dead mover too, rather than abort one that may still be in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_leaves_uploads_it_cannot_date_and_goes_on() {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let server = MotoServer::start().await;
+    let mut tier = stack_tier("public");
+    let strata::config::BackendConfig::S3(s3) = &mut tier.backend else {
+        panic!("the stack's public tier is S3");
+    };
+    s3.bucket = "sweep".into();
+    s3.endpoint = Some(server.endpoint.clone());
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&server.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .force_path_style(true)
+            .build(),
+    );
+    client.create_bucket().bucket("sweep").send().await.unwrap();
+    let store = strata::storage::Store::open(&tier.backend, Default::default())
+        .await
+        .unwrap();
+    // What a killed mover leaves: an upload with a part and no completion; beside it,
+    // another writer's upload (not Strata's key shape).
+    let dead = format!("{}/dead-copy-1", uuid::Uuid::now_v7());
+    let foreign = "backups/nightly.tar".to_string();
+    for key in [&dead, &foreign] {
+        let upload = client
+            .create_multipart_upload()
+            .bucket("sweep")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        client
+            .upload_part()
+            .bucket("sweep")
+            .key(key)
+            .upload_id(upload.upload_id().unwrap())
+            .part_number(1)
+            .body(vec![7u8; 1024].into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let swept = store
+        .sweep(
+            SystemTime::now() + Duration::from_secs(3600),
+            &std::collections::HashSet::new(),
+        )
+        .await
+        .expect("a part list it cannot read does not fail the sweep");
+    assert_eq!(swept, 0);
+    let page = client
+        .list_multipart_uploads()
+        .bucket("sweep")
+        .send()
+        .await
+        .unwrap();
+    let left: BTreeSet<String> = page
+        .uploads()
+        .iter()
+        .filter_map(|u| u.key().map(str::to_string))
+        .collect();
+    assert_eq!(left, BTreeSet::from([dead, foreign]));
 }

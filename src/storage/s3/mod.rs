@@ -67,6 +67,8 @@ struct Learnt {
     reports_crc32c: AtomicBool,
     /// The server cannot list multipart uploads.
     unsweepable_said: AtomicBool,
+    /// The server's list of an upload's parts could not be read.
+    unreadable_parts_said: AtomicBool,
 }
 
 impl S3Store {
@@ -323,10 +325,24 @@ impl S3Store {
                 let started = upload
                     .initiated()
                     .and_then(|t| SystemTime::try_from(*t).ok());
-                if started.is_none_or(|at| at >= before)
-                    || self.last_part_at(key, upload_id).await? >= Some(before)
-                {
+                if started.is_none_or(|at| at >= before) {
                     continue;
+                }
+                // Without its parts' times an upload may still be in progress: left alone,
+                // and the other uploads are judged all the same.
+                match self.last_part_at(key, upload_id).await {
+                    Ok(last) if last < Some(before) => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        if !self
+                            .learnt
+                            .unreadable_parts_said
+                            .swap(true, Ordering::Relaxed)
+                        {
+                            tracing::warn!(bucket = %self.bucket, error = %e, "cannot read the parts of a multipart upload; uploads whose parts cannot be listed are left to the bucket's lifecycle rules");
+                        }
+                        continue;
+                    }
                 }
                 tracing::info!(bucket = %self.bucket, %key, "aborting an interrupted multipart upload");
                 self.abort_upload(key, upload_id).await;
