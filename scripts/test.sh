@@ -35,8 +35,7 @@ fi
 # moto's standalone S3 server: lists multipart uploads, which s3s-fs cannot
 # (tests/mover_crash.rs sweeps an S3 tier on it).
 MOTO_VERSION=5.2.1
-if ! python3 -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null \
-    || ! command -v moto_server >/dev/null 2>&1; then
+if ! python3 -c "import moto.server, sys; sys.exit(__import__('moto').__version__ != '$MOTO_VERSION')" 2>/dev/null; then
     echo "test: installing moto[server] $MOTO_VERSION (pip)" >&2
     python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi

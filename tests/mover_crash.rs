@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{
     MoveRig, PatternReader, eventually, fast_mover, file_tier, free_port, s3_bucket_dir,
-    stack_config, stack_env, stack_tier, which,
+    stack_config, stack_env, stack_tier,
 };
 use strata::db::{MoveFilter, MoveReason, MoveStatus, NewMove, ObjectRecord};
 
@@ -300,15 +300,24 @@ struct MotoServer {
 impl MotoServer {
     async fn start() -> MotoServer {
         let port = free_port();
-        let child = Command::new(which("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start moto_server (scripts/test.sh installs it)");
-        eventually(Duration::from_secs(30), "moto_server to listen", || async {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
+            .expect("start moto's server (scripts/test.sh installs moto[server])");
+        eventually(
+            Duration::from_secs(30),
+            "moto's server to listen",
+            || async { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() },
+        )
         .await;
         MotoServer {
             endpoint: format!("http://127.0.0.1:{port}"),
