@@ -111,13 +111,13 @@ impl Service {
     /// Runs the background tasks under a [`Supervisor`] and the API until `shutdown` or
     /// until a task fails, then stops them in order.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let listen = self.address()?;
         let stop = CancellationToken::new();
         let mut supervisor = Supervisor::new(stop.clone(), self.health.clone());
         let policy = Arc::new(Policy::new(&self.config));
         let model = Arc::new(ActiveModel::default());
         self.spawn_workers(&mut supervisor, &policy, &model, &stop);
         let state = self.app_state(policy, model);
-        let listen = self.address()?;
         let api = api::serve(self.listener, state, stop.clone().cancelled_owned());
         supervisor.spawn("api", async move { api.await.context("the API server") });
         tracing::info!(%listen, "strata is running; press Ctrl-C to stop");

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{
-    MoveRig, PatternReader, eventually, fast_mover, file_tier, free_port, s3_bucket_dir,
+    MoveRig, PatternReader, ServerProcess, fast_mover, file_tier, free_port, s3_bucket_dir,
     stack_config, stack_env, stack_tier,
 };
 use strata::db::{MoveFilter, MoveReason, MoveStatus, NewMove, ObjectRecord};
@@ -294,42 +294,25 @@ async fn a_killed_movers_temporary_file_is_swept_after_a_lease() {
 /// port; killed when dropped.
 struct MotoServer {
     endpoint: String,
-    child: Child,
+    _process: ServerProcess,
 }
 
 impl MotoServer {
     async fn start() -> MotoServer {
         let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto's server (scripts/test.sh installs moto[server])");
-        eventually(
-            Duration::from_secs(30),
-            "moto's server to listen",
-            || async { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() },
-        )
-        .await;
+        let mut moto = Command::new("python3");
+        moto.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
         MotoServer {
             endpoint: format!("http://127.0.0.1:{port}"),
-            child,
+            _process: ServerProcess::listening(moto, port, Duration::from_secs(30)).await,
         }
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -11,7 +11,7 @@ use common::*;
 /// A tansu broker of the test's own, in memory, that the test starts when it likes.
 struct OwnBroker {
     port: u16,
-    child: Option<std::process::Child>,
+    process: Option<ServerProcess>,
 }
 
 impl OwnBroker {
@@ -19,7 +19,7 @@ impl OwnBroker {
     fn down() -> OwnBroker {
         OwnBroker {
             port: free_port(),
-            child: None,
+            process: None,
         }
     }
 
@@ -30,30 +30,15 @@ impl OwnBroker {
     /// Starts the broker and creates `topics` on it.
     async fn start(&mut self, topics: &[&str]) {
         let url = format!("tcp://{}", self.address());
-        let child = std::process::Command::new(which("tansu"))
+        let mut tansu = std::process::Command::new(which("tansu"));
+        tansu
             .args(["broker", "--storage-engine", "memory://tansu/"])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--cluster-id", "strata-readiness"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        self.child = Some(child);
-        eventually(Duration::from_secs(10), "tansu to listen", || async {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-        })
-        .await;
+            .args(["--cluster-id", "strata-readiness"]);
+        self.process =
+            Some(ServerProcess::listening(tansu, self.port, Duration::from_secs(10)).await);
         for topic in topics {
             create_topic_on(&self.address(), topic, 1).await;
-        }
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }

@@ -83,6 +83,7 @@ pub async fn healthz() -> Json<HealthBody> {
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let readiness = state.health.check(&state.catalogue, &state.tiers).await;
     let problems = readiness.problems();
+    let ready = problems.is_empty();
     let up_or_down = |up: bool| if up { "up" } else { "down" }.to_string();
     let (broker_state, reason) = match readiness.broker.link {
         BrokerLink::Up => ("up", None),
@@ -90,12 +91,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         BrokerLink::Down(why) => ("down", Some(why)),
     };
     let body = HealthBody {
-        status: if problems.is_empty() {
-            "ready"
-        } else {
-            "not_ready"
-        }
-        .into(),
+        status: if ready { "ready" } else { "not_ready" }.into(),
         dependencies: Some(Dependencies {
             catalogue: up_or_down(readiness.catalogue.is_ok()),
             events: if state.embedded_events {
@@ -121,7 +117,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         }),
         problems: Some(problems),
     };
-    let status = if body.status == "ready" {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -16,11 +16,7 @@ pub struct OwnS3Server {
 impl OwnS3Server {
     /// Starts a server with bucket `bucket`, using the stack's credentials.
     pub fn start(bucket: &str) -> OwnS3Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(bucket)).unwrap();
         let mut server = OwnS3Server {

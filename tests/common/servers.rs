@@ -133,7 +133,6 @@ pub struct EmbeddedServer {
     pub base: String,
     /// The working directory; its `data/` holds the catalogue and the tiers.
     pub workdir: tempfile::TempDir,
-    port: u16,
 }
 
 impl EmbeddedServer {
@@ -150,7 +149,6 @@ impl EmbeddedServer {
             child: None,
             base: String::new(),
             workdir,
-            port: 0,
         };
         server.restart().await;
         server
@@ -164,14 +162,12 @@ impl EmbeddedServer {
             .into_iter()
             .filter_map(|var| Some((var.to_string(), std::env::var(var).ok()?)))
             .collect();
-        env.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{}", self.port));
+        // The address of the first run, once there was one.
+        let listen = self.base.strip_prefix("http://").unwrap_or("127.0.0.1:0");
+        env.insert("LISTEN_ADDR".into(), listen.to_string());
         let (child, base) =
             serve(self.workdir.path(), env, std::time::Duration::from_secs(60)).await;
         self.child = Some(child);
-        self.port = base
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse().ok())
-            .expect("a port in the listen address");
         self.base = base;
     }
 
@@ -279,5 +275,42 @@ async fn listen_address(
             "strata serve never said where it listens:\n{text}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A third-party server process a test started itself (a broker, an S3 server); killed
+/// when dropped.
+pub struct ServerProcess {
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts `command`, its output discarded, and waits up to `patience` until `port` on
+    /// loopback takes connections.
+    pub async fn listening(
+        mut command: std::process::Command,
+        port: u16,
+        patience: std::time::Duration,
+    ) -> ServerProcess {
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let server = ServerProcess { child };
+        eventually(
+            patience,
+            &format!("{command:?} to listen on port {port}"),
+            || async { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() },
+        )
+        .await;
+        server
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
