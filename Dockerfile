@@ -62,7 +62,7 @@ ENV LISTEN_ADDR=0.0.0.0:8080 \
     MODELS_DIR=/usr/share/strata/models
 WORKDIR /var/lib/strata
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9000
 
 # Liveness through GET /healthz (exempt from API_TOKEN), with bash's /dev/tcp instead of
 # installing curl; the port is taken from LISTEN_ADDR.

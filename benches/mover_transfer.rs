@@ -128,6 +128,7 @@ async fn ingest(
     let object = catalogue
         .insert_object(&NewObject {
             id,
+            bucket: "strata".into(),
             key: format!("bench/{i}"),
             content: ObjectContent {
                 size: digest.size as i64,
@@ -135,6 +136,7 @@ async fn ingest(
                 checksum: digest.checksum,
                 tier: "public".into(),
                 location,
+                metadata: Default::default(),
             },
         })
         .await?;

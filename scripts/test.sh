@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
 #   1. installs the independent test clients and servers when missing (rclone;
-#      kafka-python; schemathesis; moto's S3 server),
+#      kafka-python; schemathesis; moto's S3 server; boto3, which moto brings),
 #   2. validates the container set-up offline (scripts/compose-check.sh: the compose
 #      file, every .env.example variable passed through, hadolint on the Dockerfile),
 #   3. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
@@ -38,6 +38,13 @@ MOTO_VERSION=5.2.1
 if ! python3 -c "import moto.server, sys; sys.exit(__import__('moto').__version__ != '$MOTO_VERSION')" 2>/dev/null; then
     echo "test: installing moto[server] $MOTO_VERSION (pip)" >&2
     python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
+# boto3: the AWS SDK for Python, an independent S3 client of Strata's S3 endpoint
+# (tests/s3_endpoint.rs); moto depends on it, so it is normally there already.
+if ! python3 -c "import boto3" 2>/dev/null; then
+    echo "test: installing boto3 (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check boto3
 fi
 
 scripts/compose-check.sh

@@ -237,20 +237,23 @@ pub async fn check(
         }
     }
     referenced.extend(catalogue.copies_in_moves().await?);
+    referenced.extend(catalogue.copies_in_uploads().await?);
     let settled = SystemTime::now() - options.grace;
     let mut orphans: Vec<_> = stored
         .iter()
         .filter(|(place, listed)| !referenced.contains(*place) && listed.modified < settled)
         .collect();
     orphans.sort_by(|a, b| a.0.cmp(b.0));
-    // Moves queued since the first look may have taken some of them.
-    let in_moves = if orphans.is_empty() {
+    // Moves queued and parts stored since the first look may have taken some of them.
+    let in_use = if orphans.is_empty() {
         HashSet::new()
     } else {
-        catalogue.copies_in_moves().await?
+        let mut in_use = catalogue.copies_in_moves().await?;
+        in_use.extend(catalogue.copies_in_uploads().await?);
+        in_use
     };
     for ((tier, key), listed) in orphans {
-        if !in_moves.contains(&(tier.clone(), key.clone()))
+        if !in_use.contains(&(tier.clone(), key.clone()))
             && still_unreferenced(catalogue, tier, key).await?
         {
             report.findings.push(Finding {

@@ -5,11 +5,18 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
+use tokio_util::io::StreamReader;
 
-use crate::db::{Catalogue, CatalogueError, NewObject, ObjectContent, ObjectRecord, new_id};
-use crate::storage::{ByteRange, ByteStream, StorageError, Store, Tiers};
+use crate::db::{
+    Catalogue, CatalogueError, Metadata, NewObject, ObjectContent, ObjectRecord, new_id,
+};
+use crate::storage::{ByteRange, ByteStream, Digest, StorageError, Store, Tiers};
 
 /// How often a read follows an object that moved while it was being opened.
 const OPEN_ATTEMPTS: usize = 3;
@@ -46,10 +53,14 @@ pub enum ContentError {
 /// An object to store.
 #[derive(Debug, Clone)]
 pub struct Upload {
-    /// Catalogue key; `None` names the object by its new id.
+    /// The bucket it goes into.
+    pub bucket: String,
+    /// Key in the bucket; `None` names the object by its new id.
     pub key: Option<String>,
     /// MIME type to keep with it.
     pub content_type: String,
+    /// User metadata to keep with it.
+    pub metadata: Metadata,
     /// Whether an object already under `key` gets the new content (a new version) rather
     /// than the upload being refused as a conflict.
     pub overwrite: bool,
@@ -134,19 +145,21 @@ impl Content {
         upload: Upload,
         body: impl AsyncRead + Unpin + Send,
     ) -> Result<Ingested, ContentError> {
-        if let Some(key) = &upload.key {
-            crate::storage::validate_key(key)?;
-        }
         let existing = match &upload.key {
-            Some(key) => self.catalogue.find_object_by_key(key).await?,
+            Some(key) => {
+                self.catalogue
+                    .find_object_by_key(&upload.bucket, key)
+                    .await?
+            }
             None => None,
         };
         if let Some(existing) = &existing
             && !upload.overwrite
         {
             return Err(CatalogueError::Conflict(format!(
-                "an object with key {:?} exists ({}); pass overwrite=true to replace its content",
-                existing.key, existing.id
+                "an object with key {:?} exists in bucket {:?} ({}); pass overwrite=true to \
+                 replace its content",
+                existing.key, existing.bucket, existing.id
             ))
             .into());
         }
@@ -158,21 +171,20 @@ impl Content {
         let digest = store
             .put(&location, body, &upload.content_type)
             .await
-            .map_err(|e| match e {
-                StorageError::Body(e) => ContentError::Upload(e),
-                other => ContentError::Storage(other),
-            })?;
+            .map_err(upload_failure)?;
         let content = ObjectContent {
             size: digest.size as i64,
             content_type: upload.content_type,
             checksum: digest.checksum,
             tier: self.landing_tier.clone(),
             location: location.clone(),
+            metadata: upload.metadata,
         };
         let catalogued = match &existing {
             None => self
                 .catalogue
                 .insert_object(&NewObject {
+                    bucket: upload.bucket,
                     key: upload.key.unwrap_or_else(|| id.clone()),
                     id,
                     content,
@@ -214,6 +226,47 @@ impl Content {
         }
     }
 
+    /// The tier new objects land on.
+    pub fn landing_tier(&self) -> &str {
+        &self.landing_tier
+    }
+
+    /// Streams one part of the multipart upload `upload_id` onto `tier`; returns where
+    /// its bytes are and their digest. Nothing points at them until the caller records
+    /// the part.
+    pub async fn put_part(
+        &self,
+        upload_id: &str,
+        tier: &str,
+        body: impl AsyncRead + Unpin + Send,
+    ) -> Result<(String, Digest), ContentError> {
+        let location = format!("{upload_id}/{}", new_id());
+        let digest = self
+            .store(upload_id, tier)?
+            .put(&location, body, "application/octet-stream")
+            .await
+            .map_err(upload_failure)?;
+        Ok((location, digest))
+    }
+
+    /// Ingests the bytes of the parts at `locations` on `tier`, one after the other, as
+    /// `upload`: the object is a new copy, so the parts can be removed afterwards.
+    pub async fn assemble(
+        &self,
+        upload: Upload,
+        tier: &str,
+        locations: Vec<String>,
+    ) -> Result<Ingested, ContentError> {
+        let store = self
+            .store(upload.key.as_deref().unwrap_or_default(), tier)?
+            .clone();
+        let bytes = futures_util::stream::iter(locations)
+            .then(move |location| open_part(store.clone(), location))
+            .try_flatten();
+        self.ingest(upload, StreamReader::new(Box::pin(bytes)))
+            .await
+    }
+
     /// Opens the object's bytes (or `range` of them) on whatever tier holds them now.
     ///
     /// A move may switch the object to another tier and remove the old copy between the
@@ -242,6 +295,8 @@ impl Content {
             });
             match store.get(&object.location, byte_range).await {
                 Ok(bytes) => {
+                    let (start, length) = resolved.unwrap_or((0, size));
+                    let bytes = self.follow(object.clone(), start, start + length, bytes);
                     return Ok(Opened {
                         object,
                         range: resolved,
@@ -269,6 +324,87 @@ impl Content {
         .into())
     }
 
+    /// `bytes` (of `object`, from byte `start` to before `end`), going on at the object's
+    /// new location when a move removes the old copy while they are read: a backend that
+    /// fetches a large object in parts fails the parts after the removal with `NotFound`,
+    /// and the rest of the same version is read from where the move put it.
+    fn follow(&self, object: ObjectRecord, start: u64, end: u64, bytes: ByteStream) -> ByteStream {
+        struct Reading {
+            content: Content,
+            object: ObjectRecord,
+            next: u64,
+            end: u64,
+            bytes: ByteStream,
+            reopened: usize,
+        }
+        let reading = Reading {
+            content: self.clone(),
+            object,
+            next: start,
+            end,
+            bytes,
+            reopened: 0,
+        };
+        Box::pin(futures_util::stream::unfold(
+            Some(reading),
+            |reading| async move {
+                let mut r = reading?;
+                loop {
+                    match r.bytes.next().await {
+                        None => return None,
+                        Some(Ok(chunk)) => {
+                            r.next += chunk.len() as u64;
+                            return Some((Ok(chunk), Some(r)));
+                        }
+                        Some(Err(e))
+                            if e.kind() == io::ErrorKind::NotFound
+                                && r.reopened < OPEN_ATTEMPTS =>
+                        {
+                            r.reopened += 1;
+                            match r.content.reopen(&r.object, r.next, r.end).await {
+                                Some((object, bytes)) => {
+                                    tracing::info!(
+                                        object = %object.id, tier = %object.tier, at = r.next,
+                                        "a read followed the object to its new tier"
+                                    );
+                                    r.object = object;
+                                    r.bytes = bytes;
+                                }
+                                None => return Some((Err(e), None)),
+                            }
+                        }
+                        Some(Err(e)) => return Some((Err(e), None)),
+                    }
+                }
+            },
+        ))
+    }
+
+    /// The bytes from `next` to before `end` of `object`'s content at the place the
+    /// catalogue has it now, if it moved (same version) since `object` was read.
+    async fn reopen(
+        &self,
+        object: &ObjectRecord,
+        next: u64,
+        end: u64,
+    ) -> Option<(ObjectRecord, ByteStream)> {
+        let now = self.catalogue.get_object(&object.id).await.ok()?;
+        if now.version != object.version || now.location == object.location {
+            return None;
+        }
+        let range = ByteRange {
+            start: next,
+            end: Some(end - 1),
+        };
+        let bytes = self
+            .store(&now.id, &now.tier)
+            .ok()?
+            .get(&now.location, Some(range))
+            .await
+            .ok()?;
+        Some((now, bytes))
+    }
+
     /// Removes the object from the catalogue, then its bytes. The returned row is the
     /// object as it was. Bytes that cannot be removed are logged and left as an orphan
     /// that nothing points at.
@@ -288,7 +424,9 @@ impl Content {
             })
     }
 
-    async fn remove_bytes(&self, tier: &str, location: &str) {
+    /// Removes bytes nothing points at any more; a failure is logged and leaves an
+    /// orphan for `strata check`.
+    pub async fn remove_bytes(&self, tier: &str, location: &str) {
         let Some(store) = self.tiers.store(tier) else {
             tracing::warn!(%tier, %location, "bytes left behind on an unconfigured tier");
             return;
@@ -296,5 +434,86 @@ impl Content {
         if let Err(e) = store.delete(location).await {
             tracing::warn!(%tier, %location, error = %e, "could not remove bytes; they are an orphan now");
         }
+    }
+}
+
+/// The bytes of a stored part, as the next piece of an assembled object.
+async fn open_part(store: Store, location: String) -> io::Result<ByteStream> {
+    store.get(&location, None).await.map_err(io::Error::other)
+}
+
+/// What a refused upload is told.
+pub fn too_large(max: u64) -> String {
+    format!("the object is larger than the {max} bytes allowed (MAX_OBJECT_BYTES)")
+}
+
+/// Turns an upload's chunks into a reader that fails with `FileTooLarge` past `max`
+/// bytes and with `TimedOut` when no chunk arrives for `idle`, so a huge or stalled
+/// upload cannot hold a tier write open for ever.
+pub fn upload_reader<'a>(
+    chunks: impl Stream<Item = io::Result<Bytes>> + Send + 'a,
+    max: u64,
+    idle: Duration,
+) -> impl AsyncRead + Unpin + Send + 'a {
+    let chunks = Box::pin(chunks);
+    let limited = futures_util::stream::unfold(Some((chunks, 0u64)), move |state| async move {
+        let (mut chunks, seen) = state?;
+        let failure = match tokio::time::timeout(idle, chunks.next()).await {
+            Ok(None) => return None,
+            Ok(Some(Ok(chunk))) => {
+                let seen = seen + chunk.len() as u64;
+                if seen <= max {
+                    return Some((Ok(chunk), Some((chunks, seen))));
+                }
+                io::Error::new(io::ErrorKind::FileTooLarge, too_large(max))
+            }
+            Ok(Some(Err(e))) => e,
+            Err(_) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no upload data for {idle:?} (API_REQUEST_TIMEOUT_SECS)"),
+            ),
+        };
+        Some((Err(failure), None))
+    });
+    StreamReader::new(Box::pin(limited))
+}
+
+/// A failed write of uploaded bytes: the upload's own failure, or the tier's.
+fn upload_failure(e: StorageError) -> ContentError {
+    match e {
+        StorageError::Body(e) => ContentError::Upload(e),
+        other => ContentError::Storage(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn upload_reader_stops_past_the_limit_and_on_a_stall() {
+        use tokio::io::AsyncReadExt;
+        let chunks = |n: usize| {
+            futures_util::stream::iter((0..n).map(|_| Ok(Bytes::from_static(b"0123456789"))))
+        };
+        let mut fits = Vec::new();
+        upload_reader(chunks(3), 30, Duration::from_secs(1))
+            .read_to_end(&mut fits)
+            .await
+            .unwrap();
+        assert_eq!(fits.len(), 30);
+
+        let err = upload_reader(chunks(4), 30, Duration::from_secs(1))
+            .read_to_end(&mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+
+        let stalled = chunks(1).chain(futures_util::stream::pending());
+        let err = upload_reader(stalled, 30, Duration::from_millis(50))
+            .read_to_end(&mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

@@ -17,6 +17,7 @@
 //! - [`storage`]: the tier backends; [`content`]: object bytes across tiers.
 //! - [`db`]: the catalogue (PostgreSQL or SQLite).
 //! - [`api`]: the HTTP API; [`client`] and [`cli`]: its client and the command line.
+//! - [`s3_endpoint`]: the S3 protocol over the same objects, for unchanged S3 clients.
 //! - [`service`]: `strata serve`, its tasks under the [`supervisor`], readiness from
 //!   [`health`]; [`metrics`]: the process counters.
 //! - [`simulate`]: replays access traces through the same policy code; [`check`]: the
@@ -38,6 +39,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod mover;
 pub mod policy;
+pub mod s3_endpoint;
 pub mod service;
 pub mod simulate;
 pub mod storage;

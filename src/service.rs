@@ -26,6 +26,7 @@ use crate::jobs::{self, ProactiveJob};
 use crate::metrics::Metrics;
 use crate::mover::Mover;
 use crate::policy::Policy;
+use crate::s3_endpoint::{self, S3Endpoint};
 use crate::storage::Tiers;
 use crate::supervisor::Supervisor;
 
@@ -53,6 +54,7 @@ pub struct Service {
     catalogue: Catalogue,
     tiers: Arc<Tiers>,
     listener: TcpListener,
+    s3_listener: Option<TcpListener>,
     brokers: String,
     // The publisher is declared before the embedded broker: fields drop in order, and
     // the clients go before the broker they talk to.
@@ -78,6 +80,14 @@ impl Service {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {} (LISTEN_ADDR)", config.listen))?;
+        let s3_listener = match config.s3_endpoint.listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening on {address} (S3_LISTEN_ADDR)"))?,
+            ),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let (brokers, embedded) = match &config.events.brokers {
             Some(brokers) => (brokers.clone(), None),
@@ -95,6 +105,7 @@ impl Service {
             catalogue,
             tiers: Arc::new(tiers),
             listener,
+            s3_listener,
             brokers,
             publisher,
             embedded,
@@ -108,6 +119,11 @@ impl Service {
         self.listener.local_addr()
     }
 
+    /// The address the S3 endpoint listens on, when `S3_LISTEN_ADDR` turns it on.
+    pub fn s3_address(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.s3_listener.as_ref().map(TcpListener::local_addr)
+    }
+
     /// Runs the background tasks under a [`Supervisor`] and the API until `shutdown` or
     /// until a task fails, then stops them in order.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -118,6 +134,28 @@ impl Service {
         let model = Arc::new(ActiveModel::default());
         self.spawn_workers(&mut supervisor, &policy, &model, &stop);
         let state = self.app_state(policy, model);
+        if let Some(listener) = self.s3_listener {
+            let s3_listen = listener.local_addr()?;
+            let endpoint = S3Endpoint::new(
+                self.catalogue.clone(),
+                state.content.clone(),
+                self.publisher.clone(),
+                &self.config.s3_endpoint.buckets,
+                self.config.api.max_object_bytes,
+                self.config.api.request_timeout,
+            );
+            let config = self.config.s3_endpoint.clone();
+            let shutdown = stop.clone().cancelled_owned();
+            supervisor.spawn("s3", async move {
+                s3_endpoint::serve(listener, endpoint, &config, shutdown)
+                    .await
+                    .context("the S3 endpoint")
+            });
+            tracing::info!(
+                listen = %s3_listen, buckets = %self.config.s3_endpoint.buckets.join(","),
+                "S3 endpoint is listening"
+            );
+        }
         let api = api::serve(self.listener, state, stop.clone().cancelled_owned());
         supervisor.spawn("api", async move { api.await.context("the API server") });
         tracing::info!(%listen, "strata is running; press Ctrl-C to stop");
@@ -229,6 +267,7 @@ impl Service {
             training: Arc::default(),
             tiers: self.tiers.clone(),
             default_tier: config.default_tier.clone(),
+            default_bucket: config.s3_endpoint.default_bucket().to_string(),
             plan_window: config.detector.window,
             metrics: self.metrics.clone(),
             health: self.health.clone(),
@@ -301,6 +340,7 @@ async fn stop_in_order(
     stop.cancel();
     let stopped = async {
         supervisor.join("api").await;
+        supervisor.join("s3").await;
         if let Err(e) = publisher.flush(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "access events still queued at shutdown are lost");
         }

@@ -10,9 +10,10 @@ use std::future::Future;
 use common::{TestDb, sqlite_catalogue, stored_hour_rows};
 use sqlx::{AnyConnection, Connection, Executor};
 use strata::db::{
-    AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, LocatedAccess,
-    MINUTE_MS, MoveFilter, MoveReason, MoveStatus, NewMove, NewObject, ObjectContent, ObjectFilter,
-    PartitionAccesses, StartRefusal, UPDATE_HEAVY_TABLES, new_id,
+    AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, KeyStart,
+    LocatedAccess, MINUTE_MS, MoveFilter, MoveReason, MoveStatus, NewMove, NewObject,
+    ObjectContent, ObjectFilter, PartRecord, PartitionAccesses, StartRefusal, UPDATE_HEAVY_TABLES,
+    UploadRecord, new_id,
 };
 use strata::timestamp::now_ms;
 
@@ -47,12 +48,14 @@ fn content(tier: &str, size: i64) -> ObjectContent {
         checksum: format!("blake3:{size:064x}"),
         tier: tier.into(),
         location: format!("objects/{}", new_id()),
+        metadata: Default::default(),
     }
 }
 
 async fn add_object(c: &Catalogue, key: &str, tier: &str) -> strata::db::ObjectRecord {
     c.insert_object(&NewObject {
         id: new_id(),
+        bucket: "strata".into(),
         key: key.into(),
         content: content(tier, 100),
     })
@@ -65,6 +68,7 @@ async fn object_lifecycle(c: Catalogue) {
     let created = c
         .insert_object(&NewObject {
             id: id.clone(),
+            bucket: "strata".into(),
             key: "docs/report.pdf".into(),
             content: content("public", 1234),
         })
@@ -77,10 +81,15 @@ async fn object_lifecycle(c: Catalogue) {
     assert_eq!((access.total, access.last_access_at), (0, None));
     assert_eq!(c.get_object(&id).await.unwrap(), created);
     assert_eq!(
-        c.find_object_by_key("docs/report.pdf").await.unwrap(),
+        c.find_object_by_key("strata", "docs/report.pdf")
+            .await
+            .unwrap(),
         Some(created.clone())
     );
-    assert_eq!(c.find_object_by_key("docs/other").await.unwrap(), None);
+    assert_eq!(
+        c.find_object_by_key("strata", "docs/other").await.unwrap(),
+        None
+    );
 
     // Rewrite: new content, version bumps; a writer holding the old version loses.
     let rewritten = c
@@ -130,6 +139,7 @@ async fn keys_and_ids_are_unique(c: Catalogue) {
     let again = c
         .insert_object(&NewObject {
             id: new_id(),
+            bucket: "strata".into(),
             key: "same-key".into(),
             content: content("public", 1),
         })
@@ -141,6 +151,7 @@ async fn keys_and_ids_are_unique(c: Catalogue) {
     let same_id = c
         .insert_object(&NewObject {
             id: first.id.clone(),
+            bucket: "strata".into(),
             key: "other-key".into(),
             content: content("public", 1),
         })
@@ -382,6 +393,7 @@ async fn any_id_is_counted_as_itself(c: Catalogue) {
     let odd = r#"a "quoted", back\slash {braces} NULL ünï"#;
     c.insert_object(&NewObject {
         id: odd.into(),
+        bucket: "strata".into(),
         key: "odd".into(),
         content: content("public", 1),
     })
@@ -981,7 +993,132 @@ contract!(
     concurrent_enqueues_admit_exactly_one,
     moves_list_newest_first_with_filters,
     hours_and_totals_are_exact_around_roll_ups,
+    keys_are_unique_per_bucket_and_listed_in_byte_order,
+    uploads_keep_their_parts_until_removed,
 );
+
+async fn keys_are_unique_per_bucket_and_listed_in_byte_order(c: Catalogue) {
+    let put = |bucket: &'static str, key: &'static str| {
+        let c = c.clone();
+        async move {
+            c.insert_object(&NewObject {
+                id: new_id(),
+                bucket: bucket.into(),
+                key: key.into(),
+                content: content("public", 1),
+            })
+            .await
+        }
+    };
+    // Byte order puts upper case before lower case and 'é' after 'z', unlike a language
+    // collation; '/' (0x2f) sorts before '0'.
+    for key in ["a/é", "a/z", "a/B", "a/b", "a/b/c", "a0", "b", "A"] {
+        put("data", key).await.unwrap();
+    }
+    put("logs", "a/z")
+        .await
+        .expect("the same key in another bucket");
+    assert!(matches!(
+        put("data", "a/z").await,
+        Err(CatalogueError::Conflict(_))
+    ));
+    let keys =
+        |rows: Vec<strata::db::ObjectRecord>| rows.into_iter().map(|o| o.key).collect::<Vec<_>>();
+    let all = c
+        .list_bucket("data", "", KeyStart::From(""), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(all),
+        ["A", "a/B", "a/b", "a/b/c", "a/z", "a/é", "a0", "b"]
+    );
+    let under_a = c
+        .list_bucket("data", "a/", KeyStart::From(""), 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(under_a), ["a/B", "a/b", "a/b/c", "a/z", "a/é"]);
+    let after = c
+        .list_bucket("data", "a/", KeyStart::After("a/b"), 2)
+        .await
+        .unwrap();
+    assert_eq!(keys(after), ["a/b/c", "a/z"]);
+    let past = c
+        .list_bucket("data", "a/", KeyStart::Past("a/b/"), 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(past), ["a/z", "a/é"]);
+    let from = c
+        .list_bucket("data", "", KeyStart::From("a0"), 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(from), ["a0", "b"]);
+    let other = c
+        .list_bucket("logs", "", KeyStart::From(""), 100)
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].bucket, "logs");
+    assert_eq!(
+        c.find_object_by_key("logs", "a/z")
+            .await
+            .unwrap()
+            .map(|o| o.bucket),
+        Some("logs".to_string())
+    );
+}
+
+async fn uploads_keep_their_parts_until_removed(c: Catalogue) {
+    let upload = UploadRecord {
+        id: new_id(),
+        bucket: "data".into(),
+        key: "big.bin".into(),
+        content_type: "application/x-big".into(),
+        metadata: [("origin".to_string(), "test".to_string())].into(),
+        tier: "public".into(),
+        created_at: now_ms(),
+    };
+    c.insert_upload(&upload).await.unwrap();
+    assert_eq!(c.get_upload(&upload.id).await.unwrap(), upload);
+    let part = |n: i64, location: &str| PartRecord {
+        part_number: n,
+        size: 10 * n,
+        checksum: format!("blake3:{n:064x}"),
+        location: location.into(),
+        created_at: now_ms(),
+    };
+    assert_eq!(
+        c.insert_part(&upload.id, &part(2, "u/2a")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        c.insert_part(&upload.id, &part(1, "u/1")).await.unwrap(),
+        None
+    );
+    let replaced = c.insert_part(&upload.id, &part(2, "u/2b")).await.unwrap();
+    assert_eq!(replaced.map(|p| p.location).as_deref(), Some("u/2a"));
+    let parts = c.upload_parts(&upload.id).await.unwrap();
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| p.location.as_str())
+            .collect::<Vec<_>>(),
+        ["u/1", "u/2b"]
+    );
+    let in_use = c.copies_in_uploads().await.unwrap();
+    assert!(in_use.contains(&("public".to_string(), "u/2b".to_string())));
+    assert!(!in_use.contains(&("public".to_string(), "u/2a".to_string())));
+    let removed = c.delete_upload(&upload.id).await.unwrap();
+    assert_eq!(removed, parts);
+    assert!(c.copies_in_uploads().await.unwrap().is_empty());
+    assert!(matches!(
+        c.insert_part(&upload.id, &part(3, "u/3")).await,
+        Err(CatalogueError::NotFound { kind: "upload", .. })
+    ));
+    assert!(matches!(
+        c.delete_upload(&upload.id).await,
+        Err(CatalogueError::NotFound { .. })
+    ));
+}
 
 /// Connecting again re-runs the embedded migrations; they must find nothing to do and
 /// leave the data alone.
@@ -1052,14 +1189,16 @@ async fn postgres_roll_up_writes_hour_rows() {
 /// every flush added to the objects' totals, and the hour rows either lacked the minutes
 /// from the mark on (`with_mark`) or, before marks existed (NULL), counted every minute.
 /// Afterwards hours and totals hold every count once, and later roll-ups add only what
-/// was counted after the schema change.
+/// was counted after the schema change. The later changes apply to the same data: the
+/// object ends up in the default bucket, its content written when it was last updated.
 async fn schema_change_to_rolled_up_totals_counts_nothing_twice(url: &str, with_mark: bool) {
     let hour = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
     let before = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir("migrations").unwrap() {
         let path = entry.unwrap().path();
-        if !path.ends_with("20261201000001_totals_rollup.sql") {
-            std::fs::copy(&path, before.path().join(path.file_name().unwrap())).unwrap();
+        let name = path.file_name().unwrap().to_owned();
+        if name.to_string_lossy().as_ref() < "20261201000001_totals_rollup.sql" {
+            std::fs::copy(&path, before.path().join(name)).unwrap();
         }
     }
     sqlx::any::install_default_drivers();
@@ -1098,6 +1237,16 @@ async fn schema_change_to_rolled_up_totals_counts_nothing_twice(url: &str, with_
         .unwrap();
 
     let c = Catalogue::connect(url).await.unwrap();
+    let object = c.get_object("a").await.unwrap();
+    assert_eq!(
+        (
+            object.bucket.as_str(),
+            object.key.as_str(),
+            object.modified_at
+        ),
+        ("strata", "a", object.updated_at)
+    );
+    assert!(object.metadata.is_empty());
     assert_eq!(stored_hour_rows(&mut conn, "a").await, [(hour, 9)]);
     assert_eq!(
         c.access_history("a", HOUR_MS, 0, i64::MAX).await.unwrap(),

@@ -295,6 +295,7 @@ async fn an_object_rewritten_during_a_long_move_ends_with_its_new_bytes() {
                 checksum: digest.checksum.clone(),
                 tier: "s3a".into(),
                 location,
+                metadata: Default::default(),
             },
         )
         .await

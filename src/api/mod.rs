@@ -63,6 +63,8 @@ pub struct AppState {
     pub tiers: Arc<Tiers>,
     /// Where new objects land.
     pub default_tier: String,
+    /// The bucket objects ingested over REST go into.
+    pub default_bucket: String,
     /// Window of counted accesses the plan judges by default.
     pub plan_window: Duration,
     /// Process metrics.

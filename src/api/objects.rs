@@ -1,7 +1,6 @@
 //! Object resources: ingest, list, metadata, content, delete and simulated access.
 
 use std::io;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -10,16 +9,14 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{Stream, TryStreamExt};
 use serde::Deserialize;
-use tokio::io::AsyncRead;
-use tokio_util::io::StreamReader;
 use utoipa::{IntoParams, ToSchema};
 
 use super::views::{AccessAccepted, ObjectBody, ObjectPage};
 use super::{ApiError, AppState, ErrorBody};
-use crate::content::{RangeRequest, Upload};
-use crate::db::{ObjectFilter, ObjectRecord};
+use crate::content::{RangeRequest, Upload, too_large, upload_reader};
+use crate::db::{Metadata, ObjectFilter, ObjectRecord};
 use crate::timestamp::now_ms;
 
 /// Most simulated accesses one request may publish.
@@ -121,10 +118,12 @@ pub async fn ingest(
                 }
             };
             let upload = Upload {
-                key: query.key.or_else(|| field.file_name().map(str::to_string)),
+                bucket: state.default_bucket.clone(),
+                key: valid_key(query.key.or_else(|| field.file_name().map(str::to_string)))?,
                 content_type: field
                     .content_type()
                     .map_or_else(|| DEFAULT_CONTENT_TYPE.to_string(), |m| m.to_string()),
+                metadata: Metadata::new(),
                 overwrite: query.overwrite,
             };
             let body = upload_reader(sole_file_field(form, field), max, idle);
@@ -132,8 +131,10 @@ pub async fn ingest(
         }
         None => {
             let upload = Upload {
-                key: query.key,
+                bucket: state.default_bucket.clone(),
+                key: valid_key(query.key)?,
                 content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
+                metadata: Metadata::new(),
                 overwrite: query.overwrite,
             };
             let body = request
@@ -194,39 +195,13 @@ fn sole_file_field(
     })
 }
 
-fn too_large(max: u64) -> String {
-    format!("the object is larger than the {max} bytes allowed (MAX_OBJECT_BYTES)")
-}
-
-/// Turns an upload's chunks into a reader that fails with `FileTooLarge` past `max`
-/// bytes and with `TimedOut` when no chunk arrives for `idle`, so a huge or stalled
-/// upload cannot hold a tier write open for ever.
-fn upload_reader<'a>(
-    chunks: impl Stream<Item = io::Result<Bytes>> + Send + 'a,
-    max: u64,
-    idle: Duration,
-) -> impl AsyncRead + Unpin + Send + 'a {
-    let chunks = Box::pin(chunks);
-    let limited = futures_util::stream::unfold(Some((chunks, 0u64)), move |state| async move {
-        let (mut chunks, seen) = state?;
-        let failure = match tokio::time::timeout(idle, chunks.next()).await {
-            Ok(None) => return None,
-            Ok(Some(Ok(chunk))) => {
-                let seen = seen + chunk.len() as u64;
-                if seen <= max {
-                    return Some((Ok(chunk), Some((chunks, seen))));
-                }
-                io::Error::new(io::ErrorKind::FileTooLarge, too_large(max))
-            }
-            Ok(Some(Err(e))) => e,
-            Err(_) => io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no upload data for {idle:?} (API_REQUEST_TIMEOUT_SECS)"),
-            ),
-        };
-        Some((Err(failure), None))
-    });
-    StreamReader::new(Box::pin(limited))
+/// REST keys are relative paths (see [`crate::storage::validate_key`]); the S3 endpoint
+/// takes any key S3 does.
+fn valid_key(key: Option<String>) -> Result<Option<String>, ApiError> {
+    if let Some(key) = &key {
+        crate::storage::validate_key(key)?;
+    }
+    Ok(key)
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
@@ -537,32 +512,5 @@ mod tests {
         ] {
             assert_eq!(parse_range(ignored), None, "{ignored}");
         }
-    }
-
-    #[tokio::test]
-    async fn upload_reader_stops_past_the_limit_and_on_a_stall() {
-        use tokio::io::AsyncReadExt;
-        let chunks = |n: usize| {
-            futures_util::stream::iter((0..n).map(|_| Ok(Bytes::from_static(b"0123456789"))))
-        };
-        let mut fits = Vec::new();
-        upload_reader(chunks(3), 30, Duration::from_secs(1))
-            .read_to_end(&mut fits)
-            .await
-            .unwrap();
-        assert_eq!(fits.len(), 30);
-
-        let err = upload_reader(chunks(4), 30, Duration::from_secs(1))
-            .read_to_end(&mut Vec::new())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
-
-        let stalled = chunks(1).chain(futures_util::stream::pending());
-        let err = upload_reader(stalled, 30, Duration::from_millis(50))
-            .read_to_end(&mut Vec::new())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

@@ -15,7 +15,10 @@ use crate::timestamp::format_rfc3339_ms;
 pub struct ObjectBody {
     /// Object id (UUIDv7).
     pub id: String,
-    /// User-facing name, unique in the catalogue.
+    /// The S3 endpoint's bucket it is in (objects ingested here go to the first of
+    /// `S3_BUCKETS`).
+    pub bucket: String,
+    /// User-facing name, unique in its bucket; the S3 endpoint's key.
     pub key: String,
     /// Size in bytes.
     pub size: i64,
@@ -81,6 +84,7 @@ impl From<ObjectView> for ObjectBody {
         } = view;
         ObjectBody {
             id: object.id,
+            bucket: object.bucket,
             key: object.key,
             size: object.size,
             content_type: object.content_type,

@@ -13,9 +13,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod s3_endpoint;
 mod tiers;
 mod vars;
 
+use s3_endpoint::s3_endpoint_config;
+pub use s3_endpoint::{DEFAULT_BUCKET, S3Credentials, S3EndpointConfig};
 use tiers::tiers_config;
 pub use tiers::{
     BackendConfig, S3Config, SEED_PREDICT_ABOVE, StaticCredentials, TierConfig, TierCosts,
@@ -91,6 +94,8 @@ pub struct Config {
     pub forecast: ForecastConfig,
     /// Who may call the HTTP API and how much it accepts (`API_*`, `MAX_OBJECT_BYTES`).
     pub api: ApiConfig,
+    /// The S3 endpoint and its buckets (`S3_LISTEN_ADDR`, `S3_BUCKETS`, …).
+    pub s3_endpoint: S3EndpointConfig,
 }
 
 /// Access control and limits of the HTTP API.
@@ -367,6 +372,7 @@ impl Config {
             detector: detector_config(&vars)?,
             forecast: forecast_config(&vars)?,
             api: api_config(&vars)?,
+            s3_endpoint: s3_endpoint_config(&vars)?,
         })
     }
 

@@ -17,6 +17,7 @@ mod models;
 mod moves;
 mod objects;
 mod queue;
+mod uploads;
 
 pub use access::{
     AccessCount, AccessSummary, ConsumerOffset, DAY_MS, HOUR_MS, LocatedAccess, MINUTE_MS,
@@ -25,8 +26,11 @@ pub use access::{
 pub use forecast::{HourHits, StoredPrediction, TrackedObject};
 pub use models::ModelRecord;
 pub use moves::{MoveFilter, MoveReason, MoveRecord, MoveStatus, NewMove};
-pub use objects::{NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage};
+pub use objects::{
+    KeyStart, Metadata, NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage,
+};
 pub use queue::{CopyPlan, StartRefusal};
+pub use uploads::{PartRecord, UploadRecord};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -228,6 +232,7 @@ impl Catalogue {
         SCHEMA.run(&catalogue.writes).await?;
         if backend == Backend::Postgres {
             catalogue.leave_room_for_updates().await?;
+            catalogue.index_keys_in_byte_order().await?;
         }
         Ok(catalogue)
     }
@@ -258,6 +263,20 @@ impl Catalogue {
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Indexes each bucket's keys in byte order, the order S3 lists them in and
+    /// [`Catalogue::list_bucket`] reads them in. The shared schema cannot name a
+    /// collation (SQLite's default is byte order already; PostgreSQL's is the
+    /// database's language order), so PostgreSQL gets its index here.
+    async fn index_keys_in_byte_order(&self) -> Result<()> {
+        sqlx::query(
+            "CREATE INDEX IF NOT EXISTS objects_by_bucket_key_bytes \
+             ON objects (bucket, object_key COLLATE \"C\")",
+        )
+        .execute(&self.writes)
+        .await?;
         Ok(())
     }
 

@@ -8,15 +8,20 @@ use super::forecast::StoredPrediction;
 use super::{Catalogue, CatalogueError, Page, Result, RowLock, page_limit};
 use crate::timestamp::now_ms;
 
-const OBJECT_COLUMNS: &str = "id, object_key, size, content_type, checksum, tier, location, \
-     version, created_at, updated_at";
+const OBJECT_COLUMNS: &str = "id, bucket, object_key, size, content_type, checksum, tier, \
+     location, version, created_at, updated_at, modified_at, metadata";
+
+/// User metadata of an object (S3's `x-amz-meta-*`), by name.
+pub type Metadata = std::collections::BTreeMap<String, String>;
 
 /// An object as the catalogue knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     /// Object id (UUIDv7).
     pub id: String,
-    /// User-facing name, unique in the catalogue.
+    /// The bucket the S3 endpoint shows it in.
+    pub bucket: String,
+    /// User-facing name, unique in its bucket.
     pub key: String,
     /// Size in bytes.
     pub size: i64,
@@ -34,12 +39,17 @@ pub struct ObjectRecord {
     pub created_at: i64,
     /// Last change of content or tier, epoch ms.
     pub updated_at: i64,
+    /// Last write of the content, epoch ms.
+    pub modified_at: i64,
+    /// User metadata given at ingest.
+    pub metadata: Metadata,
 }
 
 impl ObjectRecord {
     fn from_row(row: &AnyRow) -> Result<ObjectRecord, sqlx::Error> {
         Ok(ObjectRecord {
             id: row.try_get("id")?,
+            bucket: row.try_get("bucket")?,
             key: row.try_get("object_key")?,
             size: row.try_get("size")?,
             content_type: row.try_get("content_type")?,
@@ -49,8 +59,18 @@ impl ObjectRecord {
             version: row.try_get("version")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            modified_at: row.try_get("modified_at")?,
+            metadata: metadata_from_json(&row.try_get::<String, _>("metadata")?)?,
         })
     }
+}
+
+pub(super) fn metadata_from_json(json: &str) -> Result<Metadata, sqlx::Error> {
+    serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+pub(super) fn metadata_json(metadata: &Metadata) -> String {
+    serde_json::Value::from_iter(metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()))).to_string()
 }
 
 /// An object with its access counts, as the API shows it.
@@ -153,6 +173,8 @@ pub struct ObjectContent {
     pub tier: String,
     /// Key of the bytes inside that tier.
     pub location: String,
+    /// User metadata.
+    pub metadata: Metadata,
 }
 
 /// A new object whose bytes are already stored (see [`Catalogue::insert_object`]).
@@ -160,10 +182,37 @@ pub struct ObjectContent {
 pub struct NewObject {
     /// Id chosen before the bytes were written (see [`super::new_id`]).
     pub id: String,
-    /// User-facing name.
+    /// Its bucket.
+    pub bucket: String,
+    /// User-facing name, unique in the bucket.
     pub key: String,
     /// The stored content.
     pub content: ObjectContent,
+}
+
+/// Where [`Catalogue::list_bucket`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStart<'a> {
+    /// With the first key after this one.
+    After(&'a str),
+    /// With this key, or the first after it.
+    From(&'a str),
+    /// With the first key that does not start with this.
+    Past(&'a str),
+}
+
+/// The first string after every string that starts with `prefix`, in code point order
+/// (which is UTF-8 byte order); `None` when there is none (an empty prefix).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// Filters for [`Catalogue::list_objects`].
@@ -182,25 +231,31 @@ impl Catalogue {
     pub async fn insert_object(&self, new: &NewObject) -> Result<ObjectRecord> {
         let now = now_ms();
         let sql = format!(
-            "INSERT INTO objects (id, object_key, size, content_type, checksum, tier, location, \
-             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8) \
+            "INSERT INTO objects (id, bucket, object_key, size, content_type, checksum, tier, \
+             location, metadata, version, created_at, updated_at, modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $10) \
              RETURNING {OBJECT_COLUMNS}"
         );
         let c = &new.content;
         let row = sqlx::query(&sql)
             .bind(&new.id)
+            .bind(&new.bucket)
             .bind(&new.key)
             .bind(c.size)
             .bind(&c.content_type)
             .bind(&c.checksum)
             .bind(&c.tier)
             .bind(&c.location)
+            .bind(metadata_json(&c.metadata))
             .bind(now)
             .fetch_one(&self.writes)
             .await
             .map_err(|e| {
                 CatalogueError::conflict_or(e, || {
-                    format!("an object with key {:?} exists", new.key)
+                    format!(
+                        "an object with key {:?} exists in bucket {:?}",
+                        new.key, new.bucket
+                    )
                 })
             })?;
         Ok(ObjectRecord::from_row(&row)?)
@@ -234,14 +289,73 @@ impl Catalogue {
         Ok(ObjectView::from_row(&row)?)
     }
 
-    /// The object with this key, if any.
-    pub async fn find_object_by_key(&self, key: &str) -> Result<Option<ObjectRecord>> {
-        let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE object_key = $1");
+    /// The object with this key in `bucket`, if any.
+    pub async fn find_object_by_key(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>> {
+        let sql =
+            format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = $1 AND object_key = $2");
         let row = sqlx::query(&sql)
+            .bind(bucket)
             .bind(key)
             .fetch_optional(&self.reads)
             .await?;
         Ok(row.as_ref().map(ObjectRecord::from_row).transpose()?)
+    }
+
+    /// The objects of `bucket` whose keys start with `prefix`, in the byte order of their
+    /// keys (S3's listing order) from `start` on, at most `limit`. The prefix bounds the
+    /// key range read, so a page costs the rows it returns, whatever else the bucket holds.
+    pub async fn list_bucket(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: KeyStart<'_>,
+        limit: i64,
+    ) -> Result<Vec<ObjectRecord>> {
+        let key = self.key_in_byte_order();
+        let past;
+        let start = match start {
+            KeyStart::Past(common) => match prefix_end(common) {
+                Some(end) => {
+                    past = end;
+                    KeyStart::From(&past)
+                }
+                None => return Ok(Vec::new()),
+            },
+            other => other,
+        };
+        let (op, from) = match start {
+            KeyStart::After(key) if key >= prefix => (">", key),
+            KeyStart::From(key) if key >= prefix => (">=", key),
+            _ => (">=", prefix),
+        };
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = $1 AND {key} {op} $2 \
+             AND (CAST($3 AS TEXT) IS NULL OR {key} < $3) ORDER BY {key} LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(bucket)
+            .bind(from)
+            .bind(prefix_end(prefix))
+            .bind(page_limit(limit))
+            .fetch_all(&self.reads)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(ObjectRecord::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The key column compared byte by byte: SQLite's default; PostgreSQL's default
+    /// collation would order by language rules, so it is named.
+    fn key_in_byte_order(&self) -> &'static str {
+        match self.backend {
+            super::Backend::Sqlite => "object_key",
+            super::Backend::Postgres => "object_key COLLATE \"C\"",
+        }
     }
 
     /// Objects in creation order with their access counts as of `now_ms`, `limit` at a
@@ -287,7 +401,8 @@ impl Catalogue {
     ) -> Result<ObjectRecord> {
         let sql = format!(
             "UPDATE objects SET size = $3, content_type = $4, checksum = $5, tier = $6, \
-             location = $7, version = version + 1, updated_at = $8 \
+             location = $7, metadata = $9, version = version + 1, updated_at = $8, \
+             modified_at = $8 \
              WHERE id = $1 AND version = $2 RETURNING {OBJECT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -299,6 +414,7 @@ impl Catalogue {
             .bind(&content.tier)
             .bind(&content.location)
             .bind(now_ms())
+            .bind(metadata_json(&content.metadata))
             .fetch_optional(&self.writes)
             .await?;
         self.updated_or_stale(id, expected_version, row).await
@@ -508,5 +624,24 @@ impl Catalogue {
         .bind(tier)
         .fetch_all(&self.reads)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_follows_every_key_with_the_prefix() {
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("logs/").as_deref(), Some("logs0"));
+        assert_eq!(prefix_end("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(prefix_end("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10ffff}"), None);
+        let end = prefix_end("logs/").unwrap();
+        for key in ["logs/", "logs/a", "logs/\u{10ffff}\u{10ffff}"] {
+            assert!(key < end.as_str(), "{key:?} sorts before {end:?}");
+        }
+        assert!("logs0" >= end.as_str());
     }
 }

@@ -66,6 +66,7 @@ pub async fn catalogue_object(
     catalogue
         .insert_object(&strata::db::NewObject {
             id: strata::db::new_id(),
+            bucket: "strata".into(),
             key: key.into(),
             content: strata::db::ObjectContent {
                 size: 1,
@@ -73,6 +74,7 @@ pub async fn catalogue_object(
                 checksum: "blake3:00".into(),
                 tier: tier.into(),
                 location: format!("{key}.bin"),
+                metadata: Default::default(),
             },
         })
         .await

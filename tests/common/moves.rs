@@ -103,6 +103,7 @@ impl MoveRig {
         self.catalogue
             .insert_object(&strata::db::NewObject {
                 id,
+                bucket: "strata".into(),
                 key: key.into(),
                 content: strata::db::ObjectContent {
                     size: digest.size as i64,
@@ -110,6 +111,7 @@ impl MoveRig {
                     checksum: digest.checksum,
                     tier: tier.into(),
                     location,
+                    metadata: Default::default(),
                 },
             })
             .await

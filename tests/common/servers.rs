@@ -82,6 +82,11 @@ impl StrataServer {
         std::fs::read_to_string(self.workdir.path().join("strata.log")).unwrap_or_default()
     }
 
+    /// `http://ADDRESS` of the S3 endpoint (started with `S3_LISTEN_ADDR`).
+    pub fn s3_endpoint(&self) -> String {
+        s3_endpoint_in(&self.log())
+    }
+
     /// How the server exited, waiting at most `timeout`; `None` while it still runs.
     pub fn exit_within(
         &mut self,
@@ -129,6 +134,7 @@ impl Drop for StrataServer {
 /// dropped; [`EmbeddedServer::stop`] shuts it down gracefully.
 pub struct EmbeddedServer {
     child: Option<std::process::Child>,
+    extra: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// The working directory; its `data/` holds the catalogue and the tiers.
@@ -138,6 +144,12 @@ pub struct EmbeddedServer {
 impl EmbeddedServer {
     /// Starts a server in a fresh working directory.
     pub async fn start() -> EmbeddedServer {
+        EmbeddedServer::start_with(&[]).await
+    }
+
+    /// Starts a server in a fresh working directory with `extra` variables set (and no
+    /// others), on every start.
+    pub async fn start_with(extra: &[(&str, &str)]) -> EmbeddedServer {
         let workdir = tempfile::tempdir().unwrap();
         let models = workdir.path().join("models");
         std::fs::create_dir(&models).unwrap();
@@ -147,6 +159,10 @@ impl EmbeddedServer {
         }
         let mut server = EmbeddedServer {
             child: None,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             base: String::new(),
             workdir,
         };
@@ -165,6 +181,7 @@ impl EmbeddedServer {
         // The address of the first run, once there was one.
         let listen = self.base.strip_prefix("http://").unwrap_or("127.0.0.1:0");
         env.insert("LISTEN_ADDR".into(), listen.to_string());
+        env.extend(self.extra.iter().cloned());
         let (child, base) =
             serve(self.workdir.path(), env, std::time::Duration::from_secs(60)).await;
         self.child = Some(child);
@@ -200,6 +217,11 @@ impl EmbeddedServer {
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `http://ADDRESS` of the S3 endpoint (started with `S3_LISTEN_ADDR`).
+    pub fn s3_endpoint(&self) -> String {
+        s3_endpoint_in(&self.log())
     }
 }
 
@@ -245,6 +267,17 @@ async fn serve(
     })
     .await;
     (child, base)
+}
+
+/// `http://ADDRESS` of the S3 endpoint a server's log says it started last.
+fn s3_endpoint_in(log: &str) -> String {
+    let address = log
+        .lines()
+        .rev()
+        .filter(|l| l.contains("S3 endpoint is listening"))
+        .find_map(|l| l.split("listen=").nth(1)?.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the server has no S3 endpoint:\n{log}"));
+    format!("http://{address}")
 }
 
 /// The address a server started with `LISTEN_ADDR` port 0 says it listens on, read from

@@ -217,7 +217,13 @@ impl S3Store {
             .range_request(key, offset, len, etag)
             .send()
             .await
-            .map_err(|e| std::io::Error::other(self.not_found_or("getting", key, e)))?;
+            .map_err(|e| match self.not_found_or("getting", key, e) {
+                // A reader that follows moves tells a removed source by its kind.
+                e @ StorageError::NotFound { .. } => {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, e)
+                }
+                e => std::io::Error::other(e),
+            })?;
         // Filled in place: collecting the body and then joining its chunks would hold
         // each part twice.
         let mut bytes = BytesMut::with_capacity(len as usize);

@@ -1,0 +1,306 @@
+//! Strata's S3 endpoint with real, independent S3 clients: boto3 (the AWS SDK for
+//! Python, `tests/support/s3_client.py`) and rclone, against `strata serve` on the local
+//! stack (PostgreSQL, tansu, s3s-fs tiers) and on the embedded default.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{EmbeddedServer, StrataServer, TestDb, eventually, http, pattern};
+
+const ACCESS_KEY: &str = "strata-test";
+const SECRET_KEY: &str = "strata-test-secret";
+
+/// The S3 settings every server here starts with: two buckets, one key.
+const S3_SETTINGS: [(&str, &str); 4] = [
+    ("S3_LISTEN_ADDR", "127.0.0.1:0"),
+    ("S3_BUCKETS", "data,logs"),
+    ("S3_ACCESS_KEY_ID", ACCESS_KEY),
+    ("S3_SECRET_ACCESS_KEY", SECRET_KEY),
+];
+
+/// Runs a boto3 scenario of `s3_client.py` against `endpoint` and returns what it
+/// printed; panics with its output when it fails.
+fn boto3(scenario: &str, endpoint: &str, bucket: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/s3_client.py"
+        ))
+        .args([scenario, endpoint, ACCESS_KEY, SECRET_KEY, bucket])
+        .args(args)
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "boto3 scenario {scenario} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the scenario prints JSON")
+}
+
+async fn stack_server(db: &TestDb, extra: &[(&str, &str)]) -> StrataServer {
+    let mut settings = S3_SETTINGS.to_vec();
+    settings.extend_from_slice(extra);
+    StrataServer::start(db, &settings).await
+}
+
+/// The REST view of the object under `key` (the only one with that key).
+fn rest_object(base: &str, key: &str) -> serde_json::Value {
+    let (status, page) = http(
+        "GET",
+        &format!("{base}/api/v1/objects?key_prefix={}", urlencode(key)),
+        None,
+    );
+    assert_eq!(status, 200, "{page}");
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    let items = page["items"].as_array().unwrap();
+    let found: Vec<_> = items.iter().filter(|o| o["key"] == key).collect();
+    assert_eq!(found.len(), 1, "{page}");
+    found[0].clone()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn boto3_puts_gets_lists_copies_and_deletes_on_the_stack() {
+    let db = TestDb::postgres().await;
+    let server = stack_server(&db, &[]).await;
+    let endpoint = server.s3_endpoint();
+    let put = boto3("objects", &endpoint, "logs", &[]);
+    boto3("listing", &endpoint, "data", &[]);
+    boto3("auth", &endpoint, "data", &[]);
+    // REST sees what S3 wrote, with its bucket and key.
+    let key = put["key"].as_str().unwrap();
+    let object = rest_object(&server.base, key);
+    assert_eq!(object["bucket"], "logs", "{object}");
+    assert_eq!(object["tier"], "public", "{object}");
+    // And S3 sees what REST wrote, in the first bucket.
+    let id = server.ingest("from-rest/report.txt", "written over REST");
+    let (status, view) = http("GET", &server.url(&format!("/api/v1/objects/{id}")), None);
+    assert_eq!(status, 200);
+    assert!(view.contains("\"bucket\":\"data\""), "{view}");
+    let read = rclone(&endpoint, &["cat", "strata:data/from-rest/report.txt"]);
+    assert_eq!(read.stdout, b"written over REST");
+    drop(server);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn boto3_multipart_upload_of_200_mib_streams_on_the_stack() {
+    let db = TestDb::postgres().await;
+    let server = stack_server(&db, &[]).await;
+    let endpoint = server.s3_endpoint();
+    let idle = server.peak_rss();
+    let uploaded = boto3("multipart", &endpoint, "data", &["200"]);
+    let grown = server.peak_rss().saturating_sub(idle);
+    assert!(
+        grown < 100 * 1024 * 1024,
+        "a 200 MiB upload and download grew the peak RSS by {grown} bytes: buffered, not streamed"
+    );
+    let object = rest_object(&server.base, uploaded["key"].as_str().unwrap());
+    assert_eq!(object["size"], uploaded["size"]);
+    // The parts are gone once the object is whole: the tier holds the object only.
+    let (status, report) = http("GET", &server.url("/api/v1/tiers"), None);
+    assert_eq!(status, 200, "{report}");
+    drop(server);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn reads_through_the_endpoint_promote_like_rest_reads() {
+    let db = TestDb::postgres().await;
+    let server = stack_server(&db, &[]).await;
+    let endpoint = server.s3_endpoint();
+    let key = "hot/object.bin";
+    let put = boto3("put", &endpoint, "data", &[key, "0.1"]);
+    let read = boto3("read", &endpoint, "data", &[key, "150"]);
+    assert_eq!(read["sha256"], serde_json::json!([put["sha256"]]));
+    let id = rest_object(&server.base, key)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(
+        Duration::from_secs(60),
+        "a completed reactive_access_spike move of the object read 150 times",
+        || async {
+            let (_, page) = http(
+                "GET",
+                &server.url(&format!("/api/v1/migrations?object_id={id}")),
+                None,
+            );
+            let page: serde_json::Value = serde_json::from_str(&page).unwrap_or_default();
+            page["items"].as_array().is_some_and(|moves| {
+                moves
+                    .iter()
+                    .any(|m| m["reason"] == "reactive_access_spike" && m["status"] == "completed")
+            })
+        },
+    )
+    .await;
+    // Every GET is one access event, counted once.
+    eventually(Duration::from_secs(30), "150 counted accesses", || async {
+        rest_object(&server.base, key)["access"]["total"] == 150
+    })
+    .await;
+    let object = rest_object(&server.base, key);
+    assert_ne!(object["tier"], "public", "{object}");
+    drop(server);
+    db.drop_db().await;
+}
+
+/// Queues a manual move of `key`'s object to `tier` over REST and waits until it is there.
+async fn move_to(server: &StrataServer, key: &str, tier: &str) {
+    let id = rest_object(&server.base, key)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = http(
+        "POST",
+        &server.url(&format!("/api/v1/objects/{id}/migrations")),
+        Some(&format!("{{\"to_tier\":\"{tier}\"}}")),
+    );
+    assert_eq!(status, 202, "{body}");
+    eventually(Duration::from_secs(60), "the move to complete", || async {
+        rest_object(&server.base, key)["tier"] == tier
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reads_racing_moves_get_the_objects_bytes() {
+    let db = TestDb::postgres().await;
+    // Small parts: the tier's GET of the object is many ranged requests, most of them
+    // made after the move removed the copy the read began on.
+    let server = stack_server(&db, &[("S3_PART_SIZE_BYTES", "5242880")]).await;
+    let endpoint = server.s3_endpoint();
+    let key = "moving/object.bin";
+    let put = boto3("put", &endpoint, "data", &[key, "80"]);
+    let slow = {
+        let endpoint = endpoint.clone();
+        std::thread::spawn(move || boto3("read-slowly", &endpoint, "data", &[key, "8"]))
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    move_to(&server, key, "onprem").await;
+    let read = slow.join().unwrap();
+    assert_eq!(read["sha256"], serde_json::json!([put["sha256"]]));
+    assert!(
+        server
+            .log()
+            .contains("a read followed the object to its new tier"),
+        "the read did not straddle the move"
+    );
+    // Whole reads while the object moves on, twice.
+    let reader = {
+        let endpoint = endpoint.clone();
+        std::thread::spawn(move || boto3("read", &endpoint, "data", &[key, "6"]))
+    };
+    move_to(&server, key, "private").await;
+    move_to(&server, key, "public").await;
+    let read = reader.join().unwrap();
+    assert_eq!(read["sha256"], serde_json::json!([put["sha256"]]));
+    drop(server);
+    db.drop_db().await;
+}
+
+/// rclone configured through its environment for the endpoint, as remote `strata:`.
+fn rclone(endpoint: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new("rclone")
+        .args(args)
+        .env_remove("AWS_CA_BUNDLE")
+        .env("RCLONE_CONFIG_STRATA_TYPE", "s3")
+        .env("RCLONE_CONFIG_STRATA_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_STRATA_ENDPOINT", endpoint)
+        .env("RCLONE_CONFIG_STRATA_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("RCLONE_CONFIG_STRATA_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("RCLONE_CONFIG_STRATA_FORCE_PATH_STYLE", "true")
+        .env("RCLONE_CONFIG_STRATA_REGION", "us-east-1")
+        .output()
+        .expect("run rclone");
+    assert!(
+        out.status.success(),
+        "rclone {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// rclone copies a directory in (small files and one in several parts), lists it,
+/// checks it byte for byte, reads one file and deletes them all.
+fn rclone_round_trip(endpoint: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("a.txt", pattern(1, 10)),
+        ("sub/b.bin", pattern(2, 70_000)),
+        ("sub/deeper/c.bin", pattern(3, 12 * 1024 * 1024 + 3)),
+        ("with space+plus.txt", pattern(4, 5)),
+    ];
+    for (name, data) in &files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    let local = dir.path().to_str().unwrap();
+    rclone(
+        endpoint,
+        &["copy", "--s3-chunk-size", "5M", local, "strata:data/rclone"],
+    );
+    let listed = rclone(
+        endpoint,
+        &["lsf", "-R", "--files-only", "strata:data/rclone"],
+    );
+    let mut names: Vec<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    rclone(
+        endpoint,
+        &["check", "--download", local, "strata:data/rclone"],
+    );
+    let cat = rclone(endpoint, &["cat", "strata:data/rclone/sub/b.bin"]);
+    assert!(cat.stdout == files[1].1, "rclone cat read other bytes");
+    rclone(endpoint, &["delete", "strata:data/rclone"]);
+    let after = rclone(endpoint, &["lsf", "-R", "strata:data/rclone"]);
+    assert!(
+        after.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
+}
+
+#[tokio::test]
+async fn rclone_copies_lists_checks_and_deletes_on_the_stack() {
+    let db = TestDb::postgres().await;
+    let server = stack_server(&db, &[]).await;
+    rclone_round_trip(&server.s3_endpoint());
+    drop(server);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_embedded_default_serves_s3_clients() {
+    let server = EmbeddedServer::start_with(&S3_SETTINGS).await;
+    let endpoint = server.s3_endpoint();
+    boto3("objects", &endpoint, "data", &[]);
+    boto3("listing", &endpoint, "logs", &[]);
+    boto3("multipart", &endpoint, "data", &["20"]);
+    rclone_round_trip(&endpoint);
+}
