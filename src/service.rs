@@ -145,6 +145,14 @@ impl Service {
                 self.config.api.request_timeout,
             );
             let config = self.config.s3_endpoint.clone();
+            supervisor.spawn(
+                "s3-uploads",
+                returning_ok(s3_endpoint::expire_idle_uploads(
+                    endpoint.clone(),
+                    config.upload_expiry,
+                    stop.clone(),
+                )),
+            );
             let shutdown = stop.clone().cancelled_owned();
             supervisor.spawn("s3", async move {
                 s3_endpoint::serve(listener, endpoint, &config, shutdown)

@@ -216,6 +216,40 @@ async fn reads_racing_moves_get_the_objects_bytes() {
     db.drop_db().await;
 }
 
+#[tokio::test]
+async fn idle_multipart_uploads_expire_with_their_parts() {
+    let db = TestDb::postgres().await;
+    let server = stack_server(&db, &[("S3_UPLOAD_EXPIRY_SECS", "2")]).await;
+    let started = boto3(
+        "start-upload",
+        &server.s3_endpoint(),
+        "data",
+        &["left/behind.bin"],
+    );
+    let id = started["upload_id"].as_str().unwrap().to_string();
+    let parts = common::s3_bucket_dir("public").join(&id);
+    let catalogue = strata::db::Catalogue::connect(&db.url).await.unwrap();
+    assert!(catalogue.get_upload(&id).await.is_ok());
+    assert!(std::fs::read_dir(&parts).is_ok_and(|mut d| d.next().is_some()));
+    eventually(
+        Duration::from_secs(30),
+        "the idle upload to be aborted and its part removed",
+        || async {
+            catalogue.get_upload(&id).await.is_err()
+                && std::fs::read_dir(&parts).map_or(true, |mut d| d.next().is_none())
+        },
+    )
+    .await;
+    assert!(
+        server
+            .log()
+            .contains("idle for longer than S3_UPLOAD_EXPIRY_SECS")
+    );
+    catalogue.close().await;
+    drop(server);
+    db.drop_db().await;
+}
+
 /// rclone configured through its environment for the endpoint, as remote `strata:`.
 fn rclone(endpoint: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new("rclone")

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::ConfigError;
 use super::vars::{Vars, invalid};
@@ -23,6 +24,10 @@ pub struct S3EndpointConfig {
     pub credentials: Option<S3Credentials>,
     /// Whether unsigned requests are served (`S3_ALLOW_ANONYMOUS`).
     pub allow_anonymous: bool,
+    /// How long a multipart upload may go without a new part before it is aborted and
+    /// its parts removed, as S3's lifecycle rule for incomplete uploads does
+    /// (`S3_UPLOAD_EXPIRY_SECS`).
+    pub upload_expiry: Duration,
 }
 
 /// An access key and its secret.
@@ -53,6 +58,7 @@ impl Default for S3EndpointConfig {
             buckets: vec![DEFAULT_BUCKET.into()],
             credentials: None,
             allow_anonymous: false,
+            upload_expiry: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -68,6 +74,7 @@ impl fmt::Debug for S3EndpointConfig {
                 &self.credentials.as_ref().map(|c| &c.access_key_id),
             )
             .field("allow_anonymous", &self.allow_anonymous)
+            .field("upload_expiry", &self.upload_expiry)
             .finish()
     }
 }
@@ -128,6 +135,11 @@ pub(super) fn s3_endpoint_config(vars: &Vars<'_>) -> Result<S3EndpointConfig, Co
         buckets,
         credentials,
         allow_anonymous,
+        upload_expiry: vars.parse_secs(
+            "S3_UPLOAD_EXPIRY_SECS",
+            S3EndpointConfig::default().upload_expiry,
+            1..=365 * 24 * 3600,
+        )?,
     })
 }
 

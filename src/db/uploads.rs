@@ -193,6 +193,21 @@ impl Catalogue {
         Ok(parts)
     }
 
+    /// Uploads started before `before` (epoch ms) that have stored no part since.
+    pub async fn idle_uploads(&self, before: i64) -> Result<Vec<UploadRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads u WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM upload_parts p WHERE p.upload_id = u.id AND p.created_at >= $1)"
+        ))
+        .bind(before)
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(UploadRecord::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
     /// `(tier, location)` of every stored part of an upload in progress.
     pub async fn copies_in_uploads(&self) -> Result<HashSet<(String, String)>> {
         let rows: Vec<(String, String)> = sqlx::query_as(

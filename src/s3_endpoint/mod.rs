@@ -87,6 +87,15 @@ impl s3s::access::S3Access for AnonymousAllowed {
     }
 }
 
+/// Aborts multipart uploads idle for longer than `expiry` until `stop`.
+pub async fn expire_idle_uploads(
+    endpoint: S3Endpoint,
+    expiry: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    multipart::expire_idle(endpoint, expiry, stop).await;
+}
+
 /// Serves the endpoint on `listener` until `shutdown`, then finishes requests in flight.
 pub async fn serve(
     listener: TcpListener,

@@ -197,6 +197,38 @@ async fn remove(ep: &S3Endpoint, upload: &UploadRecord) {
     }
 }
 
+/// Aborts, until `stop`, every upload that has stored no part for `expiry`, checking
+/// every tenth of it (at most hourly): a client that died mid-upload leaves nothing.
+pub(super) async fn expire_idle(
+    ep: S3Endpoint,
+    expiry: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval((expiry / 10).min(std::time::Duration::from_secs(3600)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let before = now_ms() - i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
+        let idle = match ep.catalogue.idle_uploads(before).await {
+            Ok(idle) => idle,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for idle multipart uploads; trying again later");
+                continue;
+            }
+        };
+        for upload in idle {
+            tracing::info!(
+                upload = %upload.id, bucket = %upload.bucket, key = %upload.key,
+                "multipart upload idle for longer than S3_UPLOAD_EXPIRY_SECS: aborting it"
+            );
+            remove(&ep, &upload).await;
+        }
+    }
+}
+
 pub(super) async fn abort(ep: &S3Endpoint, bucket: &str, key: &str, id: &str) -> S3Result<()> {
     let upload = upload_of(ep, bucket, key, id).await?;
     let parts = ep.catalogue.delete_upload(&upload.id).await?;

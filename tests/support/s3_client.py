@@ -23,6 +23,8 @@ failed expectation. Keys are under a prefix of their own per run.
              puts one object of SIZE_MIB (a fixed pattern) under KEY, prints its SHA-256
   read KEY COUNT
              reads KEY whole COUNT times, prints the distinct SHA-256 digests read
+  start-upload KEY
+             starts a multipart upload of KEY and stores one 6 MiB part; prints its id
   read-slowly KEY PAUSE_SECS
              reads the first MiB of KEY, pauses, reads the rest; prints its SHA-256
 """
@@ -290,6 +292,14 @@ def read_slowly(s3, bucket, key, pause):
     return {"sha256": [digest.hexdigest()]}
 
 
+def start_upload(s3, bucket, key):
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)
+    s3.upload_part(
+        Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=pattern(6 << 20)
+    )
+    return {"upload_id": upload["UploadId"]}
+
+
 def main():
     scenario, endpoint, access_key, secret_key, bucket = sys.argv[1:6]
     args = sys.argv[6:]
@@ -309,6 +319,8 @@ def main():
         result = put(s3, bucket, args[0], args[1])
     elif scenario == "read":
         result = read(s3, bucket, args[0], args[1])
+    elif scenario == "start-upload":
+        result = start_upload(s3, bucket, args[0])
     elif scenario == "read-slowly":
         result = read_slowly(s3, bucket, args[0], args[1])
     else:

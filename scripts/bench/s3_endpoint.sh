@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Strata's S3 endpoint against the S3 server holding its landing tier, with one client
+# (rclone) in one run: PUT and GET of COUNT x 1 MiB objects (default 1000) and of one
+# LARGE_MIB object (default 1024), straight to the stack's s3s-fs server of the `public`
+# tier and through a release `strata serve` whose landing tier is that server. Each
+# measurement alternates direct and through-Strata, RUNS times (default 3); the medians
+# and their ratio (Strata / direct, throughput) are printed, with Strata's peak RSS.
+# rclone runs with --transfers 8, 8 MiB parts, 4 parts at a time, both ways.
+#
+#   scripts/bench/s3_endpoint.sh [COUNT] [LARGE_MIB]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+COUNT=${1:-1000}
+LARGE_MIB=${2:-1024}
+RUNS=${RUNS:-3}
+scripts/stack.sh up >/dev/null
+set -a; . .stack/stack.env; set +a
+unset AWS_CA_BUNDLE
+cargo build --release --quiet
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
+DB=strata_bench_s3_$$
+PREFIX=bench-s3-$$
+S3_PORT=${S3_PORT:-19210}
+API_PORT=${API_PORT:-19211}
+psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" postgres
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+remote() { # NAME ENDPOINT KEY SECRET
+    export "RCLONE_CONFIG_$1_TYPE=s3" "RCLONE_CONFIG_$1_PROVIDER=Other" \
+        "RCLONE_CONFIG_$1_ENDPOINT=$2" "RCLONE_CONFIG_$1_ACCESS_KEY_ID=$3" \
+        "RCLONE_CONFIG_$1_SECRET_ACCESS_KEY=$4" "RCLONE_CONFIG_$1_FORCE_PATH_STYLE=true" \
+        "RCLONE_CONFIG_$1_REGION=us-east-1"
+}
+remote DIRECT "$TIER_PUBLIC_ENDPOINT" "$TIER_PUBLIC_ACCESS_KEY_ID" "$TIER_PUBLIC_SECRET_ACCESS_KEY"
+remote STRATA "http://127.0.0.1:$S3_PORT" bench bench-secret
+S3_LISTEN_ADDR=127.0.0.1:$S3_PORT S3_ACCESS_KEY_ID=bench S3_SECRET_ACCESS_KEY=bench-secret \
+    LISTEN_ADDR=127.0.0.1:$API_PORT RUST_LOG=strata=warn DATA_DIR="$WORK/data" \
+    target/release/strata serve >"$WORK/strata.log" 2>&1 &
+STRATA=$!
+cleanup() {
+    kill "$STRATA" 2>/dev/null || true
+    wait "$STRATA" 2>/dev/null || true
+    rclone purge "DIRECT:strata-public/$PREFIX" >/dev/null 2>&1 || true
+    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" postgres || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null && break
+    sleep 0.2
+done
+curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { cat "$WORK/strata.log"; exit 1; }
+
+mkdir -p "$WORK/small" "$WORK/large"
+python3 - "$WORK/small" "$COUNT" <<'PY'
+import os, sys
+for i in range(int(sys.argv[2])):
+    with open(os.path.join(sys.argv[1], f"{i:05d}.bin"), "wb") as f:
+        f.write(os.urandom(1024 * 1024))
+PY
+head -c "$((LARGE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/large/object.bin"
+
+(cd "$WORK/small" && ls) >"$WORK/small.list"
+echo object.bin >"$WORK/large.list"
+# Named files, read from the bucket's root: rclone asks whether a remote directory path
+# is a file, and s3s-fs answers that for a directory after a long wait.
+FLAGS=(--transfers 8 --s3-chunk-size 8M --s3-upload-concurrency 4 --s3-no-check-bucket
+    --no-traverse)
+secs() { local s=$EPOCHREALTIME; "$@" >/dev/null; echo "$EPOCHREALTIME - $s" | bc -l; }
+put() { secs rclone copy "${FLAGS[@]}" --files-from "$WORK/$1.list" "$WORK/$1" "$2"; }
+get() { # BUCKET_REMOTE PATH WHAT
+    rm -rf "$WORK/back"
+    sed "s|^|$2/|" "$WORK/$3.list" >"$WORK/get.list"
+    secs rclone copy "${FLAGS[@]}" --files-from "$WORK/get.list" "$1" "$WORK/back"
+}
+declare -A took
+for run in $(seq "$RUNS"); do
+    for what in small large; do
+        path="$PREFIX/$run/$what"
+        took[put_direct_$what]+=" $(put "$what" "DIRECT:strata-public/$path")"
+        took[put_strata_$what]+=" $(put "$what" "STRATA:strata/$path")"
+        took[get_direct_$what]+=" $(get DIRECT:strata-public "$path" "$what")"
+        took[get_strata_$what]+=" $(get STRATA:strata "$path" "$what")"
+    done
+done
+rss=$(grep VmHWM "/proc/$STRATA/status" | awk '{print $2}')
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+bytes_small=$((COUNT * 1024 * 1024))
+bytes_large=$((LARGE_MIB * 1024 * 1024))
+for what in small large; do
+    bytes_var=bytes_$what
+    for op in put get; do
+        d=$(median "${took[${op}_direct_$what]}")
+        s=$(median "${took[${op}_strata_$what]}")
+        python3 -c "
+import sys
+b, d, s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(f'{sys.argv[4]:3} {sys.argv[5]:5}: direct {d:6.2f} s ({b / d / 2**20:7.1f} MiB/s), '
+      f'through strata {s:6.2f} s ({b / s / 2**20:7.1f} MiB/s), ratio {d / s:.2f}')
+" "${!bytes_var}" "$d" "$s" "$op" "$what"
+    done
+done
+echo "strata peak RSS: $((rss / 1024)) MiB (runs: $RUNS; all times: ${took[*]})"
