@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
 
@@ -145,6 +145,16 @@ impl Content {
         upload: Upload,
         body: impl AsyncRead + Unpin + Send,
     ) -> Result<Ingested, ContentError> {
+        self.store_new(upload, Source::Body(body)).await
+    }
+
+    /// Writes `source` onto the landing tier, then catalogues it as `upload` (see
+    /// [`Content::ingest`]).
+    async fn store_new(
+        &self,
+        upload: Upload,
+        source: Source<impl AsyncRead + Unpin + Send>,
+    ) -> Result<Ingested, ContentError> {
         let existing = match &upload.key {
             Some(key) => {
                 self.catalogue
@@ -168,10 +178,11 @@ impl Content {
             .map_or_else(new_id, |object| object.id.clone());
         let location = format!("{id}/{}", new_id());
         let store = self.store(&id, &self.landing_tier)?;
-        let digest = store
-            .put(&location, body, &upload.content_type)
-            .await
-            .map_err(upload_failure)?;
+        let digest = match source {
+            Source::Body(body) => store.put(&location, body, &upload.content_type).await,
+            Source::Parts(parts) => store.compose(&parts, &location, &upload.content_type).await,
+        }
+        .map_err(upload_failure)?;
         let content = ObjectContent {
             size: digest.size as i64,
             content_type: upload.content_type,
@@ -250,21 +261,24 @@ impl Content {
     }
 
     /// Ingests the bytes of the parts at `locations` on `tier`, one after the other, as
-    /// `upload`: the object is a new copy, so the parts can be removed afterwards.
+    /// `upload`: the object is a new copy, so the parts can be removed afterwards. Parts
+    /// on the landing tier are concatenated there (by the server, for S3); parts left on
+    /// another tier (the landing tier changed meanwhile) are streamed across.
     pub async fn assemble(
         &self,
         upload: Upload,
         tier: &str,
         locations: Vec<String>,
     ) -> Result<Ingested, ContentError> {
-        let store = self
+        if tier == self.landing_tier {
+            return self
+                .store_new(upload, Source::<tokio::io::Empty>::Parts(locations))
+                .await;
+        }
+        let bytes = self
             .store(upload.key.as_deref().unwrap_or_default(), tier)?
-            .clone();
-        let bytes = futures_util::stream::iter(locations)
-            .then(move |location| open_part(store.clone(), location))
-            .try_flatten();
-        self.ingest(upload, StreamReader::new(Box::pin(bytes)))
-            .await
+            .read_all(locations);
+        self.ingest(upload, StreamReader::new(bytes)).await
     }
 
     /// Opens the object's bytes (or `range` of them) on whatever tier holds them now.
@@ -278,7 +292,17 @@ impl Content {
         id: &str,
         range: Option<RangeRequest>,
     ) -> Result<Opened, ContentError> {
-        let mut object = self.catalogue.get_object(id).await?;
+        let object = self.catalogue.get_object(id).await?;
+        self.open_object(object, range).await
+    }
+
+    /// [`Content::open`] of an object the caller has just read from the catalogue.
+    pub async fn open_object(
+        &self,
+        mut object: ObjectRecord,
+        range: Option<RangeRequest>,
+    ) -> Result<Opened, ContentError> {
+        let id = object.id.clone();
         for _ in 0..OPEN_ATTEMPTS {
             let size = object.size as u64;
             let resolved = match range {
@@ -304,7 +328,7 @@ impl Content {
                     });
                 }
                 Err(StorageError::NotFound { key }) => {
-                    let now = self.catalogue.get_object(id).await?;
+                    let now = self.catalogue.get_object(&id).await?;
                     if now.location == object.location {
                         return Err(StorageError::Backend {
                             backend: store.to_string(),
@@ -437,9 +461,12 @@ impl Content {
     }
 }
 
-/// The bytes of a stored part, as the next piece of an assembled object.
-async fn open_part(store: Store, location: String) -> io::Result<ByteStream> {
-    store.get(&location, None).await.map_err(io::Error::other)
+/// Where the bytes of a new object come from.
+enum Source<R> {
+    /// Streamed in.
+    Body(R),
+    /// Concatenated from objects already on the landing tier.
+    Parts(Vec<String>),
 }
 
 /// What a refused upload is told.

@@ -232,6 +232,13 @@ impl Mover {
             .find(|(t, _)| t.name == m.to_tier)
             .and_then(|(t, _)| t.capacity_bytes)
             .map(|c| c.min(i64::MAX as u64) as i64);
+        // Looked at before the copy may be refused: a move out that finishes between a
+        // refusal and a look afterwards would go unseen, and the move fail for room that
+        // is free by then.
+        let room_coming = match capacity {
+            Some(_) => self.catalogue.moves_out_of(&m.to_tier).await?,
+            None => false,
+        };
         match self
             .catalogue
             .start_copy(&m.id, &self.worker, &m.to_tier, capacity, &attempt.plan)
@@ -246,7 +253,7 @@ impl Mover {
                 );
                 // A move out of the tier under way frees room: wait for it, as a
                 // promotion queued with the demotions that make its room does.
-                if self.catalogue.moves_out_of(&m.to_tier).await? {
+                if room_coming {
                     self.retry(m, &error, true).await?;
                 } else {
                     self.fail(m, error).await?;

@@ -239,6 +239,41 @@ async fn escaping_keys_are_refused(s: Subject) {
     }
 }
 
+/// Objects on the store concatenated into one: the bytes in order, the digest of them
+/// all, the parts left as they were.
+async fn compose_concatenates_parts(s: Subject) {
+    let parts: Vec<(String, Vec<u8>)> = [(1, 5 * 1024 * 1024), (2, 5 * 1024 * 1024 + 7), (3, 3)]
+        .into_iter()
+        .map(|(seed, len)| (unique_key(&format!("part-{seed}")), pattern(seed, len)))
+        .collect();
+    for (key, data) in &parts {
+        s.store
+            .put(key, &data[..], "application/octet-stream")
+            .await
+            .unwrap();
+    }
+    let whole: Vec<u8> = parts.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+    let key = unique_key("composed.bin");
+    let keys: Vec<String> = parts.iter().map(|(k, _)| k.clone()).collect();
+    let digest = s
+        .store
+        .compose(&keys, &key, "application/x-test")
+        .await
+        .unwrap();
+    let mut expected = ContentHasher::new();
+    expected.update(&whole);
+    assert_eq!(digest, expected.finish());
+    assert!(read_all(&s.store, &key, None).await == whole, "other bytes");
+    assert_eq!(read_all(&s.store, &parts[2].0, None).await, parts[2].1);
+    let missing = vec![unique_key("not-there")];
+    assert!(
+        s.store
+            .compose(&missing, &unique_key("x"), "a/b")
+            .await
+            .is_err()
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod file_backend {
@@ -271,6 +306,7 @@ contract!(
     large_object_streams_byte_identical,
     checksum_catches_corruption,
     escaping_keys_are_refused,
+    compose_concatenates_parts,
 );
 
 #[tokio::test]

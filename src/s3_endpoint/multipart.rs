@@ -167,8 +167,13 @@ pub(super) async fn complete(
         metadata: upload.metadata.clone(),
         overwrite: true,
     };
-    let locations = chosen.into_iter().map(|p| p.location).collect();
-    let ingested = ep.content.assemble(target, &upload.tier, locations).await?;
+    let ingested = if total == 0 {
+        // Nothing to concatenate (S3 cannot copy an empty part).
+        ep.content.ingest(target, tokio::io::empty()).await?
+    } else {
+        let locations = chosen.into_iter().map(|p| p.location).collect();
+        ep.content.assemble(target, &upload.tier, locations).await?
+    };
     remove(ep, &upload).await;
     tracing::info!(
         upload = %upload.id, object = %ingested.object.id, parts = named.len(),

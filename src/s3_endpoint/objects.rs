@@ -235,12 +235,13 @@ pub(super) async fn get(ep: &S3Endpoint, input: GetObjectInput) -> S3Result<GetO
     };
     let found = find(ep, &input.bucket, &input.key).await?;
     conditions.check(&found)?;
+    let version = found.version;
     let opened = ep
         .content
-        .open(&found.id, input.range.map(range_request))
+        .open_object(found, input.range.map(range_request))
         .await?;
     let object = opened.object;
-    if object.version != found.version {
+    if object.version != version {
         // Rewritten between the look-up and the open: the conditions are about what is served.
         conditions.check(&object)?;
     }
@@ -310,7 +311,7 @@ pub(super) async fn copy(ep: &S3Endpoint, input: CopyObjectInput) -> S3Result<Co
     };
     ep.bucket(source_bucket)?;
     let source = find(ep, source_bucket, source_key).await?;
-    let opened = ep.content.open(&source.id, None).await?;
+    let opened = ep.content.open_object(source, None).await?;
     let replace = input
         .metadata_directive
         .as_ref()

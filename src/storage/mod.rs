@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
 use crate::config::{BackendConfig, TierConfig, TransferConfig};
@@ -149,6 +149,11 @@ impl ContentHasher {
     }
 }
 
+/// The bytes of the object under `key`, as the next piece of a concatenation.
+async fn open_whole(store: Store, key: String) -> io::Result<ByteStream> {
+    store.get(&key, None).await.map_err(io::Error::other)
+}
+
 /// Size and checksum of everything `stream` yields.
 pub async fn digest_stream(
     mut stream: impl Stream<Item = io::Result<Bytes>> + Unpin,
@@ -280,6 +285,46 @@ impl Store {
             Store::File(f) => f.probe().await,
             Store::S3(s) => s.probe().await,
         }
+    }
+
+    /// Writes the concatenation of the objects at `parts` on this store to `key` and
+    /// returns its digest. S3 concatenates on the server (every part but the last at
+    /// least 5 MiB, as S3 requires) and the result is read back to hash it; a directory
+    /// is written as one put of the parts, one after the other.
+    pub async fn compose(&self, parts: &[String], key: &str, content_type: &str) -> Result<Digest> {
+        validate_key(key)?;
+        for part in parts {
+            validate_key(part)?;
+        }
+        match self {
+            Store::File(f) => {
+                f.put(
+                    key,
+                    tokio_util::io::StreamReader::new(self.read_all(parts.to_vec())),
+                )
+                .await
+            }
+            Store::S3(s) => {
+                s.compose(parts, key, content_type).await?;
+                let digest = self.digest(key).await;
+                if digest.is_err() {
+                    // Nothing will point at bytes whose checksum is unknown.
+                    let _ = self.delete(key).await;
+                }
+                digest
+            }
+        }
+    }
+
+    /// The bytes of the objects at `keys`, one after the other, each opened when the one
+    /// before has been read.
+    pub fn read_all(&self, keys: Vec<String>) -> ByteStream {
+        let store = self.clone();
+        Box::pin(
+            futures_util::stream::iter(keys)
+                .then(move |key| open_whole(store.clone(), key))
+                .try_flatten(),
+        )
     }
 
     /// Reads the whole object under `key` and returns its size and checksum, to verify a

@@ -34,6 +34,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 use tokio::task::JoinSet;
 
+mod compose;
 mod upload;
 
 use super::{ByteRange, ByteStream, Listed, Result, StorageError};
