@@ -37,6 +37,7 @@ pub struct Metrics {
     proactive_moves: AtomicU64,
     model: Mutex<Option<ModelInfo>>,
     swept: Mutex<BTreeMap<String, u64>>,
+    s3_requests: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
 /// The forecast model in use, as metrics show it.
@@ -180,6 +181,17 @@ impl Metrics {
             .or_default() += n;
     }
 
+    /// Counts one S3 request of `operation` that ended with `outcome` (`ok` or the S3
+    /// error code).
+    pub fn record_s3_request(&self, operation: &'static str, outcome: &str) {
+        *self
+            .s3_requests
+            .lock()
+            .expect("s3 requests lock")
+            .entry((operation, outcome.to_string()))
+            .or_default() += 1;
+    }
+
     /// Renders the counters in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let mut page = Page(out);
@@ -192,6 +204,18 @@ impl Metrics {
         );
         for (tier, n) in self.swept.lock().expect("swept lock").iter() {
             page.sample("strata_leftovers_swept_total", &[("tier", tier)], n);
+        }
+        page.family(
+            "strata_s3_requests_total",
+            "counter",
+            "Requests the S3 endpoint answered, by operation and outcome (ok, or the S3 error code).",
+        );
+        for ((operation, outcome), n) in self.s3_requests.lock().expect("s3 requests lock").iter() {
+            page.sample(
+                "strata_s3_requests_total",
+                &[("operation", operation), ("outcome", outcome)],
+                n,
+            );
         }
     }
 

@@ -143,6 +143,7 @@ impl Service {
                 &self.config.s3_endpoint.buckets,
                 self.config.api.max_object_bytes,
                 self.config.api.request_timeout,
+                self.metrics.clone(),
             );
             let config = self.config.s3_endpoint.clone();
             supervisor.spawn(

@@ -95,6 +95,28 @@ async fn boto3_puts_gets_lists_copies_and_deletes_on_the_stack() {
     assert!(view.contains("\"bucket\":\"data\""), "{view}");
     let read = rclone(&endpoint, &["cat", "strata:data/from-rest/report.txt"]);
     assert_eq!(read.stdout, b"written over REST");
+    // Every answer is counted, by operation and outcome.
+    for (sample, at_least) in [
+        (
+            "strata_s3_requests_total{operation=\"GetObject\",outcome=\"ok\"}",
+            10.0,
+        ),
+        (
+            "strata_s3_requests_total{operation=\"GetObject\",outcome=\"NoSuchKey\"}",
+            1.0,
+        ),
+        (
+            "strata_s3_requests_total{operation=\"PutObject\",outcome=\"BadDigest\"}",
+            1.0,
+        ),
+        (
+            "strata_s3_requests_total{operation=\"ListObjectsV2\",outcome=\"ok\"}",
+            4.0,
+        ),
+    ] {
+        let value = server.metric(sample).unwrap_or(0.0);
+        assert!(value >= at_least, "{sample} is {value}");
+    }
     drop(server);
     db.drop_db().await;
 }

@@ -29,6 +29,7 @@ use crate::config::S3EndpointConfig;
 use crate::content::Content;
 use crate::db::Catalogue;
 use crate::events::publisher::AccessPublisher;
+use crate::metrics::Metrics;
 
 /// What the S3 operations share; cheap to clone.
 #[derive(Clone)]
@@ -39,11 +40,13 @@ pub struct S3Endpoint {
     buckets: Arc<[String]>,
     max_object_bytes: u64,
     idle_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl S3Endpoint {
     /// The endpoint over `content` and its `catalogue`, serving `buckets`; uploads
-    /// larger than `max_object_bytes` or pausing for `idle_timeout` are refused.
+    /// larger than `max_object_bytes` or pausing for `idle_timeout` are refused. Every
+    /// answer is counted in `metrics`.
     pub fn new(
         catalogue: Catalogue,
         content: Content,
@@ -51,6 +54,7 @@ impl S3Endpoint {
         buckets: &[String],
         max_object_bytes: u64,
         idle_timeout: Duration,
+        metrics: Arc<Metrics>,
     ) -> S3Endpoint {
         S3Endpoint {
             catalogue,
@@ -59,7 +63,18 @@ impl S3Endpoint {
             buckets: buckets.into(),
             max_object_bytes,
             idle_timeout,
+            metrics,
         }
+    }
+
+    /// Counts the answer to an `operation` request and passes it on.
+    fn counted<T>(&self, operation: &'static str, answer: S3Result<T>) -> S3Result<T> {
+        let outcome = match &answer {
+            Ok(_) => "ok",
+            Err(e) => e.code().as_str(),
+        };
+        self.metrics.record_s3_request(operation, outcome);
+        answer
     }
 
     /// Refuses a bucket that is not configured.
@@ -113,9 +128,10 @@ pub async fn serve(
             builder.set_access(AnonymousAllowed);
         }
     }
+    // s3s answers every S3 error itself; what reaches here failed inside it.
     let service = HandleError::new(builder.build(), |e: s3s::HttpError| async move {
-        tracing::warn!(error = ?e, "S3 endpoint: request failed before an S3 answer");
-        axum::http::StatusCode::BAD_REQUEST
+        tracing::error!(error = ?e, "S3 endpoint: request failed without an S3 answer");
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
     });
     let app = axum::Router::new().fallback_service(service);
     axum::serve(listener, app)
@@ -129,159 +145,225 @@ impl S3 for S3Endpoint {
         &self,
         _req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        Ok(S3Response::new(listing::buckets(&self.buckets)))
+        let answer: S3Result<_> =
+            async { Ok(S3Response::new(listing::buckets(&self.buckets))) }.await;
+        self.counted("ListBuckets", answer)
     }
 
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(HeadBucketOutput::default()))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(HeadBucketOutput::default()))
+        }
+        .await;
+        self.counted("HeadBucket", answer)
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(GetBucketLocationOutput::default()))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(GetBucketLocationOutput::default()))
+        }
+        .await;
+        self.counted("GetBucketLocation", answer)
     }
 
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        self.bucket(&req.input.bucket).map_err(|_| {
-            s3_error!(
-                AccessDenied,
-                "buckets are configured (S3_BUCKETS), not created over S3"
-            )
-        })?;
-        Err(s3_error!(
-            BucketAlreadyOwnedByYou,
-            "bucket {:?} exists",
-            req.input.bucket
-        ))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket).map_err(|_| {
+                s3_error!(
+                    AccessDenied,
+                    "buckets are configured (S3_BUCKETS), not created over S3"
+                )
+            })?;
+            Err(s3_error!(
+                BucketAlreadyOwnedByYou,
+                "bucket {:?} exists",
+                req.input.bucket
+            ))
+        }
+        .await;
+        self.counted("CreateBucket", answer)
     }
 
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(
-            listing::list_v1(&self.catalogue, req.input).await?,
-        ))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(
+                listing::list_v1(&self.catalogue, req.input).await?,
+            ))
+        }
+        .await;
+        self.counted("ListObjects", answer)
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(
-            listing::list_v2(&self.catalogue, req.input).await?,
-        ))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(
+                listing::list_v2(&self.catalogue, req.input).await?,
+            ))
+        }
+        .await;
+        self.counted("ListObjectsV2", answer)
     }
 
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(objects::put(self, req.input).await?))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(objects::put(self, req.input).await?))
+        }
+        .await;
+        self.counted("PutObject", answer)
     }
 
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(objects::get(self, req.input).await?))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(objects::get(self, req.input).await?))
+        }
+        .await;
+        self.counted("GetObject", answer)
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(objects::head(self, req.input).await?))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(objects::head(self, req.input).await?))
+        }
+        .await;
+        self.counted("HeadObject", answer)
     }
 
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(objects::copy(self, req.input).await?))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(objects::copy(self, req.input).await?))
+        }
+        .await;
+        self.counted("CopyObject", answer)
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.bucket(&req.input.bucket)?;
-        objects::delete(self, &req.input.bucket, &req.input.key).await?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            objects::delete(self, &req.input.bucket, &req.input.key).await?;
+            Ok(S3Response::new(DeleteObjectOutput::default()))
+        }
+        .await;
+        self.counted("DeleteObject", answer)
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(objects::delete_many(self, req.input).await))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(objects::delete_many(self, req.input).await))
+        }
+        .await;
+        self.counted("DeleteObjects", answer)
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(multipart::create(self, req.input).await?))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(multipart::create(self, req.input).await?))
+        }
+        .await;
+        self.counted("CreateMultipartUpload", answer)
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(
-            multipart::upload_part(self, req.input).await?,
-        ))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(
+                multipart::upload_part(self, req.input).await?,
+            ))
+        }
+        .await;
+        self.counted("UploadPart", answer)
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(multipart::complete(self, req.input).await?))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(multipart::complete(self, req.input).await?))
+        }
+        .await;
+        self.counted("CompleteMultipartUpload", answer)
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.bucket(&req.input.bucket)?;
-        multipart::abort(
-            self,
-            &req.input.bucket,
-            &req.input.key,
-            &req.input.upload_id,
-        )
-        .await?;
-        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            multipart::abort(
+                self,
+                &req.input.bucket,
+                &req.input.key,
+                &req.input.upload_id,
+            )
+            .await?;
+            Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+        }
+        .await;
+        self.counted("AbortMultipartUpload", answer)
     }
 
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        self.bucket(&req.input.bucket)?;
-        Ok(S3Response::new(
-            multipart::list_parts(self, req.input).await?,
-        ))
+        let answer: S3Result<_> = async {
+            self.bucket(&req.input.bucket)?;
+            Ok(S3Response::new(
+                multipart::list_parts(self, req.input).await?,
+            ))
+        }
+        .await;
+        self.counted("ListParts", answer)
     }
 }

@@ -1,6 +1,7 @@
 //! Multipart uploads: each part is streamed onto the landing tier as it arrives and
-//! recorded in the catalogue; completing the upload streams the chosen parts, in order,
-//! into the object (through the same ingest as a single put) and removes them.
+//! recorded in the catalogue; completing the upload has the tier concatenate the chosen
+//! parts into the object ([`crate::content::Content::assemble`]), catalogues it as a
+//! single put would, and removes the parts.
 
 use s3s::S3Result;
 use s3s::dto::*;
