@@ -229,7 +229,9 @@ impl S3 for S3Endpoint {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let answer: S3Result<_> = async {
             self.bucket(&req.input.bucket)?;
-            Ok(S3Response::new(objects::put(self, req.input).await?))
+            Ok(S3Response::new(
+                objects::put(self, req.input, req.trailing_headers).await?,
+            ))
         }
         .await;
         self.counted("PutObject", answer)
@@ -315,7 +317,7 @@ impl S3 for S3Endpoint {
         let answer: S3Result<_> = async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
-                multipart::upload_part(self, req.input).await?,
+                multipart::upload_part(self, req.input, req.trailing_headers).await?,
             ))
         }
         .await;

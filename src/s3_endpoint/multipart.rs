@@ -8,7 +8,9 @@ use s3s::dto::*;
 use s3s::s3_error;
 
 use super::S3Endpoint;
-use super::objects::{body_reader, check_key, etag, metadata, timestamp, too_large};
+use super::objects::{
+    Declared, body_reader, check_key, declared, etag, metadata, timestamp, too_large,
+};
 use crate::config::{MAX_S3_PART_SIZE, MIN_S3_PART_SIZE};
 use crate::content::Upload;
 use crate::db::{PartRecord, UploadRecord, new_id};
@@ -58,6 +60,7 @@ async fn upload_of(ep: &S3Endpoint, bucket: &str, key: &str, id: &str) -> S3Resu
 pub(super) async fn upload_part(
     ep: &S3Endpoint,
     input: UploadPartInput,
+    trailers: Option<s3s::TrailingHeaders>,
 ) -> S3Result<UploadPartOutput> {
     let upload = upload_of(ep, &input.bucket, &input.key, &input.upload_id).await?;
     if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
@@ -73,7 +76,8 @@ pub(super) async fn upload_part(
     {
         return Err(too_large(max));
     }
-    let body = body_reader(ep, input.body, input.content_md5.as_deref(), max)?;
+    let declared = declared!(input, trailers);
+    let body = body_reader(ep, input.body, declared, max)?;
     let (location, digest) = ep.content.put_part(&upload.id, &upload.tier, body).await?;
     let part = PartRecord {
         part_number: i64::from(input.part_number),

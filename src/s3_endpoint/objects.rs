@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use md5::{Digest as _, Md5};
+use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
@@ -55,72 +56,201 @@ pub(super) async fn find(ep: &S3Endpoint, bucket: &str, key: &str) -> S3Result<O
         .ok_or_else(|| s3_error!(NoSuchKey, "no key {key:?} in bucket {bucket:?}"))
 }
 
+/// The integrity checks a client declared for a body: a Content-MD5, and S3's
+/// additional checksums (`x-amz-checksum-*`), in headers or in the trailer that follows
+/// an aws-chunked body.
+#[derive(Default)]
+pub(super) struct Declared {
+    /// Base64 MD5 (`Content-MD5`).
+    pub md5: Option<String>,
+    /// The algorithm of a checksum to come in the trailer (`x-amz-sdk-checksum-algorithm`).
+    pub algorithm: Option<ChecksumAlgorithm>,
+    /// Checksums given as headers.
+    pub sums: Checksum,
+    /// The trailer, readable once the body has been read.
+    pub trailers: Option<s3s::TrailingHeaders>,
+}
+
+/// The [`Declared`] checks of a PutObject or UploadPart input (the same fields in both),
+/// moving them out of it.
+macro_rules! declared {
+    ($input:ident, $trailers:expr) => {
+        Declared {
+            md5: $input.content_md5,
+            algorithm: $input.checksum_algorithm,
+            sums: Checksum {
+                checksum_crc32: $input.checksum_crc32,
+                checksum_crc32c: $input.checksum_crc32c,
+                checksum_crc64nvme: $input.checksum_crc64nvme,
+                checksum_sha1: $input.checksum_sha1,
+                checksum_sha256: $input.checksum_sha256,
+                ..Default::default()
+            },
+            trailers: $trailers,
+        }
+    };
+}
+pub(super) use declared;
+
 /// An uploaded body as a reader: at most `max` bytes, no pause longer than the
-/// endpoint's idle timeout, and, when the client sent a Content-MD5, failing at its end
-/// unless the bytes match it (so nothing is catalogued).
+/// endpoint's idle timeout, and failing at its end, so that nothing is catalogued, unless
+/// the bytes match every checksum the client declared.
 pub(super) fn body_reader(
     ep: &S3Endpoint,
     body: Option<StreamingBlob>,
-    content_md5: Option<&str>,
+    declared: Declared,
     max: u64,
 ) -> S3Result<impl tokio::io::AsyncRead + Unpin + Send + 'static> {
-    let expected = content_md5
+    let md5 = declared
+        .md5
+        .as_deref()
         .map(|md5| {
             aws_smithy_types::base64::decode(md5)
                 .ok()
                 .filter(|d| d.len() == 16)
+                .map(|expected| (Md5::new(), expected))
                 .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
         })
         .transpose()?;
-    let chunks = body
-        .map(|b| b.map_err(io::Error::other))
-        .map(futures_util::StreamExt::boxed);
-    let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match chunks {
-        Some(chunks) => chunks,
+    let sums = checksum_hasher(&declared)?;
+    let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match body {
+        Some(body) => Box::pin(body.map_err(io::Error::other)),
         None => Box::pin(futures_util::stream::empty()),
     };
-    let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match expected {
-        Some(expected) => Box::pin(Md5Checked {
-            inner: chunks,
-            hasher: Some(Md5::new()),
-            expected,
-        }),
-        None => chunks,
-    };
+    let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> =
+        if md5.is_none() && sums.is_none() {
+            chunks
+        } else {
+            Box::pin(Verified {
+                inner: chunks,
+                md5,
+                sums,
+                declared,
+            })
+        };
     Ok(upload_reader(chunks, max, ep.idle_timeout))
 }
 
-/// Passes chunks on while hashing them; at the end, an `InvalidData` error instead of
-/// the end when the MD5 differs from the one the client declared.
-struct Md5Checked {
-    inner: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
-    hasher: Option<Md5>,
-    expected: Vec<u8>,
+/// A hasher of every algorithm the client declared a checksum of (or will, in the
+/// trailer); `None` when it declared none.
+fn checksum_hasher(declared: &Declared) -> S3Result<Option<ChecksumHasher>> {
+    let mut hasher = ChecksumHasher::default();
+    let sums = &declared.sums;
+    let trailing = declared.algorithm.as_ref().map(ChecksumAlgorithm::as_str);
+    let wants = |given: &Option<String>, name: &str| given.is_some() || trailing == Some(name);
+    if wants(&sums.checksum_crc32, ChecksumAlgorithm::CRC32) {
+        hasher.crc32 = Some(Default::default());
+    }
+    if wants(&sums.checksum_crc32c, ChecksumAlgorithm::CRC32C) {
+        hasher.crc32c = Some(Default::default());
+    }
+    if wants(&sums.checksum_crc64nvme, ChecksumAlgorithm::CRC64NVME) {
+        hasher.crc64nvme = Some(Default::default());
+    }
+    if wants(&sums.checksum_sha1, ChecksumAlgorithm::SHA1) {
+        hasher.sha1 = Some(Default::default());
+    }
+    if wants(&sums.checksum_sha256, ChecksumAlgorithm::SHA256) {
+        hasher.sha256 = Some(Default::default());
+    }
+    let any = hasher.crc32.is_some()
+        || hasher.crc32c.is_some()
+        || hasher.crc64nvme.is_some()
+        || hasher.sha1.is_some()
+        || hasher.sha256.is_some();
+    match (any, trailing) {
+        (true, _) | (false, None) => Ok(any.then_some(hasher)),
+        (false, Some(other)) => Err(s3_error!(
+            InvalidArgument,
+            "checksum algorithm {other} is not supported"
+        )),
+    }
 }
 
-impl Stream for Md5Checked {
+/// Passes chunks on while hashing them; at the end, an `InvalidData` error instead of
+/// the end when a checksum differs from the one the client declared.
+struct Verified {
+    inner: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
+    md5: Option<(Md5, Vec<u8>)>,
+    sums: Option<ChecksumHasher>,
+    declared: Declared,
+}
+
+impl Verified {
+    /// What the body's end finds: `None` when every declared checksum matches.
+    fn mismatch(&mut self) -> Option<String> {
+        if let Some((hasher, expected)) = self.md5.take()
+            && hasher.finalize().as_slice() != expected
+        {
+            return Some("the body does not match its Content-MD5".into());
+        }
+        let computed = self.sums.take()?.finalize();
+        let trailer = |name: &str| {
+            self.declared
+                .trailers
+                .as_ref()?
+                .read(|h| h.get(name)?.to_str().ok().map(str::to_string))?
+        };
+        let sums = &self.declared.sums;
+        for (name, given, ours) in [
+            (
+                "x-amz-checksum-crc32",
+                &sums.checksum_crc32,
+                &computed.checksum_crc32,
+            ),
+            (
+                "x-amz-checksum-crc32c",
+                &sums.checksum_crc32c,
+                &computed.checksum_crc32c,
+            ),
+            (
+                "x-amz-checksum-crc64nvme",
+                &sums.checksum_crc64nvme,
+                &computed.checksum_crc64nvme,
+            ),
+            (
+                "x-amz-checksum-sha1",
+                &sums.checksum_sha1,
+                &computed.checksum_sha1,
+            ),
+            (
+                "x-amz-checksum-sha256",
+                &sums.checksum_sha256,
+                &computed.checksum_sha256,
+            ),
+        ] {
+            if let (Some(expected), Some(ours)) = (given.clone().or_else(|| trailer(name)), ours)
+                && &expected != ours
+            {
+                return Some(format!("the body does not match its {name}"));
+            }
+        }
+        None
+    }
+}
+
+impl Stream for Verified {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                if let Some(hasher) = &mut this.hasher {
+                if let Some((hasher, _)) = &mut this.md5 {
+                    hasher.update(&chunk);
+                }
+                if let Some(hasher) = &mut this.sums {
                     hasher.update(&chunk);
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(None) => {
-                let digest = this.hasher.take().map(Md5::finalize);
-                if digest.is_some_and(|d| d.as_slice() != this.expected) {
-                    Poll::Ready(Some(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the body does not match its Content-MD5",
-                    ))))
-                } else {
-                    Poll::Ready(None)
-                }
-            }
+            Poll::Ready(None) => match this.mismatch() {
+                Some(message) => Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    message,
+                )))),
+                None => Poll::Ready(None),
+            },
             other => other,
         }
     }
@@ -131,7 +261,11 @@ pub(super) fn metadata(given: Option<s3s::dto::Metadata>) -> Metadata {
     given.unwrap_or_default().into_iter().collect()
 }
 
-pub(super) async fn put(ep: &S3Endpoint, input: PutObjectInput) -> S3Result<PutObjectOutput> {
+pub(super) async fn put(
+    ep: &S3Endpoint,
+    input: PutObjectInput,
+    trailers: Option<s3s::TrailingHeaders>,
+) -> S3Result<PutObjectOutput> {
     check_key(&input.key)?;
     if input
         .content_length
@@ -139,12 +273,8 @@ pub(super) async fn put(ep: &S3Endpoint, input: PutObjectInput) -> S3Result<PutO
     {
         return Err(too_large(ep.max_object_bytes));
     }
-    let body = body_reader(
-        ep,
-        input.body,
-        input.content_md5.as_deref(),
-        ep.max_object_bytes,
-    )?;
+    let declared = declared!(input, trailers);
+    let body = body_reader(ep, input.body, declared, ep.max_object_bytes)?;
     let upload = Upload {
         bucket: input.bucket,
         key: Some(input.key),

@@ -126,6 +126,15 @@ def objects(s3, bucket, prefix):
         lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"corrupted", ContentMD5=wrong_md5)
     ) == ("BadDigest", 400)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+    # So is a body that does not match its x-amz-checksum-crc32 (a header here; boto3's
+    # own puts send theirs in the trailer, checked the same way).
+    assert error_of(
+        lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"corrupted", ChecksumCRC32="AAAAAA==")
+    ) == ("BadDigest", 400)
+    assert error_of(
+        lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"x", ChecksumSHA256="AAAA")
+    ) == ("BadDigest", 400)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     right_md5 = base64.b64encode(hashlib.md5(b"checked").digest()).decode()
     s3.put_object(Bucket=bucket, Key=prefix + "checked", Body=b"checked", ContentMD5=right_md5)
     # Overwrite, copy, delete.
