@@ -236,8 +236,7 @@ pub async fn check(
             }
         }
     }
-    referenced.extend(catalogue.copies_in_moves().await?);
-    referenced.extend(catalogue.copies_in_uploads().await?);
+    referenced.extend(copies_in_use(catalogue).await?);
     let settled = SystemTime::now() - options.grace;
     let mut orphans: Vec<_> = stored
         .iter()
@@ -248,9 +247,7 @@ pub async fn check(
     let in_use = if orphans.is_empty() {
         HashSet::new()
     } else {
-        let mut in_use = catalogue.copies_in_moves().await?;
-        in_use.extend(catalogue.copies_in_uploads().await?);
-        in_use
+        copies_in_use(catalogue).await?
     };
     for ((tier, key), listed) in orphans {
         if !in_use.contains(&(tier.clone(), key.clone()))
@@ -341,6 +338,14 @@ async fn confirm(
         problem,
         repair: None,
     }))
+}
+
+/// `(tier, location)` of every copy that is no object's own but still in use: those of
+/// moves, and the stored parts of multipart uploads in progress.
+async fn copies_in_use(catalogue: &Catalogue) -> Result<HashSet<(String, String)>, CheckError> {
+    let mut in_use = catalogue.copies_in_moves().await?;
+    in_use.extend(catalogue.copies_in_uploads().await?);
+    Ok(in_use)
 }
 
 /// Whether `key` on `tier` is still no object's: a rewrite may have put an object there

@@ -179,7 +179,7 @@ pub(super) async fn complete(
         let locations = chosen.into_iter().map(|p| p.location).collect();
         ep.content.assemble(target, &upload.tier, locations).await?
     };
-    remove(ep, &upload).await;
+    remove_finished(ep, &upload).await;
     tracing::info!(
         upload = %upload.id, object = %ingested.object.id, parts = named.len(),
         size = ingested.object.size, "multipart upload completed"
@@ -192,18 +192,21 @@ pub(super) async fn complete(
     })
 }
 
-/// Removes the upload's record and its parts' bytes; an upload completed or aborted
-/// meanwhile by another request has had them removed already.
-async fn remove(ep: &S3Endpoint, upload: &UploadRecord) {
-    match ep.catalogue.delete_upload(&upload.id).await {
-        Ok(parts) => {
-            for part in parts {
-                ep.content.remove_bytes(&upload.tier, &part.location).await;
-            }
-        }
-        Err(e) => {
-            tracing::warn!(upload = %upload.id, error = %e, "could not remove a finished upload's parts");
-        }
+/// Removes the upload's record and its parts' bytes; how many parts it had.
+/// `NoSuchUpload` when another request completed or aborted it meanwhile (and removed
+/// them).
+async fn remove(ep: &S3Endpoint, upload: &UploadRecord) -> S3Result<usize> {
+    let parts = ep.catalogue.delete_upload(&upload.id).await?;
+    for part in &parts {
+        ep.content.remove_bytes(&upload.tier, &part.location).await;
+    }
+    Ok(parts.len())
+}
+
+/// [`remove`] of an upload that is over either way; a failure is only logged.
+async fn remove_finished(ep: &S3Endpoint, upload: &UploadRecord) {
+    if let Err(e) = remove(ep, upload).await {
+        tracing::warn!(upload = %upload.id, error = %e, "could not remove a finished upload's parts");
     }
 }
 
@@ -234,18 +237,15 @@ pub(super) async fn expire_idle(
                 upload = %upload.id, bucket = %upload.bucket, key = %upload.key,
                 "multipart upload idle for longer than S3_UPLOAD_EXPIRY_SECS: aborting it"
             );
-            remove(&ep, &upload).await;
+            remove_finished(&ep, &upload).await;
         }
     }
 }
 
 pub(super) async fn abort(ep: &S3Endpoint, bucket: &str, key: &str, id: &str) -> S3Result<()> {
     let upload = upload_of(ep, bucket, key, id).await?;
-    let parts = ep.catalogue.delete_upload(&upload.id).await?;
-    for part in &parts {
-        ep.content.remove_bytes(&upload.tier, &part.location).await;
-    }
-    tracing::info!(upload = %upload.id, parts = parts.len(), "multipart upload aborted");
+    let parts = remove(ep, &upload).await?;
+    tracing::info!(upload = %upload.id, parts, "multipart upload aborted");
     Ok(())
 }
 

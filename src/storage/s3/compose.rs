@@ -1,7 +1,7 @@
 //! Server-side concatenation: objects already on the tier copied into one object by the
 //! server (`UploadPartCopy`), none of their bytes passing through Strata.
 
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::S3Store;
@@ -49,21 +49,7 @@ impl S3Store {
             .try_collect::<Vec<_>>()
             .await;
         let completed = match copied {
-            Ok(done) => self
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(done))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| self.error("completing multipart upload of", key, e))
-                .map(|_| ()),
+            Ok(done) => self.complete_upload(key, upload_id, done).await,
             Err(e) => Err(e),
         };
         if completed.is_err() {

@@ -147,6 +147,16 @@ impl S3Store {
             done.push(self.join_part(key, in_flight).await?);
         }
         done.sort_by_key(|p| p.part_number());
+        self.complete_upload(key, upload_id, done).await
+    }
+
+    /// Completes the multipart upload `upload_id` of `key` with its parts, in order.
+    pub(super) async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<()> {
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -154,7 +164,7 @@ impl S3Store {
             .upload_id(upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(done))
+                    .set_parts(Some(parts))
                     .build(),
             )
             .send()
