@@ -220,7 +220,8 @@ pub struct PlannedMoveBody {
     /// accesses over the horizon served from the hotter tier; negative for a
     /// `capacity_rebalance` demotion (what it takes away from the promotion it makes
     /// room for). A promotion is planned only when its worth, less that of its
-    /// demotions, exceeds the cost of all of them.
+    /// demotions and their noise, held over the object's expected stay, exceeds two
+    /// moves (its way in and, one day, out).
     pub expected_benefit_accesses: Option<f64>,
     /// Moves of ranked placement: what the move costs, in accesses (its copy reads the
     /// object once).

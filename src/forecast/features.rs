@@ -141,6 +141,17 @@ impl ClosedHours {
     }
 }
 
+/// Accesses per hour over the last day at `now_ms`: the 23 closed hours `closed` holds
+/// before the hour in progress and the `counted` accesses of that hour so far, over the
+/// time they span. Counted as they are, not completed as for the features: at the top of
+/// an hour a completed count would count the hour before twice. An object younger than a
+/// day had no accesses before it existed: one read of a new object is one read a day.
+/// The long-run rate placement weighs a stay longer than the forecast's horizon by.
+pub fn day_rate_now(closed: &ClosedHours, counted: u32, now_ms: i64) -> f64 {
+    let (elapsed, _) = hour_in_progress(now_ms);
+    (closed.sum_23 + u64::from(counted)) as f64 / (23.0 + elapsed)
+}
+
 /// Hours from the object's creation to `end_ms`; never negative (a trace's first access
 /// can fall inside the hour that ends at `end_ms`).
 fn age_hours(object: ObjectFacts, end_ms: i64) -> f64 {
@@ -306,6 +317,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_day_rate_is_the_mean_of_the_last_day() {
+        // Two days: 1 an hour, then 3 an hour; the hour in progress, half gone, has 1 so
+        // far.
+        let mut closed = vec![1; 24];
+        closed.extend([3; 23]);
+        let now_ms = 47 * HOUR_MS + HOUR_MS / 2;
+        let rate = day_rate_now(&ClosedHours::of(&closed), 1, now_ms);
+        assert!((rate - (23.0 * 3.0 + 1.0) / 23.5).abs() < 1e-9, "{rate}");
+        // One read in the hour before, the hour in progress just begun: once a day, not
+        // twice (its completed count would repeat the hour before).
+        let read_once = ClosedHours::of(&[0, 0, 0, 0, 0, 1]);
+        let rate = day_rate_now(&read_once, 0, 48 * HOUR_MS);
+        assert!((rate - 1.0 / 23.0).abs() < 1e-9, "{rate}");
     }
 
     #[test]

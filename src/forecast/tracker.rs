@@ -10,7 +10,7 @@ use foldhash::HashMap;
 
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, HourHits, StoredPrediction, TrackedObject};
 
-use super::features::{ClosedHours, HISTORY_HOURS, ObjectFacts, features_now_from};
+use super::features::{ClosedHours, HISTORY_HOURS, ObjectFacts, day_rate_now, features_now_from};
 use super::history::HourlyRing;
 use super::{Model, object_facts};
 
@@ -44,6 +44,8 @@ struct Tracked {
     saved: Option<f64>,
     /// The last prediction made.
     predicted: Cell<f64>,
+    /// Accesses over the horizon at its mean rate of the last day, as of the last run.
+    day_rate: Cell<f64>,
     /// Accesses counted since the last run.
     fresh: Cell<u32>,
     /// Accesses over the horizon at the rate of the last run's interval, when that rate
@@ -52,8 +54,9 @@ struct Tracked {
 }
 
 impl Tracked {
-    /// Its predicted accesses with `model` at `now_ms`.
-    fn predict(&self, model: &Model, now_ms: i64) -> f64 {
+    /// Its predicted accesses with `model` at `now_ms`, and its accesses per hour over
+    /// the last day.
+    fn predict(&self, model: &Model, now_ms: i64) -> (f64, f64) {
         let end_hour = now_ms.div_euclid(HOUR_MS);
         // A week without accesses has nothing to gather: all counts are zero.
         let (closed, counted) = match &self.history {
@@ -70,7 +73,10 @@ impl Tracked {
             }
             _ => (ClosedHours::default(), 0),
         };
-        model.predict(&features_now_from(&closed, counted, self.object, now_ms))
+        (
+            model.predict(&features_now_from(&closed, counted, self.object, now_ms)),
+            day_rate_now(&closed, counted, now_ms),
+        )
     }
 
     /// What placement ranks it by: its last prediction, or a burst seen by the last run
@@ -111,6 +117,8 @@ pub struct TrackedValue<'a> {
     pub size_bytes: u64,
     /// Accesses expected over the horizon.
     pub value: f64,
+    /// Accesses over the horizon at its mean rate of the last day.
+    pub day_rate: f64,
 }
 
 /// The value over `horizon_ms` of `fresh` accesses counted in the last `interval_ms`
@@ -246,6 +254,7 @@ impl Tracker {
             dirty: Cell::new(true),
             saved: None,
             predicted: Cell::new(0.0),
+            day_rate: Cell::new(0.0),
             fresh: Cell::new(0),
             burst: Cell::new(0.0),
         }));
@@ -351,7 +360,8 @@ impl Tracker {
         let bursting = &mut self.bursting;
         selected
             .map(|(at, tracked)| {
-                let predicted = tracked.predict(model, now_ms);
+                let (predicted, per_hour) = tracked.predict(model, now_ms);
+                tracked.day_rate.set(per_hour * model.horizon_hours as f64);
                 let burst =
                     burst_value(tracked.fresh.replace(0), predicted, interval_ms, horizon_ms);
                 tracked.predicted.set(predicted);
@@ -377,6 +387,15 @@ impl Tracker {
         }
     }
 
+    /// The accesses over the horizon of `object` at its mean rate of the last day, as of
+    /// the last run.
+    pub fn day_rate(&self, object: TrackedId) -> f64 {
+        match self.objects.get(object.0 as usize) {
+            Some(Some(tracked)) => tracked.day_rate.get(),
+            _ => 0.0,
+        }
+    }
+
     /// Every tracked object with its value as of the last run: the most accesses over
     /// the horizon that its prediction or a burst in progress calls for.
     pub fn values(&self) -> impl Iterator<Item = TrackedValue<'_>> {
@@ -385,6 +404,7 @@ impl Tracker {
             tier: &tracked.tier,
             size_bytes: tracked.object.size_bytes,
             value: tracked.value(),
+            day_rate: tracked.day_rate.get(),
         })
     }
 
@@ -602,6 +622,28 @@ mod tests {
             after < bursting / 10.0 && after >= quiet,
             "{after} {bursting}"
         );
+    }
+
+    #[test]
+    fn a_run_keeps_each_objects_rate_of_the_last_day() {
+        let model = model();
+        let hour = 500_000;
+        let now = hour * HOUR_MS + HOUR_MS / 2;
+        let mut tracker = Tracker::new(now);
+        let a = tracker.observe_object(object("a", "public", 1));
+        // 12 an hour for the last day (6 in the half of the hour in progress gone by),
+        // 100 an hour the day before: the day's rate is 12, not the two days' 56.
+        for back in 1..48 {
+            tracker.observe_hits(a, hour - back, if back < 24 { 12 } else { 100 });
+        }
+        tracker.observe_hits(a, hour, 6);
+        tracker.forecast(&model, now);
+        assert!(
+            (tracker.day_rate(a) - 12.0).abs() < 1e-9,
+            "{}",
+            tracker.day_rate(a)
+        );
+        assert_eq!(tracker.values().next().map(|v| v.day_rate), Some(12.0));
     }
 
     #[test]

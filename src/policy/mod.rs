@@ -27,8 +27,8 @@ use crate::db::{
 };
 use crate::detector::Spike;
 use crate::forecast::ObjectForecast;
-pub use placement::MOVE_COST_ACCESSES;
-use placement::{Candidate, Pace, Placed, Standing, TierLimit};
+use placement::{Candidate, Pace, Placed, Standing, TierLimit, may_pay};
+pub use placement::{ENTRY_COST_ACCESSES, MOVE_COST_ACCESSES};
 
 #[derive(Debug, Clone, PartialEq)]
 struct TierRule {
@@ -138,13 +138,21 @@ impl Policy {
             .and_then(|standing| standing.bar(rank))
     }
 
-    /// Whether an object of `value` on tier `tier`, with a move under way to `moving_to`,
-    /// takes part in ranked placement: every object on or moving to a tier with a
-    /// capacity (its bytes count there), and any other whose value could pay for a move
-    /// (leaving the rest out keeps the ranking to the objects in play).
-    pub fn in_play(&self, tier: usize, moving_to: Option<usize>, value: f64) -> bool {
+    /// Whether an object on tier `tier`, with a move under way to `moving_to`, valued at
+    /// `value` over `horizon_ms` and `day_rate` per horizon over the last day, takes part
+    /// in ranked placement: every object on or moving to a tier with a capacity (its
+    /// bytes count there), and any other that could pay for its place (leaving the rest
+    /// out keeps the ranking to the objects in play).
+    pub fn in_play(
+        &self,
+        tier: usize,
+        moving_to: Option<usize>,
+        value: f64,
+        day_rate: f64,
+        horizon_ms: i64,
+    ) -> bool {
         let bounded = |t: usize| self.limits.get(t).is_some_and(|l| l.capacity.is_some());
-        value > MOVE_COST_ACCESSES || bounded(tier) || moving_to.is_some_and(bounded)
+        bounded(tier) || moving_to.is_some_and(bounded) || may_pay(value, day_rate, horizon_ms)
     }
 
     /// Whether some tier is filled by rank against its capacity.
@@ -401,8 +409,8 @@ pub struct PlannedMove {
     pub predicted_accesses: Option<f64>,
     /// For a move of ranked placement: what it is worth, accesses over the horizon
     /// served from the hotter tier (negative for a demotion: what the object takes
-    /// away). It is made only when its promotion's worth, less its demotions', exceeds
-    /// the cost of all of them, [`MOVE_COST_ACCESSES`] each.
+    /// away). It is made only when its promotion's worth, less its demotions' and their
+    /// noise, held over the object's expected stay, exceeds [`ENTRY_COST_ACCESSES`].
     pub benefit_accesses: Option<f64>,
     /// For a move of ranked placement: the bytes it copies.
     pub bytes: Option<u64>,

@@ -6,18 +6,20 @@
 //! (the greedy answer to the knapsack of accesses against bytes) up to its capacity
 //! less its headroom; the headroom is left for bursts admitted between forecaster runs.
 //!
-//! A move is made only when it pays for itself. A copy reads the object once, as an
-//! access served from the colder tier would, so an object is promoted only when more
-//! than [`MOVE_COST_ACCESSES`] are expected of it over the horizon: fewer, and the move
-//! reads more from the colder tier than it saves (a scan's one read of each object
-//! never pays). Into a full tier it must also bring more accesses than the residents
-//! it pushes out (least dense first, each less dense than it) take with them, beyond
-//! the noise of those values (one standard deviation of a Poisson count of them all:
-//! values are estimates, and ranks near the bar reshuffle on noise alone), by more than
-//! the cost of all the moves (one access each), over the time it can be expected to stay
-//! there: by Little's law, the bytes the tier holds over the bytes entering it
-//! per unit of time ([`Turnover`], measured over the last day, so a day at most and the
-//! horizon at least). A tier that churns thus asks more of a swap, so that forecasts
+//! A move is made only when it pays for itself, over the time an object placed on a
+//! tier can be expected to stay there: by Little's law, the bytes the tier holds over
+//! the bytes entering it per unit of time ([`Turnover`], measured over the last day, so
+//! a day at most and the horizon at least). A copy reads the object once, as an access
+//! served from the colder tier would, and an object placed on a tier with a capacity
+//! leaves it one day to make room for a denser one: a place costs
+//! [`ENTRY_COST_ACCESSES`], two moves. An object is placed only when its value held
+//! over the stay exceeds that, and so does what its last day bears out (its forecast
+//! for the next horizon, the day's mean rate for the rest): a scan's one read a day of
+//! each object never pays, however a forecast reads the hour after it. Into a full tier
+//! it must also bring more accesses than the residents it pushes out (least dense
+//! first, each less dense than it) take with them, beyond the noise of those values
+//! (one standard deviation of a Poisson count of them all: values are estimates, and
+//! ranks near the bar reshuffle on noise alone), by more than that cost. A tier that churns thus asks more of a swap, so that forecasts
 //! wavering around each other do not swap objects back and forth; those demotions have
 //! reason `capacity_rebalance` and go to the hottest colder tier with room. Nothing
 //! else leaves a tier with a capacity: an object gone cold stays until a denser one
@@ -32,6 +34,30 @@ use crate::db::{DAY_MS, MoveReason};
 /// What one move costs, in accesses: its copy reads the object once, as serving one
 /// access from the colder tier does.
 pub const MOVE_COST_ACCESSES: f64 = 1.0;
+
+/// What a place on a tier with a capacity costs: the move in, and the move out that
+/// making room for a denser object will take one day.
+pub const ENTRY_COST_ACCESSES: f64 = 2.0 * MOVE_COST_ACCESSES;
+
+/// Whether an object valued at `value` over the next horizon (`horizon_ms`) and read
+/// `day_rate` times per horizon over the last day could pay for a place on some tier:
+/// over the longest stay a tier's turnover allows, a day.
+pub fn may_pay(value: f64, day_rate: f64, horizon_ms: i64) -> bool {
+    pays_its_place(value, day_rate, horizons_a_day(horizon_ms))
+}
+
+/// Whether an object pays for its place over `stays` horizons: at its value held over
+/// them, and at what its last day bears out (its value for the next horizon, its day's
+/// rate for the rest).
+fn pays_its_place(value: f64, day_rate: f64, stays: f64) -> bool {
+    let rest = (stays - 1.0).max(0.0);
+    value * stays.max(1.0) > ENTRY_COST_ACCESSES && value + day_rate * rest > ENTRY_COST_ACCESSES
+}
+
+/// How many horizons of `horizon_ms` a day holds (one at least).
+fn horizons_a_day(horizon_ms: i64) -> f64 {
+    (DAY_MS as f64 / horizon_ms.max(1) as f64).max(1.0)
+}
 
 /// Bytes the forecaster's runs may swap: a bucket that fills at a rate of bytes per
 /// hour up to one hour's worth (or the largest object seen, so that every object can
@@ -180,6 +206,8 @@ pub struct Candidate<K> {
     pub size: u64,
     /// Accesses expected over the horizon.
     pub value: f64,
+    /// Accesses per horizon at its mean rate of the last day.
+    pub day_rate: f64,
     /// The tier a move under way takes it to: it stays put in this run, and its bytes
     /// count on both tiers until the move is done.
     pub moving_to: Option<usize>,
@@ -218,16 +246,18 @@ struct Resident<K> {
     key: K,
     size: u64,
     value: f64,
+    day_rate: f64,
     /// `value` per byte, computed once: every run sorts the residents by it.
     density: f64,
 }
 
 impl<K> Resident<K> {
-    fn new(key: K, size: u64, value: f64) -> Resident<K> {
+    fn new(key: K, size: u64, value: f64, day_rate: f64) -> Resident<K> {
         Resident {
             key,
             size,
             value,
+            day_rate,
             density: density(value, size),
         }
     }
@@ -295,7 +325,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 Some(_) => {}
                 None if bounded => {
                     tier.residents
-                        .push(Resident::new(c.key.clone(), c.size, c.value))
+                        .push(Resident::new(c.key.clone(), c.size, c.value, c.day_rate))
                 }
                 None => {}
             }
@@ -313,7 +343,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 c.moving_to.is_none()
                     && c.tier < limits.len()
                     && hottest_ranked.is_some_and(|t| c.tier > t)
-                    && c.value > MOVE_COST_ACCESSES
+                    && may_pay(c.value, c.day_rate, horizon_ms)
             })
             .map(|i| (candidates[i].density(), i))
             .collect();
@@ -329,7 +359,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 if moved[i] || c.tier <= to {
                     continue;
                 }
-                let entrant = Resident::new(c.key.clone(), c.size, c.value);
+                let entrant = Resident::new(c.key.clone(), c.size, c.value, c.day_rate);
                 if let Some(moves) = standing.make_room(
                     to,
                     &entrant,
@@ -355,7 +385,7 @@ impl<K: Clone + PartialEq> Standing<K> {
     }
 
     /// A burst of `recent` accesses within `window_ms` of `key`, `size` bytes on tier
-    /// `from`, valued at that rate over the horizon: the moves that place it on the
+    /// `from`, valued at that rate over the horizon and the last day: the moves that place it on the
     /// hottest bounded tier hotter than `from` that it pays to place it on, with any
     /// demotions that make room (first: they are to be queued before the promotion),
     /// recorded in the standing (the headroom may be used). `None`: no bounded tier
@@ -368,11 +398,13 @@ impl<K: Clone + PartialEq> Standing<K> {
         recent: u64,
         window_ms: i64,
     ) -> Option<Vec<Placed<K>>> {
-        let entrant = Resident::new(
-            key.clone(),
-            size,
-            recent as f64 * self.horizon_ms as f64 / window_ms.max(1) as f64,
-        );
+        let rate = recent as f64 * self.horizon_ms as f64 / window_ms.max(1) as f64;
+        // Nothing says a burst outlasts the horizon it was measured over: it must pay
+        // for its place within that horizon.
+        if rate <= ENTRY_COST_ACCESSES {
+            return None;
+        }
+        let entrant = Resident::new(key.clone(), size, rate, rate);
         for to in 0..from.min(self.tiers.len()) {
             let Some(capacity) = self.tiers[to].limit.capacity else {
                 continue;
@@ -420,8 +452,10 @@ impl<K: Clone + PartialEq> Standing<K> {
         reason: MoveReason,
     ) -> Option<Vec<Placed<K>>> {
         let tier = &self.tiers[to];
+        let stays =
+            self.pace.turnover.stay_ms(to, tier.used, self.horizon_ms) / self.horizon_ms as f64;
         if entrant.size > limit
-            || entrant.value <= MOVE_COST_ACCESSES
+            || !pays_its_place(entrant.value, entrant.day_rate, stays)
             || tier.limit.floor.is_some_and(|floor| entrant.value <= floor)
         {
             return None;
@@ -442,9 +476,6 @@ impl<K: Clone + PartialEq> Standing<K> {
         let bytes = entrant.size + freed;
         // Filling free room is never thrash: only swaps are held to the budget.
         let budgeted = reason == MoveReason::ProactivePrediction && pushed > 0;
-        let cost = MOVE_COST_ACCESSES * (1 + pushed) as f64;
-        let stays =
-            self.pace.turnover.stay_ms(to, tier.used, self.horizon_ms) / self.horizon_ms as f64;
         // A swap must gain beyond the noise of the values it compares: one standard
         // deviation of a Poisson count of them all.
         let noise = if pushed > 0 {
@@ -452,7 +483,7 @@ impl<K: Clone + PartialEq> Standing<K> {
         } else {
             0.0
         };
-        if (entrant.value - pushed_value - noise) * stays <= cost
+        if (entrant.value - pushed_value - noise) * stays <= ENTRY_COST_ACCESSES
             || (budgeted && !self.pace.budget.allows(bytes))
         {
             return None;
@@ -535,13 +566,25 @@ mod tests {
         floor: None,
     };
 
+    /// An object of `value` over the next horizon, and no accesses over the last day
+    /// to bear it out beyond that horizon.
     fn object(key: &'static str, tier: usize, size: u64, value: f64) -> Candidate<&'static str> {
         Candidate {
             key,
             tier,
             size,
             value,
+            day_rate: 0.0,
             moving_to: None,
+        }
+    }
+
+    /// An object read at the same rate, `value` per horizon, over the last day and the
+    /// next horizon.
+    fn steady(key: &'static str, tier: usize, size: u64, value: f64) -> Candidate<&'static str> {
+        Candidate {
+            day_rate: value,
+            ..object(key, tier, size, value)
         }
     }
 
@@ -564,7 +607,7 @@ mod tests {
             free(),
         );
         // small (2 per byte), medium (0.8), then big (0.56) does not fit; cold does
-        // not pay for its copy.
+        // not pay for its way in and out.
         assert_eq!(moves(&placed), [("small", 1, 0), ("medium", 1, 0)]);
         assert_eq!(standing.used(0), 60);
         assert_eq!(standing.bar(0), Some(0.8));
@@ -663,7 +706,7 @@ mod tests {
         let admitted = standing.admit(&"again", 1, 50, 90, H / 10).unwrap();
         assert_eq!(moves(&admitted), [("a", 0, 1), ("again", 1, 0)]);
         // A burst no denser than the bar is not admitted.
-        assert!(standing.admit(&"weak", 1, 50, 1, H).is_none());
+        assert!(standing.admit(&"weak", 1, 50, 3, H).is_none());
         let floored = [
             TierLimit {
                 floor: Some(20.0),
@@ -728,11 +771,11 @@ mod tests {
     fn a_swap_must_pay_within_the_stay_the_tiers_turnover_allows() {
         let limits = [bounded(100), UNBOUNDED];
         // c brings 3.8 accesses an hour more than a takes away, 1.75 beyond their noise
-        // (the square root of 4.2); the two moves cost 2.
+        // over an hour (the square root of 4.2); its way in and out costs 2.
         let objects = [
-            object("a", 0, 50, 0.2),
-            object("b", 0, 50, 30.0),
-            object("c", 1, 50, 4.0),
+            steady("a", 0, 50, 0.2),
+            steady("b", 0, 50, 30.0),
+            steady("c", 1, 50, 4.0),
         ];
         // Nothing entered lately: c can be expected to stay a day, and pays.
         let (placed, _) = Standing::plan(&limits, &objects, H, free());
@@ -743,7 +786,8 @@ mod tests {
         churned.turnover.enter(0, 24 * 100);
         let (placed, _) = Standing::plan(&limits, &objects, H, churned.clone());
         assert!(placed.is_empty(), "{placed:?}");
-        // A day later that turnover counts for e times less: c stays long enough again.
+        // A day later that turnover counts for e times less: c stays 2.7 hours, long
+        // enough again.
         churned.turnover.decay(0);
         let (placed, standing) = Standing::plan(&limits, &objects, H, churned.at(DAY_MS, 0));
         assert_eq!(moves(&placed), [("a", 0, 1), ("c", 1, 0)]);
@@ -769,5 +813,22 @@ mod tests {
         let (placed, _) =
             Standing::plan(&limits, &[resident, object("c", 1, 100, 130.0)], H, free());
         assert_eq!(moves(&placed), [("a", 0, 1), ("c", 1, 0)]);
+    }
+
+    #[test]
+    fn a_place_must_be_borne_out_by_the_last_day() {
+        let limits = [bounded(100), UNBOUNDED];
+        // Read once over the last day (a scan's read), and a tenth of an access expected
+        // next hour: 2.4 over a day's stay at that rate, but about one at what the day
+        // bears out, short of its way in and out. Read a fifth of a time every hour:
+        // five over the day, and it takes the free room.
+        let scanned = Candidate {
+            day_rate: 1.0 / 24.0,
+            ..object("scanned", 1, 10, 0.1)
+        };
+        let (placed, _) =
+            Standing::plan(&limits, &[scanned, steady("tail", 1, 10, 0.2)], H, free());
+        assert_eq!(moves(&placed), [("tail", 1, 0)]);
+        assert!(!may_pay(0.1, 1.0 / 24.0, H) && may_pay(0.2, 0.2, H));
     }
 }

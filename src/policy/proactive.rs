@@ -94,13 +94,15 @@ impl Policy {
             .filter_map(|v| {
                 let tier = self.rank(v.tier)?;
                 let moving_to = moving.get(v.object_id).and_then(|to| self.rank(to));
-                self.in_play(tier, moving_to, v.value).then(|| Candidate {
-                    key: v.object_id.to_string(),
-                    tier,
-                    size: v.size_bytes,
-                    value: v.value,
-                    moving_to,
-                })
+                self.in_play(tier, moving_to, v.value, v.day_rate, horizon_ms)
+                    .then(|| Candidate {
+                        key: v.object_id.to_string(),
+                        tier,
+                        size: v.size_bytes,
+                        value: v.value,
+                        day_rate: v.day_rate,
+                        moving_to,
+                    })
             })
             .collect();
         self.place_against_standing(&candidates, horizon_ms, now_ms, dry_run)
@@ -152,6 +154,7 @@ impl Policy {
                     tier,
                     size: u64::try_from(size).unwrap_or_default(),
                     value: 0.0,
+                    day_rate: 0.0,
                     moving_to: moving_to.and_then(|to| self.rank(&to)),
                 });
             }

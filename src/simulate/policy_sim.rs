@@ -271,20 +271,23 @@ impl PolicySim {
         let candidates: Vec<Candidate<u32>> = (0..self.tier.len())
             .filter_map(|i| {
                 let tier = usize::from(self.tier[i]);
-                let value = match (tracker, self.tracked.get(i)) {
-                    _ if self.kind.knows_the_future() => f64::from(objects.future[i]),
-                    (Some(tracker), Some(&id)) => tracker.value(id),
-                    _ => 0.0,
+                // The diagnostic row knows the coming horizon and nothing of the day: an
+                // object must pay for its place within that horizon.
+                let (value, day_rate) = match (tracker, self.tracked.get(i)) {
+                    _ if self.kind.knows_the_future() => (f64::from(objects.future[i]), 0.0),
+                    (Some(tracker), Some(&id)) => (tracker.value(id), tracker.day_rate(id)),
+                    _ => (0.0, 0.0),
                 };
                 let moving_to = self.moving[i].then(|| usize::from(self.moving_to[i]));
                 context
                     .policy
-                    .in_play(tier, moving_to, value)
+                    .in_play(tier, moving_to, value, day_rate, context.horizon_ms)
                     .then(|| Candidate {
                         key: i as u32,
                         tier,
                         size: objects.size[i],
                         value,
+                        day_rate,
                         moving_to,
                     })
             })
