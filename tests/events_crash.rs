@@ -199,6 +199,17 @@ fn assigned_partitions(log: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether the consumer writing `log` is settled in its group: its last rebalance was an
+/// assignment of partitions, not a revocation still waiting for the next one.
+fn settled_with_partitions(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| {
+        text.lines()
+            .rev()
+            .find(|l| l.contains("partitions revoked") || l.contains("partitions assigned"))
+            .is_some_and(|l| l.contains("assigned=[("))
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_consumers_neither_lose_nor_double_count() {
     let deployment = Deployment::new(3).await;
@@ -250,6 +261,17 @@ async fn two_consumers_split_partitions_and_one_takes_over_when_the_other_stops(
     deployment.produce(&ids, 50);
     deployment.assert_exact(&ids, 50).await;
 
+    // tansu never expires a member stopped while it joins, and the group would wait for
+    // it forever (Kafka expires it): the second stops only once the group has settled.
+    eventually(
+        Duration::from_secs(60),
+        "both consumers settled with partitions",
+        || async {
+            settled_with_partitions(&deployment.log_path("first"))
+                && settled_with_partitions(&deployment.log_path("second"))
+        },
+    )
+    .await;
     terminate(&mut second);
     deployment.produce(&ids, 50);
     deployment.assert_exact(&ids, 100).await;
