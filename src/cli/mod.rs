@@ -184,7 +184,7 @@ pub enum PolicyArg {
     /// Both, as `serve` runs them.
     Combined,
     /// A diagnostic: the forecaster's placement fed the true accesses of the coming
-    /// horizon instead of the forecast.
+    /// horizon instead of the forecast, and of the coming day instead of the last.
     TrueCounts,
     /// Each of the above.
     All,

@@ -67,7 +67,8 @@ pub enum PolicyKind {
     /// Both, as `strata serve` runs them.
     Combined,
     /// A diagnostic: the forecaster's ranked placement, fed the true accesses of the
-    /// coming horizon instead of the forecast. Close to perfect foresight, the loss of
+    /// coming horizon instead of the forecast, and of the coming day instead of the
+    /// last. Close to perfect foresight, the loss of
     /// `proactive` is the forecaster's; far from it, the policy's.
     TrueCounts,
 }
@@ -184,7 +185,7 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
         None => None,
     };
     let lookahead = if options.policies.iter().any(|p| p.knows_the_future()) {
-        Some(open_trace(path)?)
+        Some([open_trace(path)?, open_trace(path)?])
     } else {
         None
     };

@@ -73,6 +73,8 @@ pub(super) struct Objects {
     pub(super) scored_hits: Vec<u64>,
     /// Accesses read ahead and not replayed yet: those of the coming horizon.
     pub(super) future: Vec<u32>,
+    /// Those of the coming day.
+    pub(super) future_day: Vec<u32>,
     /// Accesses above which an hour makes an object hot: the hottest tier's
     /// `PREDICT_ABOVE`; `None` when it has none.
     pub(super) hot_level: Option<u32>,
@@ -93,6 +95,7 @@ impl Objects {
             hot_hour: Vec::new(),
             scored_hits: Vec::new(),
             future: Vec::new(),
+            future_day: Vec::new(),
             hot_level,
         }
     }
@@ -117,6 +120,7 @@ impl Objects {
         self.hot_hour.push(i64::MIN);
         self.scored_hits.push(0);
         self.future.push(0);
+        self.future_day.push(0);
         (o, true)
     }
 

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::config::Config;
-use crate::db::{HOUR_MS, MoveReason, TrackedObject};
+use crate::db::{DAY_MS, HOUR_MS, MoveReason, TrackedObject};
 use crate::detector::{Detector, Spike};
 use crate::forecast::{TrackedId, Tracker};
 use crate::policy::placement::{Candidate, Placed, Standing};
@@ -271,10 +271,14 @@ impl PolicySim {
         let candidates: Vec<Candidate<u32>> = (0..self.tier.len())
             .filter_map(|i| {
                 let tier = usize::from(self.tier[i]);
-                // The diagnostic row knows the coming horizon and nothing of the day: an
-                // object must pay for its place within that horizon.
+                // The diagnostic row knows the coming horizon, and the coming day stands
+                // for the last one.
                 let (value, day_rate) = match (tracker, self.tracked.get(i)) {
-                    _ if self.kind.knows_the_future() => (f64::from(objects.future[i]), 0.0),
+                    _ if self.kind.knows_the_future() => (
+                        f64::from(objects.future[i]),
+                        f64::from(objects.future_day[i]) * context.horizon_ms as f64
+                            / DAY_MS as f64,
+                    ),
                     (Some(tracker), Some(&id)) => (tracker.value(id), tracker.day_rate(id)),
                     _ => (0.0, 0.0),
                 };

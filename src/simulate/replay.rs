@@ -19,7 +19,7 @@
 //! delay (events reach the detector at their own time).
 
 use crate::config::{Config, SEED_PREDICT_ABOVE};
-use crate::db::HOUR_MS;
+use crate::db::{DAY_MS, HOUR_MS};
 use crate::forecast::Model;
 use crate::forecast::trace::Access;
 use crate::policy::Policy;
@@ -48,8 +48,9 @@ pub(super) struct Setup<'a> {
     pub start_ms: i64,
     /// Where queued moves are written.
     pub moves_out: Option<MovesOut>,
-    /// The trace again, read a horizon ahead for the policies that know the future.
-    pub lookahead: Option<Trace>,
+    /// The trace twice again, read a horizon and a day ahead for the policies that know
+    /// the future.
+    pub lookahead: Option<[Trace; 2]>,
 }
 
 /// What a replay produced.
@@ -79,22 +80,26 @@ pub(super) struct Replay<'a> {
     swept_hour: i64,
     scored_accesses: u64,
     moves_out: Option<MovesOut>,
-    lookahead: Option<LookAhead>,
+    /// A horizon ahead and a day ahead, when a policy knows the future.
+    lookahead: Vec<LookAhead>,
     /// Objects the policies have seen appear; the look-ahead may know more.
     created: usize,
 }
 
-/// The trace read a horizon ahead of the replay.
+/// The trace read ahead of the replay.
 struct LookAhead {
     trace: Trace,
     /// The first access not counted yet: time, object, size.
     next: Option<(i64, Box<str>, u64)>,
-    horizon_ms: i64,
+    /// How far ahead: the horizon (counts into `objects.future`) or a day (into
+    /// `objects.future_day`).
+    ahead_ms: i64,
+    day: bool,
 }
 
 impl LookAhead {
-    /// Counts into `objects.future` every access up to `until_ms`. A line it cannot
-    /// read ends the look-ahead; the replay reports it when it gets there.
+    /// Counts every access up to `until_ms`. A line it cannot read ends the look-ahead;
+    /// the replay reports it when it gets there.
     fn read_until(&mut self, until_ms: i64, objects: &mut Objects) {
         loop {
             if self.next.is_none() {
@@ -106,7 +111,12 @@ impl LookAhead {
             match &self.next {
                 Some((ts, id, size)) if *ts <= until_ms => {
                     let (o, _) = objects.intern(id, *size, *ts);
-                    objects.future[o as usize] += 1;
+                    let counts = if self.day {
+                        &mut objects.future_day
+                    } else {
+                        &mut objects.future
+                    };
+                    counts[o as usize] += 1;
                     self.next = None;
                 }
                 _ => return,
@@ -165,11 +175,22 @@ impl<'a> Replay<'a> {
             swept_hour: setup.start_ms.div_euclid(HOUR_MS),
             scored_accesses: 0,
             moves_out: setup.moves_out,
-            lookahead: setup.lookahead.map(|trace| LookAhead {
-                trace,
-                next: None,
-                horizon_ms: context_horizon_ms(setup.model),
-            }),
+            lookahead: setup
+                .lookahead
+                .into_iter()
+                .flat_map(|[horizon, day]| {
+                    [
+                        (horizon, context_horizon_ms(setup.model), false),
+                        (day, DAY_MS, true),
+                    ]
+                })
+                .map(|(trace, ahead_ms, day)| LookAhead {
+                    trace,
+                    next: None,
+                    ahead_ms,
+                    day,
+                })
+                .collect(),
             created: 0,
         }
     }
@@ -189,8 +210,8 @@ impl<'a> Replay<'a> {
         for sim in &mut self.sims {
             sim.advance(ts, env, &mut self.moves_out);
         }
-        if let Some(lookahead) = self.lookahead.as_mut() {
-            lookahead.read_until(ts.saturating_add(lookahead.horizon_ms), &mut self.objects);
+        for lookahead in &mut self.lookahead {
+            lookahead.read_until(ts.saturating_add(lookahead.ahead_ms), &mut self.objects);
         }
         let (o, _) = self
             .objects
@@ -200,8 +221,12 @@ impl<'a> Replay<'a> {
         if created {
             self.created += 1;
         }
-        let future = &mut self.objects.future[o as usize];
-        *future = future.saturating_sub(1);
+        for future in [
+            &mut self.objects.future[o as usize],
+            &mut self.objects.future_day[o as usize],
+        ] {
+            *future = future.saturating_sub(1);
+        }
         let scored = ts >= self.context.scored_from;
         let turned_hot = self.objects.count(o, ts, scored);
         if scored {
