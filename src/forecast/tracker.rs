@@ -379,21 +379,20 @@ impl Tracker {
             .collect()
     }
 
+    /// The object `object` names, unless it was forgotten.
+    fn tracked(&self, object: TrackedId) -> Option<&Tracked> {
+        self.objects.get(object.0 as usize)?.as_ref()
+    }
+
     /// The value of `object` as of the last run (see [`Tracker::values`]).
     pub fn value(&self, object: TrackedId) -> f64 {
-        match self.objects.get(object.0 as usize) {
-            Some(Some(tracked)) => tracked.value(),
-            _ => 0.0,
-        }
+        self.tracked(object).map_or(0.0, Tracked::value)
     }
 
     /// The accesses over the horizon of `object` at its mean rate of the last day, as of
     /// the last run.
     pub fn day_rate(&self, object: TrackedId) -> f64 {
-        match self.objects.get(object.0 as usize) {
-            Some(Some(tracked)) => tracked.day_rate.get(),
-            _ => 0.0,
-        }
+        self.tracked(object).map_or(0.0, |t| t.day_rate.get())
     }
 
     /// Every tracked object with its value as of the last run: the most accesses over

@@ -19,8 +19,9 @@
 //! it must also bring more accesses than the residents it pushes out (least dense
 //! first, each less dense than it) take with them, beyond the noise of those values
 //! (one standard deviation of a Poisson count of them all: values are estimates, and
-//! ranks near the bar reshuffle on noise alone), by more than that cost. A tier that churns thus asks more of a swap, so that forecasts
-//! wavering around each other do not swap objects back and forth; those demotions have
+//! ranks near the bar reshuffle on noise alone), by more than that cost. A tier that
+//! churns thus asks more of a swap, so that forecasts wavering around each other do
+//! not swap objects back and forth; those demotions have
 //! reason `capacity_rebalance` and go to the hottest colder tier with room. Nothing
 //! else leaves a tier with a capacity: an object gone cold stays until a denser one
 //! needs its room. Every run's swaps come out of a [`MoveBudget`] of bytes per hour, so
@@ -385,11 +386,11 @@ impl<K: Clone + PartialEq> Standing<K> {
     }
 
     /// A burst of `recent` accesses within `window_ms` of `key`, `size` bytes on tier
-    /// `from`, valued at that rate over the horizon and the last day: the moves that place it on the
-    /// hottest bounded tier hotter than `from` that it pays to place it on, with any
-    /// demotions that make room (first: they are to be queued before the promotion),
-    /// recorded in the standing (the headroom may be used). `None`: no bounded tier
-    /// takes it.
+    /// `from`, valued at that rate over the horizon and the last day: the moves that
+    /// place it on the hottest bounded tier hotter than `from` that it pays to place it
+    /// on, with any demotions that make room (first: they are to be queued before the
+    /// promotion), recorded in the standing (the headroom may be used). `None`: no
+    /// bounded tier takes it.
     pub fn admit(
         &mut self,
         key: &K,

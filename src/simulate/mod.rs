@@ -68,8 +68,8 @@ pub enum PolicyKind {
     Combined,
     /// A diagnostic: the forecaster's ranked placement, fed the true accesses of the
     /// coming horizon instead of the forecast, and of the coming day instead of the
-    /// last. Close to perfect foresight, the loss of
-    /// `proactive` is the forecaster's; far from it, the policy's.
+    /// last. Close to perfect foresight, the loss of `proactive` is the forecaster's;
+    /// far from it, the policy's.
     TrueCounts,
 }
 
