@@ -476,6 +476,7 @@ async fn predictions_models_and_training_with_their_errors() {
             "object_id",
             "tier",
             "predicted_accesses",
+            "basis",
             "horizon_hours",
             "predicted_tier",
             "proactive_move",
@@ -485,6 +486,8 @@ async fn predictions_models_and_training_with_their_errors() {
         ],
     );
     assert_eq!(predicted["model"]["name"], "api");
+    // Read just now, after nothing: no day of steady history to go by.
+    assert_eq!(predicted["basis"], "model");
     let accesses = predicted["predicted_accesses"].as_f64();
     assert!(accesses.is_some_and(|n| n >= 0.0), "{predicted}");
     curl(&[&server.url("/api/v1/objects/nope/prediction")]).assert_error(404, "not_found");

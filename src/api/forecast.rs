@@ -44,8 +44,10 @@ pub async fn get_prediction(
     })?;
     let object = state.catalogue.get_object(&id).await?;
     let now = now_ms();
-    let features = forecast::object_features(&state.catalogue, &object, now).await?;
-    let predicted = model.predict(&features);
+    let (closed, counted, facts) = forecast::object_history(&state.catalogue, &object, now).await?;
+    let forecast = forecast::forecast_now(&model, &closed, counted, facts, now);
+    let predicted = forecast.accesses;
+    let features = forecast::features::features_now_from(&closed, counted, facts, now);
     Ok(Json(PredictionBody {
         predicted_tier: state.policy.predicted_tier(predicted).to_string(),
         proactive_move: state
@@ -55,6 +57,7 @@ pub async fn get_prediction(
         object_id: object.id,
         tier: object.tier,
         predicted_accesses: predicted,
+        basis: forecast.basis.as_str().to_string(),
         horizon_hours: model.horizon_hours,
         model: ModelRef {
             name: model.name.clone(),

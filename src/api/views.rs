@@ -366,6 +366,9 @@ pub struct PredictionBody {
     pub tier: String,
     /// Predicted accesses over the horizon that follows the hour in progress.
     pub predicted_accesses: f64,
+    /// How: `steady_rate`, the object's long-run mean, when its hours look like a
+    /// steady stream; else `model`, the model's prediction from the features below.
+    pub basis: String,
     /// The horizon, hours.
     pub horizon_hours: usize,
     /// The tier this prediction calls for.

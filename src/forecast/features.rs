@@ -68,6 +68,8 @@ pub struct ClosedHours {
     previous_6h: u64,
     sum_23: u64,
     sum_167: u64,
+    /// Sum of the squares of 1 to 167 hours back: with `sum_167`, the spread of the week.
+    squares_167: u64,
     /// Hours back to the latest hour with accesses; `None` for a quiet week.
     since_access: Option<u32>,
 }
@@ -95,6 +97,7 @@ impl ClosedHours {
             previous_6h: sum(6, 11),
             sum_23: sum(1, 23),
             sum_167: sum(1, HISTORY_HOURS - 1),
+            squares_167: week.iter().map(|&c| u64::from(c) * u64::from(c)).sum(),
             since_access: week.iter().rev().position(|&c| c > 0).map(|p| p as u32 + 1),
         }
     }
@@ -152,6 +155,65 @@ pub fn day_rate_now(closed: &ClosedHours, counted: u32, now_ms: i64) -> f64 {
     (closed.sum_23 + u64::from(counted)) as f64 / (23.0 + elapsed)
 }
 
+/// Accesses per hour at `now_ms` of an object whose closed hours look like a steady
+/// stream: a Poisson count at one rate, by the index of dispersion of the hours it has
+/// existed in the last week (at least a day of them, so that a daily cycle can show).
+/// Such an object's mean over those hours (and the hour in progress) is the least noisy
+/// estimate of its coming hours; with the hours it is the mean of. `None` when the
+/// hours vary more than chance allows.
+pub fn steady_rate(
+    closed: &ClosedHours,
+    counted: u32,
+    object: ObjectFacts,
+    now_ms: i64,
+) -> Option<(f64, f64)> {
+    let (elapsed, end_ms) = hour_in_progress(now_ms);
+    let hours = (age_hours(object, end_ms - HOUR_MS).floor() as u64).min(HISTORY_HOURS as u64 - 1);
+    if hours < 24 || closed.sum_167 == 0 {
+        return None;
+    }
+    let n = hours as f64;
+    let mean = closed.sum_167 as f64 / n;
+    let variance = (closed.squares_167 as f64 / n - mean * mean).max(0.0);
+    // The dispersion statistic is chi-squared with n - 1 degrees of freedom for a
+    // Poisson count at one rate; two of its standard deviations above its mean reject.
+    let dispersion = (n - 1.0) * variance / mean;
+    let df = n - 1.0;
+    // The hour in progress must keep to the rate too: a burst starting now is no
+    // steady stream.
+    (dispersion <= df + 2.0 * (2.0 * df).sqrt() && !above_chance(counted, mean * elapsed)).then(
+        || {
+            let over = n + elapsed;
+            ((closed.sum_167 + u64::from(counted)) as f64 / over, over)
+        },
+    )
+}
+
+/// Whether a Poisson count at mean `mean` reaches `count` with a chance below that of
+/// two standard deviations above the mean of a normal one (2.3 %).
+fn above_chance(count: u32, mean: f64) -> bool {
+    const CHANCE: f64 = 0.0228;
+    let k = f64::from(count);
+    if k <= mean {
+        return false;
+    }
+    if mean > 50.0 {
+        // Near enough normal, and the sum below would start from an underflow.
+        return k > mean + 2.0 * mean.sqrt();
+    }
+    // P(X >= k) = 1 - P(X <= k - 1), summed term by term until it is decided.
+    let mut term = (-mean).exp();
+    let mut below = term;
+    for i in 1..count {
+        if below > 1.0 - CHANCE {
+            return true;
+        }
+        term *= mean / f64::from(i);
+        below += term;
+    }
+    below > 1.0 - CHANCE
+}
+
 /// Hours from the object's creation to `end_ms`; never negative (a trace's first access
 /// can fall inside the hour that ends at `end_ms`).
 fn age_hours(object: ObjectFacts, end_ms: i64) -> f64 {
@@ -161,16 +223,19 @@ fn age_hours(object: ObjectFacts, end_ms: i64) -> f64 {
 /// Features of an object at `now_ms` from `history`, whose last entry is the hour in
 /// progress: that hour is completed first ([`complete_hour_in_progress`]) and the
 /// features are taken as of its end, as training takes them at the end of a complete
-/// hour. What the predict endpoint predicts from.
+/// hour. The definition [`features_now_from`] must equal.
+#[cfg(test)]
 pub fn features_now(history: &mut [u32], object: ObjectFacts, now_ms: i64) -> [f64; FEATURE_COUNT] {
     let (elapsed, end_ms) = hour_in_progress(now_ms);
     complete_hour_in_progress(history, elapsed);
     features(history, object, end_ms)
 }
 
-/// [`features_now`] from the week before the hour in progress, `closed`, and that
-/// hour's count so far: what the scheduled run and the simulator predict from, with
-/// `closed` gathered once per hour.
+/// Features of an object at `now_ms` from the week before the hour in progress,
+/// `closed`, and that hour's count so far: that hour is completed at the previous hour's
+/// rate and the features are taken as of its end, as training takes them at the end of
+/// a complete hour. What the scheduled run, the predict endpoint and the simulator
+/// predict from, with `closed` gathered once per hour.
 pub fn features_now_from(
     closed: &ClosedHours,
     counted: u32,
@@ -193,6 +258,7 @@ fn hour_in_progress(now_ms: i64) -> (f64, i64) {
 /// hour's rate. A model learns from complete hours; shown an hour only minutes old, it
 /// would take its first minutes for a sudden quiet, and every prediction would dip at
 /// the top of each hour (demoting objects only to promote them again minutes later).
+#[cfg(test)]
 pub fn complete_hour_in_progress(history: &mut [u32], elapsed: f64) {
     if let [.., previous, current] = history {
         *current = completed_count(*previous, *current, elapsed);
@@ -392,5 +458,61 @@ mod tests {
         let mut lone = [5];
         complete_hour_in_progress(&mut lone, 0.5);
         assert_eq!(lone, [5], "no previous hour to go by");
+    }
+
+    #[test]
+    fn a_steady_stream_is_valued_at_its_mean_and_a_varying_one_is_left_to_the_model() {
+        let now_ms = 1_000 * HOUR_MS + HOUR_MS / 2; // half of hour 1000 has passed
+        let born = |hours_ago: i64| ObjectFacts {
+            created_ms: (1_000 - hours_ago) * HOUR_MS,
+            size_bytes: 1,
+        };
+        // Closed hours 952..=999, Poisson-like around 3 an hour.
+        let steady: Vec<u32> = (0..48).map(|h| [2, 3, 4, 3, 1, 5][h % 6]).collect();
+        let closed = ClosedHours::of(&steady);
+        let (rate, hours) = steady_rate(&closed, 2, born(48), now_ms).expect("steady");
+        assert!((rate - (144.0 + 2.0) / 48.5).abs() < 1e-9, "{rate}");
+        assert_eq!(hours, 48.5);
+        // Hours before it existed are not counted as quiet ones.
+        let padded: Vec<u32> = std::iter::repeat_n(0, 100).chain(steady.clone()).collect();
+        assert_eq!(
+            steady_rate(&ClosedHours::of(&padded), 2, born(48), now_ms),
+            Some((rate, hours))
+        );
+        // A nightly batch: twenty reads in one hour of each day.
+        let batch: Vec<u32> = (0..48).map(|h| if h % 24 == 3 { 20 } else { 0 }).collect();
+        assert_eq!(
+            steady_rate(&ClosedHours::of(&batch), 0, born(48), now_ms),
+            None
+        );
+        // Rising from 1 to 48 an hour.
+        let rising: Vec<u32> = (1..=48).collect();
+        assert_eq!(
+            steady_rate(&ClosedHours::of(&rising), 48, born(48), now_ms),
+            None
+        );
+        // Less than a day old: a daily cycle could not have shown yet.
+        assert_eq!(steady_rate(&closed, 2, born(23), now_ms), None);
+        // Never read.
+        assert_eq!(
+            steady_rate(&ClosedHours::of(&[0; 48]), 0, born(48), now_ms),
+            None
+        );
+        // A burst in the hour in progress: 12 reads in its first half, where 1.5 were due.
+        assert_eq!(steady_rate(&closed, 12, born(48), now_ms), None);
+        assert!(steady_rate(&closed, 4, born(48), now_ms).is_some());
+    }
+
+    #[test]
+    fn a_count_is_above_chance_beyond_two_standard_deviations() {
+        assert!(!above_chance(0, 0.0));
+        assert!(above_chance(1, 0.0));
+        assert!(!above_chance(1, 0.05), "P(X >= 1) is 4.9 %");
+        assert!(above_chance(2, 0.05), "P(X >= 2) is 0.12 %");
+        assert!(!above_chance(6, 3.0), "P(X >= 6) is 8.4 %");
+        assert!(above_chance(8, 3.0), "P(X >= 8) is 1.2 %");
+        assert!(!above_chance(110, 100.0));
+        assert!(above_chance(121, 100.0));
+        assert!(above_chance(u32::MAX, 10.0));
     }
 }

@@ -7,8 +7,14 @@
 //! one, and predict the horizon after it: during 13:xx the model predicts 14:00 on, so
 //! a daily peak at 14:00 (seen yesterday and last week) is foreseen before it starts.
 //! The part of the hour in progress still to come is filled in at the previous hour's
-//! rate ([`features::features_now`]), as the model learned from complete
+//! rate ([`features::features_now_from`]), as the model learned from complete
 //! hours.
+//!
+//! An object whose hours look like a steady stream (a Poisson count at one rate, by
+//! their dispersion over at least a day, the hour in progress included) is forecast at
+//! its long-run mean instead ([`forecast_now`]): nothing a model reads in its last hours
+//! is more than noise then, and a mean over many hours is the least noisy estimate. Each
+//! forecast carries its variance as an estimate, which placement weighs swaps by.
 
 pub mod active;
 pub mod capture;
@@ -26,7 +32,7 @@ pub use tracker::{ObjectForecast, TrackedId, TrackedValue, Tracker};
 use std::collections::HashMap;
 
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, ObjectRecord};
-use features::{FEATURE_COUNT, HISTORY_HOURS, ObjectFacts};
+use features::{ClosedHours, HISTORY_HOURS, ObjectFacts};
 
 /// Shares of the hours a training may hold out for evaluation: enough hours to score
 /// on, enough left to train on. The CLI and the API both check against it.
@@ -247,21 +253,85 @@ pub async fn register(
         .await
 }
 
-/// The features of one object as of `now_ms`, read from the catalogue: the same
-/// features the scheduled run computes from its incremental state.
-pub async fn object_features(
+/// An object's history as of `now_ms`, read from the catalogue: the week before the
+/// hour in progress and that hour's count, what the scheduled run forecasts from.
+pub async fn object_history(
     catalogue: &Catalogue,
     object: &ObjectRecord,
     now_ms: i64,
-) -> Result<[f64; FEATURE_COUNT], CatalogueError> {
+) -> Result<(ClosedHours, u32, ObjectFacts), CatalogueError> {
     let end_hour = now_ms.div_euclid(HOUR_MS);
-    let mut history = catalogue
+    let history = catalogue
         .hourly_hits(
             &object.id,
             end_hour - HISTORY_HOURS as i64 + 1,
             end_hour + 1,
         )
         .await?;
+    let (closed, counted) = match history.split_last() {
+        Some((&counted, closed)) => (ClosedHours::of(closed), counted),
+        None => (ClosedHours::default(), 0),
+    };
     let facts = object_facts(object.created_at, object.size.max(0) as u64);
-    Ok(features::features_now(&mut history, facts, now_ms))
+    Ok((closed, counted, facts))
+}
+
+/// How a forecast was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Basis {
+    /// The object's long-run mean: its hours look like a steady stream.
+    SteadyRate,
+    /// The model's prediction from the object's features.
+    Model,
+}
+
+impl Basis {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::SteadyRate => "steady_rate",
+            Basis::Model => "model",
+        }
+    }
+}
+
+/// Accesses expected over a model's horizon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecast {
+    /// The expected accesses.
+    pub accesses: f64,
+    /// Their variance as an estimate: a Poisson count's for a model's prediction, that
+    /// of a mean over many hours for a steady stream's.
+    pub variance: f64,
+    /// How it was made.
+    pub basis: Basis,
+}
+
+/// The forecast over `model`'s horizon at `now_ms` of an object whose week before the
+/// hour in progress is `closed` and that hour's count so far `counted`.
+pub fn forecast_now(
+    model: &Model,
+    closed: &ClosedHours,
+    counted: u32,
+    object: ObjectFacts,
+    now_ms: i64,
+) -> Forecast {
+    let horizon = model.horizon_hours as f64;
+    match features::steady_rate(closed, counted, object, now_ms) {
+        Some((rate, hours)) => Forecast {
+            accesses: rate * horizon,
+            variance: rate * horizon * horizon / hours,
+            basis: Basis::SteadyRate,
+        },
+        None => {
+            let accesses = model.predict(&features::features_now_from(
+                closed, counted, object, now_ms,
+            ));
+            Forecast {
+                accesses,
+                variance: accesses,
+                basis: Basis::Model,
+            }
+        }
+    }
 }

@@ -10,7 +10,8 @@ use foldhash::HashMap;
 
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, HourHits, StoredPrediction, TrackedObject};
 
-use super::features::{ClosedHours, HISTORY_HOURS, ObjectFacts, day_rate_now, features_now_from};
+use super::features::{ClosedHours, HISTORY_HOURS, ObjectFacts, day_rate_now};
+use super::forecast_now;
 use super::history::HourlyRing;
 use super::{Model, object_facts};
 
@@ -44,6 +45,8 @@ struct Tracked {
     saved: Option<f64>,
     /// The last prediction made.
     predicted: Cell<f64>,
+    /// Its variance as an estimate.
+    variance: Cell<f64>,
     /// Accesses over the horizon at its mean rate of the last day, as of the last run.
     day_rate: Cell<f64>,
     /// Accesses counted since the last run.
@@ -54,9 +57,9 @@ struct Tracked {
 }
 
 impl Tracked {
-    /// Its predicted accesses with `model` at `now_ms`, and its accesses per hour over
-    /// the last day.
-    fn predict(&self, model: &Model, now_ms: i64) -> (f64, f64) {
+    /// Its predicted accesses with `model` at `now_ms`, their variance as an estimate,
+    /// and its accesses per hour over the last day.
+    fn predict(&self, model: &Model, now_ms: i64) -> (f64, f64, f64) {
         let end_hour = now_ms.div_euclid(HOUR_MS);
         // A week without accesses has nothing to gather: all counts are zero.
         let (closed, counted) = match &self.history {
@@ -73,8 +76,10 @@ impl Tracked {
             }
             _ => (ClosedHours::default(), 0),
         };
+        let forecast = forecast_now(model, &closed, counted, self.object, now_ms);
         (
-            model.predict(&features_now_from(&closed, counted, self.object, now_ms)),
+            forecast.accesses,
+            forecast.variance,
             day_rate_now(&closed, counted, now_ms),
         )
     }
@@ -83,6 +88,15 @@ impl Tracked {
     /// when that calls for more.
     fn value(&self) -> f64 {
         self.predicted.get().max(self.burst.get())
+    }
+
+    /// The variance of [`Tracked::value`] as an estimate: a burst's is a Poisson count's.
+    fn variance(&self) -> f64 {
+        if self.burst.get() > self.predicted.get() {
+            self.burst.get()
+        } else {
+            self.variance.get()
+        }
     }
 
     /// Marks it for a new prediction in the next run.
@@ -117,6 +131,8 @@ pub struct TrackedValue<'a> {
     pub size_bytes: u64,
     /// Accesses expected over the horizon.
     pub value: f64,
+    /// The variance of `value` as an estimate.
+    pub variance: f64,
     /// Accesses over the horizon at its mean rate of the last day.
     pub day_rate: f64,
 }
@@ -254,6 +270,7 @@ impl Tracker {
             dirty: Cell::new(true),
             saved: None,
             predicted: Cell::new(0.0),
+            variance: Cell::new(0.0),
             day_rate: Cell::new(0.0),
             fresh: Cell::new(0),
             burst: Cell::new(0.0),
@@ -360,7 +377,8 @@ impl Tracker {
         let bursting = &mut self.bursting;
         selected
             .map(|(at, tracked)| {
-                let (predicted, per_hour) = tracked.predict(model, now_ms);
+                let (predicted, variance, per_hour) = tracked.predict(model, now_ms);
+                tracked.variance.set(variance);
                 tracked.day_rate.set(per_hour * model.horizon_hours as f64);
                 let burst =
                     burst_value(tracked.fresh.replace(0), predicted, interval_ms, horizon_ms);
@@ -395,6 +413,11 @@ impl Tracker {
         self.tracked(object).map_or(0.0, |t| t.day_rate.get())
     }
 
+    /// The variance of [`Tracker::value`] of `object` as an estimate.
+    pub fn variance(&self, object: TrackedId) -> f64 {
+        self.tracked(object).map_or(0.0, Tracked::variance)
+    }
+
     /// Every tracked object with its value as of the last run: the most accesses over
     /// the horizon that its prediction or a burst in progress calls for.
     pub fn values(&self) -> impl Iterator<Item = TrackedValue<'_>> {
@@ -403,6 +426,7 @@ impl Tracker {
             tier: &tracked.tier,
             size_bytes: tracked.object.size_bytes,
             value: tracked.value(),
+            variance: tracked.variance(),
             day_rate: tracked.day_rate.get(),
         })
     }
@@ -621,6 +645,32 @@ mod tests {
             after < bursting / 10.0 && after >= quiet,
             "{after} {bursting}"
         );
+    }
+
+    #[test]
+    fn a_steady_stream_is_valued_at_its_mean_with_the_variance_of_a_mean() {
+        let model = model();
+        let hour = 500_000;
+        let now = hour * HOUR_MS + HOUR_MS / 2;
+        let mut tracker = Tracker::new(now);
+        let two_days_old = |id: &str| TrackedObject {
+            created_at: (hour - 48) * HOUR_MS,
+            ..object(id, "public", 1)
+        };
+        let steady = tracker.observe_object(two_days_old("steady"));
+        let batch = tracker.observe_object(two_days_old("batch"));
+        for back in 1..=48 {
+            tracker.observe_hits(steady, hour - back, [2, 3, 4, 3, 1, 5][back as usize % 6]);
+            tracker.observe_hits(batch, hour - back, if back % 24 == 3 { 60 } else { 0 });
+        }
+        tracker.observe_hits(steady, hour, 1);
+        tracker.forecast(&model, now);
+        // 144 in the 48 closed hours and 1 in the half hour gone by.
+        let mean = 145.0 / 48.5;
+        assert!((tracker.value(steady) - mean).abs() < 1e-9);
+        assert!((tracker.variance(steady) - mean / 48.5).abs() < 1e-9);
+        // A nightly batch is the model's to forecast, as a Poisson count.
+        assert_eq!(tracker.variance(batch), tracker.value(batch));
     }
 
     #[test]

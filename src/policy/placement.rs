@@ -18,8 +18,11 @@
 //! each object never pays, however a forecast reads the hour after it. Into a full tier
 //! it must also bring more accesses than the residents it pushes out (least dense
 //! first, each less dense than it) take with them, beyond the noise of those values
-//! (one standard deviation of a Poisson count of them all: values are estimates, and
-//! ranks near the bar reshuffle on noise alone), by more than that cost. A tier that
+//! (one standard deviation of their difference, from the estimates' variances: ranks
+//! near the bar reshuffle on noise alone), by more than that cost. What a swap brings
+//! in includes the next objects in rank that fit the room it frees beyond the entrant's
+//! size and are denser than what it pushes out: one large resident makes way for many
+//! small denser objects together, a trade none of them could justify alone. A tier that
 //! churns thus asks more of a swap, so that forecasts wavering around each other do
 //! not swap objects back and forth; those demotions have
 //! reason `capacity_rebalance` and go to the hottest colder tier with room. Nothing
@@ -207,6 +210,9 @@ pub struct Candidate<K> {
     pub size: u64,
     /// Accesses expected over the horizon.
     pub value: f64,
+    /// The variance of `value` as an estimate: a Poisson count's (`value`) for a
+    /// forecast of the coming accesses, less for a steady stream's long-run mean.
+    pub variance: f64,
     /// Accesses per horizon at its mean rate of the last day.
     pub day_rate: f64,
     /// The tier a move under way takes it to: it stays put in this run, and its bytes
@@ -247,17 +253,19 @@ struct Resident<K> {
     key: K,
     size: u64,
     value: f64,
+    variance: f64,
     day_rate: f64,
     /// `value` per byte, computed once: every run sorts the residents by it.
     density: f64,
 }
 
 impl<K> Resident<K> {
-    fn new(key: K, size: u64, value: f64, day_rate: f64) -> Resident<K> {
+    fn new(key: K, size: u64, value: f64, variance: f64, day_rate: f64) -> Resident<K> {
         Resident {
             key,
             size,
             value,
+            variance,
             day_rate,
             density: density(value, size),
         }
@@ -266,6 +274,16 @@ impl<K> Resident<K> {
     fn density(&self) -> f64 {
         self.density
     }
+}
+
+/// Why an object is not placed on a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// It does not fit, does not pay its place, is held back by the budget, or would
+    /// push out denser residents.
+    Unfit,
+    /// What its swap brings in does not beat what it pushes out by enough.
+    NoGain,
 }
 
 /// One tier as a run left it.
@@ -324,10 +342,13 @@ impl<K: Clone + PartialEq> Standing<K> {
                     }
                 }
                 Some(_) => {}
-                None if bounded => {
-                    tier.residents
-                        .push(Resident::new(c.key.clone(), c.size, c.value, c.day_rate))
-                }
+                None if bounded => tier.residents.push(Resident::new(
+                    c.key.clone(),
+                    c.size,
+                    c.value,
+                    c.variance,
+                    c.day_rate,
+                )),
                 None => {}
             }
         }
@@ -355,21 +376,37 @@ impl<K: Clone + PartialEq> Standing<K> {
             let Some(fill_limit) = limit.fill_limit() else {
                 continue;
             };
-            for &(_, i) in &order {
+            // The least dense resident that a swap with its followers could not push
+            // out: the objects after it in rank, with fewer followers, will not either.
+            let mut held = None;
+            for (next, &(_, i)) in order.iter().enumerate().map(|(j, o)| (j + 1, o)) {
                 let c = &candidates[i];
                 if moved[i] || c.tier <= to {
                     continue;
                 }
-                let entrant = Resident::new(c.key.clone(), c.size, c.value, c.day_rate);
-                if let Some(moves) = standing.make_room(
+                let entrant = Resident::new(c.key.clone(), c.size, c.value, c.variance, c.day_rate);
+                let bar = standing.bar(to);
+                let look = held.is_none() || held != bar;
+                let followers = order[next..]
+                    .iter()
+                    .map(|&(_, k)| k)
+                    .filter(|&k| !moved[k] && candidates[k].tier > to)
+                    .map(|k| &candidates[k])
+                    .take(if look { usize::MAX } else { 0 });
+                match standing.make_room(
                     to,
                     &entrant,
                     c.tier,
                     fill_limit,
                     MoveReason::ProactivePrediction,
+                    followers,
                 ) {
-                    moved[i] = true;
-                    planned.extend(moves);
+                    Ok(moves) => {
+                        moved[i] = true;
+                        planned.extend(moves);
+                    }
+                    Err(Refusal::NoGain) if look => held = bar,
+                    Err(_) => {}
                 }
             }
         }
@@ -405,17 +442,18 @@ impl<K: Clone + PartialEq> Standing<K> {
         if rate <= ENTRY_COST_ACCESSES {
             return None;
         }
-        let entrant = Resident::new(key.clone(), size, rate, rate);
+        let entrant = Resident::new(key.clone(), size, rate, rate, rate);
         for to in 0..from.min(self.tiers.len()) {
             let Some(capacity) = self.tiers[to].limit.capacity else {
                 continue;
             };
-            if let Some(moves) = self.make_room(
+            if let Ok(moves) = self.make_room(
                 to,
                 &entrant,
                 from,
                 capacity,
                 MoveReason::ReactiveAccessSpike,
+                std::iter::empty(),
             ) {
                 self.tiers[to]
                     .residents
@@ -444,50 +482,77 @@ impl<K: Clone + PartialEq> Standing<K> {
     /// Places `entrant` from tier `from` on tier `to`, filled up to `limit` bytes, if it
     /// pays (and, for a forecaster run's move, fits the budget): the promotion last in
     /// the returned moves, after the demotions making room.
-    fn make_room(
+    fn make_room<'c>(
         &mut self,
         to: usize,
         entrant: &Resident<K>,
         from: usize,
         limit: u64,
         reason: MoveReason,
-    ) -> Option<Vec<Placed<K>>> {
+        followers: impl Iterator<Item = &'c Candidate<K>>,
+    ) -> Result<Vec<Placed<K>>, Refusal>
+    where
+        K: 'c,
+    {
         let tier = &self.tiers[to];
         let stays =
             self.pace.turnover.stay_ms(to, tier.used, self.horizon_ms) / self.horizon_ms as f64;
-        if entrant.size > limit
-            || !pays_its_place(entrant.value, entrant.day_rate, stays)
-            || tier.limit.floor.is_some_and(|floor| entrant.value <= floor)
-        {
-            return None;
+        let may_enter = |value: f64, day_rate: f64| {
+            pays_its_place(value, day_rate, stays)
+                && tier.limit.floor.is_none_or(|floor| value > floor)
+        };
+        if entrant.size > limit || !may_enter(entrant.value, entrant.day_rate) {
+            return Err(Refusal::Unfit);
         }
         let room = limit.saturating_sub(tier.used);
         let mut freed = 0;
         let mut pushed_value = 0.0;
+        let mut pushed_variance = 0.0;
         let mut pushed = 0;
         while room + freed < entrant.size {
-            let resident = tier.residents.get(pushed)?;
+            let resident = tier.residents.get(pushed).ok_or(Refusal::Unfit)?;
             if resident.density() >= entrant.density() {
-                return None;
+                return Err(Refusal::Unfit);
             }
             freed += resident.size;
             pushed_value += resident.value;
+            pushed_variance += resident.variance;
             pushed += 1;
         }
         let bytes = entrant.size + freed;
         // Filling free room is never thrash: only swaps are held to the budget.
         let budgeted = reason == MoveReason::ProactivePrediction && pushed > 0;
+        // What the swap brings in: the entrant, and the next objects in rank that fit the
+        // room it frees beyond the entrant's size and are denser than what it pushes out
+        // (one large resident may make way for many small ones).
+        let (mut value, mut variance, mut entrants) = (entrant.value, entrant.variance, 1.0);
+        if pushed > 0 {
+            let bar = tier.residents[pushed - 1].density();
+            let mut leftover = (room + freed).saturating_sub(entrant.size);
+            for next in followers {
+                if leftover == 0 || next.density() <= bar {
+                    break;
+                }
+                if next.size <= leftover && may_enter(next.value, next.day_rate) {
+                    leftover -= next.size;
+                    value += next.value;
+                    variance += next.variance;
+                    entrants += 1.0;
+                }
+            }
+        }
         // A swap must gain beyond the noise of the values it compares: one standard
-        // deviation of a Poisson count of them all.
+        // deviation of their difference.
         let noise = if pushed > 0 {
-            (entrant.value + pushed_value).sqrt()
+            (variance + pushed_variance).sqrt()
         } else {
             0.0
         };
-        if (entrant.value - pushed_value - noise) * stays <= ENTRY_COST_ACCESSES
-            || (budgeted && !self.pace.budget.allows(bytes))
-        {
-            return None;
+        if (value - pushed_value - noise) * stays <= ENTRY_COST_ACCESSES * entrants {
+            return Err(Refusal::NoGain);
+        }
+        if budgeted && !self.pace.budget.allows(bytes) {
+            return Err(Refusal::Unfit);
         }
         if budgeted {
             self.pace.budget.spend(bytes);
@@ -525,7 +590,7 @@ impl<K: Clone + PartialEq> Standing<K> {
             value: entrant.value,
             reason,
         });
-        Some(moves)
+        Ok(moves)
     }
 
     /// Where an object of `size` pushed out of tier `tier` goes: the hottest colder tier
@@ -575,6 +640,7 @@ mod tests {
             tier,
             size,
             value,
+            variance: value,
             day_rate: 0.0,
             moving_to: None,
         }
@@ -814,6 +880,52 @@ mod tests {
         let (placed, _) =
             Standing::plan(&limits, &[resident, object("c", 1, 100, 130.0)], H, free());
         assert_eq!(moves(&placed), [("a", 0, 1), ("c", 1, 0)]);
+    }
+
+    #[test]
+    fn the_noise_of_a_swap_is_that_of_the_estimates_it_compares() {
+        let limits = [bounded(100), UNBOUNDED];
+        // Long-run means of steady streams, each known to within a standard deviation
+        // of 1: 10 more is a gain well beyond their noise.
+        let precise = |c: Candidate<&'static str>| Candidate { variance: 1.0, ..c };
+        let (placed, _) = Standing::plan(
+            &limits,
+            &[
+                precise(object("a", 0, 100, 100.0)),
+                precise(object("c", 1, 100, 110.0)),
+            ],
+            H,
+            free(),
+        );
+        assert_eq!(moves(&placed), [("a", 0, 1), ("c", 1, 0)]);
+    }
+
+    #[test]
+    fn one_large_resident_makes_way_for_many_small_denser_objects() {
+        let limits = [bounded(100), UNBOUNDED];
+        let mut objects = vec![object("large", 0, 100, 40.0)];
+        // Each brings a quarter of what the large one takes away, in a tenth of its
+        // room: none pays for the swap alone, all ten together do.
+        let small = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"];
+        objects.extend(small.iter().map(|&key| object(key, 1, 10, 10.0)));
+        let (placed, standing) = Standing::plan(&limits, &objects, H, free());
+        assert_eq!(
+            placed[0],
+            Placed {
+                key: "large",
+                from: 0,
+                to: 1,
+                size: 100,
+                value: 40.0,
+                reason: MoveReason::CapacityRebalance,
+            }
+        );
+        assert_eq!(placed.len(), 11, "{placed:?}");
+        assert!(placed[1..].iter().all(|p| p.to == 0 && p.from == 1));
+        assert_eq!(standing.used(0), 100);
+        // Three of them bring less than the large one takes away: nothing moves.
+        let (placed, _) = Standing::plan(&limits, &objects[..4], H, free());
+        assert!(placed.is_empty(), "{placed:?}");
     }
 
     #[test]

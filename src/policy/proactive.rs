@@ -100,6 +100,7 @@ impl Policy {
                         tier,
                         size: v.size_bytes,
                         value: v.value,
+                        variance: v.variance,
                         day_rate: v.day_rate,
                         moving_to,
                     })
@@ -154,6 +155,7 @@ impl Policy {
                     tier,
                     size: u64::try_from(size).unwrap_or_default(),
                     value: 0.0,
+                    variance: 0.0,
                     day_rate: 0.0,
                     moving_to: moving_to.and_then(|to| self.rank(&to)),
                 });

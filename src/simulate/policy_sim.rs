@@ -273,14 +273,19 @@ impl PolicySim {
                 let tier = usize::from(self.tier[i]);
                 // The diagnostic row knows the coming horizon, and the coming day stands
                 // for the last one.
-                let (value, day_rate) = match (tracker, self.tracked.get(i)) {
+                let (value, variance, day_rate) = match (tracker, self.tracked.get(i)) {
                     _ if self.kind.knows_the_future() => (
+                        f64::from(objects.future[i]),
                         f64::from(objects.future[i]),
                         f64::from(objects.future_day[i]) * context.horizon_ms as f64
                             / DAY_MS as f64,
                     ),
-                    (Some(tracker), Some(&id)) => (tracker.value(id), tracker.day_rate(id)),
-                    _ => (0.0, 0.0),
+                    (Some(tracker), Some(&id)) => (
+                        tracker.value(id),
+                        tracker.variance(id),
+                        tracker.day_rate(id),
+                    ),
+                    _ => (0.0, 0.0, 0.0),
                 };
                 let moving_to = self.moving[i].then(|| usize::from(self.moving_to[i]));
                 context
@@ -291,6 +296,7 @@ impl PolicySim {
                         tier,
                         size: objects.size[i],
                         value,
+                        variance,
                         day_rate,
                         moving_to,
                     })
