@@ -2,7 +2,9 @@
 //! `ln(1 + accesses)`, or Poisson regression) over [`features`] of an object's hourly
 //! history, predicting its accesses over the next horizon; its training with a
 //! time-based split, the choice between the kinds by how well they rank objects,
-//! evaluation against two naive baselines, and the JSON file it is kept in.
+//! evaluation against two naive baselines (of the forecasts the forecaster makes with
+//! the model: steady streams at their mean, the rest by the model), and the JSON file
+//! it is kept in.
 //!
 //! One file over 600 lines: training, evaluation and the file format of one model are
 //! one contract.
@@ -17,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::capture::{CaptureScores, FORECAST, Ranked, TRUTH, capture};
 use super::features::{
-    FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, ObjectFacts, SIZE_FEATURE,
-    features,
+    ClosedHours, FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, ObjectFacts,
+    SIZE_FEATURE, features, steady_rate,
 };
 use crate::db::HOUR_MS;
 
@@ -50,6 +52,10 @@ pub struct Example {
     pub features: [f64; FEATURE_COUNT],
     /// Accesses in the horizon after `hour`.
     pub target: f64,
+    /// What the forecaster forecasts instead of a model when the object's hours look
+    /// like a steady stream: its long-run mean over the horizon
+    /// ([`super::features::steady_rate`]); `None` otherwise.
+    pub steady: Option<f64>,
 }
 
 /// The first hour held out for evaluation when the examples span hours `from..=to`:
@@ -67,17 +73,24 @@ pub fn examples(
     horizon_hours: usize,
 ) -> Vec<Example> {
     (1..=series.len().saturating_sub(horizon_hours))
-        .map(|end| Example {
-            hour: first_hour + end as i64,
-            features: features(
-                &series[end.saturating_sub(HISTORY_HOURS)..end],
-                object,
-                (first_hour + end as i64) * HOUR_MS,
-            ),
-            target: series[end..end + horizon_hours]
-                .iter()
-                .map(|&n| f64::from(n))
-                .sum(),
+        .map(|end| {
+            let end_ms = (first_hour + end as i64) * HOUR_MS;
+            // At the end of the hour, the next one has just begun with nothing counted.
+            let closed = ClosedHours::of(&series[end.saturating_sub(HISTORY_HOURS - 1)..end]);
+            Example {
+                hour: first_hour + end as i64,
+                features: features(
+                    &series[end.saturating_sub(HISTORY_HOURS)..end],
+                    object,
+                    end_ms,
+                ),
+                target: series[end..end + horizon_hours]
+                    .iter()
+                    .map(|&n| f64::from(n))
+                    .sum(),
+                steady: steady_rate(&closed, 0, object, end_ms)
+                    .map(|(rate, _)| rate * horizon_hours as f64),
+            }
         })
         .collect()
 }
@@ -389,7 +402,12 @@ fn evaluate(
 ) -> Evaluation {
     let actual: Vec<f64> = eval.iter().map(|e| e.target).collect();
     let horizon = horizon_hours as f64;
-    let model_of = |e: &Example| kind.forecast(score(coefficients, intercept, &e.features));
+    // The model is judged by what the forecaster forecasts with it: steady streams
+    // are forecast at their mean whatever the model.
+    let model_of = |e: &Example| {
+        e.steady
+            .unwrap_or_else(|| kind.forecast(score(coefficients, intercept, &e.features)))
+    };
     let persistence = |e: &Example| e.features[0].exp_m1() * horizon;
     let moving_average = |e: &Example| e.features[2].exp_m1() / 24.0 * horizon;
     let ranked = |forecast: &dyn Fn(&Example) -> f64| -> Vec<Ranked> {
@@ -508,7 +526,12 @@ impl Model {
     pub fn evaluation_pairs(&self, examples: &[Example], eval_fraction: f64) -> Vec<(f64, f64)> {
         self.training
             .held_out(examples, eval_fraction)
-            .map(|e| (e.target, self.predict(&e.features)))
+            .map(|e| {
+                (
+                    e.target,
+                    e.steady.unwrap_or_else(|| self.predict(&e.features)),
+                )
+            })
             .collect()
     }
 
@@ -637,6 +660,7 @@ pub(crate) fn toy_examples(hours: i64) -> Vec<Example> {
             hour: h,
             features: std::array::from_fn(|j| ((h as usize * 7 + j * 3) % 11) as f64),
             target: (h % 5) as f64,
+            steady: None,
         })
         .collect()
 }
@@ -650,6 +674,31 @@ mod tests {
             hour,
             features: f,
             target: target_log.exp_m1(),
+            steady: None,
+        }
+    }
+
+    #[test]
+    fn examples_of_a_steady_stream_carry_its_mean_once_a_day_has_shown_it() {
+        let series: Vec<u32> = (0..60).map(|h| [2, 3, 4, 3, 1, 5][h % 6]).collect();
+        let object = ObjectFacts {
+            created_ms: 1_000 * HOUR_MS,
+            size_bytes: 1,
+        };
+        let examples = examples(&series, 1_000, object, 2);
+        let at = |end: i64| examples.iter().find(|e| e.hour == 1_000 + end).unwrap();
+        assert_eq!(at(23).steady, None, "less than a day old");
+        assert_eq!(at(24).steady, Some(6.0), "3 an hour over 2 hours");
+        assert_eq!(at(58).steady, Some(174.0 / 58.0 * 2.0));
+        // The forecaster's forecast is what a model is judged by.
+        let model = Model::train("m", &examples, 2, 0.5, 0).unwrap();
+        let pairs = model.evaluation_pairs(&examples, 0.5);
+        assert!(!pairs.is_empty());
+        let held_out = examples
+            .iter()
+            .filter(|e| e.hour >= 1_000 + 59 - pairs.len() as i64);
+        for ((_, predicted), e) in pairs.iter().zip(held_out) {
+            assert_eq!(Some(*predicted), e.steady);
         }
     }
 
@@ -842,6 +891,7 @@ mod tests {
                     hour: i,
                     features: f,
                     target: (0.4 + 0.8 * f[0] - 0.5 * f[1]).exp(),
+                    steady: None,
                 }
             })
             .collect();
@@ -870,6 +920,7 @@ mod tests {
                         features: f,
                         target: (rate * (1.0 + ((o * 31 + hour as usize * 17) % 7) as f64 / 7.0))
                             .floor(),
+                        steady: None,
                     }
                 })
             })

@@ -478,6 +478,7 @@ mod tests {
                     hour: h,
                     features,
                     target: features[0].exp_m1(),
+                    steady: None,
                 }
             })
             .collect();
