@@ -481,7 +481,9 @@ impl<K: Clone + PartialEq> Standing<K> {
 
     /// Places `entrant` from tier `from` on tier `to`, filled up to `limit` bytes, if it
     /// pays (and, for a forecaster run's move, fits the budget): the promotion last in
-    /// the returned moves, after the demotions making room.
+    /// the returned moves, after the demotions making room. `followers`, the objects
+    /// after it in rank, count towards a swap's gain where they fit the room it frees;
+    /// they are not placed here (the caller's next entrants, they take that room).
     fn make_room<'c>(
         &mut self,
         to: usize,
