@@ -72,6 +72,8 @@ pub struct ClosedHours {
     squares_167: u64,
     /// Hours back to the latest hour with accesses; `None` for a quiet week.
     since_access: Option<u32>,
+    /// Hours back to the earliest hour with accesses in the week; 0 for a quiet week.
+    first_access: u32,
 }
 
 impl ClosedHours {
@@ -99,6 +101,10 @@ impl ClosedHours {
             sum_167: sum(1, HISTORY_HOURS - 1),
             squares_167: week.iter().map(|&c| u64::from(c) * u64::from(c)).sum(),
             since_access: week.iter().rev().position(|&c| c > 0).map(|p| p as u32 + 1),
+            first_access: week
+                .iter()
+                .position(|&c| c > 0)
+                .map_or(0, |p| (week.len() - p) as u32),
         }
     }
 
@@ -168,7 +174,10 @@ pub fn steady_rate(
     now_ms: i64,
 ) -> Option<(f64, f64)> {
     let (elapsed, end_ms) = hour_in_progress(now_ms);
-    let hours = (age_hours(object, end_ms - HOUR_MS).floor() as u64).min(HISTORY_HOURS as u64 - 1);
+    // Never fewer hours than its accesses span: its history may predate its creation.
+    let hours = (age_hours(object, end_ms - HOUR_MS).floor() as u64)
+        .max(u64::from(closed.first_access))
+        .min(HISTORY_HOURS as u64 - 1);
     if hours < 24 || closed.sum_167 == 0 {
         return None;
     }
@@ -492,7 +501,16 @@ mod tests {
             None
         );
         // Less than a day old: a daily cycle could not have shown yet.
-        assert_eq!(steady_rate(&closed, 2, born(23), now_ms), None);
+        assert_eq!(
+            steady_rate(&ClosedHours::of(&steady[25..]), 2, born(23), now_ms),
+            None
+        );
+        // Created after its accesses began (history from elsewhere): the mean is over
+        // the hours its accesses span, not over its age.
+        assert_eq!(
+            steady_rate(&closed, 2, born(30), now_ms),
+            Some((rate, hours))
+        );
         // Never read.
         assert_eq!(
             steady_rate(&ClosedHours::of(&[0; 48]), 0, born(48), now_ms),
