@@ -58,6 +58,14 @@ pub struct Example {
     pub steady: Option<f64>,
 }
 
+impl Example {
+    /// What the forecaster forecasts for it with a model that predicts `model` from the
+    /// features: the steady stream's mean where there is one, else the model's.
+    fn forecast(&self, model: impl FnOnce(&[f64; FEATURE_COUNT]) -> f64) -> f64 {
+        self.steady.unwrap_or_else(|| model(&self.features))
+    }
+}
+
 /// The first hour held out for evaluation when the examples span hours `from..=to`:
 /// the most recent `eval_fraction` of the span.
 fn evaluation_start(from: i64, to: i64, eval_fraction: f64) -> i64 {
@@ -402,11 +410,9 @@ fn evaluate(
 ) -> Evaluation {
     let actual: Vec<f64> = eval.iter().map(|e| e.target).collect();
     let horizon = horizon_hours as f64;
-    // The model is judged by what the forecaster forecasts with it: steady streams
-    // are forecast at their mean whatever the model.
+    // The model is judged by what the forecaster forecasts with it.
     let model_of = |e: &Example| {
-        e.steady
-            .unwrap_or_else(|| kind.forecast(score(coefficients, intercept, &e.features)))
+        e.forecast(|features| kind.forecast(score(coefficients, intercept, features)))
     };
     let persistence = |e: &Example| e.features[0].exp_m1() * horizon;
     let moving_average = |e: &Example| e.features[2].exp_m1() / 24.0 * horizon;
@@ -526,12 +532,7 @@ impl Model {
     pub fn evaluation_pairs(&self, examples: &[Example], eval_fraction: f64) -> Vec<(f64, f64)> {
         self.training
             .held_out(examples, eval_fraction)
-            .map(|e| {
-                (
-                    e.target,
-                    e.steady.unwrap_or_else(|| self.predict(&e.features)),
-                )
-            })
+            .map(|e| (e.target, e.forecast(|features| self.predict(features))))
             .collect()
     }
 

@@ -11,8 +11,8 @@ use foldhash::HashMap;
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, HourHits, StoredPrediction, TrackedObject};
 
 use super::features::{ClosedHours, HISTORY_HOURS, ObjectFacts, day_rate_now};
-use super::forecast_now;
 use super::history::HourlyRing;
+use super::{Forecast, forecast_now};
 use super::{Model, object_facts};
 
 /// Rows changed this long before the last read are read again: a write stamped
@@ -57,9 +57,9 @@ struct Tracked {
 }
 
 impl Tracked {
-    /// Its predicted accesses with `model` at `now_ms`, their variance as an estimate,
-    /// and its accesses per hour over the last day.
-    fn predict(&self, model: &Model, now_ms: i64) -> (f64, f64, f64) {
+    /// Its forecast with `model` at `now_ms`, and its accesses per hour over the last
+    /// day.
+    fn predict(&self, model: &Model, now_ms: i64) -> (Forecast, f64) {
         let end_hour = now_ms.div_euclid(HOUR_MS);
         // A week without accesses has nothing to gather: all counts are zero.
         let (closed, counted) = match &self.history {
@@ -76,10 +76,8 @@ impl Tracked {
             }
             _ => (ClosedHours::default(), 0),
         };
-        let forecast = forecast_now(model, &closed, counted, self.object, now_ms);
         (
-            forecast.accesses,
-            forecast.variance,
+            forecast_now(model, &closed, counted, self.object, now_ms),
             day_rate_now(&closed, counted, now_ms),
         )
     }
@@ -377,8 +375,9 @@ impl Tracker {
         let bursting = &mut self.bursting;
         selected
             .map(|(at, tracked)| {
-                let (predicted, variance, per_hour) = tracked.predict(model, now_ms);
-                tracked.variance.set(variance);
+                let (forecast, per_hour) = tracked.predict(model, now_ms);
+                let predicted = forecast.accesses;
+                tracked.variance.set(forecast.variance);
                 tracked.day_rate.set(per_hour * model.horizon_hours as f64);
                 let burst =
                     burst_value(tracked.fresh.replace(0), predicted, interval_ms, horizon_ms);

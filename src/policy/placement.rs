@@ -386,7 +386,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 }
                 let entrant = Resident::new(c.key.clone(), c.size, c.value, c.variance, c.day_rate);
                 let bar = standing.bar(to);
-                let look = held.is_none() || held != bar;
+                let look = held != bar;
                 let followers = order[next..]
                     .iter()
                     .map(|&(_, k)| k)
