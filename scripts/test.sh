@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
 #   1. installs the independent test clients and servers when missing (rclone;
-#      kafka-python; schemathesis; moto's S3 server; boto3, which moto brings),
+#      kafka-python; schemathesis; moto's S3 server; boto3, which moto brings; the
+#      AWS CLI),
 #   2. validates the container set-up offline (scripts/compose-check.sh: the compose
 #      file, every .env.example variable passed through, hadolint on the Dockerfile),
 #   3. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
@@ -45,6 +46,16 @@ fi
 if ! python3 -c "import boto3" 2>/dev/null; then
     echo "test: installing boto3 (pip)" >&2
     python3 -m pip install --quiet --disable-pip-version-check boto3
+fi
+
+# The AWS CLI (v1, from PyPI): another independent S3 client of the endpoint. It pins
+# botocore, so boto3 is pinned to the release made with that botocore.
+AWSCLI_VERSION=1.45.11
+BOTO3_VERSION=1.43.11
+if ! aws --version 2>&1 | grep -q "aws-cli/$AWSCLI_VERSION "; then
+    echo "test: installing awscli $AWSCLI_VERSION (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check \
+        "awscli==$AWSCLI_VERSION" "boto3==$BOTO3_VERSION"
 fi
 
 scripts/compose-check.sh

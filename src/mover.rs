@@ -548,10 +548,11 @@ impl Mover {
 
     /// Removes, on every tier, what writes left when they died (a killed process, a
     /// lost connection): temporary files and multipart uploads idle for longer than a
-    /// lease, except the copies of running moves. Safe to run in every process at any
+    /// lease, except the copies of running moves and the tier uploads of S3 endpoint uploads
+    /// in progress (they expire by their own setting). Safe to run in every process at any
     /// time; failures are logged and retried next time.
     async fn sweep(&self) {
-        let live = match self.catalogue.live_copy_locations().await {
+        let live = match self.catalogue.live_write_locations().await {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot sweep the tiers: the catalogue is unreachable");

@@ -12,8 +12,8 @@ use sqlx::{AnyConnection, Connection, Executor};
 use strata::db::{
     AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, KeyStart,
     LocatedAccess, MINUTE_MS, MoveFilter, MoveReason, MoveStatus, NewMove, NewObject,
-    ObjectContent, ObjectFilter, PartRecord, PartitionAccesses, StartRefusal, UPDATE_HEAVY_TABLES,
-    UploadRecord, new_id,
+    ObjectContent, ObjectFilter, PartRecord, PartitionAccesses, StartRefusal, TierUpload,
+    UPDATE_HEAVY_TABLES, UploadRecord, new_id,
 };
 use strata::timestamp::now_ms;
 
@@ -1076,15 +1076,28 @@ async fn uploads_keep_their_parts_until_removed(c: Catalogue) {
         metadata: [("origin".to_string(), "test".to_string())].into(),
         tier: "public".into(),
         created_at: now_ms(),
+        tier_upload: Some(TierUpload {
+            key: "obj/on-tier".into(),
+            id: "tier-upload-1".into(),
+        }),
     };
     c.insert_upload(&upload).await.unwrap();
     assert_eq!(c.get_upload(&upload.id).await.unwrap(), upload);
+    assert!(
+        c.live_write_locations()
+            .await
+            .unwrap()
+            .contains("obj/on-tier")
+    );
     let part = |n: i64, location: &str| PartRecord {
         part_number: n,
         size: 10 * n,
         checksum: format!("blake3:{n:064x}"),
         location: location.into(),
         created_at: now_ms(),
+        tier_etag: (n == 1).then(|| "\"etag-1\"".into()),
+        tier_crc32c: (n == 1).then(|| "AAAAAA==".into()),
+        tree: (n == 1).then(|| (0, "ab".repeat(32))),
     };
     assert_eq!(
         c.insert_part(&upload.id, &part(2, "u/2a")).await.unwrap(),
@@ -1107,9 +1120,18 @@ async fn uploads_keep_their_parts_until_removed(c: Catalogue) {
     let in_use = c.copies_in_uploads().await.unwrap();
     assert!(in_use.contains(&("public".to_string(), "u/2b".to_string())));
     assert!(!in_use.contains(&("public".to_string(), "u/2a".to_string())));
+    let mut sent = part(1, "u/1");
+    sent.created_at = parts[0].created_at;
+    assert_eq!(parts[0], sent);
     let removed = c.delete_upload(&upload.id).await.unwrap();
     assert_eq!(removed, parts);
     assert!(c.copies_in_uploads().await.unwrap().is_empty());
+    assert!(
+        !c.live_write_locations()
+            .await
+            .unwrap()
+            .contains("obj/on-tier")
+    );
     assert!(matches!(
         c.insert_part(&upload.id, &part(3, "u/3")).await,
         Err(CatalogueError::NotFound { kind: "upload", .. })

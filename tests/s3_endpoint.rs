@@ -1,6 +1,6 @@
 //! Strata's S3 endpoint with real, independent S3 clients: boto3 (the AWS SDK for
-//! Python, `tests/support/s3_client.py`) and rclone, against `strata serve` on the local
-//! stack (PostgreSQL, tansu, s3s-fs tiers) and on the embedded default.
+//! Python, `tests/support/s3_client.py`), rclone and the AWS CLI, against `strata serve`
+//! on the local stack (PostgreSQL, tansu, s3s-fs tiers) and on the embedded default.
 
 mod common;
 
@@ -40,6 +40,30 @@ fn boto3(scenario: &str, endpoint: &str, bucket: &str, args: &[&str]) -> serde_j
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("the scenario prints JSON")
+}
+
+/// What `strata check --full` finds wrong with the objects catalogued in `db` (every
+/// one read and hashed); orphans are left out, as other tests share the tiers.
+fn damage_found(db: &TestDb) -> Vec<serde_json::Value> {
+    let workdir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["check", "--full", "--json"])
+        .current_dir(workdir.path())
+        .envs(common::stack_env())
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run strata check");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["problem"]["kind"] != "orphan")
+        .cloned()
+        .collect()
 }
 
 async fn stack_server(db: &TestDb, extra: &[(&str, &str)]) -> StrataServer {
@@ -135,6 +159,14 @@ async fn boto3_multipart_upload_of_200_mib_streams_on_the_stack() {
     );
     let object = rest_object(&server.base, uploaded["key"].as_str().unwrap());
     assert_eq!(object["size"], uploaded["size"]);
+    // The tier put the object together where it stays; only the upload whose key was
+    // written meanwhile has its bytes copied under the object the key names now.
+    let copied = "the key was written meanwhile";
+    assert!(!server.log().contains(copied), "{}", server.log());
+    boto3("raced-upload", &endpoint, "data", &[]);
+    assert!(server.log().contains(copied), "{}", server.log());
+    // The checksums the uploads put together from their parts are those of the bytes.
+    assert_eq!(damage_found(&db), Vec::<serde_json::Value>::new());
     // The parts are gone once the object is whole, and so is the aborted upload's.
     let catalogue = strata::db::Catalogue::connect(&db.url).await.unwrap();
     assert!(catalogue.copies_in_uploads().await.unwrap().is_empty());
@@ -250,17 +282,32 @@ async fn idle_multipart_uploads_expire_with_their_parts() {
         &["left/behind.bin"],
     );
     let id = started["upload_id"].as_str().unwrap().to_string();
-    let parts = common::s3_bucket_dir("public").join(&id);
     let catalogue = strata::db::Catalogue::connect(&db.url).await.unwrap();
-    assert!(catalogue.get_upload(&id).await.is_ok());
-    assert!(std::fs::read_dir(&parts).is_ok_and(|mut d| d.next().is_some()));
+    let tier_upload = catalogue
+        .get_upload(&id)
+        .await
+        .unwrap()
+        .tier_upload
+        .expect("parts go into a multipart upload on the S3 tier");
+    // s3s-fs keeps an upload and its parts as files in its root that name the upload.
+    let root = common::s3_bucket_dir("public")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let tier_files = || {
+        std::fs::read_dir(&root)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().contains(&tier_upload.id)
+            })
+            .count()
+    };
+    assert!(tier_files() > 0, "the part is not on the tier");
     eventually(
         Duration::from_secs(30),
         "the idle upload to be aborted and its part removed",
-        || async {
-            catalogue.get_upload(&id).await.is_err()
-                && std::fs::read_dir(&parts).map_or(true, |mut d| d.next().is_none())
-        },
+        || async { catalogue.get_upload(&id).await.is_err() && tier_files() == 0 },
     )
     .await;
     assert!(
@@ -348,6 +395,72 @@ async fn rclone_copies_lists_checks_and_deletes_on_the_stack() {
     let db = TestDb::postgres().await;
     let server = stack_server(&db, &[]).await;
     rclone_round_trip(&server.s3_endpoint());
+    drop(server);
+    db.drop_db().await;
+}
+
+/// The AWS CLI (`aws`, from PyPI) with the test key, path-style, against `endpoint`.
+fn aws(endpoint: &str, args: &[&str]) -> std::process::Output {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), "[default]\ns3 =\n    addressing_style = path\n").unwrap();
+    let out = Command::new("aws")
+        .args(["--endpoint-url", endpoint])
+        .args(args)
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", config.path())
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .expect("run aws");
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test]
+async fn aws_cli_copies_lists_reads_and_removes_on_the_stack() {
+    let db = TestDb::postgres().await;
+    let server = stack_server(&db, &[]).await;
+    let endpoint = server.s3_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let small = pattern(5, 10);
+    // Over the CLI's 8 MiB threshold: a multipart upload and a download in ranges.
+    let big = pattern(6, 20 * 1024 * 1024 + 5);
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/small.txt"), &small).unwrap();
+    std::fs::write(dir.path().join("in/big.bin"), &big).unwrap();
+    let local = dir.path().join("in").display().to_string();
+    aws(&endpoint, &["s3", "cp", "--recursive", &local, "s3://data/cli/"]);
+    let listed = aws(&endpoint, &["s3", "ls", "--recursive", "s3://data/cli/"]);
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    for (name, len) in [("big.bin", big.len()), ("small.txt", small.len())] {
+        assert!(
+            listed.contains(&format!("{len} cli/{name}")),
+            "{name} of {len} bytes not listed:\n{listed}"
+        );
+    }
+    let out = dir.path().join("big.out");
+    let out_path = out.display().to_string();
+    aws(&endpoint, &["s3", "cp", "s3://data/cli/big.bin", &out_path]);
+    assert!(std::fs::read(&out).unwrap() == big, "the CLI read other bytes");
+    aws(
+        &endpoint,
+        &[
+            "s3api", "get-object", "--bucket", "data", "--key", "cli/big.bin", "--range",
+            "bytes=1000-1009", &out_path,
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), big[1000..1010]);
+    assert_eq!(damage_found(&db), Vec::<serde_json::Value>::new());
+    aws(&endpoint, &["s3", "rm", "--recursive", "s3://data/cli/"]);
+    let after = aws(&endpoint, &["s3", "ls", "--recursive", "s3://data/cli/"]);
+    assert!(after.stdout.is_empty(), "{}", String::from_utf8_lossy(&after.stdout));
     drop(server);
     db.drop_db().await;
 }

@@ -30,7 +30,7 @@ pub use objects::{
     KeyStart, Metadata, NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage,
 };
 pub use queue::{CopyPlan, StartRefusal};
-pub use uploads::{PartRecord, UploadRecord};
+pub use uploads::{PartRecord, TierUpload, UploadRecord};
 
 use std::path::Path;
 use std::str::FromStr;

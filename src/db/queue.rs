@@ -310,11 +310,13 @@ impl Catalogue {
         Ok(rows.into_iter().collect())
     }
 
-    /// Where running moves are writing their copies.
-    pub async fn live_copy_locations(&self) -> Result<std::collections::HashSet<String>> {
+    /// Where writes in progress put their bytes: running moves' copies, and the tier
+    /// uploads of multipart uploads through the S3 endpoint.
+    pub async fn live_write_locations(&self) -> Result<std::collections::HashSet<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT dest_location FROM migrations \
-             WHERE status IN ('copying', 'verifying') AND dest_location IS NOT NULL",
+             WHERE status IN ('copying', 'verifying') AND dest_location IS NOT NULL \
+             UNION SELECT tier_key FROM uploads WHERE tier_key IS NOT NULL",
         )
         .fetch_all(&self.reads)
         .await?;

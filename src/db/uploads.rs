@@ -8,8 +8,10 @@ use sqlx::any::AnyRow;
 use super::objects::{Metadata, metadata_from_json, metadata_json};
 use super::{Catalogue, CatalogueError, Result, RowLock};
 
-const UPLOAD_COLUMNS: &str = "id, bucket, object_key, content_type, metadata, tier, created_at";
-const PART_COLUMNS: &str = "part_number, size, checksum, location, created_at";
+const UPLOAD_COLUMNS: &str =
+    "id, bucket, object_key, content_type, metadata, tier, created_at, tier_key, tier_upload_id";
+const PART_COLUMNS: &str =
+    "part_number, size, checksum, location, created_at, tier_etag, tier_crc32c, tree_offset, tree";
 
 /// A multipart upload that has been started and neither completed nor aborted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,18 @@ pub struct UploadRecord {
     pub tier: String,
     /// When it started, epoch ms.
     pub created_at: i64,
+    /// The multipart upload on the tier that parts pass straight into, when the tier
+    /// has them (S3).
+    pub tier_upload: Option<TierUpload>,
+}
+
+/// A multipart upload on a tier, which completes into the object's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierUpload {
+    /// The key it writes, the object's location once complete.
+    pub key: String,
+    /// Its id on the tier.
+    pub id: String,
 }
 
 impl UploadRecord {
@@ -40,6 +54,13 @@ impl UploadRecord {
             metadata: metadata_from_json(&row.try_get::<String, _>("metadata")?)?,
             tier: row.try_get("tier")?,
             created_at: row.try_get("created_at")?,
+            tier_upload: match (
+                row.try_get::<Option<String>, _>("tier_key")?,
+                row.try_get::<Option<String>, _>("tier_upload_id")?,
+            ) {
+                (Some(key), Some(id)) => Some(TierUpload { key, id }),
+                _ => None,
+            },
         })
     }
 }
@@ -51,12 +72,20 @@ pub struct PartRecord {
     pub part_number: i64,
     /// Its size in bytes.
     pub size: i64,
-    /// Checksum of its bytes.
+    /// Checksum of its bytes (its ETag).
     pub checksum: String,
-    /// Where its bytes are on the upload's tier.
+    /// Where its bytes are on the upload's tier: an object of its own, or the tier
+    /// upload's key when it went into the tier upload.
     pub location: String,
     /// When it was stored, epoch ms.
     pub created_at: i64,
+    /// The tier's ETag of it when it went into the upload's tier upload.
+    pub tier_etag: Option<String>,
+    /// The CRC32C (base64) it went there with.
+    pub tier_crc32c: Option<String>,
+    /// The BLAKE3 chaining values of its blocks as hex, hashed as if the part began
+    /// at the offset given first.
+    pub tree: Option<(i64, String)>,
 }
 
 impl PartRecord {
@@ -67,6 +96,15 @@ impl PartRecord {
             checksum: row.try_get("checksum")?,
             location: row.try_get("location")?,
             created_at: row.try_get("created_at")?,
+            tier_etag: row.try_get("tier_etag")?,
+            tier_crc32c: row.try_get("tier_crc32c")?,
+            tree: match (
+                row.try_get::<Option<i64>, _>("tree_offset")?,
+                row.try_get::<Option<String>, _>("tree")?,
+            ) {
+                (Some(offset), Some(cvs)) => Some((offset, cvs)),
+                _ => None,
+            },
         })
     }
 }
@@ -82,7 +120,7 @@ impl Catalogue {
     /// Records a started upload.
     pub async fn insert_upload(&self, upload: &UploadRecord) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO uploads ({UPLOAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO uploads ({UPLOAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(&upload.id)
         .bind(&upload.bucket)
@@ -91,6 +129,8 @@ impl Catalogue {
         .bind(metadata_json(&upload.metadata))
         .bind(&upload.tier)
         .bind(upload.created_at)
+        .bind(upload.tier_upload.as_ref().map(|t| t.key.as_str()))
+        .bind(upload.tier_upload.as_ref().map(|t| t.id.as_str()))
         .execute(&self.writes)
         .await?;
         Ok(())
@@ -134,19 +174,25 @@ impl Catalogue {
         .await?
         .map(|row| PartRecord::from_row(&row))
         .transpose()?;
-        sqlx::query(
-            "INSERT INTO upload_parts (upload_id, part_number, size, checksum, location, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+        sqlx::query(&format!(
+            "INSERT INTO upload_parts (upload_id, {PART_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (upload_id, part_number) DO UPDATE SET size = excluded.size, \
                checksum = excluded.checksum, location = excluded.location, \
-               created_at = excluded.created_at",
-        )
+               created_at = excluded.created_at, tier_etag = excluded.tier_etag, \
+               tier_crc32c = excluded.tier_crc32c, \
+               tree_offset = excluded.tree_offset, tree = excluded.tree",
+        ))
         .bind(upload_id)
         .bind(part.part_number)
         .bind(part.size)
         .bind(&part.checksum)
         .bind(&part.location)
         .bind(part.created_at)
+        .bind(part.tier_etag.as_deref())
+        .bind(part.tier_crc32c.as_deref())
+        .bind(part.tree.as_ref().map(|(offset, _)| *offset))
+        .bind(part.tree.as_ref().map(|(_, cvs)| cvs.as_str()))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -1,7 +1,7 @@
 //! Multipart uploads: each part is streamed onto the landing tier as it arrives and
-//! recorded in the catalogue; completing the upload has the tier concatenate the chosen
-//! parts into the object ([`crate::content::Content::assemble`]), catalogues it as a
-//! single put would, and removes the parts.
+//! recorded in the catalogue; completing the upload has the tier put the chosen parts
+//! together into the object ([`crate::content::Content::complete_upload`]), catalogues
+//! it as a single put would, and removes the parts.
 
 use s3s::S3Result;
 use s3s::dto::*;
@@ -24,18 +24,27 @@ pub(super) async fn create(
     input: CreateMultipartUploadInput,
 ) -> S3Result<CreateMultipartUploadOutput> {
     check_key(&input.key)?;
+    let content_type = input
+        .content_type
+        .unwrap_or_else(|| "binary/octet-stream".into());
+    let tier_upload = ep
+        .content
+        .start_tier_upload(&input.bucket, &input.key, &content_type)
+        .await?;
     let upload = UploadRecord {
         id: new_id(),
         bucket: input.bucket,
         key: input.key,
-        content_type: input
-            .content_type
-            .unwrap_or_else(|| "binary/octet-stream".into()),
+        content_type,
         metadata: metadata(input.metadata),
         tier: ep.content.landing_tier().to_string(),
         created_at: now_ms(),
+        tier_upload,
     };
-    ep.catalogue.insert_upload(&upload).await?;
+    if let Err(e) = ep.catalogue.insert_upload(&upload).await {
+        ep.content.abort_tier_upload(&upload).await;
+        return Err(e.into());
+    }
     tracing::info!(upload = %upload.id, bucket = %upload.bucket, key = %upload.key, "multipart upload started");
     Ok(CreateMultipartUploadOutput {
         bucket: Some(upload.bucket),
@@ -77,19 +86,16 @@ pub(super) async fn upload_part(
         return Err(too_large(max));
     }
     let declared = declared!(input, trailers);
+    let len = input.content_length.and_then(|len| u64::try_from(len).ok());
     let body = body_reader(ep, input.body, declared, max)?;
-    let (location, digest) = ep.content.put_part(&upload.id, &upload.tier, body).await?;
-    let part = PartRecord {
-        part_number: i64::from(input.part_number),
-        size: i64::try_from(digest.size).unwrap_or(i64::MAX),
-        checksum: digest.checksum,
-        location,
-        created_at: now_ms(),
-    };
+    let part = ep
+        .content
+        .put_part(&upload, input.part_number, len, body)
+        .await?;
     match ep.catalogue.insert_part(&upload.id, &part).await {
         Ok(replaced) => {
             if let Some(old) = replaced {
-                ep.content.remove_bytes(&upload.tier, &old.location).await;
+                remove_own_bytes(ep, &upload, &old).await;
             }
             Ok(UploadPartOutput {
                 e_tag: Some(etag(&part.checksum)),
@@ -97,9 +103,17 @@ pub(super) async fn upload_part(
             })
         }
         Err(e) => {
-            ep.content.remove_bytes(&upload.tier, &part.location).await;
+            remove_own_bytes(ep, &upload, &part).await;
             Err(e.into())
         }
+    }
+}
+
+/// Removes a part's bytes when it has its own: a part that went into the tier upload
+/// is replaced there by the next of its number, or goes with the tier upload.
+async fn remove_own_bytes(ep: &S3Endpoint, upload: &UploadRecord, part: &PartRecord) {
+    if part.tier_etag.is_none() {
+        ep.content.remove_bytes(&upload.tier, &part.location).await;
     }
 }
 
@@ -172,13 +186,7 @@ pub(super) async fn complete(
         metadata: upload.metadata.clone(),
         overwrite: true,
     };
-    let ingested = if total == 0 {
-        // Nothing to concatenate (S3 cannot copy an empty part).
-        ep.content.ingest(target, tokio::io::empty()).await?
-    } else {
-        let locations = chosen.into_iter().map(|p| p.location).collect();
-        ep.content.assemble(target, &upload.tier, locations).await?
-    };
+    let ingested = ep.content.complete_upload(&upload, &chosen, target).await?;
     remove_finished(ep, &upload).await;
     tracing::info!(
         upload = %upload.id, object = %ingested.object.id, parts = named.len(),
@@ -192,22 +200,29 @@ pub(super) async fn complete(
     })
 }
 
-/// Removes the upload's record and its parts' bytes; how many parts it had.
+/// Removes the upload's record and its parts' own bytes; how many parts it had.
 /// `NoSuchUpload` when another request completed or aborted it meanwhile (and removed
 /// them).
 async fn remove(ep: &S3Endpoint, upload: &UploadRecord) -> S3Result<usize> {
     let parts = ep.catalogue.delete_upload(&upload.id).await?;
     for part in &parts {
-        ep.content.remove_bytes(&upload.tier, &part.location).await;
+        remove_own_bytes(ep, upload, part).await;
     }
     Ok(parts.len())
 }
 
-/// [`remove`] of an upload that is over either way; a failure is only logged.
+/// [`remove`] of a completed upload; a failure is only logged.
 async fn remove_finished(ep: &S3Endpoint, upload: &UploadRecord) {
     if let Err(e) = remove(ep, upload).await {
         tracing::warn!(upload = %upload.id, error = %e, "could not remove a finished upload's parts");
     }
+}
+
+/// [`remove`] of an upload nobody will complete, with its tier upload.
+async fn remove_abandoned(ep: &S3Endpoint, upload: &UploadRecord) -> S3Result<usize> {
+    let parts = remove(ep, upload).await?;
+    ep.content.abort_tier_upload(upload).await;
+    Ok(parts)
 }
 
 /// Aborts, until `stop`, every upload that has stored no part for `expiry`, checking
@@ -237,14 +252,16 @@ pub(super) async fn expire_idle(
                 upload = %upload.id, bucket = %upload.bucket, key = %upload.key,
                 "multipart upload idle for longer than S3_UPLOAD_EXPIRY_SECS: aborting it"
             );
-            remove_finished(&ep, &upload).await;
+            if let Err(e) = remove_abandoned(&ep, &upload).await {
+                tracing::warn!(upload = %upload.id, error = %e, "could not remove an idle upload's parts");
+            }
         }
     }
 }
 
 pub(super) async fn abort(ep: &S3Endpoint, bucket: &str, key: &str, id: &str) -> S3Result<()> {
     let upload = upload_of(ep, bucket, key, id).await?;
-    let parts = remove(ep, &upload).await?;
+    let parts = remove_abandoned(ep, &upload).await?;
     tracing::info!(upload = %upload.id, parts, "multipart upload aborted");
     Ok(())
 }
@@ -302,6 +319,9 @@ mod tests {
             checksum: format!("blake3:{number:064x}"),
             location: format!("u/{number}"),
             created_at: 0,
+            tier_etag: None,
+            tier_crc32c: None,
+            tree: None,
         }
     }
 

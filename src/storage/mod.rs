@@ -7,6 +7,7 @@
 
 pub mod file;
 pub mod s3;
+pub mod tree;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -197,6 +198,89 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// A part of a multipart upload on a tier, as the upload's completion names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadedPart {
+    /// Sent into the upload already ([`Multipart::send_part`]).
+    Sent {
+        /// Its part number.
+        number: i32,
+        /// The server's ETag of it.
+        etag: String,
+        /// Its CRC32C, base64, as sent.
+        crc32c: Option<String>,
+    },
+    /// An object of its own on the tier, which the server copies in.
+    Stored {
+        /// Its part number.
+        number: i32,
+        /// Where the object is.
+        location: String,
+    },
+}
+
+/// A part sent into a multipart upload on a tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentPart {
+    /// The server's ETag of it.
+    pub etag: String,
+    /// Its CRC32C, base64, as sent.
+    pub crc32c: Option<String>,
+}
+
+/// Multipart uploads on a tier that has them (S3): parts are sent as they come and the
+/// server puts them together, so no byte passes through Strata twice.
+#[derive(Debug, Clone, Copy)]
+pub struct Multipart<'a>(&'a s3::S3Store);
+
+impl Multipart<'_> {
+    /// Longest part [`Multipart::send_part`] takes: a part is held in memory while it
+    /// travels, its CRC32C ahead of it.
+    pub fn part_limit(&self) -> u64 {
+        self.0.part_size()
+    }
+
+    /// Starts a multipart upload of `key`; returns its id.
+    pub async fn start(&self, key: &str, content_type: &str) -> Result<String> {
+        validate_key(key)?;
+        self.0.start_upload(key, content_type).await
+    }
+
+    /// Sends part `number` of the upload `upload_id` of `key` and checks what the server
+    /// received.
+    pub async fn send_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        part: Bytes,
+    ) -> Result<SentPart> {
+        validate_key(key)?;
+        let sent = self.0.upload_part(key, upload_id, number, part).await?;
+        Ok(SentPart {
+            etag: sent.e_tag().unwrap_or_default().to_string(),
+            crc32c: sent.checksum_crc32_c().map(str::to_string),
+        })
+    }
+
+    /// Completes the upload with `parts`, in order: the object appears under `key`.
+    pub async fn finish(&self, key: &str, upload_id: &str, parts: Vec<UploadedPart>) -> Result<()> {
+        validate_key(key)?;
+        for part in &parts {
+            if let UploadedPart::Stored { location, .. } = part {
+                validate_key(location)?;
+            }
+        }
+        self.0.finish_upload(key, upload_id, parts).await
+    }
+
+    /// Aborts the upload, removing its parts; a failure is only logged (the sweeper
+    /// and the bucket's lifecycle rules are left).
+    pub async fn abort(&self, key: &str, upload_id: &str) {
+        self.0.abort_upload(key, upload_id).await;
+    }
+}
+
 /// The backend of one tier.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -214,6 +298,14 @@ impl Store {
             BackendConfig::File { root } => Store::File(file::FileStore::open(root).await?),
             BackendConfig::S3(s3) => Store::S3(s3::S3Store::open(s3, transfer).await),
         })
+    }
+
+    /// Multipart uploads on this tier, when it has them (S3; a directory has none).
+    pub fn multipart(&self) -> Option<Multipart<'_>> {
+        match self {
+            Store::File(_) => None,
+            Store::S3(s) => Some(Multipart(s)),
+        }
     }
 
     /// Stores `body` under `key`, replacing any object there, and returns its size and

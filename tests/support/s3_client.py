@@ -15,6 +15,8 @@ failed expectation. Keys are under a prefix of their own per run.
   multipart SIZE_MIB
              an object of SIZE_MIB uploaded in 8 MiB parts, read back whole and
              compared; an aborted upload leaves no object
+  raced-upload
+             an upload in two parts completed after another client wrote its key
   auth       a wrong secret gets SignatureDoesNotMatch, an unsigned request AccessDenied,
              a presigned GET the bytes
   put-get SIZE_MIB
@@ -241,6 +243,30 @@ def multipart(s3, bucket, prefix, size_mib):
     return {"key": key, "size": len(data)}
 
 
+def raced_upload(s3, bucket, prefix):
+    """Another client writes the key between the start and the completion of an upload:
+    the upload's object replaces what it wrote."""
+    data = pattern(7 << 20)
+    raced = prefix + "raced.bin"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=raced)
+    pieces = [data[: 6 << 20], data[6 << 20 : (6 << 20) + 1000]]
+    etags = [
+        s3.upload_part(
+            Bucket=bucket, Key=raced, UploadId=upload["UploadId"], PartNumber=n, Body=piece
+        )["ETag"]
+        for n, piece in enumerate(pieces, start=1)
+    ]
+    s3.put_object(Bucket=bucket, Key=raced, Body=b"written meanwhile")
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=raced,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]},
+    )
+    assert s3.get_object(Bucket=bucket, Key=raced)["Body"].read() == b"".join(pieces), "raced bytes differ"
+    return {"key": raced}
+
+
 def auth(endpoint, access_key, secret_key, bucket, prefix):
     good = client(endpoint, access_key, secret_key)
     key = prefix + "signed.txt"
@@ -320,6 +346,8 @@ def main():
         result = listing(s3, bucket, prefix)
     elif scenario == "multipart":
         result = multipart(s3, bucket, prefix, int(args[0]))
+    elif scenario == "raced-upload":
+        result = raced_upload(s3, bucket, prefix)
     elif scenario == "auth":
         result = auth(endpoint, access_key, secret_key, bucket, prefix)
     elif scenario == "put-get":

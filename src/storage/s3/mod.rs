@@ -111,6 +111,11 @@ impl S3Store {
         }
     }
 
+    /// The size of the parts transfers are cut into.
+    pub fn part_size(&self) -> u64 {
+        self.transfer.part_size
+    }
+
     /// The bucket name.
     pub fn bucket(&self) -> &str {
         &self.bucket

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -55,17 +55,7 @@ impl S3Store {
             return Ok(hasher.finish());
         }
 
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-            .send()
-            .await
-            .map_err(|e| self.error("starting multipart upload of", key, e))?;
-        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let upload_id = self.start_upload(key, content_type).await?;
         // Aborts the upload if this future is dropped part-way (a cancelled move), so
         // the server does not keep the parts of an upload nobody will complete.
         let mut guard = AbortOnDrop {
@@ -98,7 +88,7 @@ impl S3Store {
 
     /// Best effort; an upload that cannot be aborted now is left to the bucket's
     /// lifecycle rules.
-    pub(super) async fn abort_upload(&self, key: &str, upload_id: &str) {
+    pub(in crate::storage) async fn abort_upload(&self, key: &str, upload_id: &str) {
         if let Err(e) = self
             .client
             .abort_multipart_upload()
@@ -174,7 +164,7 @@ impl S3Store {
     }
 
     /// Uploads part `number` of `key` and checks what the server received.
-    pub(super) async fn upload_part(
+    pub(in crate::storage) async fn upload_part(
         &self,
         key: &str,
         upload_id: &str,

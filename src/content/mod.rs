@@ -3,6 +3,8 @@
 //! direction only: bytes are written before a row points at them, and a row stops
 //! pointing at bytes before they are removed.
 
+mod uploads;
+
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,21 +175,66 @@ impl Content {
             ))
             .into());
         }
-        let id = existing
-            .as_ref()
-            .map_or_else(new_id, |object| object.id.clone());
-        let location = format!("{id}/{}", new_id());
-        let store = self.store(&id, &self.landing_tier)?;
-        let digest = match source {
-            Source::Body(body) => store.put(&location, body, &upload.content_type).await,
-            Source::Parts(parts) => store.compose(&parts, &location, &upload.content_type).await,
-        }
-        .map_err(upload_failure)?;
+        let id = match (&existing, &source) {
+            (Some(object), _) => object.id.clone(),
+            // Written for a new object, under the id it was given then.
+            (None, Source::Written { location, .. }) => location
+                .split_once('/')
+                .map_or_else(new_id, |(id, _)| id.to_string()),
+            (None, _) => new_id(),
+        };
+        let fresh = format!("{id}/{}", new_id());
+        let (tier, location, digest) = match source {
+            Source::Body(body) => {
+                let store = self.store(&id, &self.landing_tier)?;
+                let digest = store.put(&fresh, body, &upload.content_type).await;
+                (self.landing_tier.clone(), fresh, digest)
+            }
+            Source::Parts(parts) => {
+                let store = self.store(&id, &self.landing_tier)?;
+                let digest = store.compose(&parts, &fresh, &upload.content_type).await;
+                (self.landing_tier.clone(), fresh, digest)
+            }
+            Source::Written {
+                tier,
+                location,
+                digest,
+            } if location.starts_with(&format!("{id}/")) => (tier, location, Ok(digest)),
+            Source::Written {
+                tier,
+                location: written,
+                digest,
+            } => {
+                // The key names another object than when the bytes were written (it was
+                // created or removed meanwhile): a location starts with its object's id.
+                tracing::info!(
+                    object = %id, %written,
+                    "the key was written meanwhile; copying the new bytes under its object"
+                );
+                let store = self.store(&id, &tier)?;
+                let copied = store
+                    .compose(std::slice::from_ref(&written), &fresh, &upload.content_type)
+                    .await
+                    .and_then(|copy| {
+                        if copy == digest {
+                            Ok(copy)
+                        } else {
+                            Err(StorageError::Backend {
+                                backend: store.to_string(),
+                                message: format!("the copy of {written} differs from it"),
+                            })
+                        }
+                    });
+                self.remove_bytes(&tier, &written).await;
+                (tier, fresh, copied)
+            }
+        };
+        let digest = digest.map_err(upload_failure)?;
         let content = ObjectContent {
             size: digest.size as i64,
             content_type: upload.content_type,
             checksum: digest.checksum,
-            tier: self.landing_tier.clone(),
+            tier: tier.clone(),
             location: location.clone(),
             metadata: upload.metadata,
         };
@@ -225,7 +272,7 @@ impl Content {
                 })
             }
             Err(e) => {
-                self.remove_bytes(&self.landing_tier, &location).await;
+                self.remove_bytes(&tier, &location).await;
                 Err(match e {
                     CatalogueError::Stale { .. } => CatalogueError::Conflict(
                         "the object was rewritten by another upload meanwhile; retry".into(),
@@ -242,29 +289,11 @@ impl Content {
         &self.landing_tier
     }
 
-    /// Streams one part of the multipart upload `upload_id` onto `tier`; returns where
-    /// its bytes are and their digest. Nothing points at them until the caller records
-    /// the part.
-    pub async fn put_part(
-        &self,
-        upload_id: &str,
-        tier: &str,
-        body: impl AsyncRead + Unpin + Send,
-    ) -> Result<(String, Digest), ContentError> {
-        let location = format!("{upload_id}/{}", new_id());
-        let digest = self
-            .store(upload_id, tier)?
-            .put(&location, body, "application/octet-stream")
-            .await
-            .map_err(upload_failure)?;
-        Ok((location, digest))
-    }
-
     /// Ingests the bytes of the parts at `locations` on `tier`, one after the other, as
     /// `upload`: the object is a new copy, so the parts can be removed afterwards. Parts
     /// on the landing tier are concatenated there (by the server, for S3); parts left on
     /// another tier (the landing tier changed meanwhile) are streamed across.
-    pub async fn assemble(
+    async fn assemble(
         &self,
         upload: Upload,
         tier: &str,
@@ -467,6 +496,12 @@ enum Source<R> {
     Body(R),
     /// Concatenated from objects already on the landing tier.
     Parts(Vec<String>),
+    /// Written already, at `location` on `tier`.
+    Written {
+        tier: String,
+        location: String,
+        digest: Digest,
+    },
 }
 
 /// What a refused upload is told.
