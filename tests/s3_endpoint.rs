@@ -54,9 +54,8 @@ fn damage_found(db: &TestDb) -> Vec<serde_json::Value> {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run strata check");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     report["findings"]
         .as_array()
         .unwrap()
@@ -399,11 +398,27 @@ async fn rclone_copies_lists_checks_and_deletes_on_the_stack() {
     db.drop_db().await;
 }
 
-/// The AWS CLI (`aws`, from PyPI) with the test key, path-style, against `endpoint`.
+/// The AWS CLI (`aws`, from PyPI) with the test key, path-style, against `endpoint`;
+/// panics when it fails.
 fn aws(endpoint: &str, args: &[&str]) -> std::process::Output {
+    let out = aws_output(endpoint, args);
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`aws`], whatever its exit status.
+fn aws_output(endpoint: &str, args: &[&str]) -> std::process::Output {
     let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(config.path(), "[default]\ns3 =\n    addressing_style = path\n").unwrap();
-    let out = Command::new("aws")
+    std::fs::write(
+        config.path(),
+        "[default]\ns3 =\n    addressing_style = path\n",
+    )
+    .unwrap();
+    Command::new("aws")
         .args(["--endpoint-url", endpoint])
         .args(args)
         .env_remove("AWS_CA_BUNDLE")
@@ -414,13 +429,7 @@ fn aws(endpoint: &str, args: &[&str]) -> std::process::Output {
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .output()
-        .expect("run aws");
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+        .expect("run aws")
 }
 
 #[tokio::test]
@@ -436,7 +445,10 @@ async fn aws_cli_copies_lists_reads_and_removes_on_the_stack() {
     std::fs::write(dir.path().join("in/small.txt"), &small).unwrap();
     std::fs::write(dir.path().join("in/big.bin"), &big).unwrap();
     let local = dir.path().join("in").display().to_string();
-    aws(&endpoint, &["s3", "cp", "--recursive", &local, "s3://data/cli/"]);
+    aws(
+        &endpoint,
+        &["s3", "cp", "--recursive", &local, "s3://data/cli/"],
+    );
     let listed = aws(&endpoint, &["s3", "ls", "--recursive", "s3://data/cli/"]);
     let listed = String::from_utf8(listed.stdout).unwrap();
     for (name, len) in [("big.bin", big.len()), ("small.txt", small.len())] {
@@ -448,19 +460,34 @@ async fn aws_cli_copies_lists_reads_and_removes_on_the_stack() {
     let out = dir.path().join("big.out");
     let out_path = out.display().to_string();
     aws(&endpoint, &["s3", "cp", "s3://data/cli/big.bin", &out_path]);
-    assert!(std::fs::read(&out).unwrap() == big, "the CLI read other bytes");
+    assert!(
+        std::fs::read(&out).unwrap() == big,
+        "the CLI read other bytes"
+    );
     aws(
         &endpoint,
         &[
-            "s3api", "get-object", "--bucket", "data", "--key", "cli/big.bin", "--range",
-            "bytes=1000-1009", &out_path,
+            "s3api",
+            "get-object",
+            "--bucket",
+            "data",
+            "--key",
+            "cli/big.bin",
+            "--range",
+            "bytes=1000-1009",
+            &out_path,
         ],
     );
     assert_eq!(std::fs::read(&out).unwrap(), big[1000..1010]);
     assert_eq!(damage_found(&db), Vec::<serde_json::Value>::new());
     aws(&endpoint, &["s3", "rm", "--recursive", "s3://data/cli/"]);
-    let after = aws(&endpoint, &["s3", "ls", "--recursive", "s3://data/cli/"]);
-    assert!(after.stdout.is_empty(), "{}", String::from_utf8_lossy(&after.stdout));
+    // `aws s3 ls` of nothing exits with 1.
+    let after = aws_output(&endpoint, &["s3", "ls", "--recursive", "s3://data/cli/"]);
+    assert!(
+        after.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
     drop(server);
     db.drop_db().await;
 }
