@@ -123,7 +123,7 @@ async fn ingest(
     let digest = tiers
         .store("public")
         .context("public tier")?
-        .put(&location, body, "application/octet-stream")
+        .put(&location, body, "application/octet-stream", None)
         .await?;
     let object = catalogue
         .insert_object(&NewObject {

@@ -37,7 +37,9 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let file = tokio::fs::File::open(path).await?;
-    let digest = store.put(&key, file, "application/octet-stream").await?;
+    let digest = store
+        .put(&key, file, "application/octet-stream", None)
+        .await?;
     let put_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();

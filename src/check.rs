@@ -451,6 +451,7 @@ async fn restore(
                 &object.location,
                 StreamReader::new(bytes),
                 &object.content_type,
+                None,
             )
             .await
             .map_err(|e| e.to_string())?;

@@ -332,6 +332,7 @@ impl Mover {
                 &plan.dest_location,
                 StreamReader::new(self.throttled(Box::pin(stream))),
                 &object.content_type,
+                None,
             )
             .await
             .map_err(|e| format!("writing the copy: {e}"))

@@ -282,7 +282,7 @@ async fn an_object_rewritten_during_a_long_move_ends_with_its_new_bytes() {
     let location = format!("{}/v2", object.id);
     let digest = rig
         .store("s3a")
-        .put(&location, &new_bytes[..], "text/plain")
+        .put(&location, &new_bytes[..], "text/plain", None)
         .await
         .unwrap();
     rig.catalogue
@@ -436,7 +436,7 @@ async fn recovery_takes_over_a_dead_workers_move_and_removes_its_copy() {
         .unwrap()
         .unwrap();
     rig.store("fileb")
-        .put(&dest_location, &b"partial"[..], "x")
+        .put(&dest_location, &b"partial"[..], "x", None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -47,7 +47,7 @@ async fn rclone_reads_what_strata_wrote() {
     let data = pattern(11, 20 * 1024 * 1024 + 17);
     let key = format!("interop/{}/from-strata.bin", uuid::Uuid::now_v7());
     store
-        .put(&key, &data[..], "application/octet-stream")
+        .put(&key, &data[..], "application/octet-stream", None)
         .await
         .unwrap();
     let out = rclone(&["cat", &remote(&key)])

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use common::{PatternReader, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier};
 use futures_util::StreamExt;
 use strata::config::{BackendConfig, TransferConfig};
-use strata::storage::{ByteRange, ContentHasher, StorageError, Store};
+use strata::storage::{ByteRange, ContentHasher, SentPart, StorageError, Store, UploadedPart};
 
 /// A store under test, plus what it takes to reach its bytes behind its back.
 struct Subject {
@@ -81,7 +81,7 @@ async fn round_trip(s: Subject) {
     let data = pattern(1, 300_000);
     let digest = s
         .store
-        .put(&key, &data[..], "application/octet-stream")
+        .put(&key, &data[..], "application/octet-stream", None)
         .await
         .unwrap();
     let mut expected = ContentHasher::new();
@@ -93,7 +93,7 @@ async fn round_trip(s: Subject) {
     // A second put replaces the object whole.
     let replacement = pattern(2, 1000);
     s.store
-        .put(&key, &replacement[..], "text/plain")
+        .put(&key, &replacement[..], "text/plain", None)
         .await
         .unwrap();
     assert_eq!(read_all(&s.store, &key, None).await, replacement);
@@ -101,7 +101,11 @@ async fn round_trip(s: Subject) {
 
 async fn empty_object(s: Subject) {
     let key = unique_key("empty");
-    let digest = s.store.put(&key, &b""[..], "text/plain").await.unwrap();
+    let digest = s
+        .store
+        .put(&key, &b""[..], "text/plain", None)
+        .await
+        .unwrap();
     assert_eq!(digest.size, 0);
     assert_eq!(s.store.size(&key).await.unwrap(), 0);
     assert!(read_all(&s.store, &key, None).await.is_empty());
@@ -111,7 +115,7 @@ async fn ranged_get(s: Subject) {
     let key = unique_key("ranged.bin");
     let data = pattern(3, 100_000);
     s.store
-        .put(&key, &data[..], "application/octet-stream")
+        .put(&key, &data[..], "application/octet-stream", None)
         .await
         .unwrap();
     let range = |start, end| Some(ByteRange { start, end });
@@ -137,7 +141,7 @@ async fn ranged_get(s: Subject) {
 async fn head_reports_size_and_absence(s: Subject) {
     let key = unique_key("head.bin");
     s.store
-        .put(&key, &pattern(4, 12_345)[..], "text/plain")
+        .put(&key, &pattern(4, 12_345)[..], "text/plain", None)
         .await
         .unwrap();
     assert_eq!(s.store.size(&key).await.unwrap(), 12_345);
@@ -154,7 +158,7 @@ async fn head_reports_size_and_absence(s: Subject) {
 async fn delete_removes_and_is_idempotent(s: Subject) {
     let key = unique_key("delete.bin");
     s.store
-        .put(&key, &pattern(5, 10)[..], "text/plain")
+        .put(&key, &pattern(5, 10)[..], "text/plain", None)
         .await
         .unwrap();
     s.store.delete(&key).await.unwrap();
@@ -176,6 +180,7 @@ async fn large_object_streams_byte_identical(s: Subject) {
             &key,
             PatternReader::new(6, SIZE),
             "application/octet-stream",
+            None,
         )
         .await
         .unwrap();
@@ -205,7 +210,7 @@ async fn checksum_catches_corruption(s: Subject) {
     let data = pattern(7, 50_000);
     let original = s
         .store
-        .put(&key, &data[..], "application/octet-stream")
+        .put(&key, &data[..], "application/octet-stream", None)
         .await
         .unwrap();
     let mut corrupted = data.clone();
@@ -223,7 +228,7 @@ async fn escaping_keys_are_refused(s: Subject) {
     for key in ["../../etc/passwd", "/etc/passwd", "a/../../b", ""] {
         assert!(
             matches!(
-                s.store.put(key, &b"x"[..], "text/plain").await,
+                s.store.put(key, &b"x"[..], "text/plain", None).await,
                 Err(StorageError::InvalidKey { .. })
             ),
             "put {key:?} was accepted"
@@ -248,7 +253,7 @@ async fn compose_concatenates_parts(s: Subject) {
         .collect();
     for (key, data) in &parts {
         s.store
-            .put(key, &data[..], "application/octet-stream")
+            .put(key, &data[..], "application/octet-stream", None)
             .await
             .unwrap();
     }
@@ -316,12 +321,18 @@ async fn file_backend_never_writes_outside_its_directory() {
     let store = Store::open(&BackendConfig::File { root }, TransferConfig::default())
         .await
         .unwrap();
-    let _ = store.put("../../escaped", &b"x"[..], "text/plain").await;
-    let _ = store.put("../../../escaped", &b"x"[..], "text/plain").await;
+    let _ = store
+        .put("../../escaped", &b"x"[..], "text/plain", None)
+        .await;
+    let _ = store
+        .put("../../../escaped", &b"x"[..], "text/plain", None)
+        .await;
     assert!(!dir.path().join("a/escaped").exists());
     assert!(!dir.path().join("escaped").exists());
     assert!(matches!(
-        store.put(".strata-tmp/x", &b"x"[..], "text/plain").await,
+        store
+            .put(".strata-tmp/x", &b"x"[..], "text/plain", None)
+            .await,
         Err(StorageError::InvalidKey { .. })
     ));
 }
@@ -341,4 +352,99 @@ async fn unreachable_s3_server_is_a_backend_error() {
         Err(StorageError::Backend { backend, .. }) => assert_eq!(backend, "s3://strata-public"),
         other => panic!("expected a backend error, got {other:?}"),
     }
+}
+
+fn md5_of(data: &[u8]) -> [u8; 16] {
+    use md5::Digest as _;
+    md5::Md5::digest(data).into()
+}
+
+/// A declared MD5 goes to the S3 server with the bytes and is what its receipt is
+/// checked against: bytes that do not match it are refused, by the server or by us.
+#[tokio::test]
+async fn s3_puts_are_checked_against_a_declared_md5() {
+    let s = s3_subject().await;
+    let data = pattern(9, 1000);
+    let key = unique_key("md5.bin");
+    s.store
+        .put(&key, &data[..], "x", Some(md5_of(&data)))
+        .await
+        .unwrap();
+    assert_eq!(read_all(&s.store, &key, None).await, data);
+    let mut wrong = md5_of(&data);
+    wrong[0] ^= 1;
+    assert!(
+        s.store
+            .put(&unique_key("bad-md5.bin"), &data[..], "x", Some(wrong))
+            .await
+            .is_err()
+    );
+}
+
+/// A multipart upload on the tier: parts sent into it (with and without a declared
+/// MD5) and an object copied in as a part come out as one object, in part order; a
+/// part whose declared MD5 is not its bytes' is refused.
+#[tokio::test]
+async fn s3_multipart_uploads_take_sent_and_stored_parts() {
+    let s = s3_subject().await;
+    let multipart = s.store.multipart().expect("S3 has multipart uploads");
+    assert!(file_subject().await.store.multipart().is_none());
+    let pieces = [
+        pattern(11, 5 * 1024 * 1024),
+        pattern(12, 5 * 1024 * 1024),
+        pattern(13, 10),
+    ];
+    let key = unique_key("assembled.bin");
+    let upload = multipart.start(&key, "application/x-test").await.unwrap();
+    let first = multipart
+        .send_part(
+            &key,
+            &upload,
+            1,
+            pieces[0].clone().into(),
+            Some(md5_of(&pieces[0])),
+        )
+        .await
+        .unwrap();
+    let mut wrong = md5_of(&pieces[2]);
+    wrong[15] ^= 1;
+    assert!(
+        multipart
+            .send_part(&key, &upload, 3, pieces[2].clone().into(), Some(wrong))
+            .await
+            .is_err()
+    );
+    let last = multipart
+        .send_part(&key, &upload, 3, pieces[2].clone().into(), None)
+        .await
+        .unwrap();
+    let stored = unique_key("stored-part.bin");
+    s.store
+        .put(&stored, &pieces[1][..], "x", None)
+        .await
+        .unwrap();
+    let sent = |number, part: SentPart| UploadedPart::Sent {
+        number,
+        etag: part.etag,
+        crc32c: part.crc32c,
+    };
+    multipart
+        .finish(
+            &key,
+            &upload,
+            vec![
+                sent(1, first),
+                UploadedPart::Stored {
+                    number: 2,
+                    location: stored,
+                },
+                sent(3, last),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        read_all(&s.store, &key, None).await == pieces.concat(),
+        "other bytes"
+    );
 }

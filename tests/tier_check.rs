@@ -111,13 +111,13 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     // A good copy of `restorable` that a move left behind, on the other tier.
     let spare = format!("{}/old-copy", restorable.id);
     rig.store("bucket")
-        .put(&spare, &data[..], "application/octet-stream")
+        .put(&spare, &data[..], "application/octet-stream", None)
         .await
         .unwrap();
     // Bytes nobody refers to, on both tiers.
     let stray_s3 = format!("{}/stray", strata::db::new_id());
     rig.store("bucket")
-        .put(&stray_s3, &b"stray"[..], "application/octet-stream")
+        .put(&stray_s3, &b"stray"[..], "application/octet-stream", None)
         .await
         .unwrap();
     let stray_disk = format!("{}/stray", strata::db::new_id());
@@ -128,7 +128,7 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     let attempt = rig.enqueue(healthy, "bucket").await;
     let attempt_copy = format!("{}/{}-1", healthy.id, attempt.id);
     rig.store("bucket")
-        .put(&attempt_copy, &data[..], "application/octet-stream")
+        .put(&attempt_copy, &data[..], "application/octet-stream", None)
         .await
         .unwrap();
     let mut conn = sqlx::AnyConnection::connect(rig.database_url())

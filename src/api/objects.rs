@@ -125,6 +125,7 @@ pub async fn ingest(
                     .map_or_else(|| DEFAULT_CONTENT_TYPE.to_string(), |m| m.to_string()),
                 metadata: Metadata::new(),
                 overwrite: query.overwrite,
+                md5: None,
             };
             let body = upload_reader(sole_file_field(form, field), max, idle);
             state.content.ingest(upload, body).await?
@@ -136,6 +137,7 @@ pub async fn ingest(
                 content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
                 metadata: Metadata::new(),
                 overwrite: query.overwrite,
+                md5: None,
             };
             let body = request
                 .into_body()

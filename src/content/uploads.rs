@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use super::{Content, ContentError, Ingested, Source, Upload, upload_failure};
 use crate::db::{PartRecord, TierUpload, UploadRecord, new_id};
 use crate::storage::tree::{PartTree, TreeHasher, object_checksum};
-use crate::storage::{ByteRange, Digest, StorageError, Store, UploadedPart};
+use crate::storage::{ByteRange, Digest, Md5Sum, StorageError, Store, UploadedPart};
 use crate::timestamp::now_ms;
 
 impl Content {
@@ -60,14 +60,15 @@ impl Content {
         }
     }
 
-    /// Stores part `number` of `upload`, `len` bytes as the client declared, on the
-    /// upload's tier; returns its record. Nothing points at its bytes until the caller
-    /// records it.
+    /// Stores part `number` of `upload`, `len` bytes with MD5 `md5` as the client
+    /// declared (checked by `body` as it is read), on the upload's tier; returns its
+    /// record. Nothing points at its bytes until the caller records it.
     pub async fn put_part(
         &self,
         upload: &UploadRecord,
         number: i32,
         len: Option<u64>,
+        md5: Option<Md5Sum>,
         body: impl AsyncRead + Unpin + Send,
     ) -> Result<PartRecord, ContentError> {
         let store = self.store(&upload.id, &upload.tier)?;
@@ -100,7 +101,13 @@ impl Content {
                 }
                 let size = bytes.len() as u64;
                 let sent = multipart
-                    .send_part(&tier_upload.key, &tier_upload.id, number, bytes.freeze())
+                    .send_part(
+                        &tier_upload.key,
+                        &tier_upload.id,
+                        number,
+                        bytes.freeze(),
+                        md5,
+                    )
                     .await?;
                 let checksum = format!("etag:{}", sent.etag.trim_matches('"'));
                 (tier_upload.key.clone(), size, checksum, Some(sent))
@@ -108,7 +115,7 @@ impl Content {
             None => {
                 let location = format!("{}/{}", upload.id, new_id());
                 let digest = store
-                    .put(&location, &mut body, "application/octet-stream")
+                    .put(&location, &mut body, "application/octet-stream", md5)
                     .await
                     .map_err(upload_failure)?;
                 (location, digest.size, digest.checksum, None)

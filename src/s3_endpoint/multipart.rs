@@ -87,10 +87,11 @@ pub(super) async fn upload_part(
     }
     let declared = declared!(input, trailers);
     let len = input.content_length.and_then(|len| u64::try_from(len).ok());
+    let md5 = declared.md5_sum()?;
     let body = body_reader(ep, input.body, declared, max)?;
     let part = ep
         .content
-        .put_part(&upload, input.part_number, len, body)
+        .put_part(&upload, input.part_number, len, md5, body)
         .await?;
     match ep.catalogue.insert_part(&upload.id, &part).await {
         Ok(replaced) => {
@@ -185,6 +186,7 @@ pub(super) async fn complete(
         content_type: upload.content_type.clone(),
         metadata: upload.metadata.clone(),
         overwrite: true,
+        md5: None,
     };
     let ingested = ep.content.complete_upload(&upload, &chosen, target).await?;
     remove_finished(ep, &upload).await;

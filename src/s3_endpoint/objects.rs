@@ -15,6 +15,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use super::S3Endpoint;
 use crate::content::{RangeRequest, Upload, upload_reader};
 use crate::db::{Metadata, ObjectRecord};
+use crate::storage::Md5Sum;
 use crate::timestamp::now_ms;
 
 /// Content type of uploads that do not name one.
@@ -71,6 +72,21 @@ pub(super) struct Declared {
     pub trailers: Option<s3s::TrailingHeaders>,
 }
 
+impl Declared {
+    /// The MD5 declared (`Content-MD5`), decoded.
+    pub(super) fn md5_sum(&self) -> S3Result<Option<Md5Sum>> {
+        self.md5
+            .as_deref()
+            .map(|md5| {
+                aws_smithy_types::base64::decode(md5)
+                    .ok()
+                    .and_then(|d| Md5Sum::try_from(d).ok())
+                    .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
+            })
+            .transpose()
+    }
+}
+
 /// The [`Declared`] checks of a PutObject or UploadPart input (the same fields in both),
 /// moving them out of it.
 macro_rules! declared {
@@ -101,17 +117,7 @@ pub(super) fn body_reader(
     declared: Declared,
     max: u64,
 ) -> S3Result<impl tokio::io::AsyncRead + Unpin + Send + 'static> {
-    let md5 = declared
-        .md5
-        .as_deref()
-        .map(|md5| {
-            aws_smithy_types::base64::decode(md5)
-                .ok()
-                .filter(|d| d.len() == 16)
-                .map(|expected| (Md5::new(), expected))
-                .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
-        })
-        .transpose()?;
+    let md5 = declared.md5_sum()?.map(|expected| (Md5::new(), expected));
     let sums = checksum_hasher(&declared)?;
     let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match body {
         Some(body) => Box::pin(body.map_err(io::Error::other)),
@@ -171,7 +177,7 @@ fn checksum_hasher(declared: &Declared) -> S3Result<Option<ChecksumHasher>> {
 /// the end when a checksum differs from the one the client declared.
 struct Verified {
     inner: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
-    md5: Option<(Md5, Vec<u8>)>,
+    md5: Option<(Md5, Md5Sum)>,
     sums: Option<ChecksumHasher>,
     declared: Declared,
 }
@@ -274,6 +280,7 @@ pub(super) async fn put(
         return Err(too_large(ep.max_object_bytes));
     }
     let declared = declared!(input, trailers);
+    let md5 = declared.md5_sum()?;
     let body = body_reader(ep, input.body, declared, ep.max_object_bytes)?;
     let upload = Upload {
         bucket: input.bucket,
@@ -283,6 +290,7 @@ pub(super) async fn put(
             .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
         metadata: metadata(input.metadata),
         overwrite: true,
+        md5,
     };
     let ingested = ep.content.ingest(upload, body).await?;
     Ok(PutObjectOutput {
@@ -465,6 +473,7 @@ pub(super) async fn copy(ep: &S3Endpoint, input: CopyObjectInput) -> S3Result<Co
         content_type,
         metadata,
         overwrite: true,
+        md5: None,
     };
     let body = tokio_util::io::StreamReader::new(opened.bytes);
     let ingested = ep.content.ingest(upload, body).await?;

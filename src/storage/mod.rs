@@ -77,6 +77,9 @@ fn shorten(key: &str) -> String {
 /// Result of storage operations.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// An MD5 digest, as a client declares it for a body (`Content-MD5`).
+pub type Md5Sum = [u8; 16];
+
 /// What a completed put or a checksum scan found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest {
@@ -247,16 +250,20 @@ impl Multipart<'_> {
     }
 
     /// Sends part `number` of the upload `upload_id` of `key` and checks what the server
-    /// received.
+    /// received (against `md5` when the part's MD5 is known).
     pub async fn send_part(
         &self,
         key: &str,
         upload_id: &str,
         number: i32,
         part: Bytes,
+        md5: Option<Md5Sum>,
     ) -> Result<SentPart> {
         validate_key(key)?;
-        let sent = self.0.upload_part(key, upload_id, number, part).await?;
+        let sent = self
+            .0
+            .upload_part(key, upload_id, number, part, md5)
+            .await?;
         Ok(SentPart {
             etag: sent.e_tag().unwrap_or_default().to_string(),
             crc32c: sent.checksum_crc32_c().map(str::to_string),
@@ -309,17 +316,20 @@ impl Store {
     }
 
     /// Stores `body` under `key`, replacing any object there, and returns its size and
-    /// checksum. The object appears whole or not at all.
+    /// checksum. The object appears whole or not at all. `md5`, when given, is the MD5
+    /// of the whole body, checked by its reader as it is read: what the server received
+    /// is compared with it instead of hashing the bytes again.
     pub async fn put(
         &self,
         key: &str,
         body: impl AsyncRead + Unpin + Send,
         content_type: &str,
+        md5: Option<Md5Sum>,
     ) -> Result<Digest> {
         validate_key(key)?;
         match self {
             Store::File(f) => f.put(key, body).await,
-            Store::S3(s) => s.put(key, body, content_type).await,
+            Store::S3(s) => s.put(key, body, content_type, md5).await,
         }
     }
 

@@ -97,7 +97,7 @@ impl MoveRig {
         let location = format!("{id}/ingest");
         let digest = self
             .store(tier)
-            .put(&location, body, "application/octet-stream")
+            .put(&location, body, "application/octet-stream", None)
             .await
             .unwrap();
         self.catalogue

@@ -15,7 +15,8 @@
 //!
 //! Gets of more than one part are split into ranged requests, `part_concurrency` of them
 //! in flight and handed out in order, the way download managers (and rclone) fetch large
-//! files. Every range is pinned to the ETag seen first (`If-Match`), so a concurrent
+//! files; all the gets of a store share that many parts fetched and not yet handed on,
+//! so memory stays bounded however many readers there are. Every range is pinned to the ETag seen first (`If-Match`), so a concurrent
 //! overwrite fails the read instead of splicing two versions together.
 
 use std::collections::HashSet;
@@ -31,7 +32,8 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
-use futures_util::{StreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 mod compose;
@@ -53,6 +55,9 @@ pub struct S3Store {
     sign_payload: bool,
     /// What was learnt about the server, shared by the clones of this store.
     learnt: Arc<Learnt>,
+    /// Parts that all reads of the store together may hold fetched and not yet handed
+    /// on: a client reading in several ranged streams at once does not multiply them.
+    read_budget: Arc<Semaphore>,
 }
 
 /// What an S3 store learns about its server from its answers; the flags that end in
@@ -108,6 +113,7 @@ impl S3Store {
             transfer,
             sign_payload: config.sign_payload,
             learnt: Arc::default(),
+            read_budget: Arc::new(Semaphore::new(transfer.part_concurrency)),
         }
     }
 
@@ -187,12 +193,22 @@ impl S3Store {
                     let key = key.clone();
                     let etag = etag.clone();
                     async move {
-                        store
-                            .fetch_part(&key, start, part_len, etag.as_deref())
+                        // Taken in part order (the semaphore is fair), so the part a
+                        // reader waits for never waits behind later ones.
+                        let permit = store
+                            .read_budget
+                            .clone()
+                            .acquire_owned()
                             .await
+                            .map_err(std::io::Error::other)?;
+                        let part = store
+                            .fetch_part(&key, start, part_len, etag.as_deref())
+                            .await?;
+                        Ok((part, permit))
                     }
                 })
-                .buffered(self.transfer.part_concurrency),
+                .buffered(self.transfer.part_concurrency)
+                .map_ok(|(part, _handed_on)| part),
         ))
     }
 

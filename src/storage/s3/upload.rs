@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
 use super::{PartUploads, S3Store};
-use crate::storage::{ContentHasher, Digest, Result, StorageError};
+use crate::storage::{ContentHasher, Digest, Md5Sum, Result, StorageError};
 
 impl S3Store {
     pub(in crate::storage) async fn put(
@@ -21,12 +21,14 @@ impl S3Store {
         key: &str,
         mut body: impl AsyncRead + Unpin,
         content_type: &str,
+        md5: Option<Md5Sum>,
     ) -> Result<Digest> {
         let part_size = self.transfer.part_size as usize;
         let mut hasher = ContentHasher::new();
         let first = read_part(&mut body, part_size).await?;
         hasher.update(&first);
         if first.len() < part_size {
+            // The whole body was read, so a declared MD5 has been checked against it.
             let crc32c = crc32c(&first);
             let request = self
                 .client
@@ -35,6 +37,7 @@ impl S3Store {
                 .key(key)
                 .content_type(content_type)
                 .checksum_crc32_c(&crc32c)
+                .set_content_md5(md5.map(aws_smithy_types::base64::encode))
                 .body(SdkByteStream::from(first.clone()));
             let mut put = request.customize();
             if !self.sign_payload {
@@ -48,7 +51,7 @@ impl S3Store {
                 key,
                 &first,
                 &crc32c,
-                None,
+                md5.as_ref().map(hex),
                 out.checksum_crc32_c(),
                 out.e_tag(),
             )?;
@@ -120,7 +123,7 @@ impl S3Store {
             let (key_owned, upload_id_owned) = (key.to_string(), upload_id.to_string());
             in_flight.spawn(async move {
                 store
-                    .upload_part(&key_owned, &upload_id_owned, number, part)
+                    .upload_part(&key_owned, &upload_id_owned, number, part, None)
                     .await
             });
             if in_flight.len() >= self.transfer.part_concurrency {
@@ -163,13 +166,15 @@ impl S3Store {
         Ok(())
     }
 
-    /// Uploads part `number` of `key` and checks what the server received.
+    /// Uploads part `number` of `key` (whose MD5 is `md5` when known already) and
+    /// checks what the server received.
     pub(in crate::storage) async fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
         number: i32,
         part: Bytes,
+        md5: Option<Md5Sum>,
     ) -> Result<CompletedPart> {
         let crc32c = crc32c(&part);
         let mut upload = self
@@ -180,24 +185,26 @@ impl S3Store {
             .upload_id(upload_id)
             .part_number(number)
             .checksum_crc32_c(&crc32c)
+            .set_content_md5(md5.map(aws_smithy_types::base64::encode))
             .body(SdkByteStream::from(part.clone()))
             .customize();
         if !self.sign_payload {
             upload = upload.disable_payload_signing();
         }
         // The MD5 an ETag may have to be compared with, hashed while the part travels
-        // (off the async workers), unless the server is known to report CRC32Cs.
-        let md5 = (!self.learnt.reports_crc32c.load(Ordering::Relaxed)).then(|| {
-            let part = part.clone();
-            tokio::task::spawn_blocking(move || hex_md5(&part))
-        });
+        // (off the async workers), unless known or the server is known to report CRC32Cs.
+        let hashing =
+            (md5.is_none() && !self.learnt.reports_crc32c.load(Ordering::Relaxed)).then(|| {
+                let part = part.clone();
+                tokio::task::spawn_blocking(move || hex_md5(&part))
+            });
         let out = upload
             .send()
             .await
             .map_err(|e| self.error("uploading a part of", key, e))?;
-        let md5 = match md5 {
+        let md5 = match hashing {
             Some(hashing) => hashing.await.ok(),
-            None => None,
+            None => md5.as_ref().map(hex),
         };
         if out.checksum_crc32_c().is_some() {
             self.learnt.reports_crc32c.store(true, Ordering::Relaxed);
@@ -326,10 +333,12 @@ fn crc32c(bytes: &[u8]) -> String {
 
 /// MD5 of `bytes` in hex, as an ETag shows it.
 fn hex_md5(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Md5::digest(bytes).into())
+}
+
+/// An MD5 in hex, as an ETag shows it.
+fn hex(md5: &Md5Sum) -> String {
+    md5.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The MD5 an ETag holds, when it is one: 32 hex digits, quotes removed.
