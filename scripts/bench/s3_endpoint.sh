@@ -5,7 +5,9 @@
 # tier and through a release `strata serve` whose landing tier is that server. Each
 # measurement alternates direct and through-Strata, RUNS times (default 3); the medians
 # and their ratio (Strata / direct, throughput) are printed, with Strata's peak RSS.
-# rclone runs with --transfers 8, 8 MiB parts, 4 parts at a time, both ways.
+# rclone runs with --transfers 8, 8 MiB parts, 4 parts at a time, both ways. COUNT=0
+# measures the large object alone (with Strata's RSS before and after: its memory for
+# one large put and get).
 #
 #   scripts/bench/s3_endpoint.sh [COUNT] [LARGE_MIB]
 set -euo pipefail
@@ -50,6 +52,9 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { cat "$WORK/strata.log"; exit 1; }
+idle=$(grep VmHWM "/proc/$STRATA/status" | awk '{print $2}')
+SIZES=(small large)
+[ "$COUNT" -gt 0 ] || SIZES=(large)
 
 mkdir -p "$WORK/small" "$WORK/large"
 python3 - "$WORK/small" "$COUNT" <<'PY'
@@ -75,7 +80,7 @@ get() { # BUCKET_REMOTE PATH WHAT
 }
 declare -A took
 for run in $(seq "$RUNS"); do
-    for what in small large; do
+    for what in "${SIZES[@]}"; do
         path="$PREFIX/$run/$what"
         took[put_direct_$what]+=" $(put "$what" "DIRECT:strata-public/$path")"
         took[put_strata_$what]+=" $(put "$what" "STRATA:strata/$path")"
@@ -87,7 +92,7 @@ rss=$(grep VmHWM "/proc/$STRATA/status" | awk '{print $2}')
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 bytes_small=$((COUNT * 1024 * 1024))
 bytes_large=$((LARGE_MIB * 1024 * 1024))
-for what in small large; do
+for what in "${SIZES[@]}"; do
     bytes_var=bytes_$what
     for op in put get; do
         d=$(median "${took[${op}_direct_$what]}")
@@ -100,4 +105,4 @@ print(f'{sys.argv[4]:3} {sys.argv[5]:5}: direct {d:6.2f} s ({b / d / 2**20:7.1f}
 " "${!bytes_var}" "$d" "$s" "$op" "$what"
     done
 done
-echo "strata peak RSS: $((rss / 1024)) MiB (runs: $RUNS; all times: ${took[*]})"
+echo "strata peak RSS: $((rss / 1024)) MiB, idle $((idle / 1024)) MiB (runs: $RUNS; all times: ${took[*]})"
