@@ -40,6 +40,8 @@ S3_LISTEN_ADDR=127.0.0.1:$S3_PORT S3_ACCESS_KEY_ID=bench S3_SECRET_ACCESS_KEY=be
     target/release/strata serve >"$WORK/strata.log" 2>&1 &
 STRATA=$!
 cleanup() {
+    # Through Strata, so that the tier's bytes go with the catalogue's objects.
+    rclone purge "STRATA:strata/$PREFIX" >/dev/null 2>&1 || true
     kill "$STRATA" 2>/dev/null || true
     wait "$STRATA" 2>/dev/null || true
     rclone purge "DIRECT:strata-public/$PREFIX" >/dev/null 2>&1 || true
