@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use common::{PatternReader, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier};
 use futures_util::StreamExt;
 use strata::config::{BackendConfig, TransferConfig};
-use strata::storage::{ByteRange, ContentHasher, SentPart, StorageError, Store, UploadedPart};
+use strata::storage::{ByteRange, ContentHasher, StorageError, Store, UploadedPart};
 
 /// A store under test, plus what it takes to reach its bytes behind its back.
 struct Subject {
@@ -423,22 +423,23 @@ async fn s3_multipart_uploads_take_sent_and_stored_parts() {
         .put(&stored, &pieces[1][..], "x", None)
         .await
         .unwrap();
-    let sent = |number, part: SentPart| UploadedPart::Sent {
-        number,
-        etag: part.etag,
-        crc32c: part.crc32c,
-    };
     multipart
         .finish(
             &key,
             &upload,
             vec![
-                sent(1, first),
+                UploadedPart::Sent {
+                    number: 1,
+                    part: first,
+                },
                 UploadedPart::Stored {
                     number: 2,
                     location: stored,
                 },
-                sent(3, last),
+                UploadedPart::Sent {
+                    number: 3,
+                    part: last,
+                },
             ],
         )
         .await

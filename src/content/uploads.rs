@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use super::{Content, ContentError, Ingested, Source, Upload, upload_failure};
 use crate::db::{PartRecord, TierUpload, UploadRecord, new_id};
 use crate::storage::tree::{PartTree, TreeHasher, object_checksum};
-use crate::storage::{ByteRange, Digest, Md5Sum, StorageError, Store, UploadedPart};
+use crate::storage::{ByteRange, Digest, Md5Sum, SentPart, StorageError, Store, UploadedPart};
 use crate::timestamp::now_ms;
 
 impl Content {
@@ -165,8 +165,10 @@ impl Content {
                 match &part.tier_etag {
                     Some(etag) => UploadedPart::Sent {
                         number,
-                        etag: etag.clone(),
-                        crc32c: part.tier_crc32c.clone(),
+                        part: SentPart {
+                            etag: etag.clone(),
+                            crc32c: part.tier_crc32c.clone(),
+                        },
                     },
                     None => UploadedPart::Stored {
                         number,

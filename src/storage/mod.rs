@@ -208,10 +208,8 @@ pub enum UploadedPart {
     Sent {
         /// Its part number.
         number: i32,
-        /// The server's ETag of it.
-        etag: String,
-        /// Its CRC32C, base64, as sent.
-        crc32c: Option<String>,
+        /// What the server answered.
+        part: SentPart,
     },
     /// An object of its own on the tier, which the server copies in.
     Stored {

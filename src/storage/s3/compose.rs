@@ -75,14 +75,10 @@ impl S3Store {
                     (self.clone(), key.to_string(), upload_id.to_string());
                 async move {
                     match part {
-                        UploadedPart::Sent {
-                            number,
-                            etag,
-                            crc32c,
-                        } => Ok(CompletedPart::builder()
+                        UploadedPart::Sent { number, part } => Ok(CompletedPart::builder()
                             .part_number(number)
-                            .e_tag(etag)
-                            .set_checksum_crc32_c(crc32c)
+                            .e_tag(part.etag)
+                            .set_checksum_crc32_c(part.crc32c)
                             .build()),
                         UploadedPart::Stored { number, location } => {
                             store.copy_part(&key, &upload_id, number, &location).await
