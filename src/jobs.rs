@@ -31,9 +31,10 @@ const ROLLUP_INTERVAL: Duration = Duration::from_secs(60);
 /// add the minutes not rolled up yet, so this costs them a few more minute rows per object.
 const ROLLUP_LAG_MS: i64 = 5 * MINUTE_MS;
 
-/// Rolls the minute buckets older than [`ROLLUP_LAG_MS`] up into their hour buckets once
-/// a minute until `stop` (see [`Catalogue::roll_up_hours`]); a failure is retried at the
-/// next tick, and readers are exact meanwhile.
+/// Rolls the minute buckets older than [`ROLLUP_LAG_MS`] up into their hour buckets, and
+/// folds the tiers' object counts, once a minute until `stop` (see
+/// [`Catalogue::roll_up_hours`] and [`Catalogue::fold_tier_counts`]); a failure is retried
+/// at the next tick, and readers are exact meanwhile.
 pub async fn run_rollup(catalogue: Catalogue, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(ROLLUP_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -55,6 +56,9 @@ pub async fn run_rollup(catalogue: Catalogue, stop: CancellationToken) {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot roll minute buckets up into hour buckets; trying again in a minute")
             }
+        }
+        if let Err(e) = catalogue.fold_tier_counts().await {
+            tracing::warn!(error = %e, "cannot fold the tiers' object counts; trying again in a minute");
         }
     }
 }

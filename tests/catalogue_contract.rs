@@ -995,6 +995,7 @@ contract!(
     hours_and_totals_are_exact_around_roll_ups,
     keys_are_unique_per_bucket_and_listed_in_byte_order,
     uploads_keep_their_parts_until_removed,
+    tier_counts_follow_every_change,
 );
 
 async fn keys_are_unique_per_bucket_and_listed_in_byte_order(c: Catalogue) {
@@ -1379,4 +1380,80 @@ async fn sqlite_reopen_keeps_data() {
         dir.path().display()
     ))
     .await;
+}
+
+/// Objects and bytes per tier as `tier_usage` reports them, before and after the counts
+/// are folded (both must be the same).
+async fn usage(c: &Catalogue) -> Vec<(String, i64, i64)> {
+    let read = |c: Catalogue| async move {
+        c.tier_usage(now_ms())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|u| u.objects != 0)
+            .map(|u| (u.tier, u.objects, u.bytes))
+            .collect::<Vec<_>>()
+    };
+    let before = read(c.clone()).await;
+    c.fold_tier_counts().await.unwrap();
+    assert_eq!(read(c.clone()).await, before, "folding changed the counts");
+    before
+}
+
+async fn tier_counts_follow_every_change(c: Catalogue) {
+    let t = |tier: &str, objects, bytes| (tier.to_string(), objects, bytes);
+    assert_eq!(usage(&c).await, vec![]);
+    let a = add_object(&c, "a", "public").await;
+    let b = add_object(&c, "b", "public").await;
+    add_object(&c, "c", "onprem").await;
+    assert_eq!(usage(&c).await, vec![t("onprem", 1, 100), t("public", 2, 200)]);
+
+    // A rewrite onto another tier with another size; a stale one changes nothing.
+    c.replace_object_content(&a.id, 1, &content("private", 40))
+        .await
+        .unwrap();
+    assert!(
+        c.replace_object_content(&a.id, 1, &content("onprem", 1))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        usage(&c).await,
+        vec![t("onprem", 1, 100), t("private", 1, 40), t("public", 1, 100)]
+    );
+
+    // A tier switch, and a move that completes; a stale switch changes nothing.
+    c.switch_object_tier(&a.id, 2, "onprem", "objects/a2")
+        .await
+        .unwrap();
+    assert!(c.switch_object_tier(&a.id, 1, "public", "x").await.is_err());
+    let m = c
+        .enqueue_move(&NewMove {
+            object_id: b.id.clone(),
+            object_version: b.version,
+            from_tier: "public".into(),
+            to_tier: "private".into(),
+            reason: MoveReason::Manual,
+            bytes_total: b.size,
+        })
+        .await
+        .unwrap();
+    let claimed = c.claim_move("w1", 60_000).await.unwrap().unwrap();
+    assert_eq!(claimed.id, m.id);
+    let started = c
+        .start_copy(&m.id, "w1", "private", None, &plan_for(&b, "copy-b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.begin_verify(&m.id, "w1").await.unwrap());
+    c.complete_move(&started, "w1", 5).await.unwrap();
+    assert_eq!(
+        usage(&c).await,
+        vec![t("onprem", 2, 140), t("private", 1, 100)]
+    );
+
+    // Deletes; a tier left empty is not listed.
+    c.delete_object(&b.id).await.unwrap();
+    assert!(c.delete_object(&b.id).await.is_err());
+    assert_eq!(usage(&c).await, vec![t("onprem", 2, 140)]);
 }

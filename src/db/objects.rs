@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::access::{AccessSummary, DAY_MS, HOUR_MS, MINUTE_MS, ROLLUP_MARK, hour_buckets_sql};
 use super::forecast::StoredPrediction;
-use super::{Catalogue, CatalogueError, Page, Result, RowLock, page_limit};
+use super::{Backend, Catalogue, CatalogueError, Page, Result, RowLock, page_limit};
 use crate::timestamp::now_ms;
 
 const OBJECT_COLUMNS: &str = "id, bucket, object_key, size, content_type, checksum, tier, \
@@ -237,6 +237,7 @@ impl Catalogue {
              RETURNING {OBJECT_COLUMNS}"
         );
         let c = &new.content;
+        let mut tx = self.writes.begin().await?;
         let row = sqlx::query(&sql)
             .bind(&new.id)
             .bind(&new.bucket)
@@ -248,7 +249,7 @@ impl Catalogue {
             .bind(&c.location)
             .bind(metadata_json(&c.metadata))
             .bind(now)
-            .fetch_one(&self.writes)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| {
                 CatalogueError::conflict_or(e, || {
@@ -258,6 +259,8 @@ impl Catalogue {
                     )
                 })
             })?;
+        count_on_tier(&mut tx, &c.tier, 1, c.size).await?;
+        tx.commit().await?;
         Ok(ObjectRecord::from_row(&row)?)
     }
 
@@ -405,6 +408,11 @@ impl Catalogue {
              modified_at = $8 \
              WHERE id = $1 AND version = $2 RETURNING {OBJECT_COLUMNS}"
         );
+        let mut tx = self.writes.begin().await?;
+        let Some((old_tier, old_size)) = self.lock_version(&mut tx, id, expected_version).await?
+        else {
+            return self.updated_or_stale(id, expected_version, None).await;
+        };
         let row = sqlx::query(&sql)
             .bind(id)
             .bind(expected_version)
@@ -415,9 +423,12 @@ impl Catalogue {
             .bind(&content.location)
             .bind(now_ms())
             .bind(metadata_json(&content.metadata))
-            .fetch_optional(&self.writes)
+            .fetch_one(&mut *tx)
             .await?;
-        self.updated_or_stale(id, expected_version, row).await
+        count_on_tier(&mut tx, &old_tier, -1, -old_size).await?;
+        count_on_tier(&mut tx, &content.tier, 1, content.size).await?;
+        tx.commit().await?;
+        self.updated_or_stale(id, expected_version, Some(row)).await
     }
 
     /// Moves the object's catalogue entry to another tier and location, keeping its
@@ -434,15 +445,41 @@ impl Catalogue {
             "UPDATE objects SET tier = $3, location = $4, updated_at = $5 \
              WHERE id = $1 AND version = $2 RETURNING {OBJECT_COLUMNS}"
         );
+        let mut tx = self.writes.begin().await?;
+        let Some((old_tier, size)) = self.lock_version(&mut tx, id, expected_version).await?
+        else {
+            return self.updated_or_stale(id, expected_version, None).await;
+        };
         let row = sqlx::query(&sql)
             .bind(id)
             .bind(expected_version)
             .bind(tier)
             .bind(location)
             .bind(now_ms())
-            .fetch_optional(&self.writes)
+            .fetch_one(&mut *tx)
             .await?;
-        self.updated_or_stale(id, expected_version, row).await
+        count_on_tier(&mut tx, &old_tier, -1, -size).await?;
+        count_on_tier(&mut tx, tier, 1, size).await?;
+        tx.commit().await?;
+        self.updated_or_stale(id, expected_version, Some(row)).await
+    }
+
+    /// The tier and size of the object at `expected_version`, locked until `tx` ends so
+    /// that its counts move with it; `None` when it is not at that version.
+    async fn lock_version(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+        expected_version: i64,
+    ) -> Result<Option<(String, i64)>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT tier, size FROM objects WHERE id = $1 AND version = $2 {}",
+            self.row_lock(RowLock::Exclusive)
+        ))
+        .bind(id)
+        .bind(expected_version)
+        .fetch_optional(&mut **tx)
+        .await?)
     }
 
     /// Turns the result of a version-guarded update into the new record, `Stale` when
@@ -483,6 +520,8 @@ impl Catalogue {
                 kind: "object",
                 id: id.into(),
             })?;
+        let removed = ObjectRecord::from_row(&row)?;
+        count_on_tier(&mut tx, &removed.tier, -1, -removed.size).await?;
         for table in ["access_buckets", "object_damage"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE object_id = $1"))
                 .bind(id)
@@ -490,7 +529,7 @@ impl Catalogue {
                 .await?;
         }
         tx.commit().await?;
-        Ok(ObjectRecord::from_row(&row)?)
+        Ok(removed)
     }
 
     /// Objects in id order, `limit` at a time, starting after the id `after`: every row,
@@ -561,9 +600,9 @@ impl Catalogue {
     /// and accesses served, as of `now_ms`.
     pub async fn tier_usage(&self, now_ms: i64) -> Result<Vec<TierUsage>> {
         let rows = sqlx::query(
-            "SELECT tier, CAST(COUNT(*) AS BIGINT) AS objects, \
-                    CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes \
-             FROM objects GROUP BY tier ORDER BY tier",
+            "SELECT tier, CAST(SUM(objects) AS BIGINT) AS objects, \
+                    CAST(SUM(bytes) AS BIGINT) AS bytes \
+             FROM tier_counts GROUP BY tier HAVING SUM(objects) <> 0 ORDER BY tier",
         )
         .fetch_all(&self.reads)
         .await?;
@@ -609,6 +648,32 @@ impl Catalogue {
         Ok(usage)
     }
 
+    /// Folds the rows of changes in `tier_counts` into one row per tier; the sums stay
+    /// the same, so readers are exact whether this ran or not.
+    pub async fn fold_tier_counts(&self) -> Result<()> {
+        let mut tx = self.writes.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Rows added while the fold runs are neither read nor deleted by it.
+            sqlx::query("LOCK TABLE tier_counts IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sums: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT tier, CAST(SUM(objects) AS BIGINT), CAST(SUM(bytes) AS BIGINT) \
+             FROM tier_counts GROUP BY tier",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM tier_counts")
+            .execute(&mut *tx)
+            .await?;
+        for (tier, objects, bytes) in sums.iter().filter(|(_, objects, _)| *objects != 0) {
+            count_on_tier(&mut tx, tier, *objects, *bytes).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The objects on `tier` or with a move under way to it: id, tier, size and the tier
     /// the move takes it to.
     pub async fn objects_on_or_moving_to(
@@ -625,6 +690,24 @@ impl Catalogue {
         .fetch_all(&self.reads)
         .await?)
     }
+}
+
+
+/// Records in `tx` that `tier` gained `objects` objects of `bytes` bytes in all (lost,
+/// when negative); see `tier_counts` in the schema.
+pub(super) async fn count_on_tier(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tier: &str,
+    objects: i64,
+    bytes: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO tier_counts (tier, objects, bytes) VALUES ($1, $2, $3)")
+        .bind(tier)
+        .bind(objects)
+        .bind(bytes)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 use sqlx::Any;
 
 use super::moves::MOVE_COLUMNS;
+use super::objects::count_on_tier;
 use super::{Backend, Catalogue, CatalogueError, MoveRecord, Result, RowLock};
 use crate::timestamp::now_ms;
 
@@ -179,9 +180,9 @@ impl Catalogue {
         };
         let now = now_ms();
         let mut tx = self.writes.begin().await?;
-        let switched = sqlx::query(
+        let switched: Option<i64> = sqlx::query_scalar(
             "UPDATE objects SET tier = $5, location = $6, updated_at = $7 \
-             WHERE id = $1 AND version = $2 AND tier = $3 AND location = $4",
+             WHERE id = $1 AND version = $2 AND tier = $3 AND location = $4 RETURNING size",
         )
         .bind(&m.object_id)
         .bind(m.object_version)
@@ -190,9 +191,9 @@ impl Catalogue {
         .bind(&m.to_tier)
         .bind(dest)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if switched.rows_affected() != 1 {
+        let Some(size) = switched else {
             return Err(stale(
                 "object",
                 format!(
@@ -200,7 +201,9 @@ impl Catalogue {
                     m.object_version, m.from_tier
                 ),
             ));
-        }
+        };
+        count_on_tier(&mut tx, &m.from_tier, -1, -size).await?;
+        count_on_tier(&mut tx, &m.to_tier, 1, size).await?;
         let sql = format!(
             "UPDATE migrations SET status = 'completed', finished_at = $3, updated_at = $3, \
                duration_ms = $4, bytes_copied = bytes_total, lease_until = NULL, error = NULL \
