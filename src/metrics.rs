@@ -147,6 +147,11 @@ impl Metrics {
         *self.lag.lock().expect("lag lock") = lag;
     }
 
+    /// Consumer lag summed over the assigned partitions.
+    pub fn consumer_lag(&self) -> i64 {
+        self.lag.lock().expect("lag lock").values().sum()
+    }
+
     /// One forecaster run: objects predicted, moves queued, how long it took.
     pub fn record_forecast_run(&self, objects: usize, queued: usize, took: std::time::Duration) {
         self.forecast_runs.fetch_add(1, Relaxed);

@@ -1,6 +1,7 @@
 //! Bearer-token access control: with `API_TOKEN` set, mutating requests need
 //! `Authorization: Bearer <token>`; reads too when `API_TOKEN_READS=true`. Liveness and
-//! readiness stay open so that probes need no secret.
+//! readiness stay open so that probes need no secret, and the console's files, which
+//! hold no data (the console asks for the token and sends it with its API calls).
 
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -28,7 +29,10 @@ impl Auth {
     }
 
     fn protects(&self, method: &Method, path: &str) -> bool {
-        if self.token.is_none() || matches!(path, "/healthz" | "/readyz") {
+        if self.token.is_none()
+            || matches!(path, "/healthz" | "/readyz")
+            || super::console::serves(path)
+        {
             return false;
         }
         let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);

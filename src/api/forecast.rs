@@ -1,23 +1,92 @@
-//! Forecast resources: an object's prediction, the registered models, training.
+//! Forecast resources: an object's hourly accesses and prediction, the registered
+//! models, training and activation.
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::views::{FeatureBody, ModelList, ModelRef, PredictionBody, TrainingAccepted};
+use super::views::{
+    AccessHistoryBody, FeatureBody, HourAccessesBody, ModelBody, ModelList, ModelRef,
+    PredictionBody, TrainingAccepted,
+};
 use super::{ApiError, AppState, ErrorBody};
-use crate::db::MAX_PAGE_SIZE;
+use crate::db::{HOUR_MS, MAX_PAGE_SIZE};
 use crate::forecast;
 use crate::timestamp::format_rfc3339_ms;
 use crate::timestamp::now_ms;
 
 /// Features listed with a prediction.
 const TOP_FEATURES: usize = 3;
+
+/// Longest access history one request may ask for: a month of hours.
+const MAX_HISTORY_HOURS: u64 = 31 * 24;
+
+/// Query of `GET /objects/{id}/accesses`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccessHistoryQuery {
+    /// Hours to list, the one in progress included; default 168 (a week).
+    #[param(minimum = 1, maximum = 744)]
+    pub hours: Option<u64>,
+}
+
+/// An object's accesses per hour, oldest first, the hour in progress last; hours
+/// without accesses are listed with 0.
+#[utoipa::path(
+    get,
+    path = "/api/v1/objects/{id}/accesses",
+    tag = "forecast",
+    params(("id" = String, Path, description = "Object id"), AccessHistoryQuery),
+    responses(
+        (status = 200, description = "The hours", body = AccessHistoryBody),
+        (status = 400, description = "Malformed query or hours out of range", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token (API_TOKEN_READS)", body = ErrorBody),
+        (status = 404, description = "No such object", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn get_accesses(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<AccessHistoryQuery>, QueryRejection>,
+) -> Result<Json<AccessHistoryBody>, ApiError> {
+    let Query(query) = query?;
+    let hours = query.hours.unwrap_or(168);
+    if !(1..=MAX_HISTORY_HOURS).contains(&hours) {
+        return Err(ApiError::BadRequest(format!(
+            "hours must be from 1 to {MAX_HISTORY_HOURS}, not {hours}"
+        )));
+    }
+    let object = state.catalogue.get_object(&id).await?;
+    let now = now_ms();
+    let end = now - now.rem_euclid(HOUR_MS) + HOUR_MS;
+    let start = end - hours as i64 * HOUR_MS;
+    let counted = state
+        .catalogue
+        .access_history(&object.id, HOUR_MS, start, end)
+        .await?;
+    let hours = (0..hours as i64)
+        .map(|n| {
+            let at = start + n * HOUR_MS;
+            HourAccessesBody {
+                start: format_rfc3339_ms(at),
+                accesses: counted
+                    .iter()
+                    .find(|(hour, _)| *hour == at)
+                    .map_or(0, |(_, hits)| *hits),
+            }
+        })
+        .collect();
+    Ok(Json(AccessHistoryBody {
+        object_id: object.id,
+        hours,
+    }))
+}
 
 /// Predicts an object's accesses over the active model's horizon from its access
 /// history now, with the tier that implies and the features behind it.
@@ -199,4 +268,28 @@ pub async fn train_model(
             name,
         }),
     ))
+}
+
+/// Makes a registered model the active one: it then serves predictions and the
+/// scheduled forecaster runs everywhere (each process loads it within seconds).
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{id}/activate",
+    tag = "forecast",
+    params(("id" = String, Path, description = "Model id")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The model, now active", body = ModelBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn activate_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelBody>, ApiError> {
+    let record = state.catalogue.activate_model(&id).await?;
+    tracing::info!(model = %record.name, version = record.version, "model activated over the API");
+    Ok(Json(record.into()))
 }

@@ -1,8 +1,9 @@
 //! The HTTP API: the REST resources of DESIGN.md under `/api/v1`, and `/metrics`,
-//! `/healthz`, `/readyz` at the root. Every route is registered together with its
+//! `/healthz`, `/readyz` at the root, and the web console at `/`. Every route is registered together with its
 //! OpenAPI description, so `/api/v1/openapi.json` always matches what is served.
 
 mod auth;
+mod console;
 mod error;
 mod forecast;
 mod migrations;
@@ -186,9 +187,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(migrations::cancel_migration))
         .routes(routes!(tiers::list_tiers))
         .routes(routes!(tiers::plan))
+        .routes(routes!(forecast::get_accesses))
         .routes(routes!(forecast::get_prediction))
         .routes(routes!(forecast::list_models))
         .routes(routes!(forecast::train_model))
+        .routes(routes!(forecast::activate_model))
+        .routes(routes!(system::status))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))
@@ -255,6 +259,7 @@ pub fn router(state: AppState) -> axum::Router {
             "/api/v1/openapi.json",
             axum::routing::get(move || async move { Json(doc) }),
         )
+        .merge(console::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(middleware::from_fn(refuse_nul))

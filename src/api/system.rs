@@ -7,9 +7,12 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::views::ModelRef;
 use super::{ApiError, AppState, ErrorBody};
+use crate::db::HOUR_MS;
 use crate::health::BrokerLink;
 use crate::metrics::Page;
+use crate::timestamp::{format_rfc3339_ms, now_ms};
 
 /// Liveness or readiness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,4 +207,83 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         );
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+/// What the service is doing now, at a glance: cheap to ask every few seconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusBody {
+    /// The access event pipeline of this process.
+    pub events: EventsBody,
+    /// Moves waiting and running, and failures in the last hour.
+    pub moves: MoveActivityBody,
+    /// The forecast model in use, if any.
+    pub model: Option<ModelRef>,
+    /// What keeps the service from being ready, as `/readyz` lists it (empty when
+    /// ready).
+    pub problems: Vec<String>,
+    /// When this was read (RFC 3339).
+    pub at: String,
+}
+
+/// The access event pipeline of this process; rates are the differences of these
+/// counters between two reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsBody {
+    /// Events counted into the catalogue since the process started.
+    pub consumed: u64,
+    /// Messages read from the broker since the process started.
+    pub read: u64,
+    /// Consumer lag: messages on the assigned partitions not read yet.
+    pub lag: i64,
+}
+
+/// Moves waiting and running now, and failures lately.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MoveActivityBody {
+    /// Queued, not started.
+    pub pending: i64,
+    /// Copying bytes.
+    pub copying: i64,
+    /// Verifying a copy.
+    pub verifying: i64,
+    /// Failed for good in the last hour.
+    pub failed_last_hour: i64,
+}
+
+/// The service at a glance: events counted and lag, moves under way and failing, the
+/// model in use, what keeps it from being ready. Reads no more than the queue's index
+/// (and the dependencies' probes, which are cached for a few seconds).
+#[utoipa::path(get, path = "/api/v1/status", tag = "system",
+    responses(
+        (status = 200, description = "The service now", body = StatusBody),
+        (status = 401, description = "Missing or wrong token (API_TOKEN_READS)", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
+    ))]
+pub async fn status(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {
+    let now = now_ms();
+    let moves = state.catalogue.move_activity(now - HOUR_MS).await?;
+    let problems = state
+        .health
+        .check(&state.catalogue, &state.tiers)
+        .await
+        .problems();
+    Ok(Json(StatusBody {
+        events: EventsBody {
+            consumed: state.metrics.events_consumed(),
+            read: state.metrics.events_read(),
+            lag: state.metrics.consumer_lag(),
+        },
+        moves: MoveActivityBody {
+            pending: moves.pending,
+            copying: moves.copying,
+            verifying: moves.verifying,
+            failed_last_hour: moves.failed,
+        },
+        model: state.model.get().map(|model| ModelRef {
+            name: model.name.clone(),
+            version: model.version,
+        }),
+        problems,
+        at: format_rfc3339_ms(now),
+    }))
 }

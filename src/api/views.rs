@@ -545,3 +545,21 @@ pub struct TrainingAccepted {
     /// Name the model will have.
     pub name: String,
 }
+
+/// An object's accesses per hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessHistoryBody {
+    /// The object.
+    pub object_id: String,
+    /// Oldest first; the last is the hour in progress.
+    pub hours: Vec<HourAccessesBody>,
+}
+
+/// Accesses counted in one hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HourAccessesBody {
+    /// Start of the hour (RFC 3339).
+    pub start: String,
+    /// Accesses counted in it.
+    pub accesses: i64,
+}

@@ -25,7 +25,7 @@ pub use access::{
 };
 pub use forecast::{HourHits, StoredPrediction, TrackedObject};
 pub use models::ModelRecord;
-pub use moves::{MoveFilter, MoveReason, MoveRecord, MoveStatus, NewMove};
+pub use moves::{MoveActivity, MoveFilter, MoveReason, MoveRecord, MoveStatus, NewMove};
 pub use objects::{
     KeyStart, Metadata, NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage,
 };

@@ -345,6 +345,30 @@ impl Catalogue {
         Ok(row.is_some())
     }
 
+    /// How many moves wait or run now, and how many failed since `since_ms`: read off
+    /// the queue's index, never the whole history.
+    pub async fn move_activity(&self, since_ms: i64) -> Result<MoveActivity> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, CAST(COUNT(*) AS BIGINT) FROM migrations \
+             WHERE status IN ('pending', 'copying', 'verifying') \
+                OR (status = 'failed' AND finished_at >= $1) \
+             GROUP BY status",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.reads)
+        .await?;
+        let mut activity = MoveActivity::default();
+        for (status, n) in rows {
+            match status.parse().map_err(CatalogueError::Corrupt)? {
+                MoveStatus::Pending => activity.pending = n,
+                MoveStatus::Copying => activity.copying = n,
+                MoveStatus::Verifying => activity.verifying = n,
+                _ => activity.failed = n,
+            }
+        }
+        Ok(activity)
+    }
+
     /// How many moves there are per status and reason, for metrics. Combinations with
     /// no moves are left out.
     pub async fn move_counts(&self) -> Result<Vec<(MoveStatus, MoveReason, i64)>> {
@@ -366,6 +390,20 @@ impl Catalogue {
             })
             .collect()
     }
+}
+
+/// Moves waiting and running now, and those failed lately (see
+/// [`Catalogue::move_activity`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoveActivity {
+    /// Queued, not started.
+    pub pending: i64,
+    /// Copying their bytes.
+    pub copying: i64,
+    /// Verifying their copy.
+    pub verifying: i64,
+    /// Failed for good since the time asked about.
+    pub failed: i64,
 }
 
 #[cfg(test)]

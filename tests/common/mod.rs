@@ -4,6 +4,7 @@
 //! skip, when the stack is missing: a test that cannot fail proves nothing.
 #![allow(dead_code)] // Each test binary uses its own subset of these helpers.
 
+mod browser;
 mod data;
 mod db;
 mod http;
@@ -15,4 +16,4 @@ mod stack;
 
 // Each test binary uses its own subset of these too.
 #[allow(unused_imports)]
-pub use self::{data::*, db::*, http::*, kafka::*, moves::*, s3::*, servers::*, stack::*};
+pub use self::{browser::*, data::*, db::*, http::*, kafka::*, moves::*, s3::*, servers::*, stack::*};
