@@ -210,3 +210,4 @@ say "metrics:"
 call GET /metrics 200 | grep -E '^strata_(events_(consumed|published)_total|spikes_detected_total|(reactive|proactive)_migrations_queued_total|migrations|tier_objects|forecast_runs_total|model_version)' \
     | sed 's/^/demo:   /' || true
 say "OK: reactive and proactive moves completed"
+say "console: $STRATA_URL/ (tiers, moves, objects and models in a browser)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
 #   1. installs the independent test clients and servers when missing (rclone;
-#      kafka-python; schemathesis; moto's S3 server; boto3, which moto brings; the
-#      AWS CLI),
+#      Chromium and chromedriver; kafka-python; schemathesis; moto's S3 server; boto3,
+#      which moto brings; the AWS CLI),
 #   2. validates the container set-up offline (scripts/compose-check.sh: the compose
 #      file, every .env.example variable passed through, hadolint on the Dockerfile),
 #   3. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
@@ -16,6 +16,13 @@ if ! command -v rclone >/dev/null 2>&1; then
     echo "test: installing rclone (apt)" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone >/dev/null
+fi
+
+# Chromium and its WebDriver: a real browser for the console's tests (tests/console.rs).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "test: installing chromium and chromium-driver (apt)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 # kafka-python: an independent Kafka protocol implementation (not librdkafka) that the

@@ -1406,7 +1406,10 @@ async fn tier_counts_follow_every_change(c: Catalogue) {
     let a = add_object(&c, "a", "public").await;
     let b = add_object(&c, "b", "public").await;
     add_object(&c, "c", "onprem").await;
-    assert_eq!(usage(&c).await, vec![t("onprem", 1, 100), t("public", 2, 200)]);
+    assert_eq!(
+        usage(&c).await,
+        vec![t("onprem", 1, 100), t("public", 2, 200)]
+    );
 
     // A rewrite onto another tier with another size; a stale one changes nothing.
     c.replace_object_content(&a.id, 1, &content("private", 40))
@@ -1419,7 +1422,11 @@ async fn tier_counts_follow_every_change(c: Catalogue) {
     );
     assert_eq!(
         usage(&c).await,
-        vec![t("onprem", 1, 100), t("private", 1, 40), t("public", 1, 100)]
+        vec![
+            t("onprem", 1, 100),
+            t("private", 1, 40),
+            t("public", 1, 100)
+        ]
     );
 
     // A tier switch, and a move that completes; a stale switch changes nothing.

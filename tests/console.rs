@@ -29,7 +29,12 @@ fn ingest(url: &str, key: &str, size: usize, token: Option<&str>) -> String {
         args.extend(["-H", auth.as_str()]);
     }
     let reply = curl(&args);
-    assert_eq!(reply.status, 201, "ingest {key}: {:?}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        201,
+        "ingest {key}: {:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
     reply.json()["id"].as_str().unwrap().to_string()
 }
 
@@ -61,7 +66,9 @@ async fn overview_objects_and_a_manual_move(
 
     let key = format!("console/{}.bin", uuid::Uuid::now_v7().simple());
     let id = ingest(url, &key, 300_000, token);
-    browser.goto(&format!("{url}/#/objects?prefix=console/")).await;
+    browser
+        .goto(&format!("{url}/#/objects?prefix=console/"))
+        .await;
     let row = format!("tr[data-object=\"{id}\"]");
     browser
         .wait_for(
@@ -194,7 +201,12 @@ async fn console_steers_the_stack_with_a_token() {
             r#"{"to_tier":"private"}"#,
             &server.url(&format!("/api/v1/objects/{id}/migrations")),
         ]);
-        assert_eq!(queued.status, 202, "{:?}", String::from_utf8_lossy(&queued.body));
+        assert_eq!(
+            queued.status,
+            202,
+            "{:?}",
+            String::from_utf8_lossy(&queued.body)
+        );
     }
     browser.goto(&format!("{url}/#/moves?status=pending")).await;
     let pending = format!(
@@ -230,7 +242,9 @@ async fn console_steers_the_stack_with_a_token() {
             == "cancelled"
     })
     .await;
-    browser.goto(&format!("{url}/#/moves?status=cancelled")).await;
+    browser
+        .goto(&format!("{url}/#/moves?status=cancelled"))
+        .await;
     browser
         .wait_for(
             WAIT,
@@ -239,6 +253,21 @@ async fn console_steers_the_stack_with_a_token() {
                 "return document.querySelector('tr[data-move=\"{move_id}\"][data-status=cancelled]') !== null"
             ),
         )
+        .await;
+
+    // The slow move is still copying: the overview shows it with its progress.
+    browser.goto(&format!("{url}/")).await;
+    browser
+        .wait_for(
+            WAIT,
+            "the move in flight on the overview",
+            &format!(
+                "return document.querySelector('[data-live=inflight]').textContent.includes('{slow}')"
+            ),
+        )
+        .await;
+    browser
+        .screenshot(&screenshot_path("stack-overview-moving.png"))
         .await;
 
     browser.goto(&format!("{url}/#/models")).await;
@@ -287,8 +316,8 @@ async fn console_works_on_the_embedded_default() {
 
 #[tokio::test]
 async fn console_files_carry_a_content_security_policy() {
-    let server = EmbeddedServer::start_with(&[("API_TOKEN", TOKEN), ("API_TOKEN_READS", "true")])
-        .await;
+    let server =
+        EmbeddedServer::start_with(&[("API_TOKEN", TOKEN), ("API_TOKEN_READS", "true")]).await;
     for path in ["/", "/console/app.js", "/console/app.css"] {
         let reply = curl(&[&server.url(path)]);
         assert_eq!(reply.status, 200, "{path} needs no token");

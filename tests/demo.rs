@@ -29,6 +29,7 @@ fn run_demo(url: &str, server_log: impl Fn() -> String) -> String {
         "prediction for",
         "strata_events_consumed_total",
         "OK: reactive and proactive moves completed",
+        "console: http",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }

@@ -21,11 +21,21 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route(
             "/",
-            get(|| async { asset("text/html; charset=utf-8", include_str!("console/index.html")) }),
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("console/index.html"),
+                )
+            }),
         )
         .route(
             "/console/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", include_str!("console/app.js")) }),
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("console/app.js"),
+                )
+            }),
         )
         .route(
             "/console/app.css",

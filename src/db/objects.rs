@@ -446,8 +446,7 @@ impl Catalogue {
              WHERE id = $1 AND version = $2 RETURNING {OBJECT_COLUMNS}"
         );
         let mut tx = self.writes.begin().await?;
-        let Some((old_tier, size)) = self.lock_version(&mut tx, id, expected_version).await?
-        else {
+        let Some((old_tier, size)) = self.lock_version(&mut tx, id, expected_version).await? else {
             return self.updated_or_stale(id, expected_version, None).await;
         };
         let row = sqlx::query(&sql)
@@ -691,7 +690,6 @@ impl Catalogue {
         .await?)
     }
 }
-
 
 /// Records in `tx` that `tier` gained `objects` objects of `bytes` bytes in all (lost,
 /// when negative); see `tier_counts` in the schema.

@@ -57,7 +57,10 @@ impl Browser {
                 }}}),
             )
             .await;
-        let id = session["sessionId"].as_str().expect("session id").to_string();
+        let id = session["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_string();
         browser.base = format!("{root}/session/{id}");
         browser
     }
@@ -95,8 +98,12 @@ impl Browser {
 
     /// Runs `script` (a function body) in the page and returns what it returns.
     pub async fn eval(&self, script: &str) -> Value {
-        self.call("POST", "/execute/sync", json!({"script": script, "args": []}))
-            .await
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
     }
 
     /// Waits up to `timeout` for `script` to return `true`.
@@ -107,7 +114,9 @@ impl Browser {
                 return;
             }
             if Instant::now() > deadline {
-                let page = self.eval("return location.href + '\\n' + document.body.innerText").await;
+                let page = self
+                    .eval("return location.href + '\\n' + document.body.innerText")
+                    .await;
                 let console = self.console().await;
                 panic!(
                     "waited {timeout:?} for {what}; the page shows:\n{}\nconsole: {console:#?}",
@@ -241,4 +250,3 @@ fn decode_base64(text: &str) -> Vec<u8> {
     }
     out
 }
-

@@ -16,4 +16,6 @@ mod stack;
 
 // Each test binary uses its own subset of these too.
 #[allow(unused_imports)]
-pub use self::{browser::*, data::*, db::*, http::*, kafka::*, moves::*, s3::*, servers::*, stack::*};
+pub use self::{
+    browser::*, data::*, db::*, http::*, kafka::*, moves::*, s3::*, servers::*, stack::*,
+};

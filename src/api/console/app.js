@@ -284,7 +284,7 @@ async function overview(root) {
               el("dt", {}, "Objects"),
               el("dd", {}, number(tier.objects)),
               el("dt", {}, "Cost"),
-              el("dd", {}, "$" + number(tier.cost.storage_per_month, 2) + " a month"),
+              el("dd", {}, tier.cost.storage_gb_month > 0 ? "$" + number(tier.cost.storage_per_month, 2) + " a month" : "no price set"),
               el("dt", {}, "Served, hour"),
               el("dd", {}, share(tier.served.share_last_hour) + " (" + number(tier.served.last_hour) + ")"),
               el("dt", {}, "Served, day"),

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Server time of the console's overview with a large catalogue: a release `strata
+# serve` on the local stack, its PostgreSQL catalogue in a fresh database filled with
+# OBJECTS objects (default 1,000,000) and MOVES finished moves (default 200,000) by
+# SQL, the tiers' counts set as the service keeps them. Each request the overview
+# makes (tiers, status, models, the moves in flight by status) is timed ROUNDS times
+# (default 20) with curl; prints the median of each and their sum (the page makes them
+# at once, so the sum is an upper bound). For comparison, the one query `GET /tiers`
+# made before tier counts were kept (a scan of every object), timed by psql.
+# The issue asks for the overview under 100 ms of server time with 1 M objects.
+#
+#   scripts/bench/console.sh [OBJECTS] [MOVES] [ROUNDS]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+OBJECTS=${1:-1000000}
+MOVES=${2:-200000}
+ROUNDS=${3:-20}
+
+scripts/stack.sh up >/dev/null
+set -a; . .stack/stack.env; set +a
+cargo build --release >/dev/null 2>&1 || { cargo build --release; exit 1; }
+BIN=$ROOT/target/release/strata
+PG=(psql -h 127.0.0.1 -U postgres -d postgres -qtA)
+DB=strata_bench_console_$$
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
+SERVER_PID=
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -INT "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+cleanup() {
+    stop_server
+    "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+"${PG[@]}" -c "CREATE DATABASE $DB"
+export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB RUST_LOG=warn
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export LISTEN_ADDR=127.0.0.1:$PORT
+URL=http://127.0.0.1:$PORT
+
+start_server() { # in $WORK/run so that no .env is picked up
+    mkdir -p "$WORK/run"
+    (cd "$WORK/run" && exec "$BIN" serve) >>"$WORK/strata.log" 2>&1 &
+    SERVER_PID=$!
+    local deadline=$((SECONDS + 120))
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200 ]; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+            echo "strata serve did not become healthy; its log:" >&2
+            cat "$WORK/strata.log" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
+# The schema, by the service itself; then the rows.
+start_server
+stop_server
+NOW=$(date +%s%3N)
+"${PG[@]}" -d "$DB" <<SQL
+INSERT INTO objects (id, bucket, object_key, size, content_type, checksum, tier, location,
+                     version, created_at, updated_at, modified_at, access_total, metadata)
+SELECT 'obj-' || lpad(g::text, 8, '0'), 'strata', 'bench/' || g, 1000 + g % 100000,
+       'application/octet-stream', 'blake3:00',
+       CASE WHEN g % 50 = 0 THEN 'onprem' WHEN g % 10 = 0 THEN 'private' ELSE 'public' END,
+       'objects/' || g, 1, $NOW, $NOW, $NOW, g % 100, '{}'
+FROM generate_series(1, $OBJECTS) AS g;
+INSERT INTO migrations (id, object_id, object_version, from_tier, to_tier, reason, priority,
+                        status, bytes_total, bytes_copied, created_at, finished_at, updated_at)
+SELECT 'mv-' || lpad(g::text, 8, '0'), 'obj-' || lpad((g * 5)::text, 8, '0'), 1, 'public',
+       'private', 'proactive_prediction', 2,
+       CASE WHEN g % 100 = 0 THEN 'failed' ELSE 'completed' END, 1000, 1000,
+       $NOW - g * 1000, $NOW - g * 1000, $NOW - g * 1000
+FROM generate_series(1, $MOVES) AS g;
+DELETE FROM tier_counts;
+INSERT INTO tier_counts (tier, objects, bytes)
+SELECT tier, COUNT(*), SUM(size) FROM objects GROUP BY tier;
+ANALYZE;
+SQL
+start_server
+
+median_ms() { # path
+    for _ in $(seq "$ROUNDS"); do
+        curl -s -o /dev/null -w '%{time_total}\n' "$URL$1"
+    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] * 1000 }'
+}
+echo "catalogue: $OBJECTS objects, $MOVES finished moves"
+TOTAL=0
+for path in /api/v1/tiers /api/v1/status /api/v1/models \
+    "/api/v1/migrations?limit=20&status=copying" \
+    "/api/v1/migrations?limit=20&status=verifying" \
+    "/api/v1/migrations?limit=20&status=pending"; do
+    ms=$(median_ms "$path")
+    TOTAL=$(python3 -c "print(round($TOTAL + $ms, 1))")
+    printf '%-48s median %6.1f ms\n' "$path" "$ms"
+done
+echo "overview, all requests one after the other: $TOTAL ms"
+SCAN=$("${PG[@]}" -d "$DB" <<'SQL' | grep -o 'Time: [0-9.]* ms' | tail -1
+\timing on
+SELECT tier, COUNT(*), SUM(size) FROM objects GROUP BY tier;
+SELECT tier, COUNT(*), SUM(size) FROM objects GROUP BY tier;
+SQL
+)
+echo "the full scan GET /tiers made before (psql, second run): $SCAN"
