@@ -388,41 +388,7 @@ pub async fn open_catalogue(config: &Config) -> anyhow::Result<Catalogue> {
         .with_context(|| {
             format!(
                 "opening the catalogue at {}",
-                redact_url(&config.database_url)
+                crate::config::redact_url(&config.database_url)
             )
         })
-}
-
-/// The URL with any password replaced, for log lines and error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            redact_url("postgres://strata:s3cret@db:5432/strata"),
-            "postgres://strata:***@db:5432/strata"
-        );
-        assert_eq!(redact_url("postgres://db/strata"), "postgres://db/strata");
-        assert_eq!(redact_url("sqlite://./data/x.db"), "sqlite://./data/x.db");
-    }
 }

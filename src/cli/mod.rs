@@ -216,6 +216,10 @@ pub struct ServerArgs {
     /// Bearer token for servers that set API_TOKEN.
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the bearer token (as Docker and Kubernetes mount secrets), instead
+    /// of --token.
+    #[arg(long, env = "API_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -572,8 +576,29 @@ async fn run_client(command: Command) -> anyhow::Result<()> {
 }
 
 fn connect(server: &ServerArgs) -> anyhow::Result<Client> {
+    use anyhow::Context;
     // An empty API_TOKEN means no token, as it does for the server.
-    let token = server.token.clone().filter(|t| !t.is_empty());
+    let token = match (
+        server.token.clone().filter(|t| !t.is_empty()),
+        &server.token_file,
+    ) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "API_TOKEN (--token) and API_TOKEN_FILE (--token-file) are both set; give the token one way"
+        ),
+        (token, None) => token,
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| {
+                    format!(
+                        "cannot read the token file {} (API_TOKEN_FILE)",
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_string(),
+        )
+        .filter(|t| !t.is_empty()),
+    };
     Ok(Client::new(&server.url, token)?)
 }
 

@@ -24,6 +24,7 @@ pub use tiers::{
     BackendConfig, S3Config, SEED_PREDICT_ABOVE, StaticCredentials, TierConfig, TierCosts,
     is_valid_tier_name,
 };
+pub use vars::redact_url;
 use vars::{Vars, invalid};
 
 /// Where the API listens unless `LISTEN_ADDR` says otherwise: loopback only, so that an
@@ -58,6 +59,14 @@ pub enum ConfigError {
         var: String,
         /// Why it is needed.
         why: String,
+    },
+    /// A secret is given both as a value and as a file.
+    #[error("{var} and {other} are both set; give the secret one way")]
+    Both {
+        /// The variable.
+        var: String,
+        /// Its `_FILE` twin.
+        other: String,
     },
     /// A `.env` file exists but cannot be read.
     #[error("cannot load {path}: {message}")]
@@ -396,7 +405,7 @@ fn load_dotenv() -> Result<(), ConfigError> {
 
 fn database_url(vars: &Vars<'_>, data_dir: &Path) -> Result<String, ConfigError> {
     let database_url = vars
-        .get("DATABASE_URL")
+        .secret("DATABASE_URL")?
         .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("strata.db").display()));
     if !(database_url.starts_with("postgres://")
         || database_url.starts_with("postgresql://")
@@ -404,7 +413,7 @@ fn database_url(vars: &Vars<'_>, data_dir: &Path) -> Result<String, ConfigError>
     {
         return Err(invalid(
             "DATABASE_URL",
-            &database_url,
+            &redact_url(&database_url),
             "a postgres://… or sqlite://… URL",
         ));
     }
@@ -525,7 +534,7 @@ fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
 
 fn api_config(vars: &Vars<'_>) -> Result<ApiConfig, ConfigError> {
     let defaults = ApiConfig::default();
-    let token = vars.get("API_TOKEN");
+    let token = vars.secret("API_TOKEN")?;
     let token_reads = vars.parse_bool("API_TOKEN_READS", false)?;
     if token_reads && token.is_none() {
         return Err(ConfigError::Missing {

@@ -109,8 +109,8 @@ pub(super) fn s3_endpoint_config(vars: &Vars<'_>) -> Result<S3EndpointConfig, Co
         }
     };
     let credentials = match (
-        vars.get("S3_ACCESS_KEY_ID"),
-        vars.get("S3_SECRET_ACCESS_KEY"),
+        vars.secret("S3_ACCESS_KEY_ID")?,
+        vars.secret("S3_SECRET_ACCESS_KEY")?,
     ) {
         (Some(access_key_id), Some(secret_access_key)) => Some(S3Credentials {
             access_key_id,

@@ -255,8 +255,8 @@ impl Vars<'_> {
         {
             return Err(invalid(&var("ENDPOINT"), e, "an http:// or https:// URL"));
         }
-        let access_key_id = self.get(&var("ACCESS_KEY_ID"));
-        let secret_access_key = self.get(&var("SECRET_ACCESS_KEY"));
+        let access_key_id = self.secret(&var("ACCESS_KEY_ID"))?;
+        let secret_access_key = self.secret(&var("SECRET_ACCESS_KEY"))?;
         let credentials = match (access_key_id, secret_access_key) {
             (Some(access_key_id), Some(secret_access_key)) => Some(StaticCredentials {
                 access_key_id,
