@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
 #   1. installs the independent test clients and servers when missing (rclone;
-#      Chromium and chromedriver; kafka-python; schemathesis; moto's S3 server; boto3,
-#      which moto brings; the AWS CLI),
+#      Chromium and chromedriver; stunnel4; kafka-python; schemathesis; moto's S3
+#      server; boto3, which moto brings; the AWS CLI),
 #   2. validates the container set-up offline (scripts/compose-check.sh: the compose
 #      file, every .env.example variable passed through, hadolint on the Dockerfile),
 #   3. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
@@ -23,6 +23,13 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     echo "test: installing chromium and chromium-driver (apt)" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+# stunnel: a real TLS endpoint in front of Strata for the CLI's HTTPS test (tests/tls.rs).
+if ! command -v stunnel4 >/dev/null 2>&1; then
+    echo "test: installing stunnel4 (apt)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null
 fi
 
 # kafka-python: an independent Kafka protocol implementation (not librdkafka) that the

@@ -54,20 +54,39 @@ pub struct Client {
 
 impl Client {
     /// A client of the server at `server` (`http://host:port`), presenting `token`.
-    pub fn new(server: &str, token: Option<String>) -> Result<Client, ClientError> {
+    pub fn new(
+        server: &str,
+        token: Option<String>,
+        ca_cert: Option<&Path>,
+    ) -> Result<Client, ClientError> {
         let base = server.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::Url {
                 url: server.into(),
-                why: "expected http://HOST:PORT (this client speaks plain HTTP; put TLS in a proxy in front)".into(),
+                why: "expected http://HOST:PORT or https://HOST:PORT".into(),
             });
         }
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|source| ClientError::Connect {
-                url: base.clone(),
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path).map_err(|source| ClientError::File {
+                path: path.display().to_string(),
                 source,
             })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| ClientError::Url {
+                    url: server.into(),
+                    why: format!("{} holds no PEM certificate", path.display()),
+                })?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|source| ClientError::Connect {
+            url: base.clone(),
+            source,
+        })?;
         Ok(Client { http, base, token })
     }
 
@@ -230,13 +249,29 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_servers_are_accepted() {
-        assert!(Client::new("http://127.0.0.1:8080/", None).is_ok());
+    fn http_and_https_servers_are_accepted() {
+        crate::tls::install_provider();
+        assert!(Client::new("http://127.0.0.1:8080/", None, None).is_ok());
+        assert!(Client::new("https://strata.example", None, None).is_ok());
         assert!(matches!(
-            Client::new("https://strata.example", None),
+            Client::new("127.0.0.1:8080", None, None),
             Err(ClientError::Url { .. })
         ));
-        assert!(Client::new("127.0.0.1:8080", None).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        assert!(matches!(
+            Client::new("https://strata.example", None, Some(&not_pem)),
+            Err(ClientError::Url { .. })
+        ));
+        assert!(matches!(
+            Client::new(
+                "https://strata.example",
+                None,
+                Some(&dir.path().join("absent"))
+            ),
+            Err(ClientError::File { .. })
+        ));
     }
 
     #[test]

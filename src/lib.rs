@@ -22,7 +22,8 @@
 //!   [`health`]; [`metrics`]: the process counters.
 //! - [`simulate`]: replays access traces through the same policy code; [`check`]: the
 //!   catalogue against the tiers.
-//! - [`config`]: settings from the environment; [`timestamp`]: RFC 3339 times.
+//! - [`config`]: settings from the environment; [`tls`]: the one TLS provider;
+//!   [`timestamp`]: RFC 3339 times.
 
 pub mod api;
 pub mod check;
@@ -45,3 +46,4 @@ pub mod simulate;
 pub mod storage;
 pub mod supervisor;
 pub mod timestamp;
+pub mod tls;

@@ -216,6 +216,10 @@ pub struct ServerArgs {
     /// Bearer token for servers that set API_TOKEN.
     #[arg(long, env = "API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of the certificate authority that signed an https:// server's
+    /// certificate, when it is not one the system trusts.
+    #[arg(long, env = "STRATA_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// File holding the bearer token (as Docker and Kubernetes mount secrets), instead
     /// of --token.
     #[arg(long, env = "API_TOKEN_FILE")]
@@ -273,6 +277,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 .unwrap_or_else(|| EnvFilter::new("info")),
         )
         .init();
+    crate::tls::install_provider();
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Config::from_env()
             .map_err(anyhow::Error::from)
@@ -599,7 +604,7 @@ fn connect(server: &ServerArgs) -> anyhow::Result<Client> {
         )
         .filter(|t| !t.is_empty()),
     };
-    Ok(Client::new(&server.url, token)?)
+    Ok(Client::new(&server.url, token, server.ca_cert.as_deref())?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

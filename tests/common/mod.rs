@@ -13,9 +13,10 @@ mod moves;
 mod s3;
 mod servers;
 mod stack;
+mod tls;
 
 // Each test binary uses its own subset of these too.
 #[allow(unused_imports)]
 pub use self::{
-    browser::*, data::*, db::*, http::*, kafka::*, moves::*, s3::*, servers::*, stack::*,
+    browser::*, data::*, db::*, http::*, kafka::*, moves::*, s3::*, servers::*, stack::*, tls::*,
 };
