@@ -66,6 +66,7 @@ impl Client {
                 why: "expected http://HOST:PORT or https://HOST:PORT".into(),
             });
         }
+        crate::tls::install_provider();
         let mut builder = reqwest::Client::builder();
         if let Some(path) = ca_cert {
             let pem = std::fs::read(path).map_err(|source| ClientError::File {
@@ -250,7 +251,6 @@ mod tests {
 
     #[test]
     fn http_and_https_servers_are_accepted() {
-        crate::tls::install_provider();
         assert!(Client::new("http://127.0.0.1:8080/", None, None).is_ok());
         assert!(Client::new("https://strata.example", None, None).is_ok());
         assert!(matches!(

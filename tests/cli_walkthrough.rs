@@ -18,11 +18,7 @@ fn strata(server: &StrataServer, args: &[&str]) -> (bool, String, String) {
         .env("RUST_LOG", "off")
         .output()
         .expect("run strata");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(out)
 }
 
 fn strata_json(server: &StrataServer, args: &[&str]) -> Value {

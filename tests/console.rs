@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Browser, EmbeddedServer, StrataServer, TestDb, curl};
 
 const TOKEN: &str = "console-test-token";
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 fn screenshot_path(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/console")).join(name)

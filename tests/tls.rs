@@ -56,11 +56,7 @@ fn list_objects(server: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, Str
         .env("RUST_LOG", "off")
         .output()
         .expect("run strata");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

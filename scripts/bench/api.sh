@@ -52,7 +52,7 @@ PG=(psql -h 127.0.0.1 -U postgres -d postgres -qtA)
 DB=strata_bench_$$
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 PREFIX=bench-api-$$
-SERVER_PID=
+. "$ROOT/scripts/bench/lib/server.sh"
 cleanup() {
     stop_server
     # Strata's copies: the locations its catalogue holds, all on the public tier.
@@ -76,29 +76,6 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 export LISTEN_ADDR=127.0.0.1:$PORT
 URL=http://127.0.0.1:$PORT
 
-start_server() { # [wrapper command...]; runs in $WORK/run so that no .env is picked up
-    mkdir -p "$WORK/run"
-    (cd "$WORK/run" && exec "$@" "$BIN" serve) >>"$WORK/strata.log" 2>&1 &
-    SERVER_PID=$!
-    local deadline=$((SECONDS + 120))
-    until [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200 ]; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-            echo "strata serve did not become healthy; its log:" >&2
-            cat "$WORK/strata.log" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
-}
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -INT "$SERVER_PID" 2>/dev/null || true
-    local deadline=$((SECONDS + 20))
-    while kill -0 "$SERVER_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
 # Runs a command and prints one JSON line: wall seconds, the CPU seconds of the command
 # and its children (the clients), of each long-lived process by name (summed over its
 # processes), and of the whole machine.

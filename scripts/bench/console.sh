@@ -24,13 +24,7 @@ BIN=$ROOT/target/release/strata
 PG=(psql -h 127.0.0.1 -U postgres -d postgres -qtA)
 DB=strata_bench_console_$$
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
-SERVER_PID=
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -INT "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
+. "$ROOT/scripts/bench/lib/server.sh"
 cleanup() {
     stop_server
     "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
@@ -43,20 +37,6 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 export LISTEN_ADDR=127.0.0.1:$PORT
 URL=http://127.0.0.1:$PORT
 
-start_server() { # in $WORK/run so that no .env is picked up
-    mkdir -p "$WORK/run"
-    (cd "$WORK/run" && exec "$BIN" serve) >>"$WORK/strata.log" 2>&1 &
-    SERVER_PID=$!
-    local deadline=$((SECONDS + 120))
-    until [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200 ]; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
-            echo "strata serve did not become healthy; its log:" >&2
-            cat "$WORK/strata.log" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
-}
 
 # The schema, by the service itself; then the rows.
 start_server

@@ -30,6 +30,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        strata::tls::install_provider();
         let http = reqwest::Client::new();
         let root = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -106,11 +107,19 @@ impl Browser {
         .await
     }
 
-    /// Waits up to `timeout` for `script` to return `true`.
+    /// Waits up to `timeout` for `script` to return `true` (a script that throws, say on
+    /// an element not drawn yet, has not).
     pub async fn wait_for(&self, timeout: Duration, what: &str, script: &str) {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.eval(script).await == Value::Bool(true) {
+            let result = self
+                .try_call(
+                    "POST",
+                    "/execute/sync",
+                    json!({"script": script, "args": []}),
+                )
+                .await;
+            if result == Ok(Value::Bool(true)) {
                 return;
             }
             if Instant::now() > deadline {

@@ -397,6 +397,28 @@ async function overview(root) {
   );
 }
 
+// A form whose controls become the page's query when submitted: `fields` maps query
+// names to the ids of their controls, `keep` holds values carried over as they are.
+function queryForm(page, fields, keep, ...controls) {
+  const form = el(
+    "form",
+    {
+      class: "inline",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const next = new URLSearchParams(keep);
+        for (const [name, id] of Object.entries(fields)) {
+          const value = form.querySelector("#" + id).value;
+          if (value) next.set(name, value);
+        }
+        location.hash = "#/" + page + (next.toString() ? "?" + next : "");
+      },
+    },
+    ...controls,
+  );
+  return form;
+}
+
 const STATUSES = ["pending", "copying", "verifying", "completed", "failed", "cancelled"];
 const REASONS = ["manual", "reactive_access_spike", "proactive_prediction", "capacity_rebalance"];
 
@@ -472,25 +494,16 @@ async function moves(root, where, first) {
   const page = await get("/api/v1/migrations?" + query);
   if (first) {
     root.append(el("h1", {}, "Moves"));
-    const form = el(
-      "form",
-      {
-        class: "inline",
-        onsubmit: (event) => {
-          event.preventDefault();
-          const next = new URLSearchParams();
-          const s = form.querySelector("#move-status").value;
-          const r = form.querySelector("#move-reason").value;
-          if (s) next.set("status", s);
-          if (r) next.set("reason", r);
-          location.hash = "#/moves" + (next.toString() ? "?" + next : "");
-        },
-      },
-      select("move-status", "Status", STATUSES, status, "any status"),
-      select("move-reason", "Reason", REASONS, reason, "any reason"),
-      el("button", { type: "submit" }, "Filter"),
+    root.append(
+      queryForm(
+        "moves",
+        { status: "move-status", reason: "move-reason" },
+        {},
+        select("move-status", "Status", STATUSES, status, "any status"),
+        select("move-reason", "Reason", REASONS, reason, "any reason"),
+        el("button", { type: "submit" }, "Filter"),
+      ),
     );
-    root.append(form);
   }
   const refresh = () => route();
   root.append(
@@ -527,21 +540,10 @@ async function objects(root, where) {
   if (tier) query.set("tier", tier);
   const page = await get("/api/v1/objects?" + query);
   root.append(el("h1", {}, "Objects"));
-  const form = el(
-    "form",
-    {
-      class: "inline",
-      onsubmit: (event) => {
-        event.preventDefault();
-        const next = new URLSearchParams();
-        const p = form.querySelector("#object-prefix").value;
-        const t = form.querySelector("#object-tier").value;
-        if (p) next.set("prefix", p);
-        if (t) next.set("tier", t);
-        if (sort) next.set("sort", sort);
-        location.hash = "#/objects" + (next.toString() ? "?" + next : "");
-      },
-    },
+  const form = queryForm(
+    "objects",
+    { prefix: "object-prefix", tier: "object-tier" },
+    sort ? { sort } : {},
     el("label", { for: "object-prefix" }, "Key prefix", el("input", { id: "object-prefix", type: "search", value: prefix })),
     select(
       "object-tier",
