@@ -186,6 +186,7 @@ impl Bench {
             session_timeout: Duration::from_secs(10),
             tier_buckets: HashMap::new(),
             startup_timeout: None,
+            properties: Default::default(),
         }
     }
 

@@ -259,6 +259,7 @@ impl Service {
             session_timeout: events.session_timeout,
             tier_buckets: tier_buckets(&self.config),
             startup_timeout: events.startup_timeout,
+            properties: events.properties.clone(),
         }
     }
 
@@ -316,15 +317,16 @@ fn open_publisher(
     embedded: bool,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<AccessPublisher>> {
+    let settings: Vec<(&str, &str)> = if embedded {
+        embedded::PRODUCER_SETTINGS.to_vec()
+    } else {
+        config.events.properties.pairs().collect()
+    };
     let publisher = AccessPublisher::new(
         brokers,
         &config.events.access_topic,
         config.events.producer_queue,
-        if embedded {
-            embedded::PRODUCER_SETTINGS
-        } else {
-            &[]
-        },
+        &settings,
         metrics.clone(),
     )
     .context("creating the access-event producer")?;

@@ -68,6 +68,7 @@ impl PipelineRig {
             session_timeout: Duration::from_secs(10),
             tier_buckets,
             startup_timeout: None,
+            properties: Default::default(),
         };
         let consumer = tokio::spawn({
             let (catalogue, metrics, stop) = (catalogue.clone(), metrics.clone(), stop.clone());

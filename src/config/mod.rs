@@ -13,10 +13,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod kafka;
 mod s3_endpoint;
 mod tiers;
 mod vars;
 
+pub use kafka::KafkaProperties;
 use s3_endpoint::s3_endpoint_config;
 pub use s3_endpoint::{DEFAULT_BUCKET, S3Credentials, S3EndpointConfig};
 use tiers::tiers_config;
@@ -176,6 +178,9 @@ pub struct EventsConfig {
     /// How long `serve` waits for a first broker before it exits with an error
     /// (`KAFKA_STARTUP_TIMEOUT_MS`); `None`, the default, waits on, not ready meanwhile.
     pub startup_timeout: Option<Duration>,
+    /// librdkafka properties every client gets: TLS and SASL (`KAFKA_SECURITY_PROTOCOL`,
+    /// `KAFKA_SASL_*`, `KAFKA_SSL_*`) and `KAFKA_PROPERTIES`.
+    pub properties: KafkaProperties,
 }
 
 impl Default for EventsConfig {
@@ -191,6 +196,7 @@ impl Default for EventsConfig {
             producer_queue: 1_000_000,
             session_timeout: Duration::from_secs(10),
             startup_timeout: None,
+            properties: KafkaProperties::default(),
         }
     }
 }
@@ -489,8 +495,10 @@ fn events_config(vars: &Vars<'_>) -> Result<EventsConfig, ConfigError> {
             ));
         }
     }
+    let brokers = vars.get("KAFKA_BROKERS");
     Ok(EventsConfig {
-        brokers: vars.get("KAFKA_BROKERS"),
+        properties: kafka::kafka_properties(vars, brokers.is_some())?,
+        brokers,
         dlq_topic: vars
             .get("KAFKA_DLQ_TOPIC")
             .unwrap_or_else(|| format!("{access_topic}.dlq")),

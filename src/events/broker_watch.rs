@@ -3,7 +3,7 @@
 //! writes many lines a second, the same from every client), and, for the consumer, the
 //! broker's state reported to readiness.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -23,6 +23,9 @@ static REPEATS: LazyLock<Repeats> = LazyLock::new(|| Repeats::new(REPEAT_INTERVA
 pub struct BrokerWatch {
     client: &'static str,
     health: Option<Arc<Health>>,
+    /// The last refused sign-in or handshake, with the settings to check: a more useful
+    /// reason for "all brokers down" than that line itself.
+    refused: Mutex<Option<String>>,
 }
 
 impl BrokerWatch {
@@ -31,6 +34,7 @@ impl BrokerWatch {
         BrokerWatch {
             client,
             health: None,
+            refused: Mutex::new(None),
         }
     }
 
@@ -59,6 +63,7 @@ impl BrokerWatch {
     pub fn observe(&self, statistics: &Statistics) {
         let Some(health) = &self.health else { return };
         if statistics.brokers.values().any(|b| b.state == "UP") {
+            *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = None;
             health.set_broker_link(BrokerLink::Up);
         } else if health.broker().link == BrokerLink::Up {
             health.set_broker_link(BrokerLink::Down("no broker connected".into()));
@@ -72,6 +77,20 @@ fn error_kind(error: &KafkaError) -> String {
     match error.rdkafka_error_code() {
         Some(code) => format!("error {code:?}"),
         None => format!("error {error}"),
+    }
+}
+
+/// The settings behind an error that retrying will not cure: a refused sign-in or TLS
+/// handshake.
+fn settings_to_check(code: Option<RDKafkaErrorCode>) -> Option<&'static str> {
+    match code? {
+        RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed => {
+            Some("KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM")
+        }
+        RDKafkaErrorCode::SSL => {
+            Some("KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_CA_LOCATION (the broker's certificate)")
+        }
+        _ => None,
     }
 }
 
@@ -93,9 +112,21 @@ impl ClientContext for BrokerWatch {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.report(BrokerLink::Down(reason.to_string()));
+        let code = error.rdkafka_error_code();
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        let reason = match settings_to_check(code) {
+            Some(settings) => {
+                let reason = format!("{reason}; check {settings}");
+                *refused = Some(reason.clone());
+                self.report(BrokerLink::Down(reason.clone()));
+                reason
+            }
+            None => reason.to_string(),
+        };
+        if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.report(BrokerLink::Down(refused.clone().unwrap_or(reason.clone())));
         }
+        drop(refused);
         if let Some(held_back) = REPEATS.admit(&error_kind(&error)) {
             tracing::error!(client = self.client, %error, reason, held_back, "event broker error");
         }

@@ -203,10 +203,14 @@ pub struct Stunnel {
 }
 
 impl Stunnel {
-    /// Starts it and waits until it accepts connections.
+    /// Starts it on a free port and waits until it accepts connections.
     pub fn start(pki: &Pki, target: &str) -> Stunnel {
+        Stunnel::start_on(pki, free_port(), target)
+    }
+
+    /// [`Stunnel::start`] on `port`.
+    pub fn start_on(pki: &Pki, port: u16, target: &str) -> Stunnel {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let conf = dir.path().join("stunnel.conf");
         std::fs::write(
             &conf,

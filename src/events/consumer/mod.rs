@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::KafkaProperties;
 use anyhow::bail;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -75,6 +76,8 @@ pub struct ConsumerSettings {
     pub tier_buckets: HashMap<String, String>,
     /// How long to wait for a first broker before giving up; `None` waits on.
     pub startup_timeout: Option<Duration>,
+    /// TLS, SASL and other librdkafka properties for both clients.
+    pub properties: KafkaProperties,
 }
 
 /// What the consumer's parts share: the flush task, the rebalance callback and the
@@ -177,7 +180,7 @@ pub async fn run(
     health: Arc<Health>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let dlq: FutureProducer<BrokerWatch> = ClientConfig::new()
+    let dlq: FutureProducer<BrokerWatch> = client_config(&settings)
         .set("bootstrap.servers", &settings.brokers)
         .set("linger.ms", "5")
         .set(
@@ -277,6 +280,15 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
 
 /// The consumer of the access topic, subscribed; offsets are never committed to Kafka
 /// (they are stored with the counts).
+/// A client configuration with the deployment's TLS, SASL and other properties.
+fn client_config(settings: &ConsumerSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (name, value) in settings.properties.pairs() {
+        config.set(name, value);
+    }
+    config
+}
+
 fn subscribe(shared: &Arc<Shared>) -> anyhow::Result<BaseConsumer<PipelineContext>> {
     let settings = &shared.settings;
     let context = PipelineContext {
@@ -284,7 +296,7 @@ fn subscribe(shared: &Arc<Shared>) -> anyhow::Result<BaseConsumer<PipelineContex
         state: Mutex::new(LoopState::default()),
         watch: BrokerWatch::new("consumer").reporting_to(shared.health.clone()),
     };
-    let consumer: BaseConsumer<PipelineContext> = ClientConfig::new()
+    let consumer: BaseConsumer<PipelineContext> = client_config(settings)
         .set("bootstrap.servers", &settings.brokers)
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
