@@ -442,6 +442,37 @@ async fn predictions_models_and_training_with_their_errors() {
             .unwrap();
     }
     catalogue.close().await;
+
+    // The hourly history as the console charts it: every hour listed, oldest first,
+    // the hour in progress last, the injected counts in their hours.
+    let history =
+        curl(&[&server.url(&format!("/api/v1/objects/{}/accesses?hours=337", ids[0]))]).json();
+    let hours = history["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 337);
+    let counted: Vec<i64> = hours
+        .iter()
+        .map(|h| h["accesses"].as_i64().unwrap())
+        .collect();
+    let injected: i64 = (1..=336)
+        .map(|back| {
+            let hour = now_hour - back;
+            let daily = if hour % 24 < 3 { 40 } else { 0 };
+            daily + (hour * 7919) % 5
+        })
+        .sum();
+    assert_eq!(counted.iter().sum::<i64>(), injected);
+    assert_eq!(counted[336], 0, "nothing counted in the hour in progress");
+    let oldest = &hours[0]["start"];
+    assert!(
+        oldest.as_str().is_some_and(|s| s.ends_with(":00:00Z")),
+        "{oldest}"
+    );
+    for bad in ["0", "745", "x"] {
+        curl(&[&server.url(&format!("/api/v1/objects/{}/accesses?hours={bad}", ids[0]))])
+            .assert_error(400, "bad_request");
+    }
+    curl(&[&server.url("/api/v1/objects/nope/accesses")]).assert_error(404, "not_found");
+
     let accepted = train(r#"{"name": "api", "activate": true}"#);
     assert_eq!(accepted.status, 202);
     assert_eq!(accepted.json()["status"], "training");
@@ -462,6 +493,40 @@ async fn predictions_models_and_training_with_their_errors() {
     );
     assert!(model["evaluation"]["model"]["mae"].is_number(), "{model}");
     assert_eq!(model["problem"], Value::Null);
+
+    // Another model, trained without activation, then activated over the API.
+    let accepted = train(r#"{"name": "second"}"#);
+    assert_eq!(accepted.status, 202);
+    eventually(Duration::from_secs(30), "the second model", || async {
+        curl(&[&server.url("/api/v1/models")]).json()["items"][0]["name"] == "second"
+    })
+    .await;
+    let second = curl(&[&server.url("/api/v1/models")]).json()["items"][0].clone();
+    assert_eq!(second["active"], false);
+    let activate = |id: &str| {
+        curl(&[
+            "-X",
+            "POST",
+            &server.url(&format!("/api/v1/models/{id}/activate")),
+        ])
+    };
+    let activated = activate(second["id"].as_str().unwrap());
+    assert_eq!(activated.status, 200);
+    assert_eq!(activated.json()["active"], true);
+    let models = curl(&[&server.url("/api/v1/models")]).json();
+    let active: Vec<&Value> = models["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["active"] == true)
+        .collect();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["name"], "second");
+    activate("nope").assert_error(404, "not_found");
+    // Back to the first for what follows.
+    assert_eq!(activate(model["id"].as_str().unwrap()).status, 200);
+    let status = curl(&[&server.url("/api/v1/status")]).json();
+    assert_shape(&status, &["events", "moves", "model", "problems", "at"]);
 
     // Every process follows the active model within an interval (60 s by default; the
     // first check is at start-up, so restart instead of waiting).
@@ -528,6 +593,7 @@ async fn the_token_guards_every_mutating_endpoint() {
         ),
         ("POST", "/api/v1/migrations/none/cancel".into(), None, 404),
         ("POST", "/api/v1/models/train".into(), Some("{}"), 202),
+        ("POST", "/api/v1/models/none/activate".into(), None, 404),
         ("DELETE", format!("/api/v1/objects/{id}"), None, 204),
     ];
     for (method, path, body, status) in endpoints {
