@@ -1,13 +1,16 @@
 //! TLS to managed services, against real TLS endpoints on this machine: the catalogue
-//! on a PostgreSQL that accepts only TLS (`sslmode=verify-full` with a private CA), and
-//! the CLI against Strata behind stunnel.
+//! on a PostgreSQL that accepts only TLS (`sslmode=verify-full` with a private CA), an S3
+//! tier behind stunnel with a private CA, and the CLI against Strata behind stunnel.
 
 mod common;
 
 use std::process::Command;
 
-use common::{EmbeddedServer, Pki, Stunnel, TlsPostgres};
+use common::{EmbeddedServer, Pki, Stunnel, TlsPostgres, stack_config, stack_tier};
+use futures_util::StreamExt;
+use strata::config::BackendConfig;
 use strata::db::Catalogue;
+use strata::storage::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_connects_to_postgres_over_verified_tls() {
@@ -80,4 +83,52 @@ async fn the_cli_talks_https_with_a_private_ca() {
     let other = pki.file("other-ca.pem").display().to_string();
     let (ok, _, _) = list_objects(&https, &["--ca-cert", &other], &[]);
     assert!(!ok, "a server signed by another CA was trusted");
+}
+
+/// A store on the stack's `public` S3 server reached through `tunnel` at `https://localhost`,
+/// trusting `ca` (a PEM file) when given.
+async fn store_through(tunnel: &Stunnel, ca: Option<&std::path::Path>) -> Store {
+    let mut tier = stack_tier("public");
+    let BackendConfig::S3(s3) = &mut tier.backend else {
+        panic!("the stack's public tier is not S3");
+    };
+    s3.endpoint = Some(format!("https://localhost:{}", tunnel.port));
+    s3.ca_certificates = ca.map(|path| std::fs::read(path).unwrap());
+    Store::open(&tier.backend, stack_config().transfer)
+        .await
+        .expect("open the store")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_tier_behind_tls_with_a_private_ca() {
+    strata::tls::install_provider();
+    let pki = Pki::new();
+    let BackendConfig::S3(s3) = stack_tier("public").backend else {
+        panic!("the stack's public tier is not S3");
+    };
+    let server = s3.endpoint.unwrap();
+    let tunnel = Stunnel::start(&pki, server.trim_start_matches("http://"));
+
+    let store = store_through(&tunnel, Some(&pki.file("ca.pem"))).await;
+    let key = format!("tls/{}", uuid::Uuid::now_v7().simple());
+    store
+        .put(&key, &b"over TLS"[..], "text/plain", None)
+        .await
+        .expect("put through TLS with the private CA");
+    let mut stream = store.get(&key, None).await.unwrap();
+    let mut read = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(read, b"over TLS");
+    store.delete(&key).await.unwrap();
+
+    let untrusting = store_through(&tunnel, None).await;
+    assert!(
+        untrusting
+            .put(&key, &b"x"[..], "text/plain", None)
+            .await
+            .is_err(),
+        "a server signed by an unknown CA was trusted"
+    );
 }

@@ -790,6 +790,50 @@ mod tests {
     }
 
     #[test]
+    fn an_https_tier_trusts_its_ca_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let pem = pem.display().to_string();
+        let ca_of = |endpoint: &str, var: &str, path: &str| {
+            parse(&[
+                ("TIER_PUBLIC_URL", "s3://strata-public"),
+                ("TIER_PUBLIC_ENDPOINT", endpoint),
+                (var, path),
+            ])
+            .map(|config| match &config.tier("public").unwrap().backend {
+                BackendConfig::S3(s3) => s3.ca_certificates.is_some(),
+                BackendConfig::File { .. } => panic!("not an S3 tier"),
+            })
+        };
+        assert!(ca_of("https://s3.internal", "TIER_PUBLIC_CA_BUNDLE", &pem).unwrap());
+        assert!(ca_of("https://s3.internal", "AWS_CA_BUNDLE", &pem).unwrap());
+        // Plain HTTP has no certificate to check.
+        assert!(!ca_of("http://127.0.0.1:9000", "AWS_CA_BUNDLE", &pem).unwrap());
+        let missing = ca_of(
+            "https://s3.internal",
+            "TIER_PUBLIC_CA_BUNDLE",
+            "/nonexistent.pem",
+        );
+        assert!(matches!(
+            missing,
+            Err(ConfigError::Invalid { ref var, .. }) if var == "TIER_PUBLIC_CA_BUNDLE"
+        ));
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let not_pem = ca_of(
+            "https://s3.internal",
+            "TIER_PUBLIC_CA_BUNDLE",
+            &not_pem.display().to_string(),
+        );
+        assert!(not_pem.is_err());
+    }
+
+    #[test]
     fn s3_tier_reads_its_settings() {
         let config = parse(&[
             ("TIER_PUBLIC_URL", "s3://strata-public/"),

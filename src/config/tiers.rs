@@ -74,6 +74,10 @@ pub struct S3Config {
     pub sign_payload: bool,
     /// Static keys; `None` uses the AWS default credential chain.
     pub credentials: Option<StaticCredentials>,
+    /// PEM certificates of the authorities trusted for an `https://` endpoint besides
+    /// the system's (`TIER_<NAME>_CA_BUNDLE`, else `AWS_CA_BUNDLE`); `None` for plain
+    /// `http://` endpoints.
+    pub ca_certificates: Option<Vec<u8>>,
 }
 
 /// An access key pair (`TIER_<NAME>_ACCESS_KEY_ID`, `TIER_<NAME>_SECRET_ACCESS_KEY`).
@@ -276,7 +280,19 @@ impl Vars<'_> {
                 });
             }
         };
+        let tls = endpoint
+            .as_deref()
+            .is_none_or(|e| e.starts_with("https://"));
+        let ca_var = var("CA_BUNDLE");
+        let ca_certificates = match [ca_var.as_str(), "AWS_CA_BUNDLE"]
+            .into_iter()
+            .find_map(|v| self.get(v).map(|path| (v, path)))
+        {
+            Some((v, path)) if tls => Some(read_ca_bundle(v, &path)?),
+            _ => None,
+        };
         Ok(BackendConfig::S3(S3Config {
+            ca_certificates,
             bucket: bucket.into(),
             path_style: self.parse_bool(&var("PATH_STYLE"), endpoint.is_some())?,
             sign_payload: self.parse_bool(
@@ -292,6 +308,21 @@ impl Vars<'_> {
             credentials,
         }))
     }
+}
+
+/// The PEM certificates in the file `var` names.
+fn read_ca_bundle(var: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        invalid(
+            var,
+            path,
+            &format!("a readable PEM file of CA certificates ({e})"),
+        )
+    })?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid(var, path, "a PEM file of CA certificates"));
+    }
+    Ok(pem)
 }
 
 fn is_valid_bucket_name(bucket: &str) -> bool {

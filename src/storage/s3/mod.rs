@@ -88,6 +88,24 @@ impl S3Store {
                     .connect_timeout(Duration::from_secs(5))
                     .build(),
             );
+        if let Some(pem) = &config.ca_certificates {
+            use aws_smithy_http_client::tls;
+            let trust = tls::TrustStore::default().with_pem_certificate(pem.clone());
+            loader = loader.http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    // Building only stores the trust store; it cannot fail.
+                    .tls_context(
+                        tls::TlsContext::builder()
+                            .with_trust_store(trust)
+                            .build()
+                            .unwrap_or_default(),
+                    )
+                    .build_https(),
+            );
+        }
         if let Some(keys) = &config.credentials {
             loader = loader.credentials_provider(Credentials::new(
                 &keys.access_key_id,
