@@ -128,10 +128,7 @@ pub async fn get_prediction(
         predicted_accesses: predicted,
         basis: forecast.basis.as_str().to_string(),
         horizon_hours: model.horizon_hours,
-        model: ModelRef {
-            name: model.name.clone(),
-            version: model.version,
-        },
+        model: ModelRef::from(&*model),
         top_features: model
             .explain(&features)
             .into_iter()

@@ -1,6 +1,7 @@
-//! The HTTP API: the REST resources of DESIGN.md under `/api/v1`, and `/metrics`,
-//! `/healthz`, `/readyz` at the root, and the web console at `/`. Every route is registered together with its
-//! OpenAPI description, so `/api/v1/openapi.json` always matches what is served.
+//! The HTTP API: the REST resources of DESIGN.md under `/api/v1`, `/metrics`,
+//! `/healthz`, `/readyz` at the root, and the web console at `/`. Every API route is
+//! registered together with its OpenAPI description, so `/api/v1/openapi.json` always
+//! matches what is served.
 
 mod auth;
 mod console;

@@ -279,10 +279,7 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<StatusBody>, A
             verifying: moves.verifying,
             failed_last_hour: moves.failed,
         },
-        model: state.model.get().map(|model| ModelRef {
-            name: model.name.clone(),
-            version: model.version,
-        }),
+        model: state.model.get().map(|model| ModelRef::from(&*model)),
         problems,
         at: format_rfc3339_ms(now),
     }))

@@ -393,6 +393,15 @@ pub struct ModelRef {
     pub version: i64,
 }
 
+impl From<&Model> for ModelRef {
+    fn from(model: &Model) -> ModelRef {
+        ModelRef {
+            name: model.name.clone(),
+            version: model.version,
+        }
+    }
+}
+
 /// One feature's part in a prediction.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FeatureBody {

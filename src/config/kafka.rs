@@ -52,8 +52,7 @@ pub(super) fn kafka_properties(
         .get("KAFKA_SECURITY_PROTOCOL")
         .map(|p| p.to_ascii_lowercase());
     let sasl = match protocol.as_deref() {
-        None | Some("plaintext") => false,
-        Some("ssl") => false,
+        None | Some("plaintext" | "ssl") => false,
         Some("sasl_plaintext" | "sasl_ssl") => true,
         Some(other) => {
             return Err(invalid(

@@ -113,20 +113,25 @@ impl ClientContext for BrokerWatch {
 
     fn error(&self, error: KafkaError, reason: &str) {
         let code = error.rdkafka_error_code();
-        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
-        let reason = match settings_to_check(code) {
-            Some(settings) => {
-                let reason = format!("{reason}; check {settings}");
-                *refused = Some(reason.clone());
-                self.report(BrokerLink::Down(reason.clone()));
-                reason
-            }
+        let settings = settings_to_check(code);
+        let reason = match settings {
+            Some(settings) => format!("{reason}; check {settings}"),
             None => reason.to_string(),
         };
-        if code == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.report(BrokerLink::Down(refused.clone().unwrap_or(reason.clone())));
+        let down = {
+            let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+            if settings.is_some() {
+                *refused = Some(reason.clone());
+                Some(reason.clone())
+            } else if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+                Some(refused.clone().unwrap_or_else(|| reason.clone()))
+            } else {
+                None
+            }
+        };
+        if let Some(down) = down {
+            self.report(BrokerLink::Down(down));
         }
-        drop(refused);
         if let Some(held_back) = REPEATS.admit(&error_kind(&error)) {
             tracing::error!(client = self.client, %error, reason, held_back, "event broker error");
         }

@@ -162,6 +162,16 @@ function moveProgress(move) {
   );
 }
 
+// A list of facts from `[label, value, attributes of the value]` rows; a falsy row is
+// left out.
+function facts(rows) {
+  return el(
+    "dl",
+    { class: "facts" },
+    rows.filter(Boolean).flatMap(([label, value, attrs]) => [el("dt", {}, label), el("dd", attrs || {}, value)]),
+  );
+}
+
 function table(headers, rows) {
   return el(
     "div",
@@ -276,23 +286,17 @@ async function overview(root) {
             el("h3", {}, tier.name, tier.default ? el("span", { class: "muted" }, " (new objects land here)") : ""),
             el("div", { class: "muted" }, tier.backend),
             capacity ? bar(tier.bytes / capacity, tier.name + " bytes used of capacity") : "",
-            el(
-              "dl",
-              { class: "facts" },
-              el("dt", {}, "Used"),
-              el("dd", {}, bytes(tier.bytes) + (capacity ? " of " + bytes(capacity) : " (no capacity set)")),
-              el("dt", {}, "Objects"),
-              el("dd", {}, number(tier.objects)),
-              el("dt", {}, "Cost"),
-              el("dd", {}, tier.cost.storage_gb_month > 0 ? "$" + number(tier.cost.storage_per_month, 2) + " a month" : "no price set"),
-              el("dt", {}, "Served, hour"),
-              el("dd", {}, share(tier.served.share_last_hour) + " (" + number(tier.served.last_hour) + ")"),
-              el("dt", {}, "Served, day"),
-              el("dd", {}, share(tier.served.share_last_day) + " (" + number(tier.served.last_day) + ")"),
-              tier.bar_accesses_per_mb !== null && tier.bar_accesses_per_mb !== undefined
-                ? [el("dt", {}, "Bar"), el("dd", {}, number(tier.bar_accesses_per_mb, 3) + " accesses/MB")]
-                : "",
-            ),
+            facts([
+              ["Used", bytes(tier.bytes) + (capacity ? " of " + bytes(capacity) : " (no capacity set)")],
+              ["Objects", number(tier.objects)],
+              ["Cost", tier.cost.storage_gb_month > 0 ? "$" + number(tier.cost.storage_per_month, 2) + " a month" : "no price set"],
+              ["Served, hour", share(tier.served.share_last_hour) + " (" + number(tier.served.last_hour) + ")"],
+              ["Served, day", share(tier.served.share_last_day) + " (" + number(tier.served.last_day) + ")"],
+              tier.bar_accesses_per_mb !== null && tier.bar_accesses_per_mb !== undefined && [
+                "Bar",
+                number(tier.bar_accesses_per_mb, 3) + " accesses/MB",
+              ],
+            ]),
           );
         }),
       ),
@@ -318,55 +322,37 @@ async function overview(root) {
           "article",
           { class: "card" },
           el("h3", {}, "Events"),
-          el(
-            "dl",
-            { class: "facts" },
-            el("dt", {}, "Per second"),
-            el("dd", { id: "events-rate" }, rate),
-            el("dt", {}, "Counted"),
-            el("dd", {}, number(status.events.consumed)),
-            el("dt", {}, "Consumer lag"),
-            el("dd", {}, number(status.events.lag)),
-          ),
+          facts([
+            ["Per second", rate],
+            ["Counted", number(status.events.consumed)],
+            ["Consumer lag", number(status.events.lag)],
+          ]),
         ),
         el(
           "article",
           { class: "card" },
           el("h3", {}, "Moves"),
-          el(
-            "dl",
-            { class: "facts" },
-            el("dt", {}, "Pending"),
-            el("dd", {}, number(status.moves.pending)),
-            el("dt", {}, "Copying"),
-            el("dd", {}, number(status.moves.copying)),
-            el("dt", {}, "Verifying"),
-            el("dd", {}, number(status.moves.verifying)),
-            el("dt", {}, "Failed (1 h)"),
-            el("dd", {}, number(status.moves.failed_last_hour)),
-          ),
+          facts([
+            ["Pending", number(status.moves.pending)],
+            ["Copying", number(status.moves.copying)],
+            ["Verifying", number(status.moves.verifying)],
+            ["Failed (1 h)", number(status.moves.failed_last_hour)],
+          ]),
         ),
         el(
           "article",
           { class: "card" },
           el("h3", {}, "Model"),
           active
-            ? el(
-                "dl",
-                { class: "facts" },
-                el("dt", {}, "Active"),
-                el("dd", {}, active.name + " v" + active.version + (active.kind ? " (" + active.kind + ")" : "")),
-                el("dt", {}, "Trained"),
-                el("dd", {}, when(active.trained_at)),
-                active.evaluation
-                  ? [
-                      el("dt", {}, "MAE"),
-                      el("dd", {}, number(active.evaluation.model.mae, 3) + " (persistence " + number(active.evaluation.persistence.mae, 3) + ")"),
-                      el("dt", {}, "Beats baselines"),
-                      el("dd", {}, active.evaluation.beats_baselines ? "yes" : "no"),
-                    ]
-                  : "",
-              )
+            ? facts([
+                ["Active", active.name + " v" + active.version + (active.kind ? " (" + active.kind + ")" : "")],
+                ["Trained", when(active.trained_at)],
+                active.evaluation && [
+                  "MAE",
+                  number(active.evaluation.model.mae, 3) + " (persistence " + number(active.evaluation.persistence.mae, 3) + ")",
+                ],
+                active.evaluation && ["Beats baselines", active.evaluation.beats_baselines ? "yes" : "no"],
+              ])
             : el("p", { class: "muted" }, "No model is active: train one on the Models page."),
         ),
       ),
@@ -695,25 +681,16 @@ async function objectPage(root, where, first) {
       ),
     );
     root.append(
-      el(
-        "dl",
-        { class: "facts" },
-        el("dt", {}, "Id"),
-        el("dd", {}, object.id),
-        el("dt", {}, "Bucket"),
-        el("dd", {}, object.bucket),
-        el("dt", {}, "Size"),
-        el("dd", {}, bytes(object.size) + " (" + number(object.size) + " bytes)"),
-        el("dt", {}, "Type"),
-        el("dd", {}, object.content_type),
-        el("dt", {}, "Checksum"),
-        el("dd", {}, object.checksum),
-        el("dt", {}, "Version"),
-        el("dd", {}, object.version),
-        el("dt", {}, "Created"),
-        el("dd", {}, when(object.created_at)),
-        object.damage ? [el("dt", {}, "Damage"), el("dd", { class: "error" }, object.damage)] : "",
-      ),
+      facts([
+        ["Id", object.id],
+        ["Bucket", object.bucket],
+        ["Size", bytes(object.size) + " (" + number(object.size) + " bytes)"],
+        ["Type", object.content_type],
+        ["Checksum", object.checksum],
+        ["Version", object.version],
+        ["Created", when(object.created_at)],
+        object.damage && ["Damage", object.damage, { class: "error" }],
+      ]),
       form,
       message,
       el("h2", {}, "Accesses, last week"),
@@ -722,16 +699,11 @@ async function objectPage(root, where, first) {
     if (prediction) {
       root.append(
         el("h2", {}, "Prediction"),
-        el(
-          "dl",
-          { class: "facts" },
-          el("dt", {}, "Expected accesses"),
-          el("dd", {}, number(prediction.predicted_accesses, 2) + " over " + prediction.horizon_hours + " h (" + prediction.basis + ")"),
-          el("dt", {}, "Tier it implies"),
-          el("dd", {}, prediction.predicted_tier),
-          el("dt", {}, "Model"),
-          el("dd", {}, prediction.model.name + " v" + prediction.model.version),
-        ),
+        facts([
+          ["Expected accesses", number(prediction.predicted_accesses, 2) + " over " + prediction.horizon_hours + " h (" + prediction.basis + ")"],
+          ["Tier it implies", prediction.predicted_tier],
+          ["Model", prediction.model.name + " v" + prediction.model.version],
+        ]),
         table(
           [th("Strongest features"), th("Value", true), th("Contribution", true)],
           prediction.top_features.map((f) =>
