@@ -154,6 +154,45 @@ impl Client {
         .await
     }
 
+    /// Plans (`dry_run`) or queues a bulk move: `request` as `POST /migrations/batches`
+    /// takes it.
+    pub async fn batch(&self, request: &Value) -> Result<Value, ClientError> {
+        self.send(
+            self.request(Method::POST, "/api/v1/migrations/batches")
+                .json(request),
+        )
+        .await
+    }
+
+    /// A bulk move's progress, or, with `cancel`, cancels what of it has not started.
+    pub async fn batch_status(&self, id: &str, cancel: bool) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/migrations/batches/{}", segment(id));
+        let request = if cancel {
+            self.request(Method::POST, &format!("{path}/cancel"))
+        } else {
+            self.request(Method::GET, &path)
+        };
+        self.send(request).await
+    }
+
+    /// Every rule.
+    pub async fn rules(&self) -> Result<Value, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/rules")).await
+    }
+
+    /// Stores `rule` as rule `id`.
+    pub async fn put_rule(&self, id: &str, rule: &Value) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/rules/{}", segment(id));
+        self.send(self.request(Method::PUT, &path).json(rule)).await
+    }
+
+    /// Deletes rule `id`.
+    pub async fn delete_rule(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/api/v1/rules/{}", segment(id));
+        self.execute(self.request(Method::DELETE, &path)).await?;
+        Ok(())
+    }
+
     /// The prediction for object `id`.
     pub async fn predict(&self, id: &str) -> Result<Value, ClientError> {
         let path = format!("/api/v1/objects/{}/prediction", segment(id));

@@ -2,8 +2,9 @@
 //! moves: the reactive job acts on each spike as it comes, the scheduled (proactive) job
 //! runs the forecaster every interval in the one process that holds its lease, follows
 //! the active model everywhere and retrains on schedule. The decisions themselves are
-//! the policy's ([`crate::policy`]); these only drive them. Beside them, the catalogue's
-//! upkeep: the minute buckets' roll-up into hour buckets.
+//! the policy's ([`crate::policy`]); these only drive them. The rules job applies the
+//! operator rules every interval. Beside them, the catalogue's upkeep: the minute
+//! buckets' roll-up into hour buckets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::content::Content;
 use crate::db::{Catalogue, MINUTE_MS};
 use crate::detector::Spike;
 use crate::forecast::{ActiveModel, Tracker};
@@ -59,6 +61,58 @@ pub async fn run_rollup(catalogue: Catalogue, stop: CancellationToken) {
         }
         if let Err(e) = catalogue.fold_tier_counts().await {
             tracing::warn!(error = %e, "cannot fold the tiers' object counts; trying again in a minute");
+        }
+    }
+}
+
+/// Applies the operator rules every `interval` until `stop`: queues the moves they call
+/// for (reason `rule`), deletes the objects expire rules have due, and hands the
+/// objects they bound to the forecaster's runs. Every process runs it: the moves are
+/// queued once whoever queues them first, and an expired object is deleted once.
+pub async fn run_rules(
+    policy: Arc<Policy>,
+    content: Content,
+    catalogue: Catalogue,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let (plan, queued) = match policy
+            .rules_pass(&catalogue, crate::timestamp::now_ms())
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot apply the rules; trying again next interval");
+                continue;
+            }
+        };
+        let mut expired = 0;
+        for expiry in &plan.expiries {
+            match content
+                .expire(&expiry.object_id, expiry.created_at, &expiry.rule_id)
+                .await
+            {
+                Ok(Some(_)) => expired += 1,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(object = %expiry.object_id, rule = %expiry.rule_id, error = %e, "cannot expire the object; trying again next interval");
+                }
+            }
+        }
+        if queued > 0 || expired > 0 {
+            tracing::info!(
+                queued,
+                expired,
+                bounded = plan.bounds.len(),
+                "rules applied"
+            );
         }
     }
 }

@@ -62,12 +62,14 @@ pub struct Service {
     embedded: Option<EmbeddedBroker>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    policy: Arc<Policy>,
 }
 
 impl Service {
     /// Opens the catalogue (applying schema migrations) and every tier, binds
     /// `LISTEN_ADDR`, starts the embedded broker when no `KAFKA_BROKERS` is set, creates
-    /// the publisher and activates the newest model file.
+    /// the publisher, activates the newest model file and stores the rules of
+    /// `RULES_FILE`.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
         let catalogue = open_catalogue(&config).await?;
         if catalogue.backend() == Backend::Sqlite {
@@ -100,7 +102,10 @@ impl Service {
         forecast::active::activate_newest_file(&catalogue, &config.forecast.models_dir)
             .await
             .context("activating a model file")?;
+        let policy = Arc::new(Policy::new(&config));
+        seed_rules(&config, &policy, &catalogue).await?;
         Ok(Service {
+            policy,
             config,
             catalogue,
             tiers: Arc::new(tiers),
@@ -130,10 +135,10 @@ impl Service {
         let listen = self.address()?;
         let stop = CancellationToken::new();
         let mut supervisor = Supervisor::new(stop.clone(), self.health.clone());
-        let policy = Arc::new(Policy::new(&self.config));
+        let policy = self.policy.clone();
         let model = Arc::new(ActiveModel::default());
-        self.spawn_workers(&mut supervisor, &policy, &model, &stop);
-        let state = self.app_state(policy, model);
+        let state = self.app_state(policy.clone(), model.clone());
+        self.spawn_workers(&mut supervisor, &state.content, &model, &stop);
         if let Some(listener) = self.s3_listener {
             let s3_listen = listener.local_addr()?;
             let endpoint = S3Endpoint::new(
@@ -184,16 +189,27 @@ impl Service {
         failure.map_or(Ok(()), Err)
     }
 
-    /// Starts the proactive and reactive jobs, the event consumer, the roll-up and the
-    /// mover.
+    /// Starts the proactive, reactive and rules jobs, the event consumer, the roll-up and
+    /// the mover.
     fn spawn_workers(
         &self,
         supervisor: &mut Supervisor,
-        policy: &Arc<Policy>,
+        content: &Content,
         model: &Arc<ActiveModel>,
         stop: &CancellationToken,
     ) {
         let config = &self.config;
+        let policy = &self.policy;
+        supervisor.spawn(
+            "rules",
+            returning_ok(jobs::run_rules(
+                policy.clone(),
+                content.clone(),
+                self.catalogue.clone(),
+                config.rules.interval,
+                stop.clone(),
+            )),
+        );
         supervisor.spawn(
             "proactive",
             returning_ok(jobs::run_proactive(
@@ -286,8 +302,29 @@ impl Service {
             auth: Auth::new(config.api.token.as_deref(), config.api.token_reads),
             max_object_bytes: config.api.max_object_bytes,
             request_timeout: config.api.request_timeout,
+            move_bandwidth: config.mover.bandwidth,
         }
     }
+}
+
+/// Stores the rules of `RULES_FILE`, if set (replacing those of the same ids), and reads
+/// every stored rule.
+async fn seed_rules(config: &Config, policy: &Policy, catalogue: &Catalogue) -> anyhow::Result<()> {
+    if let Some(path) = &config.rules.file {
+        let rules = crate::policy::rules::read_rules_file(path)
+            .map_err(|why| anyhow::anyhow!("RULES_FILE: {why}"))?;
+        let stored = policy
+            .store_rules(catalogue, rules)
+            .await
+            .with_context(|| format!("RULES_FILE {}", path.display()))?;
+        tracing::info!(file = %path.display(), rules = stored.len(), "rules stored from RULES_FILE");
+    }
+    let rules = policy
+        .load_rules(catalogue)
+        .await
+        .context("reading the rules")?;
+    tracing::info!(rules = rules.rules().len(), "rules in force");
+    Ok(())
 }
 
 /// Opens every tier's backend, saying in the log what each is.

@@ -11,7 +11,7 @@ use common::{TestDb, sqlite_catalogue, stored_hour_rows};
 use sqlx::{AnyConnection, Connection, Executor};
 use strata::db::{
     AccessCount, Catalogue, CatalogueError, ConsumerOffset, CopyPlan, HOUR_MS, KeyStart,
-    LocatedAccess, MINUTE_MS, MoveFilter, MoveReason, MoveStatus, NewMove, NewObject,
+    LocatedAccess, MINUTE_MS, MoveCause, MoveFilter, MoveReason, MoveStatus, NewMove, NewObject,
     ObjectContent, ObjectFilter, PartRecord, PartitionAccesses, StartRefusal, TierUpload,
     UPDATE_HEAVY_TABLES, UploadRecord, new_id,
 };
@@ -996,6 +996,7 @@ contract!(
     keys_are_unique_per_bucket_and_listed_in_byte_order,
     uploads_keep_their_parts_until_removed,
     tier_counts_follow_every_change,
+    rules_batches_and_expirations,
 );
 
 async fn keys_are_unique_per_bucket_and_listed_in_byte_order(c: Catalogue) {
@@ -1463,4 +1464,133 @@ async fn tier_counts_follow_every_change(c: Catalogue) {
     c.delete_object(&b.id).await.unwrap();
     assert!(c.delete_object(&b.id).await.is_err());
     assert_eq!(usage(&c).await, vec![t("onprem", 2, 140)]);
+}
+
+async fn rules_batches_and_expirations(c: Catalogue) {
+    // Rules: stored, replaced (keeping when they were first stored), deleted.
+    let (first, created) = c.put_rule("pin", r#"{"a":1}"#).await.unwrap();
+    assert!(created);
+    let (second, created) = c.put_rule("pin", r#"{"a":2}"#).await.unwrap();
+    assert!(!created);
+    assert_eq!(second.created_at, first.created_at);
+    assert_eq!(second.document, r#"{"a":2}"#);
+    c.put_rule("another", "{}").await.unwrap();
+    let ids: Vec<String> = c.rules().await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["another", "pin"]);
+    c.delete_rule("another").await.unwrap();
+    assert!(matches!(
+        c.delete_rule("another").await,
+        Err(CatalogueError::NotFound { .. })
+    ));
+
+    // An expiry deletes and records, once, and only the object it was meant for.
+    let doomed = add_object(&c, "tmp/a", "public").await;
+    assert_eq!(
+        c.expire_object(&doomed.id, doomed.created_at + 1, "tmp")
+            .await
+            .unwrap(),
+        None,
+        "another object under the id is left alone"
+    );
+    let expired = c
+        .expire_object(&doomed.id, doomed.created_at, "tmp")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(expired.key, "tmp/a");
+    assert_eq!(
+        c.expire_object(&doomed.id, doomed.created_at, "tmp")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(c.get_object(&doomed.id).await.is_err());
+    let recorded = c.expirations("tmp", 10).await.unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!((recorded[0].key.as_str(), recorded[0].size), ("tmp/a", 100));
+
+    // Objects by prefix, with their last access.
+    for key in ["r/1", "r/2", "s/1"] {
+        add_object(&c, key, "public").await;
+    }
+    let under: Vec<String> = c
+        .objects_by_prefix(Some("r/"), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(o, last)| {
+            assert_eq!(last, None);
+            o.key
+        })
+        .collect();
+    assert_eq!(under, ["r/1", "r/2"]);
+    assert_eq!(c.objects_by_prefix(None, None, 10).await.unwrap().len(), 3);
+
+    // A batch: its moves counted by where they stand; cancelling stops the pending ones.
+    c.create_batch("b1", "{}", "private", 2, 200).await.unwrap();
+    let cause = MoveCause {
+        rule_id: None,
+        batch_id: Some("b1".into()),
+    };
+    let mut queued = Vec::new();
+    for (o, _) in c.objects_by_prefix(Some("r/"), None, 10).await.unwrap() {
+        let new = NewMove {
+            object_id: o.id.clone(),
+            object_version: o.version,
+            from_tier: o.tier.clone(),
+            to_tier: "private".into(),
+            reason: MoveReason::Manual,
+            bytes_total: o.size,
+        };
+        queued.push(c.enqueue_caused_move(&new, &cause).await.unwrap());
+    }
+    assert_eq!(queued[0].batch_id.as_deref(), Some("b1"));
+    assert_eq!(queued[0].rule_id, None);
+    let progress = c.batch_progress("b1").await.unwrap();
+    assert_eq!(progress.remaining, (2, 200));
+    c.claim_move("w1", 60_000).await.unwrap().unwrap();
+    assert_eq!(
+        c.cancel_batch("b1").await.unwrap(),
+        1,
+        "the claimed one runs on"
+    );
+    let progress = c.batch_progress("b1").await.unwrap();
+    assert_eq!(
+        (progress.cancelled, progress.remaining),
+        ((1, 100), (1, 100))
+    );
+    assert!(c.get_batch("b1").await.unwrap().cancelled_at.is_some());
+    assert!(matches!(
+        c.cancel_batch("nope").await,
+        Err(CatalogueError::NotFound { .. })
+    ));
+
+    // A rule's move names its rule.
+    let (s1, _) = c
+        .objects_by_prefix(Some("s/"), None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let by_rule = c
+        .enqueue_caused_move(
+            &NewMove {
+                object_id: s1.id.clone(),
+                object_version: s1.version,
+                from_tier: "public".into(),
+                to_tier: "onprem".into(),
+                reason: MoveReason::Rule,
+                bytes_total: s1.size,
+            },
+            &MoveCause {
+                rule_id: Some("pin".into()),
+                batch_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let read = c.get_move(&by_rule.id).await.unwrap();
+    assert_eq!(
+        (read.reason, read.rule_id.as_deref()),
+        (MoveReason::Rule, Some("pin"))
+    );
 }

@@ -416,3 +416,76 @@ fn ranked_placement_beats_the_references_within_capacity_and_never_promotes_a_sc
         );
     }
 }
+
+#[test]
+fn rules_are_replayed_beside_the_same_policy_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = small_trace(dir.path(), "5");
+    let rules = |name: &str, yaml: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path
+    };
+    let run = |policy_name: &str, file: &Path| {
+        simulate(
+            dir.path(),
+            &CAPACITY,
+            &[
+                "--trace",
+                trace.to_str().unwrap(),
+                "--policy",
+                policy_name,
+                "--rules",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+
+    // Everything pinned to the hot tier: nothing stays on the default tier for long.
+    let pinned = rules(
+        "pin.yaml",
+        "- id: hot\n  filter: {all: true}\n  action: pin\n  tier: onprem\n",
+    );
+    let report = run("static", &pinned);
+    let (without, with) = (policy(&report, "static"), policy(&report, "static+rules"));
+    assert_eq!(without["hot_hit_ratio"], 0.0, "{report:#}");
+    // Moved at the first rules pass, before the scored part begins.
+    assert!(with["hot_hit_ratio"].as_f64().unwrap() > 0.9, "{report:#}");
+
+    // A ceiling below the hot tier: the combined policy places nothing there.
+    let capped = rules(
+        "ceiling.yaml",
+        "- id: cap\n  filter: {all: true}\n  action: ceiling\n  tier: private\n",
+    );
+    let report = run("combined", &capped);
+    let (without, with) = (
+        policy(&report, "combined"),
+        policy(&report, "combined+rules"),
+    );
+    assert!(
+        without["hot_hit_ratio"].as_f64().unwrap() > 0.0,
+        "{report:#}"
+    );
+    assert_eq!(with["hot_hit_ratio"], 0.0, "{report:#}");
+
+    let bad = rules(
+        "bad.yaml",
+        "- id: x\n  filter: {all: true}\n  action: pin\n  tier: tape\n",
+    );
+    let (ok, _, err) = strata(
+        dir.path(),
+        &[],
+        &[
+            "simulate",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--rules",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("--rules") && err.contains("unknown tier"),
+        "{err}"
+    );
+}

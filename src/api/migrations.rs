@@ -61,7 +61,9 @@ pub struct ListMigrationsQuery {
     #[param(pattern = "^(pending|copying|verifying|completed|failed|cancelled)$")]
     pub status: Option<String>,
     /// Only moves for this reason.
-    #[param(pattern = "^(manual|reactive_access_spike|proactive_prediction|capacity_rebalance)$")]
+    #[param(
+        pattern = "^(manual|rule|reactive_access_spike|proactive_prediction|capacity_rebalance)$"
+    )]
     pub reason: Option<String>,
     /// Page size.
     #[param(minimum = 1, maximum = 1000)]

@@ -4,11 +4,13 @@
 //! matches what is served.
 
 mod auth;
+mod batches;
 mod console;
 mod error;
 mod forecast;
 mod migrations;
 mod objects;
+mod rules;
 mod system;
 mod tiers;
 mod views;
@@ -83,6 +85,9 @@ pub struct AppState {
     pub max_object_bytes: u64,
     /// Deadline for a response head; longest pause inside an upload.
     pub request_timeout: Duration,
+    /// The mover's copy rate, bytes a second, when limited: what a bulk move's
+    /// duration is estimated at.
+    pub move_bandwidth: Option<u64>,
 }
 
 impl AppState {
@@ -151,7 +156,8 @@ fn page_size(limit: Option<i64>) -> Result<i64, ApiError> {
     modifiers(&BearerScheme),
     tags(
         (name = "objects", description = "Ingest, read and inspect objects"),
-        (name = "migrations", description = "Tier moves"),
+        (name = "migrations", description = "Tier moves, one object or in bulk"),
+        (name = "rules", description = "Operator rules: pin, floor, ceiling, transition, expire"),
         (name = "tiers", description = "Tiers and the policy"),
         (name = "forecast", description = "Predictions and the models behind them"),
         (name = "system", description = "Health, readiness, metrics, this document"),
@@ -186,6 +192,16 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(migrations::list_migrations))
         .routes(routes!(migrations::get_migration))
         .routes(routes!(migrations::cancel_migration))
+        .routes(routes!(batches::create_batch))
+        .routes(routes!(batches::get_batch))
+        .routes(routes!(batches::cancel_batch))
+        .routes(routes!(rules::list_rules))
+        .routes(routes!(
+            rules::get_rule,
+            rules::put_rule,
+            rules::delete_rule
+        ))
+        .routes(routes!(rules::list_expirations))
         .routes(routes!(tiers::list_tiers))
         .routes(routes!(tiers::plan))
         .routes(routes!(forecast::get_accesses))
@@ -237,8 +253,12 @@ pub fn openapi(tiers: &[&str]) -> serde_json::Value {
         form["additionalProperties"] = false.into();
     }
     let names = serde_json::Value::from(tiers.to_vec());
-    if let Some(to_tier) = doc.pointer_mut("/components/schemas/MoveRequest/properties/to_tier") {
-        to_tier["enum"] = names.clone();
+    for schema in ["MoveRequest", "BatchRequest"] {
+        if let Some(to_tier) =
+            doc.pointer_mut(&format!("/components/schemas/{schema}/properties/to_tier"))
+        {
+            to_tier["enum"] = names.clone();
+        }
     }
     if let Some(parameters) = doc
         .pointer_mut("/paths/~1api~1v1~1objects/get/parameters")

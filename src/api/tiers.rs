@@ -1,5 +1,6 @@
 //! The tiers and the policy's dry run.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::Json;
@@ -8,7 +9,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::views::{PlanBody, TierBody, TierCostBody, TierList, TierServedBody};
+use super::views::{PlanBody, PlannedExpiryBody, TierBody, TierCostBody, TierList, TierServedBody};
 use super::{ApiError, AppState, ErrorBody};
 use crate::timestamp::format_rfc3339_ms;
 use crate::timestamp::now_ms;
@@ -73,9 +74,9 @@ pub struct PlanQuery {
 }
 
 /// Dry run: the moves the policy would queue now, with reasons, without queuing them:
-/// the promotions the accesses counted in the window call for, and the moves the next
-/// forecaster run would queue with the active model (it reads every object, so it takes
-/// longer on large catalogues).
+/// the rules' moves and expiries, the promotions the accesses counted in the window call
+/// for, and the moves the next forecaster run would queue with the active model (it
+/// reads every object, so it takes longer on large catalogues).
 #[utoipa::path(
     get,
     path = "/api/v1/plan",
@@ -104,22 +105,37 @@ pub async fn plan(
     };
     let now = now_ms();
     let since = now - window.as_millis() as i64;
-    let mut planned = state.policy.plan_reactive(&state.catalogue, since).await?;
+    let rules = state.policy.plan_rules(&state.catalogue, now).await?;
+    let mut planned = rules.moves;
+    let mut seen: HashSet<String> = planned.iter().map(|p| p.object_id.clone()).collect();
+    seen.extend(rules.expiries.iter().map(|e| e.object_id.clone()));
+    let mut add = |more: Vec<crate::policy::PlannedMove>| {
+        for p in more {
+            if seen.insert(p.object_id.clone()) {
+                planned.push(p);
+            }
+        }
+    };
+    add(state.policy.plan_reactive(&state.catalogue, since).await?);
     let model = state.model.get();
     if let Some(model) = &model {
-        let reactive: Vec<String> = planned.iter().map(|p| p.object_id.clone()).collect();
-        planned.extend(
-            state
-                .policy
-                .plan_proactive_now(&state.catalogue, model, now)
-                .await?
-                .into_iter()
-                .filter(|p| !reactive.contains(&p.object_id)),
-        );
+        add(state
+            .policy
+            .plan_proactive_now(&state.catalogue, model, now)
+            .await?);
     }
     Ok(Json(PlanBody {
         since: format_rfc3339_ms(since),
         model_version: model.map(|m| m.version),
         items: planned.into_iter().map(Into::into).collect(),
+        expiries: rules
+            .expiries
+            .into_iter()
+            .map(|e| PlannedExpiryBody {
+                object_id: e.object_id,
+                key: e.key,
+                rule_id: e.rule_id,
+            })
+            .collect(),
     }))
 }

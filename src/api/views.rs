@@ -123,8 +123,13 @@ pub struct MigrationBody {
     pub from_tier: String,
     /// Destination tier.
     pub to_tier: String,
-    /// `manual`, `reactive_access_spike`, `proactive_prediction` or `capacity_rebalance`.
+    /// `manual`, `rule`, `reactive_access_spike`, `proactive_prediction` or
+    /// `capacity_rebalance`.
     pub reason: String,
+    /// For reason `rule`: the rule that called for it.
+    pub rule_id: Option<String>,
+    /// For a bulk move: its batch.
+    pub batch_id: Option<String>,
     /// `pending`, `copying`, `verifying`, `completed`, `failed` or `cancelled`.
     pub status: String,
     /// Copy attempts started.
@@ -151,6 +156,8 @@ impl From<MoveRecord> for MigrationBody {
             from_tier: m.from_tier,
             to_tier: m.to_tier,
             reason: m.reason.to_string(),
+            rule_id: m.rule_id,
+            batch_id: m.batch_id,
             status: m.status.to_string(),
             attempts: m.attempts,
             bytes_copied: m.bytes_copied,
@@ -206,11 +213,13 @@ pub struct PlannedMoveBody {
     pub object_id: String,
     /// Its key; null for proactive moves.
     pub key: Option<String>,
+    /// The rule a `rule` move keeps.
+    pub rule_id: Option<String>,
     /// Its tier now.
     pub from_tier: String,
     /// Where it would go.
     pub to_tier: String,
-    /// `reactive_access_spike`, `proactive_prediction` or `capacity_rebalance`.
+    /// `rule`, `reactive_access_spike`, `proactive_prediction` or `capacity_rebalance`.
     pub reason: String,
     /// Reactive moves: accesses counted over the window the decision looked at.
     pub recent_accesses: Option<u64>,
@@ -235,6 +244,7 @@ impl From<PlannedMove> for PlannedMoveBody {
         PlannedMoveBody {
             object_id: p.object_id,
             key: p.key,
+            rule_id: p.rule_id,
             from_tier: p.from_tier,
             to_tier: p.to_tier,
             reason: p.reason.to_string(),
@@ -255,10 +265,25 @@ pub struct PlanBody {
     /// Version of the model the proactive part used; null when no model is active
     /// (then the plan has reactive moves only).
     pub model_version: Option<i64>,
-    /// The moves: reactive ones first, busiest object first, then the forecaster run's:
-    /// ranked placement's in the order it places them (each promotion after the
-    /// demotions making room for it), then the thresholds', most predicted first.
+    /// The moves: the rules' first (objects not where their rule keeps them), then
+    /// reactive ones, busiest object first, then the forecaster run's: ranked
+    /// placement's in the order it places them (each promotion after the demotions
+    /// making room for it), then the thresholds', most predicted first. An object has
+    /// one move at most.
     pub items: Vec<PlannedMoveBody>,
+    /// Objects the next rules pass deletes.
+    pub expiries: Vec<PlannedExpiryBody>,
+}
+
+/// An object an expire rule has due.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlannedExpiryBody {
+    /// The object.
+    pub object_id: String,
+    /// Its key.
+    pub key: String,
+    /// The rule.
+    pub rule_id: String,
 }
 
 /// One tier with what it holds and costs.

@@ -68,6 +68,10 @@ pub enum Command {
         /// over the environment, to try other tiers without changing the service's.
         #[arg(long, value_name = "FILE")]
         tiers: Option<PathBuf>,
+        /// A rules file (YAML or JSON, as RULES_FILE): every policy is replayed again
+        /// keeping to them (reported as POLICY+rules), to show what they cost.
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -139,7 +143,7 @@ pub enum Command {
         /// Only moves in this status (pending, copying, verifying, completed, failed, cancelled).
         #[arg(long)]
         status: Option<String>,
-        /// Only moves for this reason (manual, reactive_access_spike, proactive_prediction, capacity_rebalance).
+        /// Only moves for this reason (manual, rule, reactive_access_spike, proactive_prediction, capacity_rebalance).
         #[arg(long)]
         reason: Option<String>,
         /// Moves per page.
@@ -148,15 +152,38 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Move an object to another tier now (reason `manual`).
+    /// Move an object to another tier now (reason `manual`), or every object under a
+    /// key prefix as one batch (--prefix; --dry-run shows what that would do).
     Migrate {
         /// Object id.
-        id: String,
+        #[arg(required_unless_present = "prefix", conflicts_with = "prefix")]
+        id: Option<String>,
         /// Destination tier.
         #[arg(long)]
         to: String,
+        /// Move every object whose key starts with this, as one batch.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// With --prefix: only show the objects, bytes, duration, room and cost.
+        #[arg(long, requires = "prefix")]
+        dry_run: bool,
         #[command(flatten)]
         server: ServerArgs,
+    },
+    /// Show a bulk move's progress, or cancel what of it has not started.
+    Batch {
+        /// Batch id (as `migrate --prefix` printed it).
+        id: String,
+        /// Cancel the moves that have not started.
+        #[arg(long)]
+        cancel: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Operator rules: list, set, delete.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
     },
     /// Predict an object's accesses with the server's active model.
     Predict {
@@ -167,6 +194,61 @@ pub enum Command {
     },
     /// Show the server's metrics.
     Metrics {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// `strata rules …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RulesCommand {
+    /// List the rules, most specific first.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Store a rule (replacing one of the same id), or every rule of a file.
+    Set {
+        /// Rule id; not with --file, whose rules name their ids.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        id: Option<String>,
+        /// pin, floor, ceiling, transition or expire.
+        #[arg(long, required_unless_present = "file")]
+        action: Option<String>,
+        /// The tier (pin, floor, ceiling, transition).
+        #[arg(long)]
+        tier: Option<String>,
+        /// Days (transition, expire).
+        #[arg(long)]
+        after_days: Option<f64>,
+        /// For transition: last_access (default) or creation.
+        #[arg(long)]
+        since: Option<String>,
+        /// Objects whose key starts with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Objects of this content type.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// Objects of at least this many bytes.
+        #[arg(long)]
+        min_size: Option<u64>,
+        /// Objects of at most this many bytes.
+        #[arg(long)]
+        max_size: Option<u64>,
+        /// Every object (when no other filter is given).
+        #[arg(long)]
+        all: bool,
+        /// A YAML or JSON file of rules with their ids (as RULES_FILE).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete a rule.
+    Delete {
+        /// Rule id.
+        id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -291,6 +373,7 @@ pub fn run(cli: Cli) -> ExitCode {
             bandwidth,
             moves_out,
             tiers,
+            rules,
             json,
         } => tiers
             .as_deref()
@@ -307,6 +390,7 @@ pub fn run(cli: Cli) -> ExitCode {
                         .unwrap_or(crate::simulate::DEFAULT_BANDWIDTH),
                     moves_out,
                     progress: true,
+                    rules,
                 };
                 simulate(&config, &options, json)
             }),
@@ -557,7 +641,38 @@ async fn run_client(command: Command) -> anyhow::Result<()> {
             let page = connect(&server)?.migrations(&query).await?;
             (server, Output::Page(page, Table::Migrations))
         }
-        Command::Migrate { id, to, server } => {
+        Command::Migrate {
+            id: None,
+            to,
+            prefix,
+            dry_run,
+            server,
+        } => {
+            let request = serde_json::json!({
+                "filter": {"prefix": prefix},
+                "to_tier": to,
+                "dry_run": dry_run,
+            });
+            let answer = connect(&server)?.batch(&request).await?;
+            let line = if dry_run {
+                output::batch_plan_line(&answer)
+            } else {
+                output::batch_line(&answer)
+            };
+            (server, Output::Line(answer, line))
+        }
+        Command::Batch { id, cancel, server } => {
+            let answer = connect(&server)?.batch_status(&id, cancel).await?;
+            let line = output::batch_line(&answer);
+            (server, Output::Line(answer, line))
+        }
+        Command::Rules { command } => rules_command(command).await?,
+        Command::Migrate {
+            id: Some(id),
+            to,
+            server,
+            ..
+        } => {
             let answer = connect(&server)?.migrate(&id, &to).await?;
             let line = format!(
                 "queued migration {} of {id}: {} -> {to}",
@@ -578,6 +693,79 @@ async fn run_client(command: Command) -> anyhow::Result<()> {
     };
     print!("{}", output.render(server.json));
     Ok(())
+}
+
+/// Runs `strata rules …`.
+async fn rules_command(command: RulesCommand) -> anyhow::Result<(ServerArgs, Output)> {
+    Ok(match command {
+        RulesCommand::List { server } => {
+            let answer = connect(&server)?.rules().await?;
+            (server, Output::Page(answer, Table::Rules))
+        }
+        RulesCommand::Set {
+            file: Some(file),
+            server,
+            ..
+        } => {
+            let rules = crate::policy::rules::read_rules_file(&file).map_err(anyhow::Error::msg)?;
+            let client = connect(&server)?;
+            let mut stored = Vec::new();
+            for (n, rule) in rules.iter().enumerate() {
+                let id = rule.id.clone().ok_or_else(|| {
+                    anyhow::anyhow!("rule {} of {} has no id", n + 1, file.display())
+                })?;
+                stored.push(client.put_rule(&id, &serde_json::to_value(rule)?).await?);
+            }
+            let line = format!("stored {} rules from {}", stored.len(), file.display());
+            (server, Output::Line(serde_json::Value::from(stored), line))
+        }
+        RulesCommand::Set {
+            id,
+            action,
+            tier,
+            after_days,
+            since,
+            prefix,
+            content_type,
+            min_size,
+            max_size,
+            all,
+            file: None,
+            server,
+        } => {
+            let id = id.unwrap_or_default();
+            let mut filter = serde_json::Map::new();
+            for (name, value) in [
+                ("prefix", prefix.map(serde_json::Value::from)),
+                ("content_type", content_type.map(serde_json::Value::from)),
+                ("min_size", min_size.map(serde_json::Value::from)),
+                ("max_size", max_size.map(serde_json::Value::from)),
+                ("all", all.then_some(serde_json::Value::Bool(true))),
+            ] {
+                if let Some(value) = value {
+                    filter.insert(name.into(), value);
+                }
+            }
+            let mut rule = serde_json::json!({"filter": filter, "action": action});
+            for (name, value) in [
+                ("tier", tier.map(serde_json::Value::from)),
+                ("after_days", after_days.map(serde_json::Value::from)),
+                ("since", since.map(serde_json::Value::from)),
+            ] {
+                if let Some(value) = value {
+                    rule[name] = value;
+                }
+            }
+            let answer = connect(&server)?.put_rule(&id, &rule).await?;
+            let line = format!("stored rule {id}");
+            (server, Output::Line(answer, line))
+        }
+        RulesCommand::Delete { id, server } => {
+            connect(&server)?.delete_rule(&id).await?;
+            let line = format!("deleted rule {id}");
+            (server, Output::Line(serde_json::Value::Null, line))
+        }
+    })
 }
 
 fn connect(server: &ServerArgs) -> anyhow::Result<Client> {

@@ -50,6 +50,7 @@ pub(super) enum Output {
 pub(super) enum Table {
     Objects,
     Migrations,
+    Rules,
 }
 
 impl Output {
@@ -114,6 +115,15 @@ fn table(kind: Table, items: &[Value]) -> String {
             "bytes_copied",
             "created_at",
         ],
+        Table::Rules => &[
+            "id",
+            "action",
+            "tier",
+            "after_days",
+            "filter.prefix",
+            "filter.content_type",
+            "in_force",
+        ],
     };
     let cell = |item: &Value, column: &str| {
         let value = column.split('.').fold(item, |v, part| &v[part]);
@@ -143,4 +153,52 @@ fn table(kind: Table, items: &[Value]) -> String {
             format!("{}\n", line.trim_end())
         })
         .collect()
+}
+
+/// A bulk move's plan in a few lines.
+pub(super) fn batch_plan_line(plan: &Value) -> String {
+    let mut line = format!(
+        "would move {} objects, {} bytes to {} (about {:.0} s of copying); {} bytes there after, {}",
+        plan["objects"],
+        plan["bytes"],
+        plan["to_tier"].as_str().unwrap_or("?"),
+        plan["estimated_seconds"].as_f64().unwrap_or_default(),
+        plan["capacity"]["after_bytes"],
+        match plan["capacity"]["capacity_bytes"].as_u64() {
+            Some(capacity) if plan["capacity"]["fits"] == true =>
+                format!("within its {capacity} bytes"),
+            Some(capacity) => format!("MORE than its {capacity} bytes"),
+            None => "no capacity set".into(),
+        }
+    );
+    line.push_str(&format!(
+        "\nmonthly storage cost {:.2} now, {:.2} after",
+        plan["monthly_cost_before"].as_f64().unwrap_or_default(),
+        plan["monthly_cost_after"].as_f64().unwrap_or_default()
+    ));
+    line.push_str(&format!(
+        "\nleft out: {} already there, {} moving, held by rules: {}",
+        plan["already_there"], plan["moving"], plan["held_by_rules"]
+    ));
+    line
+}
+
+/// A bulk move's progress in a line.
+pub(super) fn batch_line(batch: &Value) -> String {
+    let amount = |name: &str| {
+        format!(
+            "{} {} ({} bytes)",
+            batch[name]["objects"], name, batch[name]["bytes"]
+        )
+    };
+    format!(
+        "batch {}: {} queued to {}; {}, {}, {}, {}",
+        batch["id"].as_str().unwrap_or("?"),
+        batch["queued"]["objects"],
+        batch["request"]["to_tier"].as_str().unwrap_or("?"),
+        amount("done"),
+        amount("failed"),
+        amount("cancelled"),
+        amount("remaining"),
+    )
 }

@@ -107,6 +107,31 @@ pub struct Config {
     pub api: ApiConfig,
     /// The S3 endpoint and its buckets (`S3_LISTEN_ADDR`, `S3_BUCKETS`, …).
     pub s3_endpoint: S3EndpointConfig,
+    /// Operator rules (`RULES_*`).
+    pub rules: RulesConfig,
+}
+
+/// How operator rules are seeded and applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// Rules stored at start, replacing those of the same ids (`RULES_FILE`, YAML or
+    /// JSON: a list of rules with their ids).
+    pub file: Option<PathBuf>,
+    /// Time between passes that apply the rules (`RULES_INTERVAL_SECS`).
+    pub interval: Duration,
+    /// The length of a rule's day, for `after_days` (`RULES_DAY_SECS`; shorter only to
+    /// try rules out).
+    pub day: Duration,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            file: None,
+            interval: Duration::from_secs(60),
+            day: Duration::from_secs(86_400),
+        }
+    }
 }
 
 /// Access control and limits of the HTTP API.
@@ -388,6 +413,7 @@ impl Config {
             forecast: forecast_config(&vars)?,
             api: api_config(&vars)?,
             s3_endpoint: s3_endpoint_config(&vars)?,
+            rules: rules_config(&vars)?,
         })
     }
 
@@ -619,6 +645,15 @@ fn forecast_config(vars: &Vars<'_>) -> Result<ForecastConfig, ConfigError> {
             0..=30 * 86_400,
         )?)
         .filter(|every| !every.is_zero()),
+    })
+}
+
+fn rules_config(vars: &Vars<'_>) -> Result<RulesConfig, ConfigError> {
+    let defaults = RulesConfig::default();
+    Ok(RulesConfig {
+        file: vars.get("RULES_FILE").map(PathBuf::from),
+        interval: vars.parse_secs("RULES_INTERVAL_SECS", defaults.interval, 1..=86_400)?,
+        day: vars.parse_secs("RULES_DAY_SECS", defaults.day, 1..=86_400)?,
     })
 }
 

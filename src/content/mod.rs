@@ -473,6 +473,27 @@ impl Content {
         Ok(object)
     }
 
+    /// Deletes object `id`, created at `created_at`, as expire rule `rule_id` asks:
+    /// recorded with the rule, then its bytes removed. `None` when it is gone already or
+    /// another object has taken its id.
+    pub async fn expire(
+        &self,
+        id: &str,
+        created_at: i64,
+        rule_id: &str,
+    ) -> Result<Option<ObjectRecord>, ContentError> {
+        let Some(object) = self
+            .catalogue
+            .expire_object(id, created_at, rule_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.remove_bytes(&object.tier, &object.location).await;
+        tracing::info!(object = %object.id, key = %object.key, tier = %object.tier, rule = %rule_id, "object expired by rule");
+        Ok(Some(object))
+    }
+
     fn store(&self, id: &str, tier: &str) -> Result<&Store, ContentError> {
         self.tiers
             .store(tier)

@@ -17,6 +17,7 @@ mod models;
 mod moves;
 mod objects;
 mod queue;
+mod rules;
 mod uploads;
 
 pub use access::{
@@ -25,11 +26,12 @@ pub use access::{
 };
 pub use forecast::{HourHits, StoredPrediction, TrackedObject};
 pub use models::ModelRecord;
-pub use moves::{MoveActivity, MoveFilter, MoveReason, MoveRecord, MoveStatus, NewMove};
+pub use moves::{MoveActivity, MoveCause, MoveFilter, MoveReason, MoveRecord, MoveStatus, NewMove};
 pub use objects::{
     KeyStart, Metadata, NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage,
 };
 pub use queue::{CopyPlan, StartRefusal};
+pub use rules::{BatchProgress, BatchRecord, ExpiredObject, RuleRecord};
 pub use uploads::{PartRecord, TierUpload, UploadRecord};
 
 use std::path::Path;

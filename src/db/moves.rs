@@ -12,7 +12,7 @@ use crate::timestamp::now_ms;
 pub(super) const MOVE_COLUMNS: &str = "id, object_id, object_version, from_tier, to_tier, reason, \
      status, attempts, bytes_copied, bytes_total, error, created_at, started_at, finished_at, \
      updated_at, claimed_by, lease_until, not_before, source_location, dest_location, \
-     duration_ms";
+     duration_ms, rule_id, batch_id";
 
 /// Where a move stands. A move goes `pending -> copying -> verifying -> completed`; it can
 /// fall back to `pending` for a retry, and end early as `failed` or `cancelled`. The
@@ -84,8 +84,10 @@ impl FromStr for MoveStatus {
 /// Why a move was requested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MoveReason {
-    /// Asked for through the API or CLI.
+    /// Asked for through the API or CLI, one object or a batch.
     Manual,
+    /// An operator rule (pin, floor, ceiling, transition) calls for it.
+    Rule,
     /// The spike detector saw the object turn hot.
     ReactiveAccessSpike,
     /// The forecaster predicted a change in demand.
@@ -96,8 +98,9 @@ pub enum MoveReason {
 
 impl MoveReason {
     /// Every reason, in priority order.
-    pub const ALL: [MoveReason; 4] = [
+    pub const ALL: [MoveReason; 5] = [
         MoveReason::Manual,
+        MoveReason::Rule,
         MoveReason::CapacityRebalance,
         MoveReason::ReactiveAccessSpike,
         MoveReason::ProactivePrediction,
@@ -107,20 +110,23 @@ impl MoveReason {
     pub fn as_str(self) -> &'static str {
         match self {
             MoveReason::Manual => "manual",
+            MoveReason::Rule => "rule",
             MoveReason::ReactiveAccessSpike => "reactive_access_spike",
             MoveReason::ProactivePrediction => "proactive_prediction",
             MoveReason::CapacityRebalance => "capacity_rebalance",
         }
     }
 
-    /// Queue priority; lower runs first: manual > rebalance > reactive > proactive. A
+    /// Queue priority; lower runs first: manual > rule > rebalance > reactive >
+    /// proactive. What an operator asked for comes before what traffic suggests; a
     /// rebalance makes the room a promotion queued with it waits for, so it goes first.
     pub fn priority(self) -> i64 {
         match self {
             MoveReason::Manual => 0,
-            MoveReason::CapacityRebalance => 1,
-            MoveReason::ReactiveAccessSpike => 2,
-            MoveReason::ProactivePrediction => 3,
+            MoveReason::Rule => 1,
+            MoveReason::CapacityRebalance => 2,
+            MoveReason::ReactiveAccessSpike => 3,
+            MoveReason::ProactivePrediction => 4,
         }
     }
 }
@@ -186,6 +192,10 @@ pub struct MoveRecord {
     pub dest_location: Option<String>,
     /// Duration of the successful attempt, ms.
     pub duration_ms: Option<i64>,
+    /// The rule that called for it, for reason `rule`.
+    pub rule_id: Option<String>,
+    /// The bulk move it is part of.
+    pub batch_id: Option<String>,
 }
 
 impl MoveRecord {
@@ -214,6 +224,8 @@ impl MoveRecord {
             source_location: row.try_get("source_location")?,
             dest_location: row.try_get("dest_location")?,
             duration_ms: row.try_get("duration_ms")?,
+            rule_id: row.try_get("rule_id")?,
+            batch_id: row.try_get("batch_id")?,
         })
     }
 }
@@ -235,6 +247,15 @@ pub struct NewMove {
     pub bytes_total: i64,
 }
 
+/// What besides its reason caused a move: the rule or the bulk move it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MoveCause {
+    /// The rule, for reason `rule`.
+    pub rule_id: Option<String>,
+    /// The batch, for a bulk move.
+    pub batch_id: Option<String>,
+}
+
 /// Filters for [`Catalogue::list_moves`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MoveFilter {
@@ -251,11 +272,21 @@ impl Catalogue {
     /// already has an active move: the database's unique index decides, so concurrent
     /// enqueuers cannot both win.
     pub async fn enqueue_move(&self, new: &NewMove) -> Result<MoveRecord> {
+        self.enqueue_caused_move(new, &MoveCause::default()).await
+    }
+
+    /// [`Catalogue::enqueue_move`], naming the rule or batch that caused the move.
+    pub async fn enqueue_caused_move(
+        &self,
+        new: &NewMove,
+        cause: &MoveCause,
+    ) -> Result<MoveRecord> {
         let now = now_ms();
         let sql = format!(
             "INSERT INTO migrations (id, object_id, object_version, from_tier, to_tier, reason, \
-             priority, status, bytes_total, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9) RETURNING {MOVE_COLUMNS}"
+             priority, status, bytes_total, created_at, updated_at, rule_id, batch_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9, $10, $11) \
+             RETURNING {MOVE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(new_id())
@@ -267,6 +298,8 @@ impl Catalogue {
             .bind(new.reason.priority())
             .bind(new.bytes_total)
             .bind(now)
+            .bind(cause.rule_id.as_deref())
+            .bind(cause.batch_id.as_deref())
             .fetch_one(&self.writes)
             .await
             .map_err(|e| {

@@ -506,29 +506,40 @@ impl Catalogue {
     /// can delete its bytes. Migration history is kept.
     pub async fn delete_object(&self, id: &str) -> Result<ObjectRecord> {
         let mut tx = self.writes.begin().await?;
+        let removed =
+            self.remove_object(&mut tx, id)
+                .await?
+                .ok_or_else(|| CatalogueError::NotFound {
+                    kind: "object",
+                    id: id.into(),
+                })?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// [`Catalogue::delete_object`] within `tx`; `None` when there is no such object.
+    pub(super) async fn remove_object(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+    ) -> Result<Option<ObjectRecord>> {
         // A batch of access counts checks that each object exists without locking it;
         // waiting for the batches in flight (they hold the roll-up mark shared) keeps one
         // that saw this object from adding buckets after they are deleted.
-        self.rollup_mark(&mut tx, RowLock::Exclusive).await?;
+        self.rollup_mark(tx, RowLock::Exclusive).await?;
         let sql = format!("DELETE FROM objects WHERE id = $1 RETURNING {OBJECT_COLUMNS}");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| CatalogueError::NotFound {
-                kind: "object",
-                id: id.into(),
-            })?;
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await? else {
+            return Ok(None);
+        };
         let removed = ObjectRecord::from_row(&row)?;
-        count_on_tier(&mut tx, &removed.tier, -1, -removed.size).await?;
+        count_on_tier(tx, &removed.tier, -1, -removed.size).await?;
         for table in ["access_buckets", "object_damage"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE object_id = $1"))
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
-        Ok(removed)
+        Ok(Some(removed))
     }
 
     /// Objects in id order, `limit` at a time, starting after the id `after`: every row,
@@ -551,6 +562,36 @@ impl Catalogue {
             .iter()
             .map(ObjectRecord::from_row)
             .collect::<Result<_, _>>()?)
+    }
+
+    /// Objects whose key starts with `prefix` (every object for `None`) in id order,
+    /// `limit` at a time after the id `after`, each with when it was last accessed: what
+    /// rules and bulk moves select from.
+    pub async fn objects_by_prefix(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(ObjectRecord, Option<i64>)>> {
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS}, \
+             COALESCE((SELECT MAX(b.last_at) FROM access_buckets b WHERE b.object_id = objects.id \
+               AND b.resolution_ms = {MINUTE_MS} AND b.bucket_start >= {ROLLUP_MARK}), \
+               objects.last_access_at) AS last_access_at \
+             FROM objects \
+             WHERE (CAST($1 AS TEXT) IS NULL OR substr(object_key, 1, length($1)) = $1) \
+               AND (CAST($2 AS TEXT) IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(prefix)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reads)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((ObjectRecord::from_row(row)?, row.try_get("last_access_at")?)))
+            .collect()
     }
 
     /// How many objects the catalogue holds.

@@ -13,22 +13,34 @@
 //! prediction passes, or back on the default tier when it passes none; it demotes only
 //! below a share of the current tier's threshold (hysteresis) and not soon after the
 //! object last moved, so that it neither flaps nor undoes what a spike just did.
+//!
+//! Operator [`rules`] bound all of it: no decision puts an object on a tier its
+//! governing rule does not allow, and a pass over the objects the rules select
+//! ([`Policy::rules_pass`]) moves those that are not where their rule says, with reason
+//! `rule`, and finds those an expire rule has due.
 
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+mod batches;
 pub mod placement;
 mod proactive;
+pub mod rules;
+mod rules_pass;
 
+pub use batches::BatchSelection;
 pub use proactive::ProactiveRun;
+pub use rules_pass::{Expiry, RulesPlan, StoreRulesError};
 
 use crate::config::Config;
 use crate::db::{
-    Catalogue, CatalogueError, MoveFilter, MoveReason, MoveRecord, NewMove, ObjectRecord,
+    Catalogue, CatalogueError, MoveCause, MoveFilter, MoveReason, MoveRecord, NewMove, ObjectRecord,
 };
 use crate::detector::Spike;
 use crate::forecast::ObjectForecast;
 use placement::{Candidate, Pace, Placed, Standing, TierLimit, may_pay};
 pub use placement::{ENTRY_COST_ACCESSES, MOVE_COST_ACCESSES};
+use rules::{Allowed, Bound, RuleSet};
 
 #[derive(Debug, Clone, PartialEq)]
 struct TierRule {
@@ -54,6 +66,13 @@ pub struct Policy {
     /// The last forecaster run's placement in this process, which spikes are admitted
     /// against; `None` before the first ranked run (or in a process without the lease).
     standing: Mutex<Option<Standing<String>>>,
+    /// The operator rules, as last read from the catalogue.
+    rules: RwLock<Arc<RuleSet>>,
+    /// The objects a rule bounded at the last rules pass, by id: what the forecaster's
+    /// runs keep to (spikes ask the rules themselves).
+    bounds: Mutex<HashMap<String, Bound>>,
+    /// The length of a rule's day, ms.
+    day_ms: i64,
 }
 
 impl Policy {
@@ -94,6 +113,11 @@ impl Policy {
                 bounded.clone().next().map(|_| bounded.sum())
             }),
             standing: Mutex::new(None),
+            rules: RwLock::default(),
+            bounds: Mutex::default(),
+            day_ms: i64::try_from(config.rules.day.as_millis())
+                .unwrap_or(i64::MAX)
+                .max(1),
         }
     }
 
@@ -111,18 +135,27 @@ impl Policy {
     /// hottest tier whose threshold it passed, when that is hotter than `current`.
     pub fn reactive_target(&self, current: &str, recent: u64) -> Option<&str> {
         let current_rank = self.rank(current).unwrap_or(self.tiers.len());
-        self.threshold_target(current_rank, recent, false)
+        self.threshold_target(current_rank, recent, false, Allowed::ANY)
             .map(|rank| self.tiers[rank].name.as_str())
     }
 
-    /// The hottest tier whose reactive threshold `recent` passes, when hotter than
-    /// `current`; tiers with a capacity are passed over when `ranked`.
-    fn threshold_target(&self, current: usize, recent: u64, ranked: bool) -> Option<usize> {
+    /// The hottest `allowed` tier whose reactive threshold `recent` passes, when hotter
+    /// than `current`; tiers with a capacity are passed over when `ranked`.
+    fn threshold_target(
+        &self,
+        current: usize,
+        recent: u64,
+        ranked: bool,
+        allowed: Allowed,
+    ) -> Option<usize> {
         self.tiers
             .iter()
             .zip(&self.limits)
-            .position(|(t, limit)| {
-                !(ranked && limit.capacity.is_some()) && t.promote_above.is_some_and(|t| recent > t)
+            .enumerate()
+            .position(|(rank, (t, limit))| {
+                allowed.allows(rank)
+                    && !(ranked && limit.capacity.is_some())
+                    && t.promote_above.is_some_and(|t| recent > t)
             })
             .filter(|&rank| rank < current)
     }
@@ -164,7 +197,8 @@ impl Policy {
     /// `key` of `size` bytes on tier `current`: admitted against `standing` (the last
     /// forecaster run's placement) into the hottest tier with a capacity whose bar it
     /// beats, with the demotions that make room; else promoted by the thresholds of the
-    /// tiers without one (of every tier, when there is no standing yet).
+    /// tiers without one (of every tier, when there is no standing yet). Only to a tier
+    /// the rules have `allowed`.
     pub fn admit_burst<K: Clone + PartialEq>(
         &self,
         standing: Option<&mut Standing<K>>,
@@ -172,14 +206,16 @@ impl Policy {
         current: usize,
         size: u64,
         recent: u64,
+        allowed: Allowed,
     ) -> Vec<Placed<K>> {
         let ranked = standing.is_some();
         if let Some(standing) = standing
-            && let Some(moves) = standing.admit(key, current, size, recent, self.burst_window_ms)
+            && let Some(moves) =
+                standing.admit(key, current, size, recent, self.burst_window_ms, allowed)
         {
             return moves;
         }
-        self.threshold_target(current, recent, ranked)
+        self.threshold_target(current, recent, ranked, allowed)
             .map(|to| Placed {
                 key: key.clone(),
                 from: current,
@@ -261,16 +297,26 @@ impl Policy {
         demote.then(|| self.tiers[wanted].name.as_str())
     }
 
-    /// The moves the forecasts call for, most predicted first.
+    /// The moves the forecasts call for, most predicted first, each to the tier nearest
+    /// its target that the object's rule allows.
     pub fn plan_proactive(
         &self,
         forecasts: &[ObjectForecast<'_>],
         now_ms: i64,
     ) -> Vec<PlannedMove> {
+        let bounds = self.bounds.lock().unwrap_or_else(PoisonError::into_inner);
         let mut planned: Vec<PlannedMove> = forecasts
             .iter()
             .filter_map(|f| {
                 let to = self.proactive_target(f.tier, f.updated_at, f.predicted, now_ms)?;
+                let to = match bounds.get(f.object_id) {
+                    Some(bound) => {
+                        let to = bound.allowed.clamp(self.rank(to)?);
+                        let to = &self.tiers.get(to)?.name;
+                        (to != f.tier).then_some(to.as_str())?
+                    }
+                    None => to,
+                };
                 Some(PlannedMove {
                     object_id: f.object_id.to_string(),
                     key: None,
@@ -281,9 +327,11 @@ impl Policy {
                     predicted_accesses: Some(f.predicted),
                     benefit_accesses: None,
                     bytes: None,
+                    rule_id: None,
                 })
             })
             .collect();
+        drop(bounds);
         planned.sort_by(|a, b| {
             b.predicted_accesses
                 .unwrap_or_default()
@@ -308,6 +356,10 @@ impl Policy {
         let Some(current) = self.rank(&object.tier) else {
             return Ok(None);
         };
+        // The object is being read: no transition since its last access is due.
+        let allowed = self
+            .bound(&object, Some(spike.at_ms), spike.at_ms)
+            .map_or(Allowed::ANY, |b| b.allowed);
         let moves = {
             let mut standing = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
             self.admit_burst(
@@ -316,6 +368,7 @@ impl Policy {
                 current,
                 u64::try_from(object.size).unwrap_or_default(),
                 spike.recent,
+                allowed,
             )
         };
         if moves.is_empty() {
@@ -414,6 +467,8 @@ pub struct PlannedMove {
     pub benefit_accesses: Option<f64>,
     /// For a move of ranked placement: the bytes it copies.
     pub bytes: Option<u64>,
+    /// For a move a rule calls for: the rule.
+    pub rule_id: Option<String>,
 }
 
 impl Policy {
@@ -461,7 +516,17 @@ impl Policy {
                 Err(CatalogueError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let Some(target) = self.reactive_target(&object.tier, recent) else {
+            let Some(current) = self.rank(&object.tier) else {
+                continue;
+            };
+            let now = crate::timestamp::now_ms();
+            let allowed = self
+                .bound(&object, Some(now), now)
+                .map_or(Allowed::ANY, |b| b.allowed);
+            let Some(target) = self
+                .threshold_target(current, recent, false, allowed)
+                .map(|rank| self.tiers[rank].name.as_str())
+            else {
                 continue;
             };
             let busy = catalogue
@@ -488,6 +553,7 @@ impl Policy {
                     predicted_accesses: None,
                     benefit_accesses: None,
                     bytes: None,
+                    rule_id: None,
                 });
             }
         }
@@ -495,7 +561,8 @@ impl Policy {
         Ok(planned)
     }
 
-    /// Queues a planned proactive move if the object is still where the plan saw it.
+    /// Queues a planned move (of the forecaster or of a rule) if the object is still
+    /// where the plan saw it.
     /// Returns the queued migration; `None` when the object moved, is gone, or has a
     /// move under way (the next run decides again).
     pub async fn enqueue_planned(
@@ -508,8 +575,12 @@ impl Policy {
             Ok(_) | Err(CatalogueError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
+        let cause = MoveCause {
+            rule_id: planned.rule_id.clone(),
+            batch_id: None,
+        };
         match catalogue
-            .enqueue_move(&move_of(&object, &planned.to_tier, planned.reason))
+            .enqueue_caused_move(&move_of(&object, &planned.to_tier, planned.reason), &cause)
             .await
         {
             Ok(migration) => {
@@ -517,10 +588,11 @@ impl Policy {
                     object = %object.id,
                     from = %object.tier,
                     to = %planned.to_tier,
-                    predicted = format!("{:.1}", planned.predicted_accesses.unwrap_or_default()),
+                    predicted = planned.predicted_accesses.map(|p| format!("{p:.1}")),
+                    rule = planned.rule_id,
                     migration = %migration.id,
                     reason = %planned.reason,
-                    "forecast: move queued"
+                    "move queued"
                 );
                 Ok(Some(migration))
             }
@@ -577,6 +649,9 @@ mod tests {
             burst_window_ms: 60_000,
             move_budget: None,
             standing: Mutex::new(None),
+            rules: RwLock::default(),
+            bounds: Mutex::default(),
+            day_ms: 86_400_000,
         }
     }
 

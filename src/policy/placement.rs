@@ -33,6 +33,7 @@
 //! The same rules admit a burst between runs ([`Standing::admit`]): against the
 //! standing the last run left, with the burst's rate as its value.
 
+use super::rules::Allowed;
 use crate::db::{DAY_MS, MoveReason};
 
 /// What one move costs, in accesses: its copy reads the object once, as serving one
@@ -218,6 +219,9 @@ pub struct Candidate<K> {
     /// The tier a move under way takes it to: it stays put in this run, and its bytes
     /// count on both tiers until the move is done.
     pub moving_to: Option<usize>,
+    /// The tiers operator rules allow it on: it is neither placed on another nor pushed
+    /// out to one.
+    pub allowed: Allowed,
 }
 
 impl<K> Candidate<K> {
@@ -257,6 +261,8 @@ struct Resident<K> {
     day_rate: f64,
     /// `value` per byte, computed once: every run sorts the residents by it.
     density: f64,
+    /// The coldest tier it may be pushed out to.
+    coldest: usize,
 }
 
 impl<K> Resident<K> {
@@ -268,6 +274,18 @@ impl<K> Resident<K> {
             variance,
             day_rate,
             density: density(value, size),
+            coldest: usize::MAX,
+        }
+    }
+
+    /// The candidate `c` as a resident.
+    fn of(c: &Candidate<K>) -> Resident<K>
+    where
+        K: Clone,
+    {
+        Resident {
+            coldest: c.allowed.coldest,
+            ..Resident::new(c.key.clone(), c.size, c.value, c.variance, c.day_rate)
         }
     }
 
@@ -342,13 +360,11 @@ impl<K: Clone + PartialEq> Standing<K> {
                     }
                 }
                 Some(_) => {}
-                None if bounded => tier.residents.push(Resident::new(
-                    c.key.clone(),
-                    c.size,
-                    c.value,
-                    c.variance,
-                    c.day_rate,
-                )),
+                // One no rule lets go colder holds its place: its bytes count, but nothing
+                // pushes it out.
+                None if bounded && c.allowed.coldest > c.tier => {
+                    tier.residents.push(Resident::of(c));
+                }
                 None => {}
             }
         }
@@ -364,7 +380,7 @@ impl<K: Clone + PartialEq> Standing<K> {
                 let c = &candidates[i];
                 c.moving_to.is_none()
                     && c.tier < limits.len()
-                    && hottest_ranked.is_some_and(|t| c.tier > t)
+                    && hottest_ranked.is_some_and(|t| c.tier > t.max(c.allowed.hottest))
                     && may_pay(c.value, c.day_rate, horizon_ms)
             })
             .map(|i| (candidates[i].density(), i))
@@ -381,16 +397,18 @@ impl<K: Clone + PartialEq> Standing<K> {
             let mut held = None;
             for (next, &(_, i)) in order.iter().enumerate().map(|(j, o)| (j + 1, o)) {
                 let c = &candidates[i];
-                if moved[i] || c.tier <= to {
+                if moved[i] || c.tier <= to || !c.allowed.allows(to) {
                     continue;
                 }
-                let entrant = Resident::new(c.key.clone(), c.size, c.value, c.variance, c.day_rate);
+                let entrant = Resident::of(c);
                 let bar = standing.bar(to);
                 let look = held != bar;
                 let followers = order[next..]
                     .iter()
                     .map(|&(_, k)| k)
-                    .filter(|&k| !moved[k] && candidates[k].tier > to)
+                    .filter(|&k| {
+                        !moved[k] && candidates[k].tier > to && candidates[k].allowed.allows(to)
+                    })
                     .map(|k| &candidates[k])
                     .take(if look { usize::MAX } else { 0 });
                 match standing.make_room(
@@ -426,8 +444,8 @@ impl<K: Clone + PartialEq> Standing<K> {
     /// `from`, valued at that rate over the horizon and the last day: the moves that
     /// place it on the hottest bounded tier hotter than `from` that it pays to place it
     /// on, with any demotions that make room (first: they are to be queued before the
-    /// promotion), recorded in the standing (the headroom may be used). `None`: no
-    /// bounded tier takes it.
+    /// promotion), recorded in the standing (the headroom may be used); only a tier
+    /// `allowed` takes it. `None`: no bounded tier takes it.
     pub fn admit(
         &mut self,
         key: &K,
@@ -435,6 +453,7 @@ impl<K: Clone + PartialEq> Standing<K> {
         size: u64,
         recent: u64,
         window_ms: i64,
+        allowed: Allowed,
     ) -> Option<Vec<Placed<K>>> {
         let rate = recent as f64 * self.horizon_ms as f64 / window_ms.max(1) as f64;
         // Nothing says a burst outlasts the horizon it was measured over: it must pay
@@ -442,8 +461,11 @@ impl<K: Clone + PartialEq> Standing<K> {
         if rate <= ENTRY_COST_ACCESSES {
             return None;
         }
-        let entrant = Resident::new(key.clone(), size, rate, rate, rate);
-        for to in 0..from.min(self.tiers.len()) {
+        let entrant = Resident {
+            coldest: allowed.coldest,
+            ..Resident::new(key.clone(), size, rate, rate, rate)
+        };
+        for to in allowed.hottest..from.min(self.tiers.len()) {
             let Some(capacity) = self.tiers[to].limit.capacity else {
                 continue;
             };
@@ -563,7 +585,7 @@ impl<K: Clone + PartialEq> Standing<K> {
         let mut moves = Vec::with_capacity(pushed + 1);
         let evicted: Vec<Resident<K>> = self.tiers[to].residents.drain(..pushed).collect();
         for resident in evicted {
-            let down = self.room_below(to, resident.size);
+            let down = self.room_below(to, resident.size, resident.coldest);
             self.tiers[to].used -= resident.size;
             self.tiers[down].used += resident.size;
             self.pace.turnover.enter(down, resident.size);
@@ -583,7 +605,9 @@ impl<K: Clone + PartialEq> Standing<K> {
             source.residents.retain(|r| r.key != entrant.key);
         }
         self.tiers[to].used += entrant.size;
-        self.tiers[to].residents.push(entrant.clone());
+        if entrant.coldest > to {
+            self.tiers[to].residents.push(entrant.clone());
+        }
         moves.push(Placed {
             key: entrant.key.clone(),
             from,
@@ -596,9 +620,9 @@ impl<K: Clone + PartialEq> Standing<K> {
     }
 
     /// Where an object of `size` pushed out of tier `tier` goes: the hottest colder tier
-    /// with room for it, else the coldest.
-    fn room_below(&self, tier: usize, size: u64) -> usize {
-        let coldest = self.tiers.len() - 1;
+    /// with room for it, else the coldest, no colder than `coldest`.
+    fn room_below(&self, tier: usize, size: u64, coldest: usize) -> usize {
+        let coldest = coldest.min(self.tiers.len() - 1);
         (tier + 1..coldest)
             .find(|&t| {
                 let t = &self.tiers[t];
@@ -645,6 +669,7 @@ mod tests {
             variance: value,
             day_rate: 0.0,
             moving_to: None,
+            allowed: Allowed::ANY,
         }
     }
 
@@ -715,6 +740,63 @@ mod tests {
     }
 
     #[test]
+    fn rules_keep_objects_within_the_tiers_they_allow() {
+        let limits = [bounded(100), bounded(1000), UNBOUNDED];
+        let pinned = |c: Candidate<&'static str>, tier: usize| Candidate {
+            allowed: Allowed {
+                hottest: tier,
+                coldest: tier,
+            },
+            ..c
+        };
+        // A pinned cold resident is not pushed out: the hot object goes to the next tier.
+        let (placed, standing) = Standing::plan(
+            &limits,
+            &[
+                pinned(object("pinned", 0, 100, 1.0), 0),
+                object("hot", 2, 50, 100.0),
+            ],
+            H,
+            free(),
+        );
+        assert_eq!(moves(&placed), [("hot", 2, 1)]);
+        assert_eq!(standing.used(0), 100);
+        // A ceiling keeps a hot object off the tiers above it.
+        let capped = Candidate {
+            allowed: Allowed {
+                hottest: 1,
+                coldest: usize::MAX,
+            },
+            ..object("capped", 2, 10, 100.0)
+        };
+        assert_eq!(
+            moves(&Standing::plan(&limits, &[capped.clone()], H, free()).0),
+            [("capped", 2, 1)]
+        );
+        // A floor stops a resident pushed out at its tier, not the coldest.
+        let floored = Candidate {
+            allowed: Allowed {
+                hottest: 0,
+                coldest: 1,
+            },
+            ..object("floored", 0, 100, 1.0)
+        };
+        let (placed, _) = Standing::plan(
+            &[bounded(100), bounded(50), UNBOUNDED],
+            &[floored, object("hot", 2, 100, 500.0)],
+            H,
+            free(),
+        );
+        assert_eq!(moves(&placed), [("floored", 0, 1), ("hot", 2, 0)]);
+        // A burst is admitted only where the rules allow.
+        let mut standing = Standing::plan(&limits, &[], H, free()).1;
+        let admitted = standing
+            .admit(&"burst", 2, 10, 50, H / 10, capped.allowed)
+            .unwrap();
+        assert_eq!(moves(&admitted), [("burst", 2, 1)]);
+    }
+
+    #[test]
     fn a_promotion_from_a_bounded_tier_frees_its_room_for_the_next_tier_down() {
         let limits = [bounded(100), bounded(100), UNBOUNDED];
         let (placed, _) = Standing::plan(
@@ -768,14 +850,18 @@ mod tests {
             "b would cut into the headroom"
         );
         // A burst may use the headroom: 50 in a tenth of the horizon is 500 over it.
-        let admitted = standing.admit(&"burst", 1, 40, 50, H / 10).unwrap();
+        let admitted = standing
+            .admit(&"burst", 1, 40, 50, H / 10, Allowed::ANY)
+            .unwrap();
         assert_eq!(moves(&admitted), [("burst", 1, 0)]);
         assert_eq!(admitted[0].reason, MoveReason::ReactiveAccessSpike);
         // The next one pushes out the least dense resident: a.
-        let admitted = standing.admit(&"again", 1, 50, 90, H / 10).unwrap();
+        let admitted = standing
+            .admit(&"again", 1, 50, 90, H / 10, Allowed::ANY)
+            .unwrap();
         assert_eq!(moves(&admitted), [("a", 0, 1), ("again", 1, 0)]);
         // A burst no denser than the bar is not admitted.
-        assert!(standing.admit(&"weak", 1, 50, 3, H).is_none());
+        assert!(standing.admit(&"weak", 1, 50, 3, H, Allowed::ANY).is_none());
         let floored = [
             TierLimit {
                 floor: Some(20.0),
@@ -833,7 +919,11 @@ mod tests {
         let (placed, mut standing) =
             Standing::plan(&limits, &[object("scanned", 1, 1, 1.0)], H, free());
         assert!(placed.is_empty());
-        assert!(standing.admit(&"scanned", 1, 1, 1, H).is_none());
+        assert!(
+            standing
+                .admit(&"scanned", 1, 1, 1, H, Allowed::ANY)
+                .is_none()
+        );
     }
 
     #[test]

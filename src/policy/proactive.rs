@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::PoisonError;
 
 use super::placement::{Candidate, Placed};
+use super::rules::Allowed;
 use super::{PlannedMove, Policy};
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, StoredPrediction};
 use crate::forecast::{Model, Tracker};
@@ -89,6 +90,7 @@ impl Policy {
         now_ms: i64,
         dry_run: bool,
     ) -> Vec<PlannedMove> {
+        let bounds = self.bounds.lock().unwrap_or_else(PoisonError::into_inner);
         let candidates: Vec<Candidate<String>> = tracker
             .values()
             .filter_map(|v| {
@@ -103,9 +105,11 @@ impl Policy {
                         variance: v.variance,
                         day_rate: v.day_rate,
                         moving_to,
+                        allowed: bounds.get(v.object_id).map_or(Allowed::ANY, |b| b.allowed),
                     })
             })
             .collect();
+        drop(bounds);
         self.place_against_standing(&candidates, horizon_ms, now_ms, dry_run)
             .into_iter()
             .map(|placed| PlannedMove {
@@ -122,6 +126,7 @@ impl Policy {
                     -placed.value
                 }),
                 bytes: Some(placed.size),
+                rule_id: None,
             })
             .collect()
     }
@@ -151,6 +156,7 @@ impl Policy {
                     continue;
                 }
                 candidates.push(Candidate {
+                    allowed: self.allowed(&id),
                     key: id,
                     tier,
                     size: u64::try_from(size).unwrap_or_default(),

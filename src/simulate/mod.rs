@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::forecast::trace::{TraceError, TraceReader, hourly_counts};
 use crate::forecast::{Model, ModelError, train_from_counts};
 use crate::policy::Policy;
+use crate::policy::rules::{RuleSet, read_rules_file};
 
 pub use report::{
     Cost, ModelSummary, MoveCount, PolicyReport, ReferenceReport, Report, TierServed, TimeToHot,
@@ -127,6 +128,8 @@ pub struct Options {
     pub moves_out: Option<PathBuf>,
     /// Show a progress line on stderr (when it is a terminal).
     pub progress: bool,
+    /// A rules file (as `RULES_FILE`): every policy is replayed with and without them.
+    pub rules: Option<PathBuf>,
 }
 
 /// Why a simulation could not run.
@@ -166,6 +169,24 @@ pub enum SimulateError {
     },
 }
 
+/// The rules of the file at `path`, checked against `policy`'s tiers.
+fn read_rules(policy: &Policy, path: &Path) -> Result<RuleSet, SimulateError> {
+    let bad = |why: String| SimulateError::Options(format!("--rules: {why}"));
+    let mut rules = Vec::new();
+    for (n, spec) in read_rules_file(path).map_err(bad)?.into_iter().enumerate() {
+        let id = spec
+            .id
+            .clone()
+            .ok_or_else(|| bad(format!("rule {} of {} has no id", n + 1, path.display())))?;
+        rules.push(
+            policy
+                .parse_rule(&id, spec)
+                .map_err(|why| bad(format!("rule {id}: {why}")))?,
+        );
+    }
+    Ok(RuleSet::new(rules))
+}
+
 /// What the first pass found out about the trace.
 struct Span {
     first_ms: i64,
@@ -180,6 +201,10 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
     let needs_model = options.policies.iter().any(|p| p.forecasts());
     let (first_ms, scored_from, model) = model_and_scored_part(options, needs_model)?;
     let policy = Policy::new(config);
+    let rules = match &options.rules {
+        Some(path) => Some(read_rules(&policy, path)?),
+        None => None,
+    };
     let moves_out = match &options.moves_out {
         Some(out) => Some(MovesOut::create(out)?),
         None => None,
@@ -193,6 +218,7 @@ pub fn run(config: &Config, options: &Options) -> Result<Report, SimulateError> 
         config,
         policy: &policy,
         kinds: &options.policies,
+        rules: rules.as_ref(),
         model: model.as_ref().filter(|_| needs_model),
         bandwidth: options.bandwidth,
         scored_from,

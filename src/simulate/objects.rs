@@ -7,12 +7,14 @@ use crate::config::TierCosts;
 use crate::db::{HOUR_MS, MoveReason};
 use crate::forecast::Model;
 use crate::policy::Policy;
+use crate::policy::rules::RuleSet;
 
 /// "No time": an object not waiting to turn hot-tier resident.
 pub(super) const NEVER: i64 = i64::MIN;
 
 /// Reasons the simulated policies move objects for, in queue priority order.
-pub(super) const REASONS: [MoveReason; 3] = [
+pub(super) const REASONS: [MoveReason; 4] = [
+    MoveReason::Rule,
     MoveReason::CapacityRebalance,
     MoveReason::ReactiveAccessSpike,
     MoveReason::ProactivePrediction,
@@ -26,6 +28,8 @@ pub(super) fn reason_index(reason: MoveReason) -> usize {
 /// What is shared by every policy: the tiers and the clock's settings.
 pub(super) struct Context<'a> {
     pub(super) policy: &'a Policy,
+    /// The rules the `+rules` policies keep to.
+    pub(super) rules: Option<&'a RuleSet>,
     pub(super) model: Option<&'a Model>,
     pub(super) tier_names: Vec<String>,
     pub(super) capacity: Vec<Option<u64>>,
@@ -58,6 +62,8 @@ pub(super) struct Objects {
     pub(super) size: Vec<u64>,
     /// Time of the object's first line, epoch ms.
     pub(super) created_ms: Vec<i64>,
+    /// Time of its latest line so far, epoch ms.
+    pub(super) last_ms: Vec<i64>,
     /// Clock hour of `hits`.
     pub(super) hour: Vec<i64>,
     /// Accesses in `hour` so far.
@@ -87,6 +93,7 @@ impl Objects {
             ids: Vec::new(),
             size: Vec::new(),
             created_ms: Vec::new(),
+            last_ms: Vec::new(),
             hour: Vec::new(),
             hits: Vec::new(),
             touched: Vec::new(),
@@ -114,6 +121,7 @@ impl Objects {
         self.ids.push(id.into());
         self.size.push(size);
         self.created_ms.push(ts);
+        self.last_ms.push(ts);
         self.hour.push(i64::MIN);
         self.hits.push(0);
         self.touched.push(false);
@@ -128,6 +136,7 @@ impl Objects {
     /// passes the hot level, and the hour before did not.
     pub(super) fn count(&mut self, o: u32, ts: i64, scored: bool) -> bool {
         let i = o as usize;
+        self.last_ms[i] = ts;
         let hour = ts.div_euclid(HOUR_MS);
         if self.hour[i] != hour {
             if self.touched[i] {

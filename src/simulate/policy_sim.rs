@@ -8,6 +8,7 @@ use crate::db::{DAY_MS, HOUR_MS, MoveReason, TrackedObject};
 use crate::detector::{Detector, Spike};
 use crate::forecast::{TrackedId, Tracker};
 use crate::policy::placement::{Candidate, Placed, Standing};
+use crate::policy::rules::{Allowed, Subject};
 
 use super::objects::{Context, Env, NEVER, REASONS, reason_index};
 use super::report::{Cost, MoveCount, PolicyReport, TierServed, TimeToHot, bytes_gb, ratio};
@@ -70,6 +71,8 @@ pub(super) struct Stats {
 /// mover.
 pub(super) struct PolicySim {
     pub(super) kind: PolicyKind,
+    /// Whether it keeps to the operator rules.
+    pub(super) with_rules: bool,
     pub(super) detector: Option<Detector>,
     /// When the detector's earliest settling burst is due.
     pub(super) next_due: Option<i64>,
@@ -93,6 +96,7 @@ pub(super) struct PolicySim {
 impl PolicySim {
     pub(super) fn new(
         kind: PolicyKind,
+        with_rules: bool,
         config: &Config,
         context: &Context<'_>,
         start_ms: i64,
@@ -108,6 +112,7 @@ impl PolicySim {
         });
         PolicySim {
             kind,
+            with_rules,
             detector: kind
                 .reacts()
                 .then(|| Detector::new(&config.detector, &context.policy.promotion_levels())),
@@ -230,14 +235,60 @@ impl PolicySim {
         if self.moving[o as usize] {
             return;
         }
+        let allowed = self.allowed(o as usize, now, env);
         let moves = context.policy.admit_burst(
             self.standing.as_mut(),
             &o,
             usize::from(self.tier[o as usize]),
             objects.size[o as usize],
             spike.recent,
+            allowed,
         );
         self.enqueue_placed(&moves, now, env, out);
+    }
+
+    /// Its name in the report: the policy's, `+rules` when it keeps to the rules.
+    fn name(&self) -> String {
+        let rules = if self.with_rules { "+rules" } else { "" };
+        format!("{}{rules}", self.kind.name())
+    }
+
+    /// The tiers the rules allow object `i` on at `now` (every tier without rules).
+    fn allowed(&self, i: usize, now: i64, env: Env<'_, '_>) -> Allowed {
+        let Env { context, objects } = env;
+        let Some(rules) = context.rules.filter(|_| self.with_rules) else {
+            return Allowed::ANY;
+        };
+        let subject = Subject {
+            key: &objects.ids[i],
+            // A trace has no content types: a rule that names one selects nothing here.
+            content_type: "",
+            size: objects.size[i],
+            created_at: objects.created_ms[i],
+            last_access_at: Some(objects.last_ms[i]),
+        };
+        rules
+            .bound(&subject, now)
+            .map_or(Allowed::ANY, |b| b.allowed)
+    }
+
+    /// A rules pass at `now`, as the service's rules job does it: every object not on a
+    /// tier its rule allows, and with no move under way, is moved to the nearest that
+    /// is.
+    fn apply_rules(&mut self, now: i64, env: Env<'_, '_>, out: &mut Option<MovesOut>) {
+        if !self.with_rules {
+            return;
+        }
+        for i in 0..self.tier.len() {
+            let tier = usize::from(self.tier[i]);
+            let allowed = self.allowed(i, now, env);
+            if self.moving[i] || allowed.allows(tier) {
+                continue;
+            }
+            if let Ok(to) = u8::try_from(allowed.clamp(tier)) {
+                self.enqueue(i as u32, to, MoveReason::Rule, now, env, out);
+            }
+        }
     }
 
     /// Queues `moves` in order, each if its object is still where it was seen.
@@ -288,6 +339,7 @@ impl PolicySim {
                     _ => (0.0, 0.0, 0.0),
                 };
                 let moving_to = self.moving[i].then(|| usize::from(self.moving_to[i]));
+                let allowed = self.allowed(i, now, env);
                 context
                     .policy
                     .in_play(tier, moving_to, value, day_rate, context.horizon_ms)
@@ -299,6 +351,7 @@ impl PolicySim {
                         variance,
                         day_rate,
                         moving_to,
+                        allowed,
                     })
             })
             .collect();
@@ -322,6 +375,7 @@ impl PolicySim {
         out: &mut Option<MovesOut>,
     ) {
         let Env { context, objects } = env;
+        self.apply_rules(now, env, out);
         let (Some(tracker), Some(model)) = (self.tracker.as_mut(), context.model) else {
             if self.kind.reacts() || self.kind.knows_the_future() {
                 self.place(now, env, out);
@@ -345,7 +399,11 @@ impl PolicySim {
             ) else {
                 continue;
             };
-            if self.tier[o as usize] == from {
+            let allowed = self.allowed(o as usize, now, env);
+            let Ok(to) = u8::try_from(allowed.clamp(usize::from(to))) else {
+                continue;
+            };
+            if self.tier[o as usize] == from && to != from {
                 self.enqueue(o, to, MoveReason::ProactivePrediction, now, env, out);
             }
         }
@@ -371,7 +429,7 @@ impl PolicySim {
         if let Some(out) = out.as_mut() {
             out.row(format_args!(
                 "{},{now},{},{},{},{},{}\n",
-                self.kind.name(),
+                self.name(),
                 objects.ids[i],
                 context.tier_names[usize::from(self.tier[i])],
                 context.tier_names[usize::from(to)],
@@ -523,7 +581,7 @@ impl PolicySim {
         }
         let hot_hit_ratio = ratio(stats.served[0], accesses);
         PolicyReport {
-            policy: self.kind.name().to_string(),
+            policy: self.name(),
             accesses,
             tiers,
             hot_hit_ratio,

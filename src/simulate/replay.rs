@@ -29,6 +29,7 @@ use super::policy_sim::PolicySim;
 use super::reference::{Foresight, Lru, best_static};
 use super::report::{PolicyReport, ReferenceReport};
 use super::{MovesOut, PolicyKind, Trace};
+use crate::policy::rules::RuleSet;
 
 /// Everything a replay is set up from.
 pub(super) struct Setup<'a> {
@@ -38,6 +39,8 @@ pub(super) struct Setup<'a> {
     pub policy: &'a Policy,
     /// The policies to replay.
     pub kinds: &'a [PolicyKind],
+    /// Operator rules: each policy is replayed again keeping to them.
+    pub rules: Option<&'a RuleSet>,
     /// The model, when a policy forecasts.
     pub model: Option<&'a Model>,
     /// Bytes per second a move copies at.
@@ -149,6 +152,7 @@ impl<'a> Replay<'a> {
         let hot_capacity = config.tiers[0].capacity_bytes;
         let context = Context {
             policy,
+            rules: setup.rules,
             model: setup.model,
             capacity: config.tiers.iter().map(|t| t.capacity_bytes).collect(),
             costs: config.tiers.iter().map(|t| t.costs).collect(),
@@ -158,10 +162,16 @@ impl<'a> Replay<'a> {
             scored_from: setup.scored_from,
             horizon_ms: context_horizon_ms(setup.model),
         };
+        let with_rules: &[bool] = if setup.rules.is_some() {
+            &[false, true]
+        } else {
+            &[false]
+        };
         let sims = setup
             .kinds
             .iter()
-            .map(|&kind| PolicySim::new(kind, config, &context, setup.start_ms))
+            .flat_map(|&kind| with_rules.iter().map(move |&rules| (kind, rules)))
+            .map(|(kind, rules)| PolicySim::new(kind, rules, config, &context, setup.start_ms))
             .collect();
         Replay {
             context,
@@ -340,6 +350,7 @@ mod tests {
     fn replay(config: &Config, accesses: &[(i64, &str, u64)]) -> Outcome {
         let policy = Policy::new(config);
         let mut replay = Replay::new(Setup {
+            rules: None,
             config,
             policy: &policy,
             kinds: &[PolicyKind::Reactive],

@@ -47,6 +47,8 @@ async function api(method, path, body) {
 
 const get = (path) => api("GET", path);
 const post = (path, body) => api("POST", path, body);
+const put = (path, body) => api("PUT", path, body);
+const del = (path) => api("DELETE", path);
 
 function askForToken() {
   const form = document.getElementById("token-form");
@@ -205,6 +207,7 @@ const pages = {
   objects: { title: "Objects", render: objects, live: false },
   object: { title: "Object", render: objectPage, live: true },
   models: { title: "Models", render: models, live: false },
+  rules: { title: "Rules", render: rules, live: true },
 };
 
 function parseHash() {
@@ -406,7 +409,7 @@ function queryForm(page, fields, keep, ...controls) {
 }
 
 const STATUSES = ["pending", "copying", "verifying", "completed", "failed", "cancelled"];
-const REASONS = ["manual", "reactive_access_spike", "proactive_prediction", "capacity_rebalance"];
+const REASONS = ["manual", "rule", "reactive_access_spike", "proactive_prediction", "capacity_rebalance"];
 
 function select(id, label, options, value, any) {
   return el(
@@ -504,7 +507,13 @@ async function moves(root, where, first) {
             { "data-move": m.id, "data-status": m.status },
             el("td", {}, el("a", { href: "#/objects/" + encodeURIComponent(m.object_id) }, m.object_id)),
             el("td", {}, m.from_tier + " → " + m.to_tier),
-            el("td", {}, m.reason),
+            el(
+              "td",
+              {},
+              m.reason,
+              m.rule_id ? el("div", { class: "muted" }, "rule " + m.rule_id) : "",
+              m.batch_id ? el("div", { class: "muted" }, "batch " + m.batch_id) : "",
+            ),
             el("td", { class: "status-" + m.status }, m.status, m.error ? el("div", { class: "error" }, m.error) : ""),
             el("td", {}, moveProgress(m)),
             el("td", { class: "hide-narrow" }, when(m.created_at)),
@@ -728,7 +737,13 @@ async function objectPage(root, where, first) {
             { "data-move": m.id, "data-status": m.status },
             el("td", {}, when(m.finished_at || m.created_at)),
             el("td", {}, m.from_tier + " → " + m.to_tier),
-            el("td", {}, m.reason),
+            el(
+              "td",
+              {},
+              m.reason,
+              m.rule_id ? el("div", { class: "muted" }, "rule " + m.rule_id) : "",
+              m.batch_id ? el("div", { class: "muted" }, "batch " + m.batch_id) : "",
+            ),
             el("td", { class: "status-" + m.status }, m.status, m.error ? el("div", { class: "error" }, m.error) : ""),
             el("td", {}, moveProgress(m)),
           ),
@@ -861,6 +876,223 @@ async function models(root) {
       captureChart(shown.evaluation.capture),
     );
   }
+}
+
+// A rule's filter in words.
+function filterText(filter) {
+  if (filter.all) return "every object";
+  return [
+    filter.prefix !== undefined ? "keys " + filter.prefix + "…" : "",
+    filter.content_type !== undefined ? filter.content_type : "",
+    filter.min_size !== undefined ? "≥ " + bytes(filter.min_size) : "",
+    filter.max_size !== undefined ? "≤ " + bytes(filter.max_size) : "",
+  ]
+    .filter(Boolean)
+    .join(", ");
+}
+
+function ruleAction(rule) {
+  const days = rule.after_days !== undefined ? " after " + rule.after_days + " days" : "";
+  const since = rule.action === "transition" ? (rule.since === "creation" ? " since creation" : " since the last access") : "";
+  return rule.action + (rule.tier ? " " + rule.tier : "") + days + since;
+}
+
+// The batch shown on the rules page, followed live until the page is left.
+let shownBatch = null;
+
+async function rules(root, where, first) {
+  const [list, tiers] = await Promise.all([get("/api/v1/rules"), get("/api/v1/tiers")]);
+  const names = tiers.items.map((t) => t.name);
+  if (first) {
+    shownBatch = null;
+    root.append(el("h1", {}, "Rules"));
+    root.append(
+      el("p", { class: "muted" }, "The most specific rule that selects an object governs it: longest prefix, then most other criteria, then id. Placement rules and expire rules apply apart."),
+      ruleForm(names),
+    );
+  }
+  root.append(
+    el(
+      "section",
+      { "data-live": "rules", "aria-label": "Rules, most specific first" },
+      table(
+        [th("Rule"), th("Objects"), th("Does"), th("In force"), th("Action")],
+        list.items.map((r) =>
+          el(
+            "tr",
+            { "data-rule": r.id },
+            el("td", {}, r.id),
+            el("td", {}, filterText(r.filter)),
+            el("td", {}, ruleAction(r)),
+            el("td", {}, r.in_force ? "yes" : el("span", { class: "error" }, "no: its tier is not configured")),
+            el("td", {}, deleteRuleButton(r)),
+          ),
+        ),
+      ),
+    ),
+  );
+  if (first) {
+    root.append(el("h2", {}, "Bulk move"), batchForm(names));
+  }
+  const batch = el("section", { "data-live": "batch", "aria-label": "Bulk move" });
+  if (shownBatch) {
+    const b = await get("/api/v1/migrations/batches/" + encodeURIComponent(shownBatch));
+    const amount = (a) => a.objects + " (" + bytes(a.bytes) + ")";
+    batch.append(
+      facts([
+        ["Batch", b.id],
+        ["Queued", amount(b.queued)],
+        ["Done", amount(b.done), { "data-batch-done": b.done.objects }],
+        ["Failed", amount(b.failed)],
+        ["Cancelled", amount(b.cancelled)],
+        ["Remaining", amount(b.remaining)],
+      ]),
+      b.remaining.objects > 0 && !b.cancelled_at
+        ? el(
+            "button",
+            {
+              type: "button",
+              class: "danger",
+              "data-cancel-batch": b.id,
+              onclick: async () => {
+                try {
+                  await post("/api/v1/migrations/batches/" + encodeURIComponent(b.id) + "/cancel");
+                } catch (error) {
+                  showError(batch, error);
+                }
+              },
+            },
+            "Cancel what has not started",
+          )
+        : "",
+    );
+  }
+  root.append(batch);
+}
+
+function deleteRuleButton(rule) {
+  const cell = el("span", {});
+  const ask = el(
+    "button",
+    {
+      type: "button",
+      class: "secondary",
+      onclick: () => {
+        ask.hidden = true;
+        cell.append(
+          el(
+            "button",
+            {
+              type: "button",
+              class: "danger",
+              "data-delete-rule": rule.id,
+              onclick: async () => {
+                try {
+                  await del("/api/v1/rules/" + encodeURIComponent(rule.id));
+                  route();
+                } catch (error) {
+                  showError(cell, error);
+                }
+              },
+            },
+            "Really delete",
+          ),
+        );
+      },
+    },
+    "Delete",
+  );
+  cell.append(ask);
+  return cell;
+}
+
+function ruleForm(tierNames) {
+  const message = el("p", { role: "status" });
+  const value = (id) => form.querySelector("#" + id).value.trim();
+  const form = el(
+    "form",
+    {
+      class: "inline",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const action = value("rule-action");
+        const rule = { filter: value("rule-prefix") ? { prefix: value("rule-prefix") } : { all: true }, action };
+        if (action !== "expire") rule.tier = value("rule-tier");
+        if (action === "transition" || action === "expire") rule.after_days = Number(value("rule-days"));
+        try {
+          await put("/api/v1/rules/" + encodeURIComponent(value("rule-id")), rule);
+          route();
+        } catch (error) {
+          message.textContent = error.message;
+          message.className = "error";
+        }
+      },
+    },
+    el("label", { for: "rule-id" }, "Id", el("input", { id: "rule-id", required: true, pattern: "[A-Za-z0-9._-]{1,64}" })),
+    el("label", { for: "rule-prefix" }, "Key prefix (empty: every object)", el("input", { id: "rule-prefix" })),
+    select("rule-action", "Action", ["pin", "floor", "ceiling", "transition", "expire"], "pin"),
+    select("rule-tier", "Tier", tierNames, tierNames[0]),
+    el("label", { for: "rule-days" }, "After days", el("input", { id: "rule-days", type: "number", min: 0, step: "any", placeholder: "transition, expire" })),
+    el("button", { type: "submit" }, "Save rule"),
+  );
+  return el("div", {}, form, message);
+}
+
+function batchForm(tierNames) {
+  const output = el("div", { role: "status" });
+  const value = (id) => form.querySelector("#" + id).value.trim();
+  const request = (dryRun) => ({ filter: { prefix: value("batch-prefix") }, to_tier: value("batch-tier"), dry_run: dryRun });
+  const queue = el(
+    "button",
+    {
+      type: "button",
+      hidden: true,
+      "data-queue-batch": "",
+      onclick: async () => {
+        try {
+          const batch = await post("/api/v1/migrations/batches", request(false));
+          shownBatch = batch.id;
+          queue.hidden = true;
+          output.replaceChildren(el("p", {}, "Queued batch " + batch.id + "; its progress is below."));
+        } catch (error) {
+          showError(output, error);
+        }
+      },
+    },
+    "Queue these moves",
+  );
+  const form = el(
+    "form",
+    {
+      class: "inline",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        output.replaceChildren();
+        try {
+          const plan = await post("/api/v1/migrations/batches", request(true));
+          const c = plan.capacity;
+          output.append(
+            facts([
+              ["Objects", number(plan.objects), { "data-plan-objects": plan.objects }],
+              ["Bytes", bytes(plan.bytes)],
+              ["Copying takes about", number(plan.estimated_seconds, 0) + " s"],
+              ["On " + plan.to_tier + " after", bytes(c.after_bytes) + (c.capacity_bytes === null ? "" : " of " + bytes(c.capacity_bytes) + (c.fits ? "" : " (does not fit)"))],
+              ["Monthly storage cost", number(plan.monthly_cost_before, 2) + " → " + number(plan.monthly_cost_after, 2)],
+              ["Left out", plan.already_there + " already there, " + plan.moving + " moving, " + Object.values(plan.held_by_rules).reduce((a, b) => a + b, 0) + " held by rules"],
+            ]),
+          );
+          queue.hidden = plan.objects === 0;
+        } catch (error) {
+          showError(output, error);
+        }
+      },
+    },
+    el("label", { for: "batch-prefix" }, "Key prefix", el("input", { id: "batch-prefix", required: true })),
+    select("batch-tier", "To tier", tierNames, tierNames[0]),
+    el("button", { type: "submit" }, "Plan"),
+    queue,
+  );
+  return el("div", {}, form, output);
 }
 
 setUpToken();
