@@ -770,7 +770,7 @@ mod tests {
             ..object("capped", 2, 10, 100.0)
         };
         assert_eq!(
-            moves(&Standing::plan(&limits, &[capped.clone()], H, free()).0),
+            moves(&Standing::plan(&limits, std::slice::from_ref(&capped), H, free()).0),
             [("capped", 2, 1)]
         );
         // A floor stops a resident pushed out at its tier, not the coldest.
