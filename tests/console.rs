@@ -161,6 +161,79 @@ async fn overview_objects_and_a_manual_move(
 }
 
 /// Fails on any error in the browser console.
+/// On the rules page: a rule saved from the form is listed and in force; a bulk move of
+/// three objects planned, queued and followed to its end; the rule deleted after
+/// confirmation.
+async fn rules_and_a_bulk_move(browser: &Browser, url: &str) {
+    let prefix = format!("bulk{}/", uuid::Uuid::now_v7().simple());
+    for i in 0..3 {
+        ingest(url, &format!("{prefix}{i}"), 1_000, None);
+    }
+    browser.goto(&format!("{url}/#/rules")).await;
+    browser
+        .wait_for(
+            WAIT,
+            "the rule form",
+            "return document.querySelector('#rule-id') !== null",
+        )
+        .await;
+    browser.type_into("#rule-id", "console-pin").await;
+    browser.type_into("#rule-prefix", "pinned/").await;
+    browser
+        .eval("document.querySelector('#rule-tier').value = 'private'; return true")
+        .await;
+    browser.click("#rule-save").await;
+    browser
+        .wait_for(
+            WAIT,
+            "the saved rule listed",
+            "const row = document.querySelector('tr[data-rule=\"console-pin\"]'); \
+             return row !== null && row.textContent.includes('pin private') && row.textContent.includes('yes')",
+        )
+        .await;
+
+    browser.type_into("#batch-prefix", &prefix).await;
+    browser
+        .eval("document.querySelector('#batch-tier').value = 'private'; return true")
+        .await;
+    browser.click("#batch-plan").await;
+    browser
+        .wait_for(
+            WAIT,
+            "the plan of three objects",
+            "const n = document.querySelector('[data-plan-objects]'); return n !== null && n.dataset.planObjects === '3'",
+        )
+        .await;
+    browser.screenshot(&screenshot_path("rules-plan.png")).await;
+    browser.click("button[data-queue-batch]").await;
+    browser
+        .wait_for(
+            WAIT,
+            "the batch done",
+            "const n = document.querySelector('[data-batch-done]'); return n !== null && n.dataset.batchDone === '3'",
+        )
+        .await;
+    browser
+        .screenshot(&screenshot_path("rules-batch.png"))
+        .await;
+
+    browser
+        .click("button[data-delete-rule=\"console-pin\"]")
+        .await;
+    assert_eq!(
+        curl(&[&format!("{url}/api/v1/rules/console-pin")]).status,
+        200,
+        "deleted before confirmation"
+    );
+    browser
+        .click("button[data-confirm-delete-rule=\"console-pin\"]")
+        .await;
+    common::eventually(WAIT, "the rule deleted", || async {
+        curl(&[&format!("{url}/api/v1/rules/console-pin")]).status == 404
+    })
+    .await;
+}
+
 async fn no_console_errors(browser: &Browser) {
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "browser console errors: {errors:?}");
@@ -311,6 +384,7 @@ async fn console_works_on_the_embedded_default() {
     let server = EmbeddedServer::start().await;
     let browser = Browser::start().await;
     overview_objects_and_a_manual_move(&browser, &server.url(""), None, "embedded").await;
+    rules_and_a_bulk_move(&browser, &server.url("")).await;
     no_console_errors(&browser).await;
 }
 

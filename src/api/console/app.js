@@ -425,14 +425,17 @@ function select(id, label, options, value, any) {
   );
 }
 
-function cancelButton(move, after) {
+// A button that asks once more before it acts: `label` (attribute `data-NAME` = `id`),
+// then `confirm` (`data-confirm-NAME`) and "Keep"; `act` runs on confirmation, an error
+// is shown beside it.
+function confirmButton(label, confirm, name, id, act) {
   const cell = el("span", {});
   const ask = el(
     "button",
     {
       type: "button",
       class: "secondary",
-      "data-cancel": move.id,
+      ["data-" + name]: id,
       onclick: () => {
         ask.hidden = true;
         cell.append(
@@ -441,17 +444,16 @@ function cancelButton(move, after) {
             {
               type: "button",
               class: "danger",
-              "data-confirm-cancel": move.id,
+              ["data-confirm-" + name]: id,
               onclick: async () => {
                 try {
-                  await post("/api/v1/migrations/" + encodeURIComponent(move.id) + "/cancel");
-                  after();
+                  await act();
                 } catch (error) {
                   showError(cell, error);
                 }
               },
             },
-            "Really cancel",
+            confirm,
           ),
           el(
             "button",
@@ -468,10 +470,17 @@ function cancelButton(move, after) {
         );
       },
     },
-    "Cancel",
+    label,
   );
   cell.append(ask);
   return cell;
+}
+
+function cancelButton(move, after) {
+  return confirmButton("Cancel", "Really cancel", "cancel", move.id, async () => {
+    await post("/api/v1/migrations/" + encodeURIComponent(move.id) + "/cancel");
+    after();
+  });
 }
 
 async function moves(root, where, first) {
@@ -971,39 +980,10 @@ async function rules(root, where, first) {
 }
 
 function deleteRuleButton(rule) {
-  const cell = el("span", {});
-  const ask = el(
-    "button",
-    {
-      type: "button",
-      class: "secondary",
-      onclick: () => {
-        ask.hidden = true;
-        cell.append(
-          el(
-            "button",
-            {
-              type: "button",
-              class: "danger",
-              "data-delete-rule": rule.id,
-              onclick: async () => {
-                try {
-                  await del("/api/v1/rules/" + encodeURIComponent(rule.id));
-                  route();
-                } catch (error) {
-                  showError(cell, error);
-                }
-              },
-            },
-            "Really delete",
-          ),
-        );
-      },
-    },
-    "Delete",
-  );
-  cell.append(ask);
-  return cell;
+  return confirmButton("Delete", "Really delete", "delete-rule", rule.id, async () => {
+    await del("/api/v1/rules/" + encodeURIComponent(rule.id));
+    route();
+  });
 }
 
 function ruleForm(tierNames) {
@@ -1028,12 +1008,12 @@ function ruleForm(tierNames) {
         }
       },
     },
-    el("label", { for: "rule-id" }, "Id", el("input", { id: "rule-id", required: true, pattern: "[A-Za-z0-9._-]{1,64}" })),
+    el("label", { for: "rule-id" }, "Id", el("input", { id: "rule-id", required: true, pattern: "[A-Za-z0-9._\\-]{1,64}" })),
     el("label", { for: "rule-prefix" }, "Key prefix (empty: every object)", el("input", { id: "rule-prefix" })),
     select("rule-action", "Action", ["pin", "floor", "ceiling", "transition", "expire"], "pin"),
     select("rule-tier", "Tier", tierNames, tierNames[0]),
     el("label", { for: "rule-days" }, "After days", el("input", { id: "rule-days", type: "number", min: 0, step: "any", placeholder: "transition, expire" })),
-    el("button", { type: "submit" }, "Save rule"),
+    el("button", { type: "submit", id: "rule-save" }, "Save rule"),
   );
   return el("div", {}, form, message);
 }
@@ -1089,7 +1069,7 @@ function batchForm(tierNames) {
     },
     el("label", { for: "batch-prefix" }, "Key prefix", el("input", { id: "batch-prefix", required: true })),
     select("batch-tier", "To tier", tierNames, tierNames[0]),
-    el("button", { type: "submit" }, "Plan"),
+    el("button", { type: "submit", id: "batch-plan" }, "Plan"),
     queue,
   );
   return el("div", {}, form, output);
