@@ -10,9 +10,10 @@
 //!   counts them exactly once, the embedded broker.
 //! - [`detector`]: the reactive spike detector the consumer feeds.
 //! - [`forecast`]: features, models, training and the per-object history it predicts from.
-//! - [`policy`]: which tier an object belongs on; ranked placement against capacity.
-//! - [`jobs`]: the long-running jobs that drive the policy (spikes, scheduled forecasts)
-//!   and the catalogue's roll-up.
+//! - [`policy`]: which tier an object belongs on; ranked placement against capacity;
+//!   operator rules and bulk moves.
+//! - [`jobs`]: the long-running jobs that drive the policy (spikes, scheduled forecasts,
+//!   rules) and the catalogue's roll-up.
 //! - [`mover`]: executes queued moves: copy, verify, switch, delete.
 //! - [`storage`]: the tier backends; [`content`]: object bytes across tiers.
 //! - [`db`]: the catalogue (PostgreSQL or SQLite).
