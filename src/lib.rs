@@ -24,7 +24,7 @@
 //! - [`simulate`]: replays access traces through the same policy code; [`check`]: the
 //!   catalogue against the tiers.
 //! - [`config`]: settings from the environment; [`tls`]: the one TLS provider;
-//!   [`timestamp`]: RFC 3339 times.
+//!   [`timestamp`]: RFC 3339 times; [`wire`]: whole numbers as JSON writers send them.
 
 pub mod api;
 pub mod check;
@@ -48,3 +48,4 @@ pub mod storage;
 pub mod supervisor;
 pub mod timestamp;
 pub mod tls;
+pub mod wire;

@@ -170,7 +170,7 @@ pub struct TrainRequest {
     pub name: Option<String>,
     /// Hours ahead the model predicts, a whole number, default 1.
     #[schema(minimum = 1, maximum = 168)]
-    #[serde(default, deserialize_with = "super::optional_whole_number")]
+    #[serde(default, deserialize_with = "crate::wire::optional_whole_number")]
     pub horizon_hours: Option<u64>,
     /// Most recent share of the hours held out for evaluation, default 0.2.
     #[schema(minimum = 0.05, maximum = 0.9)]

@@ -25,7 +25,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use tokio::net::TcpListener;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -102,35 +101,6 @@ impl AppState {
             )))
         }
     }
-}
-
-/// A non-negative whole number, also when written as `30.0` (JSON Schema calls that an
-/// integer too).
-fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    let number = serde_json::Number::deserialize(deserializer)?;
-    whole(&number).ok_or_else(|| not_whole(&number))
-}
-
-/// [`whole_number`], for an optional field (absent or `null`: `None`).
-fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<u64>, D::Error> {
-    Option::<serde_json::Number>::deserialize(deserializer)?
-        .map(|number| whole(&number).ok_or_else(|| not_whole(&number)))
-        .transpose()
-}
-
-fn whole(number: &serde_json::Number) -> Option<u64> {
-    number.as_u64().or_else(|| {
-        number
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-            .map(|f| f as u64)
-    })
-}
-
-fn not_whole<E: serde::de::Error>(number: &serde_json::Number) -> E {
-    E::custom(format!("expected a whole number, got {number}"))
 }
 
 /// Checks a requested page size; absent means [`DEFAULT_PAGE_SIZE`].
@@ -253,6 +223,7 @@ pub fn openapi(tiers: &[&str]) -> serde_json::Value {
         form["additionalProperties"] = false.into();
     }
     let names = serde_json::Value::from(tiers.to_vec());
+    rules::describe_exactly(&mut doc, &names);
     for schema in ["MoveRequest", "BatchRequest"] {
         if let Some(to_tier) =
             doc.pointer_mut(&format!("/components/schemas/{schema}/properties/to_tier"))

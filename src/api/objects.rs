@@ -450,7 +450,7 @@ fn parse_range(value: &str) -> Option<RangeRequest> {
 pub struct SimulateAccess {
     /// How many reads to simulate.
     #[schema(minimum = 1, maximum = 100000)]
-    #[serde(deserialize_with = "super::whole_number")]
+    #[serde(deserialize_with = "crate::wire::whole_number")]
     pub count: u64,
 }
 

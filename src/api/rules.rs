@@ -247,3 +247,125 @@ pub async fn list_expirations(
         .collect();
     Ok(Json(ExpiredList { items }))
 }
+
+/// Replaces the derived schemas of rules and filters in the OpenAPI document `doc` with
+/// exact ones, so that a request the document allows is one the service takes: a filter
+/// names some criterion or is `all` alone; each action has the fields it takes (`tier` one
+/// of `tiers`); `PUT`'s body names no id (the path does), and the path's id is a valid one.
+pub(super) fn describe_exactly(doc: &mut serde_json::Value, tiers: &serde_json::Value) {
+    use serde_json::json;
+    let size = json!({"type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX});
+    let text = json!({"type": ["string", "null"], "minLength": 1});
+    let given = |name: &str, schema: serde_json::Value| json!({"required": [name], "properties": {name: schema}});
+    let selector = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "Which objects: every criterion given must hold; `all` alone selects every object.",
+        "properties": {
+            "prefix": text, "content_type": text, "min_size": size, "max_size": size,
+            "all": {"type": "boolean"},
+        },
+        "oneOf": [
+            {
+                "required": ["all"],
+                "properties": {
+                    "all": {"const": true},
+                    "prefix": {"type": "null"}, "content_type": {"type": "null"},
+                    "min_size": {"type": "null"}, "max_size": {"type": "null"},
+                },
+            },
+            {
+                "properties": {"all": {"const": false}},
+                "anyOf": [
+                    given("prefix", json!({"type": "string"})),
+                    given("content_type", json!({"type": "string"})),
+                    given("min_size", json!({"type": "integer"})),
+                    given("max_size", json!({"type": "integer"})),
+                ],
+            },
+        ],
+    });
+    let mut tier_or_null = tiers.as_array().cloned().unwrap_or_default();
+    tier_or_null.push(serde_json::Value::Null);
+    let days = json!({"type": "number", "minimum": 0});
+    let rule = |with_id: bool| {
+        let mut properties = json!({
+            "filter": {"$ref": "#/components/schemas/Selector"},
+            "action": {"enum": ["pin", "floor", "ceiling", "transition", "expire"]},
+            "tier": {"enum": tier_or_null},
+            "after_days": {"type": ["number", "null"], "minimum": 0},
+            "since": {"enum": ["last_access", "creation", null]},
+        });
+        if with_id {
+            properties["id"] = json!({"type": ["string", "null"], "pattern": RULE_ID_PATTERN});
+        }
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["filter", "action"],
+            "properties": properties,
+            "oneOf": [
+                {
+                    "required": ["tier"],
+                    "properties": {
+                        "action": {"enum": ["pin", "floor", "ceiling"]}, "tier": {"enum": tiers},
+                        "after_days": {"type": "null"}, "since": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["tier", "after_days"],
+                    "properties": {
+                        "action": {"const": "transition"}, "tier": {"enum": tiers},
+                        "after_days": days,
+                    },
+                },
+                {
+                    "required": ["after_days"],
+                    "properties": {
+                        "action": {"const": "expire"}, "tier": {"type": "null"},
+                        "after_days": days, "since": {"type": "null"},
+                    },
+                },
+            ],
+        })
+    };
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        // A stored rule as shown: the rule's fields with its id, and when it was stored.
+        let mut shown = rule(true)["properties"].clone();
+        shown["id"] = json!({"type": "string"});
+        for name in ["created_at", "updated_at"] {
+            shown[name] = json!({"type": "string", "format": "date-time"});
+        }
+        shown["in_force"] = json!({"type": "boolean"});
+        schemas.insert(
+            "RuleBody".into(),
+            json!({
+                "type": "object",
+                "required": ["id", "filter", "action", "created_at", "updated_at", "in_force"],
+                "properties": shown,
+            }),
+        );
+        schemas.insert("Selector".into(), selector);
+        schemas.insert("RuleSpec".into(), rule(true));
+        schemas.insert("RuleRequest".into(), rule(false));
+    }
+    if let Some(body) = doc.pointer_mut(
+        "/paths/~1api~1v1~1rules~1{id}/put/requestBody/content/application~1json/schema",
+    ) {
+        *body = json!({"$ref": "#/components/schemas/RuleRequest"});
+    }
+    if let Some(parameters) = doc
+        .pointer_mut("/paths/~1api~1v1~1rules~1{id}/put/parameters")
+        .and_then(|p| p.as_array_mut())
+    {
+        for parameter in parameters.iter_mut().filter(|p| p["name"] == "id") {
+            parameter["schema"]["pattern"] = RULE_ID_PATTERN.into();
+        }
+    }
+}
+
+/// What a rule id may be (see `policy::rules::check_id`).
+const RULE_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";

@@ -30,10 +30,18 @@ pub struct Selector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// Objects of at least this many bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::optional_whole_number"
+    )]
     pub min_size: Option<u64>,
     /// Objects of at most this many bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wire::optional_whole_number"
+    )]
     pub max_size: Option<u64>,
     /// Every object; must be said when no criterion is given, and only then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -56,7 +64,8 @@ pub struct Subject<'a> {
 }
 
 impl Selector {
-    /// Checks it: some criterion or `all`, not both; a size range that is not empty.
+    /// Checks it: some criterion or `all`, not both; sizes the catalogue can hold. A size
+    /// range with its least above its largest selects nothing.
     pub fn validate(&self) -> Result<(), String> {
         if self.prefix.as_deref() == Some("") {
             return Err(
@@ -66,12 +75,10 @@ impl Selector {
         if self.content_type.as_deref() == Some("") {
             return Err("filter.content_type must not be empty".into());
         }
-        if let (Some(min), Some(max)) = (self.min_size, self.max_size)
-            && min > max
-        {
-            return Err(format!(
-                "filter.min_size ({min}) is larger than filter.max_size ({max})"
-            ));
+        for (name, size) in [("min_size", self.min_size), ("max_size", self.max_size)] {
+            if size.is_some_and(|s| s > i64::MAX as u64) {
+                return Err(format!("filter.{name} must be at most {}", i64::MAX));
+            }
         }
         match (self.all, self.criteria()) {
             (false, 0) => Err(
