@@ -4,7 +4,7 @@
 //! the active model everywhere and retrains on schedule. The decisions themselves are
 //! the policy's ([`crate::policy`]); these only drive them. The rules job applies the
 //! operator rules every interval. Beside them, the catalogue's upkeep: the minute
-//! buckets' roll-up into hour buckets.
+//! buckets' roll-up into hour buckets, and retention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::RetentionConfig;
 use crate::content::Content;
-use crate::db::{Catalogue, MINUTE_MS};
+use crate::db::{Catalogue, MINUTE_MS, Retention};
 use crate::detector::Spike;
 use crate::forecast::{ActiveModel, Tracker};
 use crate::metrics::{Metrics, ModelInfo};
@@ -61,6 +62,43 @@ pub async fn run_rollup(catalogue: Catalogue, stop: CancellationToken) {
         }
         if let Err(e) = catalogue.fold_tier_counts().await {
             tracing::warn!(error = %e, "cannot fold the tiers' object counts; trying again in a minute");
+        }
+    }
+}
+
+/// Rows a retention statement removes at most: a short transaction each.
+const RETENTION_BATCH: i64 = 5_000;
+
+/// Removes history older than `config` keeps every interval until `stop` (see
+/// [`Catalogue::apply_retention`]); a failure is retried at the next tick.
+pub async fn run_retention(catalogue: Catalogue, config: RetentionConfig, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(config.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now = crate::timestamp::now_ms();
+        let retention = Retention {
+            minute_buckets_before: now.saturating_sub(ms(config.minute_buckets)),
+            hour_buckets_before: now.saturating_sub(ms(config.hour_buckets)),
+            finished_before: config.finished.map(|keep| now.saturating_sub(ms(keep))),
+        };
+        let started = std::time::Instant::now();
+        match catalogue.apply_retention(&retention, RETENTION_BATCH).await {
+            Ok(removed) if removed != Default::default() => tracing::info!(
+                minute_rows = removed.minute_rows,
+                hour_rows = removed.hour_rows,
+                finished_rows = removed.finished_rows,
+                took_ms = started.elapsed().as_millis() as u64,
+                "history past its retention removed"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove history past its retention; trying again next interval")
+            }
         }
     }
 }

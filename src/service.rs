@@ -189,8 +189,8 @@ impl Service {
         failure.map_or(Ok(()), Err)
     }
 
-    /// Starts the proactive, reactive and rules jobs, the event consumer, the roll-up and
-    /// the mover.
+    /// Starts the proactive, reactive and rules jobs, the event consumer, the roll-up,
+    /// retention and the mover.
     fn spawn_workers(
         &self,
         supervisor: &mut Supervisor,
@@ -251,6 +251,14 @@ impl Service {
         supervisor.spawn(
             "rollup",
             returning_ok(jobs::run_rollup(self.catalogue.clone(), stop.clone())),
+        );
+        supervisor.spawn(
+            "retention",
+            returning_ok(jobs::run_retention(
+                self.catalogue.clone(),
+                config.retention,
+                stop.clone(),
+            )),
         );
         supervisor.spawn(
             "mover",

@@ -997,6 +997,7 @@ contract!(
     uploads_keep_their_parts_until_removed,
     tier_counts_follow_every_change,
     rules_batches_and_expirations,
+    history_stops_growing_at_its_retention,
 );
 
 async fn keys_are_unique_per_bucket_and_listed_in_byte_order(c: Catalogue) {
@@ -1593,4 +1594,95 @@ async fn rules_batches_and_expirations(c: Catalogue) {
         (read.reason, read.rule_id.as_deref()),
         (MoveReason::Rule, Some("pin"))
     );
+}
+
+/// Eight hours of one access a minute, rolled up and trimmed every ten minutes with
+/// minute buckets kept 90 minutes and hour buckets 3 hours: both stop growing at their
+/// retention, and the object's total stays exact.
+async fn history_stops_growing_at_its_retention(c: Catalogue) {
+    let a = add_object(&c, "a", "public").await;
+    let start = 1_790_000_000_000 / HOUR_MS * HOUR_MS;
+    let rows = |resolution: i64| {
+        let c = c.clone();
+        let id = a.id.clone();
+        async move {
+            c.access_history(&id, resolution, 0, i64::MAX)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let mut most = (0, 0);
+    for minute in 0..8 * 60 {
+        let now = start + minute * MINUTE_MS;
+        c.record_access("g", "t", &[nth_batch(0, minute, &a.id, now, 1)])
+            .await
+            .unwrap();
+        if minute % 10 != 9 {
+            continue;
+        }
+        c.roll_up_hours(now - 5 * MINUTE_MS).await.unwrap();
+        let removed = c
+            .apply_retention(
+                &strata::db::Retention {
+                    minute_buckets_before: now - 90 * MINUTE_MS,
+                    hour_buckets_before: now - 3 * HOUR_MS,
+                    finished_before: None,
+                },
+                7,
+            )
+            .await
+            .unwrap();
+        let seen = (rows(MINUTE_MS).await, rows(HOUR_MS).await);
+        if minute >= 4 * 60 {
+            assert!(removed.minute_rows > 0, "at minute {minute}");
+            assert!(
+                seen.0 <= most.0 && seen.1 <= most.1,
+                "grew at minute {minute}: {seen:?} after {most:?}"
+            );
+        }
+        most = (most.0.max(seen.0), most.1.max(seen.1));
+    }
+    assert!(most.0 <= 90 + 10 + 5, "minute rows: {most:?}");
+    assert!(most.1 <= 3 + 2, "hour rows: {most:?}");
+    assert_eq!(total_seen(&c, &a.id).await.0, 8 * 60, "the total is exact");
+
+    // Finished moves go once past their retention; a queued one stays.
+    let b = add_object(&c, "b", "public").await;
+    let new = |o: &strata::db::ObjectRecord| NewMove {
+        object_id: o.id.clone(),
+        object_version: o.version,
+        from_tier: "public".into(),
+        to_tier: "private".into(),
+        reason: MoveReason::Manual,
+        bytes_total: o.size,
+    };
+    let cancelled = c.enqueue_move(&new(&a)).await.unwrap();
+    c.cancel_move(&cancelled.id).await.unwrap();
+    let queued = c.enqueue_move(&new(&b)).await.unwrap();
+    let keep_all = strata::db::Retention {
+        minute_buckets_before: 0,
+        hour_buckets_before: 0,
+        finished_before: Some(now_ms() - HOUR_MS),
+    };
+    assert_eq!(
+        c.apply_retention(&keep_all, 7).await.unwrap().finished_rows,
+        0
+    );
+    let trim = strata::db::Retention {
+        finished_before: Some(now_ms() + 1_000),
+        ..keep_all
+    };
+    assert_eq!(c.apply_retention(&trim, 7).await.unwrap().finished_rows, 1);
+    assert!(c.get_move(&cancelled.id).await.is_err());
+    assert!(c.get_move(&queued.id).await.is_ok());
+    let sizes = c.table_sizes().await.unwrap();
+    assert!(
+        sizes.iter().any(|t| t.table == "access_buckets"),
+        "{sizes:?}"
+    );
+    if c.backend() == strata::db::Backend::Sqlite {
+        let buckets = sizes.iter().find(|t| t.table == "access_buckets").unwrap();
+        assert!(buckets.rows as usize >= rows(MINUTE_MS).await, "{sizes:?}");
+    }
 }

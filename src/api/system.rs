@@ -141,9 +141,28 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         .tier_usage(crate::timestamp::now_ms())
         .await?;
     let migrations = state.catalogue.move_counts().await?;
+    let tables = state.catalogue.table_sizes().await?;
     let mut text = String::new();
     state.metrics.render(&mut text);
     let mut page = Page(&mut text);
+    page.family(
+        "strata_table_rows",
+        "gauge",
+        "Rows per catalogue table (PostgreSQL: its planner's estimate).",
+    );
+    for t in &tables {
+        page.sample("strata_table_rows", &[("table", t.table)], t.rows);
+    }
+    page.family(
+        "strata_table_bytes",
+        "gauge",
+        "Bytes per catalogue table with its indexes (PostgreSQL).",
+    );
+    for t in &tables {
+        if let Some(bytes) = t.bytes {
+            page.sample("strata_table_bytes", &[("table", t.table)], bytes);
+        }
+    }
     page.family("strata_tier_objects", "gauge", "Objects stored per tier.");
     for u in &usage {
         page.sample("strata_tier_objects", &[("tier", &u.tier)], u.objects);

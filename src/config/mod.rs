@@ -109,6 +109,35 @@ pub struct Config {
     pub s3_endpoint: S3EndpointConfig,
     /// Operator rules (`RULES_*`).
     pub rules: RulesConfig,
+    /// How long history is kept (`RETENTION_*`).
+    pub retention: RetentionConfig,
+}
+
+/// How long the catalogue keeps access history and finished moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Minute buckets, once rolled up into hours (`RETENTION_MINUTE_BUCKETS_SECS`; an
+    /// hour at least: objects' last-minute and last-hour counts and the detector's
+    /// warm-up read them).
+    pub minute_buckets: Duration,
+    /// Hour buckets (`RETENTION_HOUR_BUCKETS_SECS`; a day at least: last-day counts
+    /// read them, and the forecaster's features and training want weeks).
+    pub hour_buckets: Duration,
+    /// Finished moves and expiration records (`RETENTION_MOVES_SECS`); `None`: kept.
+    pub finished: Option<Duration>,
+    /// Time between retention runs (`RETENTION_INTERVAL_SECS`).
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            minute_buckets: Duration::from_secs(2 * 86_400),
+            hour_buckets: Duration::from_secs(35 * 86_400),
+            finished: None,
+            interval: Duration::from_secs(300),
+        }
+    }
 }
 
 /// How operator rules are seeded and applied.
@@ -414,6 +443,7 @@ impl Config {
             api: api_config(&vars)?,
             s3_endpoint: s3_endpoint_config(&vars)?,
             rules: rules_config(&vars)?,
+            retention: retention_config(&vars)?,
         })
     }
 
@@ -648,6 +678,26 @@ fn forecast_config(vars: &Vars<'_>) -> Result<ForecastConfig, ConfigError> {
     })
 }
 
+fn retention_config(vars: &Vars<'_>) -> Result<RetentionConfig, ConfigError> {
+    let defaults = RetentionConfig::default();
+    const TEN_YEARS: u64 = 10 * 365 * 86_400;
+    Ok(RetentionConfig {
+        minute_buckets: vars.parse_secs(
+            "RETENTION_MINUTE_BUCKETS_SECS",
+            defaults.minute_buckets,
+            3600..=TEN_YEARS,
+        )?,
+        hour_buckets: vars.parse_secs(
+            "RETENTION_HOUR_BUCKETS_SECS",
+            defaults.hour_buckets,
+            86_400..=TEN_YEARS,
+        )?,
+        finished: Some(vars.parse_secs("RETENTION_MOVES_SECS", Duration::ZERO, 0..=TEN_YEARS)?)
+            .filter(|keep| !keep.is_zero()),
+        interval: vars.parse_secs("RETENTION_INTERVAL_SECS", defaults.interval, 1..=86_400)?,
+    })
+}
+
 fn rules_config(vars: &Vars<'_>) -> Result<RulesConfig, ConfigError> {
     let defaults = RulesConfig::default();
     Ok(RulesConfig {
@@ -677,6 +727,31 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn retention_keeps_history_for_its_readers_and_moves_unless_told() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.retention, RetentionConfig::default());
+        assert_eq!(config.retention.finished, None);
+        let set = parse(&[
+            ("RETENTION_MINUTE_BUCKETS_SECS", "7200"),
+            ("RETENTION_MOVES_SECS", "86400"),
+        ])
+        .unwrap();
+        assert_eq!(set.retention.minute_buckets, Duration::from_secs(7200));
+        assert_eq!(set.retention.finished, Some(Duration::from_secs(86_400)));
+        for (var, value) in [
+            ("RETENTION_MINUTE_BUCKETS_SECS", "60"),
+            ("RETENTION_HOUR_BUCKETS_SECS", "3600"),
+            ("RETENTION_MOVES_SECS", "-1"),
+        ] {
+            let err = parse(&[(var, value)]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { var: ref v, .. } if v == var),
+                "{var}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod models;
 mod moves;
 mod objects;
 mod queue;
+mod retention;
 mod rules;
 mod uploads;
 
@@ -31,6 +32,7 @@ pub use objects::{
     KeyStart, Metadata, NewObject, ObjectContent, ObjectFilter, ObjectRecord, ObjectView, TierUsage,
 };
 pub use queue::{CopyPlan, StartRefusal};
+pub use retention::{Removed, Retention, TableSize};
 pub use rules::{BatchProgress, BatchRecord, ExpiredObject, RuleRecord};
 pub use uploads::{PartRecord, TierUpload, UploadRecord};
 
