@@ -47,6 +47,14 @@ if ! schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+# kubernetes-validate: the Kubernetes API schemas, bundled, to validate deploy/kubernetes/
+# offline (tests/kubernetes.rs).
+KUBERNETES_VALIDATE_VERSION=1.31.0
+if ! kubernetes-validate --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
+    echo "test: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
+
 # moto's standalone S3 server: lists multipart uploads, which s3s-fs cannot
 # (tests/mover_crash.rs sweeps an S3 tier on it).
 MOTO_VERSION=5.2.1

@@ -511,8 +511,8 @@ mod tests {
                 "takes no since",
             ),
             (
-                serde_json::json!({"filter": {"min_size": 10, "max_size": 5}, "action": "pin", "tier": "public"}),
-                "larger than",
+                serde_json::json!({"filter": {"max_size": 9_223_372_036_854_775_808u64}, "action": "pin", "tier": "public"}),
+                "at most",
             ),
             (
                 serde_json::json!({"filter": {"prefix": "a/"}, "action": "archive", "tier": "public"}),
@@ -534,6 +534,21 @@ mod tests {
             )
             .unwrap_err()
             .contains("rule id")
+        );
+    }
+
+    #[test]
+    fn sizes_take_whole_numbers_as_json_writes_them_and_an_empty_range_selects_nothing() {
+        let r = rule("r", serde_json::json!({"filter": {"min_size": 10.0, "max_size": 5}, "action": "pin", "tier": "public"}))
+            .unwrap();
+        assert_eq!(r.spec.filter.min_size, Some(10));
+        assert!(!r.spec.filter.selects(&subject("any")));
+        assert!(
+            rule(
+                "r",
+                serde_json::json!({"filter": {"min_size": 1.5}, "action": "pin", "tier": "public"})
+            )
+            .is_err()
         );
     }
 
