@@ -113,7 +113,9 @@ fn main() {
     let started = Instant::now();
     let forecasts = tracker.forecast(&trained, now);
     let predicted = forecasts.len();
-    let planned = policy.plan_proactive(&forecasts, now).len();
+    let planned = policy
+        .plan_proactive(&forecasts, now, &Default::default())
+        .len();
     let run_secs = started.elapsed().as_secs_f64();
     assert_eq!(predicted, objects);
     let total: u64 = (0..objects).map(|i| 1024u64 << (i % 20)).sum();
@@ -138,7 +140,14 @@ fn main() {
     );
     let started = Instant::now();
     let ranked_moves = ranked
-        .place_tracked(&tracker, &Default::default(), HOUR_MS, now, false)
+        .place_tracked(
+            &tracker,
+            &Default::default(),
+            &Default::default(),
+            HOUR_MS,
+            now,
+            false,
+        )
         .len();
     let rank_secs = started.elapsed().as_secs_f64();
     println!(

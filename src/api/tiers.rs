@@ -121,7 +121,7 @@ pub async fn plan(
     if let Some(model) = &model {
         add(state
             .policy
-            .plan_proactive_now(&state.catalogue, model, now)
+            .plan_proactive_now(&state.catalogue, model, now, &rules.bounds)
             .await?);
     }
     Ok(Json(PlanBody {

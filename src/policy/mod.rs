@@ -19,7 +19,6 @@
 //! ([`Policy::rules_pass`]) moves those that are not where their rule says, with reason
 //! `rule`, and finds those an expire rule has due.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 mod batches;
@@ -30,7 +29,7 @@ mod rules_pass;
 
 pub use batches::BatchSelection;
 pub use proactive::ProactiveRun;
-pub use rules_pass::{Expiry, RulesPlan, StoreRulesError};
+pub use rules_pass::{Bounds, Expiry, RulesPlan, StoreRulesError};
 
 use crate::config::Config;
 use crate::db::{
@@ -40,7 +39,7 @@ use crate::detector::Spike;
 use crate::forecast::ObjectForecast;
 use placement::{Candidate, Pace, Placed, Standing, TierLimit, may_pay};
 pub use placement::{ENTRY_COST_ACCESSES, MOVE_COST_ACCESSES};
-use rules::{Allowed, Bound, RuleSet};
+use rules::{Allowed, RuleSet};
 
 #[derive(Debug, Clone, PartialEq)]
 struct TierRule {
@@ -70,7 +69,7 @@ pub struct Policy {
     rules: RwLock<Arc<RuleSet>>,
     /// The objects a rule bounded at the last rules pass, by id: what the forecaster's
     /// runs keep to (spikes ask the rules themselves).
-    bounds: Mutex<HashMap<String, Bound>>,
+    bounds: Mutex<Arc<Bounds>>,
     /// The length of a rule's day, ms.
     day_ms: i64,
 }
@@ -298,13 +297,13 @@ impl Policy {
     }
 
     /// The moves the forecasts call for, most predicted first, each to the tier nearest
-    /// its target that the object's rule allows.
+    /// its target that the object's rule (in `bounds`) allows.
     pub fn plan_proactive(
         &self,
         forecasts: &[ObjectForecast<'_>],
         now_ms: i64,
+        bounds: &Bounds,
     ) -> Vec<PlannedMove> {
-        let bounds = self.bounds.lock().unwrap_or_else(PoisonError::into_inner);
         let mut planned: Vec<PlannedMove> = forecasts
             .iter()
             .filter_map(|f| {
@@ -331,7 +330,6 @@ impl Policy {
                 })
             })
             .collect();
-        drop(bounds);
         planned.sort_by(|a, b| {
             b.predicted_accesses
                 .unwrap_or_default()

@@ -7,7 +7,7 @@ use std::sync::PoisonError;
 
 use super::placement::{Candidate, Placed};
 use super::rules::Allowed;
-use super::{PlannedMove, Policy};
+use super::{Bounds, PlannedMove, Policy};
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, StoredPrediction};
 use crate::forecast::{Model, Tracker};
 
@@ -46,7 +46,8 @@ impl Policy {
         };
         let forecasts = tracker.forecast(model, now_ms);
         let predicted = forecasts.len();
-        let planned = self.plan_proactive(&forecasts, now_ms);
+        let bounds = self.last_bounds();
+        let planned = self.plan_proactive(&forecasts, now_ms, &bounds);
         let made: Vec<StoredPrediction> = forecasts
             .iter()
             .map(|f| StoredPrediction {
@@ -59,7 +60,15 @@ impl Policy {
             })
             .collect();
         let moving = self.moving_if_ranked(catalogue).await?;
-        let planned = self.with_ranked(tracker, moving.as_ref(), model, planned, now_ms, false);
+        let planned = self.with_ranked(
+            tracker,
+            moving.as_ref(),
+            model,
+            planned,
+            now_ms,
+            &bounds,
+            false,
+        );
         let mut queued = 0;
         for planned in &planned {
             match self.enqueue_planned(catalogue, planned).await? {
@@ -80,17 +89,18 @@ impl Policy {
     }
 
     /// Ranked placement of every object `tracker` follows (those in `moving`, object id
-    /// to the tier a move under way takes it to, stay where they are), as moves to
-    /// queue; keeps the standing for the spikes to come, unless it is a `dry_run`.
+    /// to the tier a move under way takes it to, stay where they are; those in `bounds`
+    /// within the tiers their rules allow), as moves to queue; keeps the standing for
+    /// the spikes to come, unless it is a `dry_run`.
     pub fn place_tracked(
         &self,
         tracker: &Tracker,
         moving: &HashMap<String, String>,
+        bounds: &Bounds,
         horizon_ms: i64,
         now_ms: i64,
         dry_run: bool,
     ) -> Vec<PlannedMove> {
-        let bounds = self.bounds.lock().unwrap_or_else(PoisonError::into_inner);
         let candidates: Vec<Candidate<String>> = tracker
             .values()
             .filter_map(|v| {
@@ -109,7 +119,6 @@ impl Policy {
                     })
             })
             .collect();
-        drop(bounds);
         self.place_against_standing(&candidates, horizon_ms, now_ms, dry_run)
             .into_iter()
             .map(|placed| PlannedMove {
@@ -141,6 +150,7 @@ impl Policy {
     ) -> Result<(), CatalogueError> {
         let mut candidates: Vec<Candidate<String>> = Vec::new();
         let mut seen = HashSet::new();
+        let bounds = self.last_bounds();
         for (rank, limit) in self.limits.iter().enumerate() {
             if limit.capacity.is_none() {
                 continue;
@@ -156,7 +166,7 @@ impl Policy {
                     continue;
                 }
                 candidates.push(Candidate {
-                    allowed: self.allowed(&id),
+                    allowed: bounds.get(&id).map_or(Allowed::ANY, |b| b.allowed),
                     key: id,
                     tier,
                     size: u64::try_from(size).unwrap_or_default(),
@@ -189,23 +199,35 @@ impl Policy {
     }
 
     /// The proactive moves a forecaster run would queue now with `model`, read afresh
-    /// from the catalogue (a dry run: nothing is queued or stored).
+    /// from the catalogue, keeping objects within `bounds` (a dry run: nothing is queued
+    /// or stored).
     pub async fn plan_proactive_now(
         &self,
         catalogue: &Catalogue,
         model: &Model,
         now_ms: i64,
+        bounds: &Bounds,
     ) -> Result<Vec<PlannedMove>, CatalogueError> {
         let mut tracker = Tracker::load(catalogue, now_ms).await?;
-        let planned = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms);
+        let planned = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms, bounds);
         let moving = self.moving_if_ranked(catalogue).await?;
-        Ok(self.with_ranked(&tracker, moving.as_ref(), model, planned, now_ms, true))
+        Ok(self.with_ranked(
+            &tracker,
+            moving.as_ref(),
+            model,
+            planned,
+            now_ms,
+            bounds,
+            true,
+        ))
     }
 
     /// A forecaster run's moves: with tiers filled by rank (`moving` from
     /// [`Policy::moving_if_ranked`]), ranked placement's over every object `tracker`
     /// follows, then the `thresholds`' moves of the objects it leaves where they are;
-    /// else the thresholds' alone. A `dry_run` keeps the standing as it was.
+    /// else the thresholds' alone; objects in `bounds` within their rules' tiers. A
+    /// `dry_run` keeps the standing as it was.
+    #[allow(clippy::too_many_arguments)]
     fn with_ranked(
         &self,
         tracker: &Tracker,
@@ -213,12 +235,14 @@ impl Policy {
         model: &Model,
         thresholds: Vec<PlannedMove>,
         now_ms: i64,
+        bounds: &Bounds,
         dry_run: bool,
     ) -> Vec<PlannedMove> {
         let Some(moving) = moving else {
             return thresholds;
         };
-        let mut ranked = self.place_tracked(tracker, moving, model.horizon_ms(), now_ms, dry_run);
+        let mut ranked =
+            self.place_tracked(tracker, moving, bounds, model.horizon_ms(), now_ms, dry_run);
         let placed: HashSet<String> = ranked.iter().map(|p| p.object_id.clone()).collect();
         ranked.extend(
             thresholds

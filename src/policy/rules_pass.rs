@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError};
 
-use super::rules::{Allowed, Bound, Rule, RuleSet, RuleSpec, Subject};
+use super::rules::{Bound, Rule, RuleSet, RuleSpec, Subject};
 use super::{PlannedMove, Policy};
 use crate::db::{Catalogue, CatalogueError, MoveReason, ObjectRecord};
 
@@ -24,6 +24,9 @@ pub struct Expiry {
     pub rule_id: String,
 }
 
+/// The objects rules bound, by id, with the tiers they allow.
+pub type Bounds = HashMap<String, Bound>;
+
 /// What the rules call for now.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RulesPlan {
@@ -32,7 +35,7 @@ pub struct RulesPlan {
     /// Objects due for deletion.
     pub expiries: Vec<Expiry>,
     /// Every object a rule bounds now.
-    pub bounds: HashMap<String, Bound>,
+    pub bounds: Bounds,
 }
 
 impl Policy {
@@ -189,7 +192,7 @@ impl Policy {
         now_ms: i64,
     ) -> Result<(RulesPlan, usize), CatalogueError> {
         let plan = self.plan_rules(catalogue, now_ms).await?;
-        *self.bounds.lock().unwrap_or_else(PoisonError::into_inner) = plan.bounds.clone();
+        *self.bounds.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(plan.bounds.clone());
         let mut queued = 0;
         for planned in &plan.moves {
             if self.enqueue_planned(catalogue, planned).await?.is_some() {
@@ -199,13 +202,12 @@ impl Policy {
         Ok((plan, queued))
     }
 
-    /// The tiers the last rules pass allows object `id` on.
-    pub(super) fn allowed(&self, id: &str) -> Allowed {
+    /// The objects the last rules pass bounded.
+    pub(super) fn last_bounds(&self) -> Arc<Bounds> {
         self.bounds
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .map_or(Allowed::ANY, |b| b.allowed)
+            .clone()
     }
 }
 

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::db::{DAY_MS, HOUR_MS, MoveReason, TrackedObject};
 use crate::detector::{Detector, Spike};
 use crate::forecast::{TrackedId, Tracker};
+use crate::policy::Bounds;
 use crate::policy::placement::{Candidate, Placed, Standing};
 use crate::policy::rules::{Allowed, Subject};
 
@@ -385,9 +386,10 @@ impl PolicySim {
         for &(o, hour, hits) in updates {
             tracker.observe_hits(self.tracked[o as usize], hour, hits);
         }
-        let planned = context
-            .policy
-            .plan_proactive(&tracker.forecast(model, now), now);
+        let planned =
+            context
+                .policy
+                .plan_proactive(&tracker.forecast(model, now), now, &Bounds::default());
         self.place(now, env, out);
         for planned in planned {
             let Some(&o) = objects.index.get(planned.object_id.as_str()) else {
