@@ -45,13 +45,13 @@ INSERT INTO objects (id, bucket, object_key, size, content_type, checksum, tier,
                      version, created_at, updated_at, modified_at, access_total, metadata)
 SELECT 'obj-' || lpad(g::text, 8, '0'), 'strata', 'bench/' || g, 1000,
        'application/octet-stream', 'blake3:00', 'public', 'objects/' || g, 1,
-       $NOW - 41 * 24 * $HOUR, $NOW, $NOW, 2400, '{}'
+       $NOW - 41 * 24 * $HOUR::bigint, $NOW, $NOW, 2400, '{}'
 FROM generate_series(1, $OBJECTS) AS g;
 INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits, last_at)
 SELECT 'obj-' || lpad(o::text, 8, '0'), 60000, $DAY_START + m * 60000, 1, $DAY_START + m * 60000
 FROM generate_series(1, $OBJECTS) AS o, generate_series(0, 1439) AS m;
 INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits)
-SELECT 'obj-' || lpad(o::text, 8, '0'), $HOUR, ($NOW / $HOUR - h) * $HOUR, 60
+SELECT 'obj-' || lpad(o::text, 8, '0'), $HOUR, ($NOW / $HOUR - h) * $HOUR::bigint, 60
 FROM generate_series(1, $OBJECTS) AS o, generate_series(1, 40 * 24) AS h;
 UPDATE access_rollup SET rolled_before = $NOW - 10 * 60000;
 VACUUM ANALYZE access_buckets;
