@@ -10,13 +10,11 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::tiers::BYTES_PER_GB;
 use super::{ApiError, AppState, ErrorBody};
 use crate::db::{BatchProgress, BatchRecord};
 use crate::policy::rules::Selector;
 use crate::timestamp::{format_rfc3339_ms, now_ms};
-
-/// Bytes per GB in prices (decimal, as cloud providers bill).
-const BYTES_PER_GB: f64 = 1e9;
 
 /// The copy rate a duration is estimated at when `MOVER_BANDWIDTH_BYTES_PER_SEC` sets
 /// none: about a 1 Gbit/s link.

@@ -15,7 +15,7 @@ use crate::timestamp::format_rfc3339_ms;
 use crate::timestamp::now_ms;
 
 /// Bytes per GB in prices (decimal, as cloud providers bill).
-const BYTES_PER_GB: f64 = 1e9;
+pub(super) const BYTES_PER_GB: f64 = 1e9;
 
 /// Per tier: backend, objects, bytes, capacity, the accesses it served lately and what
 /// the bytes cost.

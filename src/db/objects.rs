@@ -114,13 +114,11 @@ fn object_view_select() -> String {
         )
     };
     let unrolled = minute_rows(&format!(">= {ROLLUP_MARK}"));
-    // Every access in a minute bucket from the mark on is later than any in the object
-    // row: those are of minutes before the mark (rolled up, or late ones added at once).
     format!(
         "SELECT {OBJECT_COLUMNS}, {} AS last_minute, {} AS last_hour, {} AS last_day, \
          CAST(objects.access_total + COALESCE((SELECT SUM(hits) {unrolled}), 0) AS BIGINT) \
            AS access_total, \
-         COALESCE((SELECT MAX(last_at) {unrolled}), objects.last_access_at) AS last_access_at, \
+         {} AS last_access_at, \
          p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at, \
          dmg.problem AS damage \
          FROM objects LEFT JOIN predictions p ON p.object_id = objects.id \
@@ -128,6 +126,19 @@ fn object_view_select() -> String {
         minutes("$1"),
         minutes("$2"),
         hours("$3"),
+        last_access_sql(),
+    )
+}
+
+/// An object's last access in SQL: the latest in its minute buckets from the roll-up
+/// mark on, else the object row's. Every access in a minute bucket from the mark on is
+/// later than any in the object row: those are of minutes before the mark (rolled up, or
+/// late ones added at once).
+fn last_access_sql() -> String {
+    format!(
+        "COALESCE((SELECT MAX(b.last_at) FROM access_buckets b WHERE b.object_id = objects.id \
+         AND b.resolution_ms = {MINUTE_MS} AND b.bucket_start >= {ROLLUP_MARK}), \
+         objects.last_access_at)"
     )
 }
 
@@ -574,14 +585,11 @@ impl Catalogue {
         limit: i64,
     ) -> Result<Vec<(ObjectRecord, Option<i64>)>> {
         let sql = format!(
-            "SELECT {OBJECT_COLUMNS}, \
-             COALESCE((SELECT MAX(b.last_at) FROM access_buckets b WHERE b.object_id = objects.id \
-               AND b.resolution_ms = {MINUTE_MS} AND b.bucket_start >= {ROLLUP_MARK}), \
-               objects.last_access_at) AS last_access_at \
-             FROM objects \
+            "SELECT {OBJECT_COLUMNS}, {} AS last_access_at FROM objects \
              WHERE (CAST($1 AS TEXT) IS NULL OR substr(object_key, 1, length($1)) = $1) \
                AND (CAST($2 AS TEXT) IS NULL OR id > $2) \
-             ORDER BY id LIMIT $3"
+             ORDER BY id LIMIT $3",
+            last_access_sql()
         );
         let rows = sqlx::query(&sql)
             .bind(prefix)
