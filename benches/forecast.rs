@@ -139,15 +139,10 @@ fn main() {
         .expect("configuration with capacities"),
     );
     let started = Instant::now();
+    let candidates =
+        ranked.tracked_candidates(&tracker, &Default::default(), &Default::default(), HOUR_MS);
     let ranked_moves = ranked
-        .place_tracked(
-            &tracker,
-            &Default::default(),
-            &Default::default(),
-            HOUR_MS,
-            now,
-            false,
-        )
+        .place_candidates(&candidates, HOUR_MS, now, false)
         .len();
     let rank_secs = started.elapsed().as_secs_f64();
     println!(

@@ -1,11 +1,13 @@
 //! The long-running jobs that turn what the detector and the forecaster see into queued
 //! moves: the reactive job acts on each spike as it comes, the scheduled (proactive) job
-//! runs the forecaster every interval in the one process that holds its lease, follows
-//! the active model everywhere and retrains on schedule. The decisions themselves are
+//! runs the forecaster every interval over the forecast shards this process holds
+//! (shared among the processes by leases), follows the active model everywhere and
+//! retrains on schedule. The decisions themselves are
 //! the policy's ([`crate::policy`]); these only drive them. The rules job applies the
 //! operator rules every interval. Beside them, the catalogue's upkeep: the minute
 //! buckets' roll-up into hour buckets, and retention.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +16,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RetentionConfig;
 use crate::content::Content;
-use crate::db::{Catalogue, MINUTE_MS, Retention};
+use crate::db::{Catalogue, CatalogueError, MINUTE_MS, Retention};
 use crate::detector::Spike;
-use crate::forecast::{ActiveModel, Tracker};
+use crate::forecast::shards::fair_share;
+use crate::forecast::{ActiveModel, Shards, Tracker};
 use crate::metrics::{Metrics, ModelInfo};
 use crate::policy::Policy;
 
-/// Name of the lease the forecasting process holds.
-const FORECASTER_LEASE: &str = "forecaster";
+/// Prefix of the lease each forecasting process renews every run, followed by its id:
+/// the live ones say how many share the shards.
+const MEMBER_LEASE: &str = "forecaster/";
+
+/// Prefix of the lease of a forecast shard, followed by the shard's number.
+const SHARD_LEASE: &str = "forecast-shard/";
 
 /// How often minute buckets are rolled up into hour buckets.
 const ROLLUP_INTERVAL: Duration = Duration::from_secs(60);
@@ -196,17 +203,25 @@ pub struct ProactiveJob {
     pub retrain_interval: Option<Duration>,
     /// Process metrics.
     pub metrics: Arc<Metrics>,
+    /// How many forecast shards the objects are split into.
+    pub shards: u32,
 }
 
-/// Runs the forecaster every `interval` until `stop`: follows the active model, and in
-/// the one process holding the forecaster lease predicts and queues the moves the
-/// predictions call for, with reason `proactive_prediction`.
+/// Runs the forecaster every `interval` until `stop`: follows the active model, and
+/// for the forecast shards this process holds predicts and queues the moves the
+/// predictions call for, with reason `proactive_prediction`; the holder of shard 0 also
+/// ranks every object and retrains on schedule.
 pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: CancellationToken) {
-    let holder = crate::db::new_id();
-    // Long enough to survive a slow run or two; short enough that a crashed leader is
-    // replaced within a few intervals.
+    // Long enough to survive a slow run or two; short enough that the shards of a
+    // crashed process are taken over within a few intervals.
     let lease_ms = i64::try_from((job.interval * 3).max(Duration::from_secs(30)).as_millis())
         .unwrap_or(i64::MAX);
+    let mut leases = ShardLeases {
+        holder: crate::db::new_id(),
+        count: job.shards,
+        held: BTreeSet::new(),
+        lease_ms,
+    };
     let mut tracker: Option<Tracker> = None;
     // The first retrain comes one retrain interval after the start, not at every start.
     let mut retrained_at = std::time::Instant::now();
@@ -219,34 +234,101 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
         }
         follow_active_model(&job).await;
         let now = crate::timestamp::now_ms();
-        match job
-            .catalogue
-            .try_lease(FORECASTER_LEASE, &holder, now, now.saturating_add(lease_ms))
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                if tracker.take().is_some() {
-                    tracing::info!("another process runs the forecaster now");
-                }
-                continue;
-            }
+        let shards = match leases.renew(&job.catalogue, now).await {
+            Ok(shards) => shards,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot take the forecaster lease; skipping this run");
+                tracing::warn!(error = %e, "cannot renew the forecast shards' leases; skipping this run");
                 continue;
             }
+        };
+        if shards.held().next().is_none() {
+            tracker = None;
+            continue;
         }
-        if job
-            .retrain_interval
-            .is_some_and(|every| retrained_at.elapsed() >= every)
+        if shards.places()
+            && job
+                .retrain_interval
+                .is_some_and(|every| retrained_at.elapsed() >= every)
         {
             retrained_at = std::time::Instant::now();
             retrain(&job, now).await;
         }
-        forecast(&policy, &job, &mut tracker, now).await;
+        forecast(&policy, &job, &mut tracker, &shards, now).await;
     }
-    if let Err(e) = job.catalogue.release_lease(FORECASTER_LEASE, &holder).await {
-        tracing::debug!(error = %e, "forecaster lease not released; it expires on its own");
+    leases.release(&job.catalogue).await;
+}
+
+/// The forecast shards one process holds, under leases in the catalogue.
+struct ShardLeases {
+    /// This process's id in the leases.
+    holder: String,
+    /// How many shards there are.
+    count: u32,
+    /// The shards it held after the last renewal.
+    held: BTreeSet<u32>,
+    /// How long a lease lasts unless renewed.
+    lease_ms: i64,
+}
+
+impl ShardLeases {
+    /// Renews this process's membership and its shards, gives up those past its fair
+    /// share (so that a process that just started gets some) and takes free ones up to
+    /// it, lowest first; returns the shards held now. A shard changing hands is logged.
+    async fn renew(&mut self, catalogue: &Catalogue, now: i64) -> Result<Shards, CatalogueError> {
+        let until = now.saturating_add(self.lease_ms);
+        let member = format!("{MEMBER_LEASE}{}", self.holder);
+        catalogue
+            .try_lease(&member, &self.holder, now, until)
+            .await?;
+        let members = catalogue.live_leases(MEMBER_LEASE, now).await?;
+        let fair = fair_share(self.count, members);
+        let before = std::mem::take(&mut self.held);
+        for &shard in &before {
+            let lease = format!("{SHARD_LEASE}{shard}");
+            if self.held.len() >= fair {
+                catalogue.release_lease(&lease, &self.holder).await?;
+            } else if catalogue
+                .try_lease(&lease, &self.holder, now, until)
+                .await?
+            {
+                self.held.insert(shard);
+            }
+        }
+        for shard in 0..self.count {
+            if self.held.len() >= fair {
+                break;
+            }
+            if !self.held.contains(&shard)
+                && catalogue
+                    .try_lease(&format!("{SHARD_LEASE}{shard}"), &self.holder, now, until)
+                    .await?
+            {
+                self.held.insert(shard);
+            }
+        }
+        if self.held != before {
+            tracing::info!(
+                held = ?self.held,
+                of = self.count,
+                forecasters = members,
+                "forecast shards held changed"
+            );
+        }
+        Ok(Shards::of(self.count, self.held.iter().copied()))
+    }
+
+    /// Gives every lease up, so that the other processes take the shards over at once.
+    async fn release(&self, catalogue: &Catalogue) {
+        let leases = self
+            .held
+            .iter()
+            .map(|shard| format!("{SHARD_LEASE}{shard}"))
+            .chain([format!("{MEMBER_LEASE}{}", self.holder)]);
+        for lease in leases {
+            if let Err(e) = catalogue.release_lease(&lease, &self.holder).await {
+                tracing::debug!(lease, error = %e, "lease not released; it expires on its own");
+            }
+        }
     }
 }
 
@@ -265,9 +347,16 @@ async fn follow_active_model(job: &ProactiveJob) {
 
 /// One forecaster run with the active model, logged; without a model, the tiers with a
 /// capacity are still placed from what they hold, so bursts meet a bar.
-async fn forecast(policy: &Policy, job: &ProactiveJob, tracker: &mut Option<Tracker>, now: i64) {
+async fn forecast(
+    policy: &Policy,
+    job: &ProactiveJob,
+    tracker: &mut Option<Tracker>,
+    shards: &Shards,
+    now: i64,
+) {
     let Some(model) = job.model.get() else {
         if policy.is_ranked()
+            && shards.places()
             && let Err(e) = policy.place_unforecast(&job.catalogue, now).await
         {
             tracing::warn!(error = %e, "cannot read the tiers with a capacity; bursts are admitted by the thresholds until the next run");
@@ -276,7 +365,7 @@ async fn forecast(policy: &Policy, job: &ProactiveJob, tracker: &mut Option<Trac
     };
     let started = std::time::Instant::now();
     match policy
-        .proactive_run(&job.catalogue, &model, tracker, now)
+        .proactive_run(&job.catalogue, &model, tracker, shards, now)
         .await
     {
         Ok(run) => {

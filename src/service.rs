@@ -220,6 +220,7 @@ impl Service {
                     interval: config.forecast.interval,
                     retrain_interval: config.forecast.retrain_interval,
                     metrics: self.metrics.clone(),
+                    shards: config.forecast.shards,
                 },
                 stop.clone(),
             )),

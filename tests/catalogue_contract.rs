@@ -681,6 +681,77 @@ async fn expired_leases_are_reclaimed(c: Catalogue) {
     );
 }
 
+async fn forecast_shards_share_by_lease_and_rank_from_stored_values(c: Catalogue) {
+    let now = now_ms();
+    for (name, holder, until, taken) in [
+        ("forecaster/a", "a", now + 60_000, true),
+        ("forecaster/b", "b", now + 60_000, true),
+        ("forecaster/gone", "gone", now - 1, true),
+        ("forecast-shard/0", "a", now + 60_000, true),
+        ("forecast-shard/0", "b", now + 60_000, false),
+    ] {
+        assert_eq!(
+            c.try_lease(name, holder, now, until).await.unwrap(),
+            taken,
+            "{name} for {holder}"
+        );
+    }
+    assert_eq!(
+        c.live_leases("forecaster/", now).await.unwrap(),
+        2,
+        "the expired member and the shard are not counted"
+    );
+    c.release_lease("forecaster/a", "a").await.unwrap();
+    assert_eq!(c.live_leases("forecaster/", now).await.unwrap(), 1);
+
+    let valued = add_object(&c, "valued", "public").await;
+    let moving = add_object(&c, "moving", "public").await;
+    enqueue_to_onprem(&c, &moving).await;
+    c.save_predictions(&[strata::db::StoredPrediction {
+        object_id: valued.id.clone(),
+        predicted_accesses: 4.0,
+        value: 30.0,
+        variance: 30.0,
+        day_rate: 2.5,
+        horizon_hours: 1,
+        predicted_tier: "public".into(),
+        model_version: 7,
+        predicted_at: now,
+    }])
+    .await
+    .unwrap();
+    let mut stored = Vec::new();
+    c.for_each_stored_value(|v| stored.push(v)).await.unwrap();
+    stored.sort_by(|a, b| a.object_id.cmp(&b.object_id));
+    let mut expected = vec![
+        strata::db::StoredValue {
+            object_id: valued.id.clone(),
+            tier: "public".into(),
+            size_bytes: valued.size as u64,
+            moving_to: None,
+            value: 30.0,
+            variance: 30.0,
+            day_rate: 2.5,
+        },
+        strata::db::StoredValue {
+            object_id: moving.id.clone(),
+            tier: "public".into(),
+            size_bytes: moving.size as u64,
+            moving_to: Some("onprem".into()),
+            value: 0.0,
+            variance: 0.0,
+            day_rate: 0.0,
+        },
+    ];
+    expected.sort_by(|a, b| a.object_id.cmp(&b.object_id));
+    assert_eq!(stored, expected);
+    let view = c.get_object_view(&valued.id, now).await.unwrap();
+    assert_eq!(
+        view.prediction.map(|p| (p.value, p.day_rate)),
+        Some((30.0, 2.5))
+    );
+}
+
 async fn capacity_is_checked_when_a_copy_starts(c: Catalogue) {
     add_object(&c, "resident", "onprem").await; // 100 bytes on onprem
     let obj = add_object(&c, "incoming", "public").await;
@@ -989,6 +1060,7 @@ contract!(
     moves_follow_the_state_machine,
     claims_follow_priority_then_age,
     expired_leases_are_reclaimed,
+    forecast_shards_share_by_lease_and_rank_from_stored_values,
     capacity_is_checked_when_a_copy_starts,
     concurrent_enqueues_admit_exactly_one,
     moves_list_newest_first_with_filters,

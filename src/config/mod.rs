@@ -307,6 +307,9 @@ pub struct ForecastConfig {
     /// Time between scheduled retrains from the catalogue, champion against challenger
     /// (`FORECAST_RETRAIN_INTERVAL_SECS`, 0 for none).
     pub retrain_interval: Option<Duration>,
+    /// How many shards the objects are split into, so that several processes share
+    /// forecasting (`FORECAST_SHARDS`): at most this many processes forecast.
+    pub shards: u32,
 }
 
 impl Default for ForecastConfig {
@@ -318,6 +321,7 @@ impl Default for ForecastConfig {
             models_dir: PathBuf::from("models"),
             move_budget_bytes_per_hour: None,
             retrain_interval: Some(Duration::from_secs(86_400)),
+            shards: 16,
         }
     }
 }
@@ -675,6 +679,7 @@ fn forecast_config(vars: &Vars<'_>) -> Result<ForecastConfig, ConfigError> {
             0..=30 * 86_400,
         )?)
         .filter(|every| !every.is_zero()),
+        shards: vars.parse_in("FORECAST_SHARDS", defaults.shards, 1..=1024)?,
     })
 }
 
@@ -789,8 +794,10 @@ mod tests {
             ("MODELS_DIR", "/srv/models"),
             ("TIER_ONPREM_PREDICT_ABOVE", "120.5"),
             ("TIER_PRIVATE_PREDICT_ABOVE", "none"),
+            ("FORECAST_SHARDS", "6"),
         ])
         .unwrap();
+        assert_eq!(config.forecast.shards, 6);
         assert_eq!(config.forecast.interval, Duration::from_secs(5));
         assert_eq!(config.forecast.hysteresis, 0.8);
         assert_eq!(config.forecast.min_residence, Duration::ZERO);
@@ -813,6 +820,8 @@ mod tests {
             ("FORECAST_RETRAIN_INTERVAL_SECS", "-1"),
             ("FORECAST_RETRAIN_INTERVAL_SECS", "2592001"),
             ("FORECAST_INTERVAL_SECS", "0"),
+            ("FORECAST_SHARDS", "0"),
+            ("FORECAST_SHARDS", "1025"),
             ("FORECAST_HYSTERESIS", "1.5"),
             ("FORECAST_HYSTERESIS", "NaN"),
             ("TIER_ONPREM_PREDICT_ABOVE", "-3"),

@@ -1,6 +1,6 @@
 //! What the forecaster reads and writes: hourly access history, objects changed since a
-//! time, the latest prediction per object, and the lease that makes one process the
-//! forecaster when several serve.
+//! time, the latest prediction per object, and the leases that share the forecast
+//! shards among the processes that serve.
 
 use futures_util::TryStreamExt;
 use serde_json::json;
@@ -42,6 +42,13 @@ pub struct StoredPrediction {
     pub object_id: String,
     /// Predicted accesses over the horizon.
     pub predicted_accesses: f64,
+    /// What placement ranks the object by: the prediction, or more for a burst in
+    /// progress.
+    pub value: f64,
+    /// The variance of `value` as an estimate.
+    pub variance: f64,
+    /// Accesses over the horizon at the object's mean rate of the last day.
+    pub day_rate: f64,
     /// The horizon, hours.
     pub horizon_hours: i64,
     /// The tier the prediction implies.
@@ -50,6 +57,25 @@ pub struct StoredPrediction {
     pub model_version: i64,
     /// When, epoch ms.
     pub predicted_at: i64,
+}
+
+/// An object as the ranking of every object reads it from the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredValue {
+    /// The object.
+    pub object_id: String,
+    /// Its tier.
+    pub tier: String,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+    /// The tier a move under way takes it to.
+    pub moving_to: Option<String>,
+    /// Its stored [`StoredPrediction::value`], 0 without a prediction.
+    pub value: f64,
+    /// The value's variance as an estimate.
+    pub variance: f64,
+    /// Accesses over the horizon at its mean rate of the last day.
+    pub day_rate: f64,
 }
 
 impl StoredPrediction {
@@ -62,6 +88,9 @@ impl StoredPrediction {
         Ok(Some(StoredPrediction {
             object_id: row.try_get("id")?,
             predicted_accesses: row.try_get("predicted_accesses")?,
+            value: row.try_get("placement_value")?,
+            variance: row.try_get("variance")?,
+            day_rate: row.try_get("day_rate")?,
             horizon_hours: row.try_get("horizon_hours")?,
             predicted_tier: row.try_get("predicted_tier")?,
             model_version: row.try_get("model_version")?,
@@ -134,6 +163,32 @@ impl Catalogue {
         Ok(series)
     }
 
+    /// Every object with its stored value and the tier a move under way takes it to,
+    /// passed to `each` as the rows stream in.
+    pub async fn for_each_stored_value(&self, mut each: impl FnMut(StoredValue)) -> Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT o.id, o.tier, o.size, m.to_tier, \
+               COALESCE(p.placement_value, 0.0) AS placement_value, \
+               COALESCE(p.variance, 0.0) AS variance, COALESCE(p.day_rate, 0.0) AS day_rate \
+             FROM objects o LEFT JOIN predictions p ON p.object_id = o.id \
+             LEFT JOIN migrations m ON m.object_id = o.id \
+               AND m.status IN ('pending', 'copying', 'verifying')",
+        )
+        .fetch(&self.reads);
+        while let Some(row) = rows.try_next().await? {
+            each(StoredValue {
+                object_id: row.try_get("id")?,
+                tier: row.try_get("tier")?,
+                size_bytes: row.try_get::<i64, _>("size")?.max(0) as u64,
+                moving_to: row.try_get("to_tier")?,
+                value: row.try_get("placement_value")?,
+                variance: row.try_get("variance")?,
+                day_rate: row.try_get("day_rate")?,
+            });
+        }
+        Ok(())
+    }
+
     /// Objects whose row changed at or after `since_ms` (all of them for `i64::MIN`).
     pub async fn objects_changed_since(&self, since_ms: i64) -> Result<Vec<TrackedObject>> {
         let rows = sqlx::query(
@@ -168,6 +223,9 @@ impl Catalogue {
                     "TEXT",
                     "BIGINT",
                     "BIGINT",
+                    "DOUBLE PRECISION",
+                    "DOUBLE PRECISION",
+                    "DOUBLE PRECISION",
                 ],
                 chunk.iter().map(|p| {
                     [
@@ -177,20 +235,27 @@ impl Catalogue {
                         json!(p.predicted_tier),
                         json!(p.model_version),
                         json!(p.predicted_at),
+                        json!(p.value),
+                        json!(p.variance),
+                        json!(p.day_rate),
                     ]
                 }),
             );
             let sql = format!(
                 "INSERT INTO predictions (object_id, predicted_accesses, horizon_hours, \
-                   predicted_tier, model_version, predicted_at) \
-                 SELECT c0, c1, c2, c3, c4, c5 FROM {} AS v \
+                   predicted_tier, model_version, predicted_at, placement_value, variance, \
+                   day_rate) \
+                 SELECT c0, c1, c2, c3, c4, c5, c6, c7, c8 FROM {} AS v \
                  WHERE EXISTS (SELECT 1 FROM objects WHERE objects.id = v.c0) \
                  ON CONFLICT (object_id) DO UPDATE SET \
                    predicted_accesses = excluded.predicted_accesses, \
                    horizon_hours = excluded.horizon_hours, \
                    predicted_tier = excluded.predicted_tier, \
                    model_version = excluded.model_version, \
-                   predicted_at = excluded.predicted_at",
+                   predicted_at = excluded.predicted_at, \
+                   placement_value = excluded.placement_value, \
+                   variance = excluded.variance, \
+                   day_rate = excluded.day_rate",
                 rows.source
             );
             rows.bind(sqlx::query(&sql)).execute(&self.writes).await?;
@@ -221,6 +286,19 @@ impl Catalogue {
         .await?
         .rows_affected();
         Ok(taken == 1)
+    }
+
+    /// How many unexpired leases at `now_ms` have names starting with `prefix`.
+    pub async fn live_leases(&self, prefix: &str, now_ms: i64) -> Result<usize> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM leases \
+             WHERE substr(name, 1, length($1)) = $1 AND expires_at >= $2",
+        )
+        .bind(prefix)
+        .bind(now_ms)
+        .fetch_one(&self.reads)
+        .await?;
+        Ok(usize::try_from(count).unwrap_or_default())
     }
 
     /// Gives up the lease `name` if `holder` has it, so another process can take over

@@ -25,7 +25,7 @@ pub use access::{
     AccessCount, AccessSummary, ConsumerOffset, DAY_MS, HOUR_MS, LocatedAccess, MINUTE_MS,
     PartitionAccesses, RecordedAccess,
 };
-pub use forecast::{HourHits, StoredPrediction, TrackedObject};
+pub use forecast::{HourHits, StoredPrediction, StoredValue, TrackedObject};
 pub use models::ModelRecord;
 pub use moves::{MoveActivity, MoveCause, MoveFilter, MoveReason, MoveRecord, MoveStatus, NewMove};
 pub use objects::{

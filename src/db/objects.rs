@@ -120,6 +120,7 @@ fn object_view_select() -> String {
            AS access_total, \
          {} AS last_access_at, \
          p.predicted_accesses, p.horizon_hours, p.predicted_tier, p.model_version, p.predicted_at, \
+         p.placement_value, p.variance, p.day_rate, \
          dmg.problem AS damage \
          FROM objects LEFT JOIN predictions p ON p.object_id = objects.id \
          LEFT JOIN object_damage dmg ON dmg.object_id = objects.id AND dmg.object_version = objects.version",

@@ -22,11 +22,13 @@ pub mod features;
 pub mod history;
 pub mod model;
 pub mod report;
+pub mod shards;
 pub mod trace;
 pub mod tracker;
 
 pub use active::ActiveModel;
 pub use model::{Contribution, Evaluation, Example, Model, ModelError, ModelKind, Scores};
+pub use shards::Shards;
 pub use tracker::{ObjectForecast, TrackedId, TrackedValue, Tracker};
 
 use std::collections::HashMap;

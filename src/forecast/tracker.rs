@@ -12,6 +12,7 @@ use crate::db::{Catalogue, CatalogueError, HOUR_MS, HourHits, StoredPrediction, 
 
 use super::features::{ClosedHours, HISTORY_HOURS, ObjectFacts, day_rate_now};
 use super::history::HourlyRing;
+use super::shards::Shards;
 use super::{Forecast, forecast_now};
 use super::{Model, object_facts};
 
@@ -41,8 +42,8 @@ struct Tracked {
     /// Needs a new prediction before the next full run; listed in `dirty` while set. A
     /// cell, so a run clears it while reading the objects.
     dirty: Cell<bool>,
-    /// The prediction last stored in the catalogue.
-    saved: Option<f64>,
+    /// The prediction and the value last stored in the catalogue.
+    saved: Option<(f64, f64)>,
     /// The last prediction made.
     predicted: Cell<f64>,
     /// Its variance as an estimate.
@@ -116,6 +117,12 @@ pub struct ObjectForecast<'a> {
     pub updated_at: i64,
     /// Predicted accesses over the model's horizon after the hour in progress.
     pub predicted: f64,
+    /// What placement ranks it by (see [`TrackedValue`]).
+    pub value: f64,
+    /// The variance of `value` as an estimate.
+    pub variance: f64,
+    /// Accesses over the horizon at its mean rate of the last day.
+    pub day_rate: f64,
 }
 
 /// An object's standing for placement.
@@ -174,10 +181,12 @@ pub struct Tracker {
     last_run_ms: Option<i64>,
     /// Objects whose last prediction saw a burst.
     bursting: Vec<u32>,
+    /// The shards whose objects it follows; others are not read in.
+    shards: Shards,
 }
 
 impl Tracker {
-    /// No objects yet; `now_ms` counts as the time of the last full load.
+    /// No objects yet, of every shard; `now_ms` counts as the time of the last full load.
     pub fn new(now_ms: i64) -> Tracker {
         Tracker {
             index: HashMap::default(),
@@ -188,12 +197,20 @@ impl Tracker {
             last_run: None,
             last_run_ms: None,
             bursting: Vec::new(),
+            shards: Shards::all(),
         }
     }
 
-    /// Reads every object and the last week of hour buckets.
-    pub async fn load(catalogue: &Catalogue, now_ms: i64) -> Result<Tracker, CatalogueError> {
-        let mut tracker = Tracker::new(now_ms);
+    /// Reads every object of `shards` and their last week of hour buckets.
+    pub async fn load(
+        catalogue: &Catalogue,
+        now_ms: i64,
+        shards: Shards,
+    ) -> Result<Tracker, CatalogueError> {
+        let mut tracker = Tracker {
+            shards,
+            ..Tracker::new(now_ms)
+        };
         tracker.read_objects(catalogue).await?;
         let end_hour = now_ms.div_euclid(HOUR_MS);
         tracker
@@ -226,7 +243,9 @@ impl Tracker {
     async fn read_objects(&mut self, catalogue: &Catalogue) -> Result<(), CatalogueError> {
         let since = self.seen_until_ms.saturating_sub(CHANGE_SLACK_MS);
         for row in catalogue.objects_changed_since(since).await? {
-            self.observe_object(row);
+            if self.shards.holds(&row.id) {
+                self.observe_object(row);
+            }
         }
         Ok(())
     }
@@ -239,6 +258,11 @@ impl Tracker {
         catalogue
             .for_each_hour_hits(from_hour * HOUR_MS, |row| self.observe_hour(&row))
             .await
+    }
+
+    /// The shards whose objects it follows.
+    pub fn shards(&self) -> &Shards {
+        &self.shards
     }
 
     /// Takes in an object row: new, or with its tier or content changed.
@@ -391,6 +415,9 @@ impl Tracker {
                     tier: &tracked.tier,
                     updated_at: tracked.updated_at,
                     predicted,
+                    value: tracked.value(),
+                    variance: tracked.variance(),
+                    day_rate: tracked.day_rate.get(),
                 }
             })
             .collect()
@@ -430,8 +457,9 @@ impl Tracker {
         })
     }
 
-    /// The predictions among `made` that differ noticeably from what the catalogue
-    /// holds (by more than half an access and 10 %), marked as stored; the catalogue
+    /// The predictions among `made` whose prediction or value differs noticeably from
+    /// what the catalogue holds (by more than half an access and 10 %), marked as
+    /// stored; the catalogue
     /// keeps one row per object, and rewriting all of them every run would cost more
     /// than the run.
     pub fn to_store(&mut self, made: Vec<StoredPrediction>) -> Vec<StoredPrediction> {
@@ -444,11 +472,12 @@ impl Tracker {
                 else {
                     return false;
                 };
-                let changed = tracked.saved.is_none_or(|saved| {
-                    (p.predicted_accesses - saved).abs() > (0.1 * saved).max(0.5)
+                let differs = |now: f64, saved: f64| (now - saved).abs() > (0.1 * saved).max(0.5);
+                let changed = tracked.saved.is_none_or(|(predicted, value)| {
+                    differs(p.predicted_accesses, predicted) || differs(p.value, value)
                 });
                 if changed {
-                    tracked.saved = Some(p.predicted_accesses);
+                    tracked.saved = Some((p.predicted_accesses, p.value));
                 }
                 changed
             })
@@ -703,6 +732,9 @@ mod tests {
             vec![StoredPrediction {
                 object_id: "a".into(),
                 predicted_accesses: predicted,
+                value: predicted,
+                variance: predicted,
+                day_rate: predicted,
                 horizon_hours: 1,
                 predicted_tier: "public".into(),
                 model_version: 1,
@@ -718,5 +750,11 @@ mod tests {
             tracker.to_store(made(0.4)).is_empty(),
             "within half an access"
         );
+        // The global ranking of several forecasters reads values: a burst's is stored.
+        let mut burst = made(0.4);
+        burst[0].value = 30.0;
+        assert_eq!(tracker.to_store(burst.clone()).len(), 1, "a burst began");
+        assert!(tracker.to_store(burst).is_empty());
+        assert_eq!(tracker.to_store(made(0.4)).len(), 1, "the burst is over");
     }
 }

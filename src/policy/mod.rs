@@ -63,7 +63,8 @@ pub struct Policy {
     /// Bytes an hour ranked placement may move; `None`: no limit.
     move_budget: Option<u64>,
     /// The last forecaster run's placement in this process, which spikes are admitted
-    /// against; `None` before the first ranked run (or in a process without the lease).
+    /// against; `None` before the first ranked run (or in a process without forecast
+    /// shard 0).
     standing: Mutex<Option<Standing<String>>>,
     /// The operator rules, as last read from the catalogue.
     rules: RwLock<Arc<RuleSet>>,

@@ -9,7 +9,7 @@ use super::placement::{Candidate, Placed};
 use super::rules::Allowed;
 use super::{Bounds, PlannedMove, Policy};
 use crate::db::{Catalogue, CatalogueError, HOUR_MS, StoredPrediction};
-use crate::forecast::{Model, Tracker};
+use crate::forecast::{Model, Shards, Tracker};
 
 /// What one forecaster run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,22 +21,25 @@ pub struct ProactiveRun {
 }
 
 impl Policy {
-    /// One forecaster run: brings `tracker` up to date (loading it when `None`),
-    /// predicts with `model`, queues the moves the predictions call for and stores the
-    /// predictions that changed.
+    /// One forecaster run over the objects of `shards`: brings `tracker` up to date
+    /// (loading it when `None` or of other shards), predicts with `model`, stores the
+    /// predictions that changed and queues the moves they call for. Where tiers are
+    /// filled by rank, the holder of every shard ranks from its own state, and otherwise
+    /// the holder of shard 0 ranks every object from the values the shards stored.
     pub async fn proactive_run(
         &self,
         catalogue: &Catalogue,
         model: &Model,
         tracker: &mut Option<Tracker>,
+        shards: &Shards,
         now_ms: i64,
     ) -> Result<ProactiveRun, CatalogueError> {
         let fresh = match tracker.as_mut() {
-            Some(t) => !t.update(catalogue, now_ms).await?,
-            None => true,
+            Some(t) if t.shards() == shards => !t.update(catalogue, now_ms).await?,
+            _ => true,
         };
         if fresh {
-            *tracker = Some(Tracker::load(catalogue, now_ms).await?);
+            *tracker = Some(Tracker::load(catalogue, now_ms, shards.clone()).await?);
         }
         let Some(tracker) = tracker.as_mut() else {
             return Ok(ProactiveRun {
@@ -47,28 +50,39 @@ impl Policy {
         let forecasts = tracker.forecast(model, now_ms);
         let predicted = forecasts.len();
         let bounds = self.last_bounds();
-        let planned = self.plan_proactive(&forecasts, now_ms, &bounds);
+        let thresholds = self.plan_proactive(&forecasts, now_ms, &bounds);
         let made: Vec<StoredPrediction> = forecasts
             .iter()
             .map(|f| StoredPrediction {
                 object_id: f.object_id.to_string(),
                 predicted_accesses: f.predicted,
+                value: f.value,
+                variance: f.variance,
+                day_rate: f.day_rate,
                 horizon_hours: model.horizon_hours as i64,
                 predicted_tier: self.predicted_tier(f.predicted).to_string(),
                 model_version: model.version,
                 predicted_at: now_ms,
             })
             .collect();
-        let moving = self.moving_if_ranked(catalogue).await?;
-        let planned = self.with_ranked(
-            tracker,
-            moving.as_ref(),
-            model,
-            planned,
-            now_ms,
-            &bounds,
-            false,
-        );
+        // Stored before ranking: a ranking from the stored values reads this run's.
+        let store = tracker.to_store(made);
+        catalogue.save_predictions(&store).await?;
+        let horizon_ms = model.horizon_ms();
+        let ranked = if !self.is_ranked() {
+            None
+        } else if shards.is_all() {
+            let moving = objects_moving(catalogue).await?;
+            Some(self.tracked_candidates(tracker, &moving, &bounds, horizon_ms))
+        } else if shards.places() {
+            Some(
+                self.stored_candidates(catalogue, &bounds, horizon_ms)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let planned = self.with_ranked(ranked, thresholds, horizon_ms, now_ms, false);
         let mut queued = 0;
         for planned in &planned {
             match self.enqueue_planned(catalogue, planned).await? {
@@ -83,43 +97,95 @@ impl Policy {
                 }
             }
         }
-        let store = tracker.to_store(made);
-        catalogue.save_predictions(&store).await?;
         Ok(ProactiveRun { predicted, queued })
     }
 
-    /// Ranked placement of every object `tracker` follows (those in `moving`, object id
-    /// to the tier a move under way takes it to, stay where they are; those in `bounds`
-    /// within the tiers their rules allow), as moves to queue; keeps the standing for
-    /// the spikes to come, unless it is a `dry_run`.
-    pub fn place_tracked(
+    /// Every object `tracker` follows that takes part in ranked placement (see
+    /// [`Policy::in_play`]); those in `moving`, object id to the tier a move under way
+    /// takes it to, stay where they are, those in `bounds` within the tiers their rules
+    /// allow.
+    pub fn tracked_candidates(
         &self,
         tracker: &Tracker,
         moving: &HashMap<String, String>,
         bounds: &Bounds,
         horizon_ms: i64,
+    ) -> Vec<Candidate<String>> {
+        tracker
+            .values()
+            .filter_map(|v| {
+                self.candidate(
+                    v.object_id,
+                    v.tier,
+                    moving.get(v.object_id).map(String::as_str),
+                    (v.size_bytes, v.value, v.variance, v.day_rate),
+                    bounds,
+                    horizon_ms,
+                )
+            })
+            .collect()
+    }
+
+    /// [`Policy::tracked_candidates`] for every object in the catalogue, valued as the
+    /// forecast shards last stored it (at nothing before any did).
+    async fn stored_candidates(
+        &self,
+        catalogue: &Catalogue,
+        bounds: &Bounds,
+        horizon_ms: i64,
+    ) -> Result<Vec<Candidate<String>>, CatalogueError> {
+        let mut candidates = Vec::new();
+        catalogue
+            .for_each_stored_value(|v| {
+                candidates.extend(self.candidate(
+                    &v.object_id,
+                    &v.tier,
+                    v.moving_to.as_deref(),
+                    (v.size_bytes, v.value, v.variance, v.day_rate),
+                    bounds,
+                    horizon_ms,
+                ));
+            })
+            .await?;
+        Ok(candidates)
+    }
+
+    /// The object `id` on `tier` as ranked placement sees it, of `(size, value,
+    /// variance, day_rate)`; `None` when it takes no part (see [`Policy::in_play`]).
+    fn candidate(
+        &self,
+        id: &str,
+        tier: &str,
+        moving_to: Option<&str>,
+        (size, value, variance, day_rate): (u64, f64, f64, f64),
+        bounds: &Bounds,
+        horizon_ms: i64,
+    ) -> Option<Candidate<String>> {
+        let tier = self.rank(tier)?;
+        let moving_to = moving_to.and_then(|to| self.rank(to));
+        self.in_play(tier, moving_to, value, day_rate, horizon_ms)
+            .then(|| Candidate {
+                key: id.to_string(),
+                tier,
+                size,
+                value,
+                variance,
+                day_rate,
+                moving_to,
+                allowed: bounds.get(id).map_or(Allowed::ANY, |b| b.allowed),
+            })
+    }
+
+    /// Ranked placement of `candidates` as moves to queue; keeps the standing for the
+    /// spikes to come, unless it is a `dry_run`.
+    pub fn place_candidates(
+        &self,
+        candidates: &[Candidate<String>],
+        horizon_ms: i64,
         now_ms: i64,
         dry_run: bool,
     ) -> Vec<PlannedMove> {
-        let candidates: Vec<Candidate<String>> = tracker
-            .values()
-            .filter_map(|v| {
-                let tier = self.rank(v.tier)?;
-                let moving_to = moving.get(v.object_id).and_then(|to| self.rank(to));
-                self.in_play(tier, moving_to, v.value, v.day_rate, horizon_ms)
-                    .then(|| Candidate {
-                        key: v.object_id.to_string(),
-                        tier,
-                        size: v.size_bytes,
-                        value: v.value,
-                        variance: v.variance,
-                        day_rate: v.day_rate,
-                        moving_to,
-                        allowed: bounds.get(v.object_id).map_or(Allowed::ANY, |b| b.allowed),
-                    })
-            })
-            .collect();
-        self.place_against_standing(&candidates, horizon_ms, now_ms, dry_run)
+        self.place_against_standing(candidates, horizon_ms, now_ms, dry_run)
             .into_iter()
             .map(|placed| PlannedMove {
                 from_tier: self.tiers[placed.from].name.clone(),
@@ -208,41 +274,34 @@ impl Policy {
         now_ms: i64,
         bounds: &Bounds,
     ) -> Result<Vec<PlannedMove>, CatalogueError> {
-        let mut tracker = Tracker::load(catalogue, now_ms).await?;
-        let planned = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms, bounds);
-        let moving = self.moving_if_ranked(catalogue).await?;
-        Ok(self.with_ranked(
-            &tracker,
-            moving.as_ref(),
-            model,
-            planned,
-            now_ms,
-            bounds,
-            true,
-        ))
+        let mut tracker = Tracker::load(catalogue, now_ms, Shards::all()).await?;
+        let thresholds = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms, bounds);
+        let horizon_ms = model.horizon_ms();
+        let ranked = if self.is_ranked() {
+            let moving = objects_moving(catalogue).await?;
+            Some(self.tracked_candidates(&tracker, &moving, bounds, horizon_ms))
+        } else {
+            None
+        };
+        Ok(self.with_ranked(ranked, thresholds, horizon_ms, now_ms, true))
     }
 
-    /// A forecaster run's moves: with tiers filled by rank (`moving` from
-    /// [`Policy::moving_if_ranked`]), ranked placement's over every object `tracker`
-    /// follows, then the `thresholds`' moves of the objects it leaves where they are;
-    /// else the thresholds' alone; objects in `bounds` within their rules' tiers. A
-    /// `dry_run` keeps the standing as it was.
-    #[allow(clippy::too_many_arguments)]
+    /// A forecaster run's moves: with `ranked` candidates (tiers filled by rank, and
+    /// this process ranks), ranked placement's, then the `thresholds`' moves of the
+    /// objects it leaves where they are; else the thresholds' alone. A `dry_run` keeps
+    /// the standing as it was.
     fn with_ranked(
         &self,
-        tracker: &Tracker,
-        moving: Option<&HashMap<String, String>>,
-        model: &Model,
+        ranked: Option<Vec<Candidate<String>>>,
         thresholds: Vec<PlannedMove>,
+        horizon_ms: i64,
         now_ms: i64,
-        bounds: &Bounds,
         dry_run: bool,
     ) -> Vec<PlannedMove> {
-        let Some(moving) = moving else {
+        let Some(candidates) = ranked else {
             return thresholds;
         };
-        let mut ranked =
-            self.place_tracked(tracker, moving, bounds, model.horizon_ms(), now_ms, dry_run);
+        let mut ranked = self.place_candidates(&candidates, horizon_ms, now_ms, dry_run);
         let placed: HashSet<String> = ranked.iter().map(|p| p.object_id.clone()).collect();
         ranked.extend(
             thresholds
@@ -251,18 +310,9 @@ impl Policy {
         );
         ranked
     }
+}
 
-    /// With tiers filled by rank, the objects with a move under way, each with the tier
-    /// it is moving to, for [`Policy::with_ranked`]; `None` otherwise.
-    async fn moving_if_ranked(
-        &self,
-        catalogue: &Catalogue,
-    ) -> Result<Option<HashMap<String, String>>, CatalogueError> {
-        if !self.is_ranked() {
-            return Ok(None);
-        }
-        Ok(Some(
-            catalogue.objects_moving().await?.into_iter().collect(),
-        ))
-    }
+/// The objects with a move under way, each with the tier it is moving to.
+async fn objects_moving(catalogue: &Catalogue) -> Result<HashMap<String, String>, CatalogueError> {
+    Ok(catalogue.objects_moving().await?.into_iter().collect())
 }

@@ -7,6 +7,7 @@
 mod browser;
 mod data;
 mod db;
+mod deployment;
 mod http;
 mod kafka;
 mod moves;
@@ -18,5 +19,6 @@ mod tls;
 // Each test binary uses its own subset of these too.
 #[allow(unused_imports)]
 pub use self::{
-    browser::*, data::*, db::*, http::*, kafka::*, moves::*, s3::*, servers::*, stack::*, tls::*,
+    browser::*, data::*, db::*, deployment::*, http::*, kafka::*, moves::*, s3::*, servers::*,
+    stack::*, tls::*,
 };
