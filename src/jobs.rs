@@ -30,6 +30,10 @@ const MEMBER_LEASE: &str = "forecaster/";
 /// Prefix of the lease of a forecast shard, followed by the shard's number.
 const SHARD_LEASE: &str = "forecast-shard/";
 
+/// How long a process is a member before it takes forecast shards (one interval when
+/// that is shorter).
+const JOIN_GRACE: Duration = Duration::from_secs(5);
+
 /// How often minute buckets are rolled up into hour buckets.
 const ROLLUP_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -225,6 +229,19 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
     let mut tracker: Option<Tracker> = None;
     // The first retrain comes one retrain interval after the start, not at every start.
     let mut retrained_at = std::time::Instant::now();
+    // Joining a while before taking shards lets processes started together split them at
+    // once, instead of the first taking them all (and loading every object) and handing
+    // most back.
+    if let Err(e) = leases
+        .join(&job.catalogue, crate::timestamp::now_ms())
+        .await
+    {
+        tracing::warn!(error = %e, "cannot join the forecasters; trying again at the first run");
+    }
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = tokio::time::sleep(JOIN_GRACE.min(job.interval)) => {}
+    }
     let mut ticks = tokio::time::interval(job.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -275,11 +292,8 @@ impl ShardLeases {
     /// share (so that a process that just started gets some) and takes free ones up to
     /// it, lowest first; returns the shards held now. A shard changing hands is logged.
     async fn renew(&mut self, catalogue: &Catalogue, now: i64) -> Result<Shards, CatalogueError> {
+        self.join(catalogue, now).await?;
         let until = now.saturating_add(self.lease_ms);
-        let member = format!("{MEMBER_LEASE}{}", self.holder);
-        catalogue
-            .try_lease(&member, &self.holder, now, until)
-            .await?;
         let members = catalogue.live_leases(MEMBER_LEASE, now).await?;
         let fair = fair_share(self.count, members);
         let before = std::mem::take(&mut self.held);
@@ -315,6 +329,17 @@ impl ShardLeases {
             );
         }
         Ok(Shards::of(self.count, self.held.iter().copied()))
+    }
+
+    /// Takes or renews this process's membership: it counts in every process's fair
+    /// share from now on.
+    async fn join(&self, catalogue: &Catalogue, now: i64) -> Result<(), CatalogueError> {
+        let member = format!("{MEMBER_LEASE}{}", self.holder);
+        let until = now.saturating_add(self.lease_ms);
+        catalogue
+            .try_lease(&member, &self.holder, now, until)
+            .await?;
+        Ok(())
     }
 
     /// Gives every lease up, so that the other processes take the shards over at once.

@@ -720,28 +720,29 @@ async fn forecast_shards_share_by_lease_and_rank_from_stored_values(c: Catalogue
     }])
     .await
     .unwrap();
+    let resident = add_object(&c, "resident", "onprem").await;
+    add_object(&c, "cold", "public").await;
     let mut stored = Vec::new();
-    c.for_each_stored_value(|v| stored.push(v)).await.unwrap();
+    c.for_each_stored_value(&["onprem"], |v| stored.push(v))
+        .await
+        .unwrap();
     stored.sort_by(|a, b| a.object_id.cmp(&b.object_id));
+    let stored_value = |o: &strata::db::ObjectRecord, moving_to: Option<&str>, value, day_rate| {
+        strata::db::StoredValue {
+            object_id: o.id.clone(),
+            tier: o.tier.clone(),
+            size_bytes: o.size as u64,
+            moving_to: moving_to.map(str::to_string),
+            value,
+            variance: value,
+            day_rate,
+        }
+    };
+    // Not `cold`: valued at nothing on a tier without a capacity, no ranking moves it.
     let mut expected = vec![
-        strata::db::StoredValue {
-            object_id: valued.id.clone(),
-            tier: "public".into(),
-            size_bytes: valued.size as u64,
-            moving_to: None,
-            value: 30.0,
-            variance: 30.0,
-            day_rate: 2.5,
-        },
-        strata::db::StoredValue {
-            object_id: moving.id.clone(),
-            tier: "public".into(),
-            size_bytes: moving.size as u64,
-            moving_to: Some("onprem".into()),
-            value: 0.0,
-            variance: 0.0,
-            day_rate: 0.0,
-        },
+        stored_value(&valued, None, 30.0, 2.5),
+        stored_value(&resident, None, 0.0, 0.0),
+        stored_value(&moving, Some("onprem"), 0.0, 0.0),
     ];
     expected.sort_by(|a, b| a.object_id.cmp(&b.object_id));
     assert_eq!(stored, expected);

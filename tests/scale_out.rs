@@ -81,18 +81,33 @@ fn partitions_of(deployment: &Deployment, instance: &Instance) -> usize {
 }
 
 /// Waits until the six partitions and the six forecast shards are split evenly among
-/// `instances`: each settled in the group with its share, each shard held by one.
+/// `instances`: each settled in the group with its share, each shard held by one; on a
+/// timeout, says how they were split.
 async fn split_evenly(deployment: &Deployment, instances: &[Instance], what: &str) {
     let share = 6 / instances.len();
-    eventually(Duration::from_secs(120), what, || async {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
         let holders = shard_holders(deployment).await;
-        instances.iter().all(|i| {
-            settled_with_partitions(&deployment.log_path(&i.name))
-                && partitions_of(deployment, i) == share
-        }) && holders.len() == instances.len()
+        let partitions: Vec<(usize, bool)> = instances
+            .iter()
+            .map(|i| {
+                let settled = settled_with_partitions(&deployment.log_path(&i.name));
+                (partitions_of(deployment, i), settled)
+            })
+            .collect();
+        if partitions.iter().all(|&p| p == (share, true))
+            && holders.len() == instances.len()
             && holders.values().all(|&held| held == share as i64)
-    })
-    .await;
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: partitions (count, settled) {partitions:?}, \
+             shards per holder {holders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Moves claimed by `pid`'s workers (named `<pid>-<id>`), with the given statuses.

@@ -17,30 +17,9 @@ OBJECTS=${1:-1000000}
 MOVES=${2:-200000}
 ROUNDS=${3:-20}
 
-scripts/stack.sh up >/dev/null
-set -a; . .stack/stack.env; set +a
-cargo build --release >/dev/null 2>&1 || { cargo build --release; exit 1; }
-BIN=$ROOT/target/release/strata
-PG=(psql -h 127.0.0.1 -U postgres -d postgres -qtA)
-DB=strata_bench_console_$$
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
-. "$ROOT/scripts/bench/lib/server.sh"
-cleanup() {
-    stop_server
-    "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-"${PG[@]}" -c "CREATE DATABASE $DB"
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB RUST_LOG=warn
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export LISTEN_ADDR=127.0.0.1:$PORT
-URL=http://127.0.0.1:$PORT
-
-
-# The schema, by the service itself; then the rows.
-start_server
-stop_server
+NAME=console
+. "$ROOT/scripts/bench/lib/catalogue.sh"
+export RUST_LOG=warn
 NOW=$(date +%s%3N)
 "${PG[@]}" -d "$DB" <<SQL
 INSERT INTO objects (id, bucket, object_key, size, content_type, checksum, tier, location,

@@ -14,29 +14,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 OBJECTS=${1:-5000}
 
-scripts/stack.sh up >/dev/null
-set -a; . .stack/stack.env; set +a
-cargo build --release >/dev/null 2>&1 || { cargo build --release; exit 1; }
-BIN=$ROOT/target/release/strata
-PG=(psql -h 127.0.0.1 -U postgres -d postgres -qtA)
-DB=strata_bench_retention_$$
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
-. "$ROOT/scripts/bench/lib/server.sh"
-cleanup() {
-    stop_server
-    "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-"${PG[@]}" -c "CREATE DATABASE $DB"
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB RUST_LOG=strata=info
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export LISTEN_ADDR=127.0.0.1:$PORT
-URL=http://127.0.0.1:$PORT
-
-# The schema, by the service itself; then the rows.
-RETENTION_INTERVAL_SECS=86400 start_server
-stop_server
+NAME=retention
+. "$ROOT/scripts/bench/lib/catalogue.sh"
+export RUST_LOG=strata=info
 NOW=$(date +%s%3N)
 HOUR=3600000
 DAY_START=$(( (NOW / HOUR) * HOUR - 4 * 24 * HOUR ))

@@ -163,18 +163,35 @@ impl Catalogue {
         Ok(series)
     }
 
-    /// Every object with its stored value and the tier a move under way takes it to,
-    /// passed to `each` as the rows stream in.
-    pub async fn for_each_stored_value(&self, mut each: impl FnMut(StoredValue)) -> Result<()> {
-        let mut rows = sqlx::query(
+    /// Every object that ranked placement may move, with its stored value and the tier
+    /// a move under way takes it to, passed to `each` as the rows stream in: those on
+    /// one of `tiers` (the tiers with a capacity), on their way to one, or valued above
+    /// nothing (an object valued at nothing never pays for a move).
+    pub async fn for_each_stored_value(
+        &self,
+        tiers: &[&str],
+        mut each: impl FnMut(StoredValue),
+    ) -> Result<()> {
+        let on_tiers: Vec<String> = (1..=tiers.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
             "SELECT o.id, o.tier, o.size, m.to_tier, \
                COALESCE(p.placement_value, 0.0) AS placement_value, \
                COALESCE(p.variance, 0.0) AS variance, COALESCE(p.day_rate, 0.0) AS day_rate \
              FROM objects o LEFT JOIN predictions p ON p.object_id = o.id \
              LEFT JOIN migrations m ON m.object_id = o.id \
-               AND m.status IN ('pending', 'copying', 'verifying')",
-        )
-        .fetch(&self.reads);
+               AND m.status IN ('pending', 'copying', 'verifying') \
+             WHERE p.placement_value > 0 OR m.to_tier IS NOT NULL OR o.tier IN ({})",
+            if on_tiers.is_empty() {
+                "NULL".to_string()
+            } else {
+                on_tiers.join(", ")
+            }
+        );
+        let mut query = sqlx::query(&sql);
+        for tier in tiers {
+            query = query.bind(*tier);
+        }
+        let mut rows = query.fetch(&self.reads);
         while let Some(row) = rows.try_next().await? {
             each(StoredValue {
                 object_id: row.try_get("id")?,
@@ -191,24 +208,34 @@ impl Catalogue {
 
     /// Objects whose row changed at or after `since_ms` (all of them for `i64::MIN`).
     pub async fn objects_changed_since(&self, since_ms: i64) -> Result<Vec<TrackedObject>> {
-        let rows = sqlx::query(
+        let mut objects = Vec::new();
+        self.for_each_object_changed_since(since_ms, |o| objects.push(o))
+            .await?;
+        Ok(objects)
+    }
+
+    /// [`Catalogue::objects_changed_since`], passed to `each` as the rows stream in: a
+    /// reader that keeps some of them never holds all at once.
+    pub async fn for_each_object_changed_since(
+        &self,
+        since_ms: i64,
+        mut each: impl FnMut(TrackedObject),
+    ) -> Result<()> {
+        let mut rows = sqlx::query(
             "SELECT id, tier, updated_at, created_at, size FROM objects WHERE updated_at >= $1",
         )
         .bind(since_ms)
-        .fetch_all(&self.reads)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                Ok(TrackedObject {
-                    id: row.try_get("id")?,
-                    tier: row.try_get("tier")?,
-                    updated_at: row.try_get("updated_at")?,
-                    created_at: row.try_get("created_at")?,
-                    size_bytes: row.try_get::<i64, _>("size")?.max(0) as u64,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        .fetch(&self.reads);
+        while let Some(row) = rows.try_next().await? {
+            each(TrackedObject {
+                id: row.try_get("id")?,
+                tier: row.try_get("tier")?,
+                updated_at: row.try_get("updated_at")?,
+                created_at: row.try_get("created_at")?,
+                size_bytes: row.try_get::<i64, _>("size")?.max(0) as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Stores the latest predictions, replacing older ones of the same objects; rows of

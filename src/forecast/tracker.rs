@@ -242,12 +242,13 @@ impl Tracker {
 
     async fn read_objects(&mut self, catalogue: &Catalogue) -> Result<(), CatalogueError> {
         let since = self.seen_until_ms.saturating_sub(CHANGE_SLACK_MS);
-        for row in catalogue.objects_changed_since(since).await? {
-            if self.shards.holds(&row.id) {
-                self.observe_object(row);
-            }
-        }
-        Ok(())
+        catalogue
+            .for_each_object_changed_since(since, |row| {
+                if self.shards.holds(&row.id) {
+                    self.observe_object(row);
+                }
+            })
+            .await
     }
 
     async fn read_hours(

@@ -135,8 +135,15 @@ impl Policy {
         horizon_ms: i64,
     ) -> Result<Vec<Candidate<String>>, CatalogueError> {
         let mut candidates = Vec::new();
+        let bounded: Vec<&str> = self
+            .tiers
+            .iter()
+            .zip(&self.limits)
+            .filter(|(_, limit)| limit.capacity.is_some())
+            .map(|(tier, _)| tier.name.as_str())
+            .collect();
         catalogue
-            .for_each_stored_value(|v| {
+            .for_each_stored_value(&bounded, |v| {
                 candidates.extend(self.candidate(
                     &v.object_id,
                     &v.tier,
