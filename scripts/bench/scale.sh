@@ -8,8 +8,9 @@
 # (objects it predicted and the seconds it took, from `/metrics`) and each instance's
 # peak RSS (VmHWM) after it; with one instance, REST latency (p50, p99 of ROUNDS
 # requests, default 200) of a page of 100 objects (following the cursor) and of one
-# object's metadata; the database's size. The tiers with a capacity (2 % and 10 % of the
-# bytes) make each run rank as well as predict.
+# object's metadata; the database's size. Last, the query with which the holder of
+# forecast shard 0 reads the stored values to rank every object when the shards are
+# split (tiers onprem and private with a capacity), timed by psql.
 #
 #   scripts/bench/scale.sh [OBJECTS] [HISTORY] [DENSITY] [ROUNDS]
 set -euo pipefail
@@ -40,8 +41,8 @@ INSERT INTO objects (id, bucket, object_key, size, content_type, checksum, tier,
 SELECT 'obj-' || lpad(g::text, 8, '0'), 'strata', 'bench/' || lpad(g::text, 8, '0'),
        1000 + g % 100000, 'application/octet-stream', 'blake3:00',
        CASE WHEN g % 50 = 0 THEN 'onprem' WHEN g % 10 = 0 THEN 'private' ELSE 'public' END,
-       'objects/' || g, 1, $NOW - 30 * 24 * $HOUR::bigint, $NOW - 30 * 24 * $HOUR::bigint,
-       $NOW - 30 * 24 * $HOUR::bigint, 0, '{}'
+       'objects/' || g, 1, $NOW - 30 * 24 * $HOUR::bigint, $NOW, $NOW - 30 * 24 * $HOUR::bigint,
+       0, '{}'
 FROM generate_series(1, $OBJECTS) AS g;
 INSERT INTO access_buckets (object_id, resolution_ms, bucket_start, hits)
 SELECT 'obj-' || lpad(o::text, 8, '0'), $HOUR, ($NOW / $HOUR - h) * $HOUR::bigint, 1 + (o + h) % 7
@@ -73,9 +74,9 @@ instances() { # count
             >"$WORK/instance$i.log" 2>&1 &
         PIDS+=($!)
     done
+    local ready_ms=() deadline=$((SECONDS + 600))
     for ((i = 0; i < count; i++)); do
-        local url=http://127.0.0.1:${ports[i]} deadline=$((SECONDS + 600))
-        until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ]; do
+        until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ports[i]}/readyz")" = 200 ]; do
             [ $SECONDS -lt $deadline ] && kill -0 "${PIDS[i]}" 2>/dev/null || {
                 echo "instance $i did not become ready; its log:" >&2
                 cat "$WORK/instance$i.log" >&2
@@ -83,7 +84,10 @@ instances() { # count
             }
             sleep 0.1
         done
-        local ready_ms=$((($(date +%s%N) - starts[i]) / 1000000))
+        ready_ms+=($((($(date +%s%N) - starts[i]) / 1000000)))
+    done
+    for ((i = 0; i < count; i++)); do
+        local url=http://127.0.0.1:${ports[i]}
         until [ "$(metric "$url" strata_forecast_runs_total)" -ge 1 ] 2>/dev/null; do
             [ $SECONDS -lt $deadline ] || { echo "instance $i made no forecast run" >&2; exit 1; }
             sleep 1
@@ -91,7 +95,7 @@ instances() { # count
         local rss
         rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/${PIDS[i]}/status")
         printf '%d of %d: ready in %6.2f s; first forecast run: %8s objects in %7.2f s; peak RSS %5s MiB\n' \
-            "$((i + 1))" "$count" "$(echo "$ready_ms / 1000" | bc -l)" \
+            "$((i + 1))" "$count" "$(echo "${ready_ms[i]} / 1000" | bc -l)" \
             "$(metric "$url" strata_forecast_last_objects)" \
             "$(metric "$url" strata_forecast_last_seconds)" "$rss"
     done
@@ -130,13 +134,26 @@ report("read one object's metadata", reads)
 PY
 }
 
-# Tiers filled by rank (onprem 2 % of the bytes, private 10 %), so that a run ranks as
-# well as predicts; a move budget of one byte an hour keeps the moves of objects without
-# bytes out of the queue.
-BYTES=$("${PG[@]}" -d "$DB" -c "SELECT SUM(size) FROM objects")
-export TIER_ONPREM_CAPACITY_BYTES=$((BYTES / 50)) TIER_PRIVATE_CAPACITY_BYTES=$((BYTES / 10))
-export MOVE_BUDGET_BYTES_PER_HOUR=1
+# The shipped model; the tiers keep their thresholds. The objects' predictions pass
+# none, and each was placed just now (`updated_at`: no demotion within the minimum
+# residence), so nothing is queued and the runs measure forecasting alone.
+export MODELS_DIR=$ROOT/models
 instances 1
 # The leases of the stopped instance would count it as a member for three intervals.
 "${PG[@]}" -d "$DB" -c "DELETE FROM leases" >/dev/null
 instances 3
+echo "ranking from the stored values (psql, second run): $("${PG[@]}" -d "$DB" <<'SQL' | grep -o 'Time: [0-9.]* ms' | tail -1
+\timing on
+\o /dev/null
+SELECT o.id, o.tier, o.size, m.to_tier, COALESCE(p.placement_value, 0.0),
+       COALESCE(p.variance, 0.0), COALESCE(p.day_rate, 0.0)
+FROM objects o LEFT JOIN predictions p ON p.object_id = o.id
+LEFT JOIN migrations m ON m.object_id = o.id AND m.status IN ('pending', 'copying', 'verifying')
+WHERE p.placement_value > 0 OR m.to_tier IS NOT NULL OR o.tier IN ('onprem', 'private');
+SELECT o.id, o.tier, o.size, m.to_tier, COALESCE(p.placement_value, 0.0),
+       COALESCE(p.variance, 0.0), COALESCE(p.day_rate, 0.0)
+FROM objects o LEFT JOIN predictions p ON p.object_id = o.id
+LEFT JOIN migrations m ON m.object_id = o.id AND m.status IN ('pending', 'copying', 'verifying')
+WHERE p.placement_value > 0 OR m.to_tier IS NOT NULL OR o.tier IN ('onprem', 'private');
+SQL
+)"

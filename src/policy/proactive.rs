@@ -34,6 +34,7 @@ impl Policy {
         shards: &Shards,
         now_ms: i64,
     ) -> Result<ProactiveRun, CatalogueError> {
+        let started = std::time::Instant::now();
         let fresh = match tracker.as_mut() {
             Some(t) if t.shards() == shards => !t.update(catalogue, now_ms).await?,
             _ => true,
@@ -47,8 +48,10 @@ impl Policy {
                 queued: 0,
             });
         };
+        let read_ms = started.elapsed().as_millis() as u64;
         let forecasts = tracker.forecast(model, now_ms);
         let predicted = forecasts.len();
+        let predict_ms = started.elapsed().as_millis() as u64 - read_ms;
         let bounds = self.last_bounds();
         let thresholds = self.plan_proactive(&forecasts, now_ms, &bounds);
         let made: Vec<StoredPrediction> = forecasts
@@ -67,7 +70,9 @@ impl Policy {
             .collect();
         // Stored before ranking: a ranking from the stored values reads this run's.
         let store = tracker.to_store(made);
+        let stored = store.len();
         catalogue.save_predictions(&store).await?;
+        let store_ms = started.elapsed().as_millis() as u64 - read_ms - predict_ms;
         let horizon_ms = model.horizon_ms();
         let ranked = if !self.is_ranked() {
             None
@@ -97,6 +102,18 @@ impl Policy {
                 }
             }
         }
+        tracing::debug!(
+            fresh,
+            predicted,
+            stored,
+            queued,
+            read_ms,
+            predict_ms,
+            store_ms,
+            rank_and_queue_ms =
+                started.elapsed().as_millis() as u64 - read_ms - predict_ms - store_ms,
+            "forecast run's parts"
+        );
         Ok(ProactiveRun { predicted, queued })
     }
 
