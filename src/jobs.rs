@@ -229,6 +229,8 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
     let mut tracker: Option<Tracker> = None;
     // The first retrain comes one retrain interval after the start, not at every start.
     let mut retrained_at = std::time::Instant::now();
+    // The active model serves predictions from the start, shards or not.
+    follow_active_model(&job).await;
     // Joining a while before taking shards lets processes started together split them at
     // once, instead of the first taking them all (and loading every object) and handing
     // most back.
