@@ -256,6 +256,12 @@ async fn transitions_follow_the_last_access_and_expiry_deletes_and_records() {
         "{expired:#}"
     );
     assert_eq!(expired["items"][0]["key"], "tmp/upload");
+    // What a rule expired stays listed once the rule is gone; an unknown rule is a 404.
+    let deleted = curl(&["-X", "DELETE", &server.url("/api/v1/rules/tmp")]);
+    assert_eq!(deleted.status, 204);
+    let after = curl(&[&server.url("/api/v1/rules/tmp/expirations")]).json();
+    assert_eq!(after["items"], expired["items"]);
+    curl(&[&server.url("/api/v1/rules/nope/expirations")]).assert_error(404, "not_found");
     assert_eq!(tier_of(&server, &kept), "public");
     assert!(server.log().contains("object expired by rule"));
     drop(server);

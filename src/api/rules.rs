@@ -222,7 +222,8 @@ pub async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The objects an expire rule deleted, newest first (up to 1,000).
+/// The objects an expire rule deleted, newest first (up to 1,000); those of a rule
+/// deleted since stay listed.
 #[utoipa::path(
     get,
     path = "/api/v1/rules/{id}/expirations",
@@ -231,6 +232,7 @@ pub async fn delete_rule(
     responses(
         (status = 200, description = "The objects", body = ExpiredList),
         (status = 401, description = "Missing or wrong token (API_TOKEN_READS)", body = ErrorBody),
+        (status = 404, description = "No such rule, and none of that id ever expired an object", body = ErrorBody),
         (status = 503, description = "The catalogue is unavailable", body = ErrorBody),
     ),
 )]
@@ -238,13 +240,16 @@ pub async fn list_expirations(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ExpiredList>, ApiError> {
-    let items = state
+    let items: Vec<_> = state
         .catalogue
         .expirations(&id, EXPIRATIONS_SHOWN)
         .await?
         .into_iter()
         .map(Into::into)
         .collect();
+    if items.is_empty() && !state.catalogue.rules().await?.iter().any(|r| r.id == id) {
+        return Err(ApiError::NotFound(format!("rule {id} not found")));
+    }
     Ok(Json(ExpiredList { items }))
 }
 
