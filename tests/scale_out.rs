@@ -10,7 +10,7 @@ use std::process::Child;
 use std::time::Duration;
 
 use common::{
-    Deployment, assigned_partitions, eventually, free_port, http, ingest_at,
+    Deployment, assigned_partitions, eventually, http, ingest_at, listen_address,
     settled_with_partitions,
 };
 
@@ -33,12 +33,10 @@ impl Drop for Instance {
     }
 }
 
-fn start(deployment: &Deployment, name: &str) -> Instance {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let child = deployment.serve_with(
+async fn start(deployment: &Deployment, name: &str) -> Instance {
+    let mut child = deployment.serve_with(
         name,
         &[
-            ("LISTEN_ADDR", &listen),
             ("FORECAST_SHARDS", "6"),
             ("FORECAST_INTERVAL_SECS", "1"),
             ("MODELS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/models")),
@@ -52,10 +50,12 @@ fn start(deployment: &Deployment, name: &str) -> Instance {
             ("MOVER_BANDWIDTH_BYTES_PER_SEC", "98304"),
         ],
     );
+    // The deployment listens on port 0; the process says which port it got.
+    let address = listen_address(&deployment.log_path(name), 0, &mut child).await;
     Instance {
         name: name.into(),
         child,
-        base: format!("http://{listen}"),
+        base: format!("http://{address}"),
     }
 }
 
@@ -125,10 +125,10 @@ async fn moves_claimed_by(deployment: &Deployment, pid: u32, statuses: &str) -> 
 async fn three_instances_share_the_work_and_two_take_over_from_a_killed_one() {
     let deployment = Deployment::new(6).await;
     let counted = deployment.objects(300).await;
-    let mut instances: Vec<Instance> = ["a", "b", "c"]
-        .iter()
-        .map(|name| start(&deployment, name))
-        .collect();
+    let mut instances = Vec::new();
+    for name in ["a", "b", "c"] {
+        instances.push(start(&deployment, name).await);
+    }
     split_evenly(
         &deployment,
         &instances,

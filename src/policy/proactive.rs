@@ -102,18 +102,20 @@ impl Policy {
                 }
             }
         }
-        tracing::debug!(
-            fresh,
-            predicted,
-            stored,
-            queued,
-            read_ms,
-            predict_ms,
-            store_ms,
-            rank_and_queue_ms =
-                started.elapsed().as_millis() as u64 - read_ms - predict_ms - store_ms,
-            "forecast run's parts"
-        );
+        if fresh || predicted > 0 {
+            tracing::debug!(
+                fresh,
+                predicted,
+                stored,
+                queued,
+                read_ms,
+                predict_ms,
+                store_ms,
+                rank_and_queue_ms =
+                    started.elapsed().as_millis() as u64 - read_ms - predict_ms - store_ms,
+                "forecast run's parts"
+            );
+        }
         Ok(ProactiveRun { predicted, queued })
     }
 

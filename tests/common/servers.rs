@@ -282,7 +282,7 @@ fn s3_endpoint_in(log: &str) -> String {
 
 /// The address a server started with `LISTEN_ADDR` port 0 says it listens on, read from
 /// its log past the first `from` bytes (what earlier runs logged).
-async fn listen_address(
+pub async fn listen_address(
     log: &std::path::Path,
     from: usize,
     child: &mut std::process::Child,
