@@ -2,9 +2,9 @@
 //! moves: the reactive job acts on each spike as it comes, the scheduled (proactive) job
 //! runs the forecaster every interval over the forecast shards this process holds
 //! (shared among the processes by leases), follows the active model everywhere and
-//! retrains on schedule. The decisions themselves are
-//! the policy's ([`crate::policy`]); these only drive them. The rules job applies the
-//! operator rules every interval. Beside them, the catalogue's upkeep: the minute
+//! retrains on schedule. The decisions themselves are the policy's
+//! ([`crate::policy`]); these only drive them. The rules job applies the operator rules
+//! every interval. Beside them, the catalogue's upkeep: the minute
 //! buckets' roll-up into hour buckets, and retention.
 
 use std::collections::BTreeSet;
@@ -260,7 +260,7 @@ pub async fn run_proactive(policy: Arc<Policy>, job: ProactiveJob, stop: Cancell
                 continue;
             }
         };
-        if shards.held().next().is_none() {
+        if shards.is_empty() {
             tracker = None;
             continue;
         }

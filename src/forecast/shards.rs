@@ -44,14 +44,9 @@ impl Shards {
         self.held.contains(&0)
     }
 
-    /// The held shards, lowest first.
-    pub fn held(&self) -> impl Iterator<Item = u32> + '_ {
-        self.held.iter().copied()
-    }
-
-    /// How many shards there are.
-    pub fn count(&self) -> u32 {
-        self.count
+    /// Whether no shard is held: this process forecasts nothing.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
     }
 }
 
@@ -105,7 +100,8 @@ mod tests {
         }
         assert!(Shards::all().is_all() && Shards::all().places());
         assert!(!halves[0].is_all() && halves[0].places() && !halves[1].places());
-        assert_eq!(Shards::of(4, [3, 9]).held().collect::<Vec<_>>(), [3]);
+        assert_eq!(Shards::of(4, [3, 9]), Shards::of(4, [3]));
+        assert!(Shards::of(4, []).is_empty() && !halves[1].is_empty());
     }
 
     #[test]

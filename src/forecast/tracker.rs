@@ -460,9 +460,8 @@ impl Tracker {
 
     /// The predictions among `made` whose prediction or value differs noticeably from
     /// what the catalogue holds (by more than half an access and 10 %), marked as
-    /// stored; the catalogue
-    /// keeps one row per object, and rewriting all of them every run would cost more
-    /// than the run.
+    /// stored; the catalogue keeps one row per object, and rewriting all of them every
+    /// run would cost more than the run.
     pub fn to_store(&mut self, made: Vec<StoredPrediction>) -> Vec<StoredPrediction> {
         made.into_iter()
             .filter(|p| {

@@ -74,19 +74,9 @@ impl Policy {
         catalogue.save_predictions(&store).await?;
         let store_ms = started.elapsed().as_millis() as u64 - read_ms - predict_ms;
         let horizon_ms = model.horizon_ms();
-        let ranked = if !self.is_ranked() {
-            None
-        } else if shards.is_all() {
-            let moving = objects_moving(catalogue).await?;
-            Some(self.tracked_candidates(tracker, &moving, &bounds, horizon_ms))
-        } else if shards.places() {
-            Some(
-                self.stored_candidates(catalogue, &bounds, horizon_ms)
-                    .await?,
-            )
-        } else {
-            None
-        };
+        let ranked = self
+            .ranked_candidates(catalogue, tracker, &bounds, horizon_ms)
+            .await?;
         let planned = self.with_ranked(ranked, thresholds, horizon_ms, now_ms, false);
         let mut queued = 0;
         for planned in &planned {
@@ -117,6 +107,34 @@ impl Policy {
             );
         }
         Ok(ProactiveRun { predicted, queued })
+    }
+
+    /// What this process ranks, with tiers filled by rank: every object `tracker`
+    /// follows when it holds every shard, every object in the catalogue as the shards
+    /// stored it when it holds shard 0 only; `None` otherwise, or without such tiers.
+    /// (`tracker` is taken `mut` only because a shared borrow of it, full of cells, would
+    /// make the future not `Send`.)
+    async fn ranked_candidates(
+        &self,
+        catalogue: &Catalogue,
+        tracker: &mut Tracker,
+        bounds: &Bounds,
+        horizon_ms: i64,
+    ) -> Result<Option<Vec<Candidate<String>>>, CatalogueError> {
+        let shards = tracker.shards();
+        Ok(if !self.is_ranked() {
+            None
+        } else if shards.is_all() {
+            let moving = objects_moving(catalogue).await?;
+            Some(self.tracked_candidates(tracker, &moving, bounds, horizon_ms))
+        } else if shards.places() {
+            Some(
+                self.stored_candidates(catalogue, bounds, horizon_ms)
+                    .await?,
+            )
+        } else {
+            None
+        })
     }
 
     /// Every object `tracker` follows that takes part in ranked placement (see
@@ -303,12 +321,9 @@ impl Policy {
         let mut tracker = Tracker::load(catalogue, now_ms, Shards::all()).await?;
         let thresholds = self.plan_proactive(&tracker.forecast(model, now_ms), now_ms, bounds);
         let horizon_ms = model.horizon_ms();
-        let ranked = if self.is_ranked() {
-            let moving = objects_moving(catalogue).await?;
-            Some(self.tracked_candidates(&tracker, &moving, bounds, horizon_ms))
-        } else {
-            None
-        };
+        let ranked = self
+            .ranked_candidates(catalogue, &mut tracker, bounds, horizon_ms)
+            .await?;
         Ok(self.with_ranked(ranked, thresholds, horizon_ms, now_ms, true))
     }
 
