@@ -140,9 +140,12 @@ impl Mover {
             migration = %m.id, object = %m.object_id, from = %m.from_tier, to = %m.to_tier,
             reason = %m.reason, attempt = m.attempts, "move started"
         );
-        let id = m.id.clone();
+        let (id, started) = (m.id.clone(), Instant::now());
         self.execute(m).await?;
-        Ok(Some(self.catalogue.get_move(&id).await?))
+        let after = self.catalogue.get_move(&id).await?;
+        self.metrics
+            .record_move_attempt(after.status.as_str(), started.elapsed());
+        Ok(Some(after))
     }
 
     /// One attempt of claimed move `m`: copy, verify, switch the catalogue, delete the

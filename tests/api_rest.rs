@@ -348,9 +348,20 @@ async fn migrations_tiers_and_plan() {
     let ready = curl(&[&server.url("/readyz")]).json();
     assert_eq!(ready["dependencies"]["catalogue"], "up");
     let metrics = curl(&[&server.url("/metrics")]);
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let metrics = String::from_utf8_lossy(&metrics.body);
     assert!(
-        String::from_utf8_lossy(&metrics.body)
-            .contains("strata_migrations{status=\"completed\",reason=\"manual\"} 1")
+        metrics.contains("strata_migrations{status=\"completed\",reason=\"manual\"} 1"),
+        "{metrics}"
+    );
+    // The move's attempt is timed, in buckets up to +Inf.
+    assert!(
+        metrics
+            .contains("strata_move_attempt_seconds_bucket{outcome=\"completed\",le=\"+Inf\"} 1\n"),
+        "{metrics}"
     );
 
     drop(server);

@@ -108,8 +108,23 @@ async fn the_cli_drives_the_walkthrough() {
         ok && metrics.contains("strata_tier_objects{tier="),
         "{metrics}"
     );
+    // Requests are timed by route template; the table leaves histogram buckets out.
+    assert!(
+        metrics.contains(
+            "strata_http_request_seconds_count{method=\"POST\",route=\"/api/v1/objects\",status=\"201\"} "
+        ),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("_bucket{"), "{metrics}");
     let metrics = strata_json(&server, &["metrics"]);
     assert!(metrics["strata_events_consumed_total"].as_f64().unwrap() >= 100.0);
+    let buckets = metrics.as_object().unwrap().keys();
+    assert!(
+        buckets
+            .filter(|k| k.starts_with("strata_http_request_seconds_bucket{"))
+            .count()
+            > 1
+    );
 
     // Failures: non-zero exit, one line naming the problem.
     for (args, needle) in [

@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -252,6 +252,7 @@ pub fn router(state: AppState) -> axum::Router {
             axum::routing::get(move || async move { Json(doc) }),
         )
         .merge(console::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), timed))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(middleware::from_fn(refuse_nul))
@@ -266,6 +267,26 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
         "not_found",
         format!("no route for {method} {}", uri.path()),
     )
+}
+
+/// Middleware: times each request to a route to its response head, by method, route
+/// (the path template, so ids do not multiply the series) and status.
+async fn timed(
+    State(state): State<AppState>,
+    route: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    state.metrics.record_http_request(
+        method.as_str(),
+        route.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Middleware: a path or query with an encoded NUL (`%00`) is refused with 400. No id,

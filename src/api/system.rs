@@ -11,7 +11,7 @@ use super::views::ModelRef;
 use super::{ApiError, AppState, ErrorBody};
 use crate::db::HOUR_MS;
 use crate::health::BrokerLink;
-use crate::metrics::Page;
+use crate::metrics::{self, Snapshot};
 use crate::timestamp::{format_rfc3339_ms, now_ms};
 
 /// Liveness or readiness.
@@ -144,88 +144,71 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     let tables = state.catalogue.table_sizes().await?;
     let mut text = String::new();
     state.metrics.render(&mut text);
-    let mut page = Page(&mut text);
-    page.family(
+    let mut now = Snapshot::default();
+    let label = |name: &'static str, value: &str| vec![(name, value.to_string())];
+    let rows = now.gauges(
         "strata_table_rows",
-        "gauge",
-        "Rows per catalogue table (PostgreSQL: its planner's estimate).",
+        "Rows per catalogue table (PostgreSQL: its planner's estimate)",
     );
-    for t in &tables {
-        page.sample("strata_table_rows", &[("table", t.table)], t.rows);
-    }
-    page.family(
+    let table_bytes = now.gauges(
         "strata_table_bytes",
-        "gauge",
-        "Bytes per catalogue table with its indexes (PostgreSQL).",
+        "Bytes per catalogue table with its indexes (PostgreSQL)",
     );
     for t in &tables {
+        rows.get_or_create(&label("table", t.table)).set(t.rows);
         if let Some(bytes) = t.bytes {
-            page.sample("strata_table_bytes", &[("table", t.table)], bytes);
+            table_bytes
+                .get_or_create(&label("table", t.table))
+                .set(bytes);
         }
     }
-    page.family("strata_tier_objects", "gauge", "Objects stored per tier.");
-    for u in &usage {
-        page.sample("strata_tier_objects", &[("tier", &u.tier)], u.objects);
-    }
-    page.family("strata_tier_bytes", "gauge", "Bytes stored per tier.");
-    for u in &usage {
-        page.sample("strata_tier_bytes", &[("tier", &u.tier)], u.bytes);
-    }
-    page.family(
+    let objects = now.gauges("strata_tier_objects", "Objects stored per tier");
+    let bytes = now.gauges("strata_tier_bytes", "Bytes stored per tier");
+    let served = now.gauges(
         "strata_tier_accesses_served",
-        "gauge",
-        "Accesses each tier served over the last hour or day (window), each counted for the tier its object was on when it was counted.",
+        "Accesses each tier served over the last hour or day (window), each counted for the tier its object was on when it was counted",
     );
     for u in &usage {
+        objects
+            .get_or_create(&label("tier", &u.tier))
+            .set(u.objects);
+        bytes.get_or_create(&label("tier", &u.tier)).set(u.bytes);
         for (window, hits) in [("1h", u.accesses_last_hour), ("1d", u.accesses_last_day)] {
-            page.sample(
-                "strata_tier_accesses_served",
-                &[("tier", &u.tier), ("window", window)],
-                hits,
-            );
+            served
+                .get_or_create(&vec![("tier", u.tier.clone()), ("window", window.into())])
+                .set(hits);
         }
     }
-    page.family(
+    let capacity = now.gauges(
         "strata_tier_capacity_bytes",
-        "gauge",
-        "Configured capacity per tier (tiers with one).",
+        "Configured capacity per tier (tiers with one)",
     );
-    for (config, _) in state.tiers.iter() {
-        if let Some(capacity) = config.capacity_bytes {
-            page.sample(
-                "strata_tier_capacity_bytes",
-                &[("tier", &config.name)],
-                capacity,
-            );
-        }
-    }
-    page.family(
+    let bar = now.float_gauges(
         "strata_tier_bar_accesses_per_mb",
-        "gauge",
-        "Density an object must beat to enter a full tier filled by rank (expected accesses over the forecast horizon per MB), as this process last placed it.",
+        "Density an object must beat to enter a full tier filled by rank (expected accesses over the forecast horizon per MB), as this process last placed it",
     );
     for (rank, (config, _)) in state.tiers.iter().enumerate() {
-        if let Some(bar) = state.policy.bar(rank) {
-            page.sample(
-                "strata_tier_bar_accesses_per_mb",
-                &[("tier", &config.name)],
-                bar * 1e6,
-            );
+        if let Some(bytes) = config.capacity_bytes {
+            capacity
+                .get_or_create(&label("tier", &config.name))
+                .set(bytes.min(i64::MAX as u64) as i64);
+        }
+        if let Some(density) = state.policy.bar(rank) {
+            bar.get_or_create(&label("tier", &config.name))
+                .set(density * 1e6);
         }
     }
-    page.family(
-        "strata_migrations",
-        "gauge",
-        "Migrations by status and reason.",
-    );
+    let moves = now.gauges("strata_migrations", "Migrations by status and reason");
     for (status, reason, n) in &migrations {
-        page.sample(
-            "strata_migrations",
-            &[("status", status.as_str()), ("reason", reason.as_str())],
-            n,
-        );
+        moves
+            .get_or_create(&vec![
+                ("status", status.as_str().to_string()),
+                ("reason", reason.as_str().to_string()),
+            ])
+            .set(*n);
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+    now.render(&mut text);
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text))
 }
 
 /// What the service is doing now, at a glance: cheap to ask every few seconds.

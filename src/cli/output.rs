@@ -69,9 +69,15 @@ impl Output {
                 out
             }
             Output::Line(_, line) => format!("{line}\n"),
+            // Histograms show as their count and sum; their buckets are for Prometheus.
             Output::Metrics(text) => text
                 .lines()
                 .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .filter(|l| {
+                    !l.split(['{', ' '])
+                        .next()
+                        .is_some_and(|n| n.ends_with("_bucket"))
+                })
                 .map(|l| format!("{l}\n"))
                 .collect(),
         }

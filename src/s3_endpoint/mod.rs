@@ -16,7 +16,7 @@ mod objects;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::error_handling::HandleError;
 use s3s::auth::SimpleAuth;
@@ -67,13 +67,20 @@ impl S3Endpoint {
         }
     }
 
-    /// Counts the answer to an `operation` request and passes it on.
-    fn counted<T>(&self, operation: &'static str, answer: S3Result<T>) -> S3Result<T> {
+    /// Answers an `operation` request, counting and timing the answer.
+    async fn counted<T>(
+        &self,
+        operation: &'static str,
+        answer: impl Future<Output = S3Result<T>>,
+    ) -> S3Result<T> {
+        let started = Instant::now();
+        let answer = answer.await;
         let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) => e.code().as_str(),
         };
-        self.metrics.record_s3_request(operation, outcome);
+        self.metrics
+            .record_s3_request(operation, outcome, started.elapsed());
         answer
     }
 
@@ -145,40 +152,39 @@ impl S3 for S3Endpoint {
         &self,
         _req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let answer: S3Result<_> =
-            async { Ok(S3Response::new(listing::buckets(&self.buckets))) }.await;
-        self.counted("ListBuckets", answer)
+        self.counted("ListBuckets", async {
+            Ok(S3Response::new(listing::buckets(&self.buckets)))
+        })
+        .await
     }
 
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("HeadBucket", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(HeadBucketOutput::default()))
-        }
-        .await;
-        self.counted("HeadBucket", answer)
+        })
+        .await
     }
 
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("GetBucketLocation", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(GetBucketLocationOutput::default()))
-        }
-        .await;
-        self.counted("GetBucketLocation", answer)
+        })
+        .await
     }
 
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("CreateBucket", async {
             self.bucket(&req.input.bucket).map_err(|_| {
                 s3_error!(
                     AccessDenied,
@@ -190,157 +196,145 @@ impl S3 for S3Endpoint {
                 "bucket {:?} exists",
                 req.input.bucket
             ))
-        }
-        .await;
-        self.counted("CreateBucket", answer)
+        })
+        .await
     }
 
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("ListObjects", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
                 listing::list_v1(&self.catalogue, req.input).await?,
             ))
-        }
-        .await;
-        self.counted("ListObjects", answer)
+        })
+        .await
     }
 
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let answer: S3Result<_> = async {
+        self.counted("ListObjectsV2", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
                 listing::list_v2(&self.catalogue, req.input).await?,
             ))
-        }
-        .await;
-        self.counted("ListObjectsV2", answer)
+        })
+        .await
     }
 
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("PutObject", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
                 objects::put(self, req.input, req.trailing_headers).await?,
             ))
-        }
-        .await;
-        self.counted("PutObject", answer)
+        })
+        .await
     }
 
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("GetObject", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(objects::get(self, req.input).await?))
-        }
-        .await;
-        self.counted("GetObject", answer)
+        })
+        .await
     }
 
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("HeadObject", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(objects::head(self, req.input).await?))
-        }
-        .await;
-        self.counted("HeadObject", answer)
+        })
+        .await
     }
 
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("CopyObject", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(objects::copy(self, req.input).await?))
-        }
-        .await;
-        self.counted("CopyObject", answer)
+        })
+        .await
     }
 
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("DeleteObject", async {
             self.bucket(&req.input.bucket)?;
             objects::delete(self, &req.input.bucket, &req.input.key).await?;
             Ok(S3Response::new(DeleteObjectOutput::default()))
-        }
-        .await;
-        self.counted("DeleteObject", answer)
+        })
+        .await
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("DeleteObjects", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(objects::delete_many(self, req.input).await))
-        }
-        .await;
-        self.counted("DeleteObjects", answer)
+        })
+        .await
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("CreateMultipartUpload", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(multipart::create(self, req.input).await?))
-        }
-        .await;
-        self.counted("CreateMultipartUpload", answer)
+        })
+        .await
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("UploadPart", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
                 multipart::upload_part(self, req.input, req.trailing_headers).await?,
             ))
-        }
-        .await;
-        self.counted("UploadPart", answer)
+        })
+        .await
     }
 
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("CompleteMultipartUpload", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(multipart::complete(self, req.input).await?))
-        }
-        .await;
-        self.counted("CompleteMultipartUpload", answer)
+        })
+        .await
     }
 
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("AbortMultipartUpload", async {
             self.bucket(&req.input.bucket)?;
             multipart::abort(
                 self,
@@ -350,22 +344,20 @@ impl S3 for S3Endpoint {
             )
             .await?;
             Ok(S3Response::new(AbortMultipartUploadOutput::default()))
-        }
-        .await;
-        self.counted("AbortMultipartUpload", answer)
+        })
+        .await
     }
 
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let answer: S3Result<_> = async {
+        self.counted("ListParts", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
                 multipart::list_parts(self, req.input).await?,
             ))
-        }
-        .await;
-        self.counted("ListParts", answer)
+        })
+        .await
     }
 }
