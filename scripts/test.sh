@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the real local stack:
 #   1. installs the independent test clients and servers when missing (rclone;
-#      Chromium and chromedriver; stunnel4; kafka-python; schemathesis; moto's S3
-#      server; boto3, which moto brings; the AWS CLI),
+#      Chromium and chromedriver; stunnel4; tansu with SQLite storage for SASL;
+#      kafka-python; schemathesis; moto's S3 server; boto3, which moto brings; the
+#      AWS CLI),
 #   2. validates the container set-up offline (scripts/compose-check.sh: the compose
 #      file, every .env.example variable passed through, hadolint on the Dockerfile),
 #   3. brings up the stack (scripts/stack.sh up: PostgreSQL, tansu, three s3s-fs),
@@ -30,6 +31,18 @@ if ! command -v stunnel4 >/dev/null 2>&1; then
     echo "test: installing stunnel4 (apt)" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null
+fi
+
+# tansu with SQLite storage, as `tansu-sasl`: a broker that requires sign-in and keeps
+# its SCRAM users (the stack's tansu keeps its state in memory, where users are not
+# kept), for the SASL test (tests/kafka_security.rs). Compiled once, several minutes.
+TANSU_SASL_VERSION=0.6.0
+if ! tansu-sasl --version 2>/dev/null | grep -q "$TANSU_SASL_VERSION"; then
+    echo "test: installing tansu $TANSU_SASL_VERSION with SQLite storage as tansu-sasl (cargo install)" >&2
+    tansu_root="${STACK_DIR:-$HOME/.cache/strata-stack}/tansu-sasl"
+    cargo install --locked --quiet tansu --version "$TANSU_SASL_VERSION" \
+        --no-default-features --features libsql --root "$tansu_root"
+    install -m 755 "$tansu_root/bin/tansu" "$HOME/.cargo/bin/tansu-sasl"
 fi
 
 # kafka-python: an independent Kafka protocol implementation (not librdkafka) that the
