@@ -68,9 +68,10 @@ if ! kubernetes-validate --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_V
     python3 -m pip install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
 fi
 
-# moto's standalone S3 server: lists multipart uploads, which s3s-fs cannot
-# (tests/mover_crash.rs sweeps an S3 tier on it).
-MOTO_VERSION=5.2.1
+# moto's standalone S3 server: lists multipart uploads and their parts, which s3s-fs
+# cannot (tests/mover_crash.rs sweeps an S3 tier on it; moto before 5.2.6 answers
+# ListParts with a root element the AWS SDK refuses).
+MOTO_VERSION=5.2.6
 if ! python3 -c "import moto.server, sys; sys.exit(__import__('moto').__version__ != '$MOTO_VERSION')" 2>/dev/null; then
     echo "test: installing moto[server] $MOTO_VERSION (pip)" >&2
     python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"

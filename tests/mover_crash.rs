@@ -290,8 +290,8 @@ async fn a_killed_movers_temporary_file_is_swept_after_a_lease() {
     rig.finish().await;
 }
 
-/// moto's standalone S3 server, which lists multipart uploads (s3s-fs cannot), on a free
-/// port; killed when dropped.
+/// moto's standalone S3 server, which lists multipart uploads and their parts (s3s-fs
+/// cannot), on a free port; killed when dropped.
 struct MotoServer {
     endpoint: String,
     _process: ServerProcess,
@@ -314,76 +314,139 @@ impl MotoServer {
             _process: ServerProcess::listening(moto, port, Duration::from_secs(30)).await,
         }
     }
+
+    /// A client of its own (moto takes any key).
+    fn client(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .endpoint_url(&self.endpoint)
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+                .force_path_style(true)
+                .build(),
+        )
+    }
 }
 
-/// The sweep of an S3 tier on a server that lists multipart uploads but answers
-/// ListParts in a form the SDK cannot read (moto 5: `ListPartsResponse`): the sweep does
-/// not fail, and leaves every upload whose parts it cannot date, the unfinished one of a
-/// dead mover too, rather than abort one that may still be in progress.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sweep_leaves_uploads_it_cannot_date_and_goes_on() {
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+/// The multipart uploads in progress in `bucket`: key and upload id.
+async fn uploads(client: &aws_sdk_s3::Client, bucket: &str) -> BTreeSet<(String, String)> {
+    let page = client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    page.uploads()
+        .iter()
+        .filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string())))
+        .collect()
+}
+
+/// A mover killed while it uploads a copy in parts to an S3 tier (moto's server) leaves
+/// a multipart upload; restarted, the process aborts it once it has been idle for a
+/// lease, and leaves another writer's upload in the same bucket alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_movers_multipart_upload_is_aborted_after_a_lease() {
     let server = MotoServer::start().await;
-    let mut tier = stack_tier("public");
-    let strata::config::BackendConfig::S3(s3) = &mut tier.backend else {
+    let client = server.client();
+    client.create_bucket().bucket("sweep").send().await.unwrap();
+    let foreign = client
+        .create_multipart_upload()
+        .bucket("sweep")
+        .key("backups/nightly.tar")
+        .send()
+        .await
+        .unwrap();
+    let foreign = (
+        "backups/nightly.tar".to_string(),
+        foreign.upload_id().unwrap().to_string(),
+    );
+    let mut fast = stack_tier("public");
+    fast.name = "fast".into();
+    let strata::config::BackendConfig::S3(s3) = &mut fast.backend else {
         panic!("the stack's public tier is S3");
     };
     s3.bucket = "sweep".into();
     s3.endpoint = Some(server.endpoint.clone());
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&server.endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .force_path_style(true)
-            .build(),
+    let (slow, slow_dir) = file_tier("slow", None);
+    let rig = MoveRig::new(vec![fast, slow], vec![], fast_mover()).await;
+    let object = rig
+        .ingest("slow", "big", PatternReader::new(7, 32 * 1024 * 1024))
+        .await;
+    let m = rig.enqueue(&object, "fast").await;
+    let port = free_port();
+    let env = stack_env();
+    let settings = [
+        ("TIERS", "fast,slow".to_string()),
+        ("DEFAULT_TIER", "slow".to_string()),
+        ("TIER_FAST_URL", "s3://sweep".to_string()),
+        ("TIER_FAST_ENDPOINT", server.endpoint.clone()),
+        ("TIER_FAST_REGION", "us-east-1".to_string()),
+        (
+            "TIER_FAST_ACCESS_KEY_ID",
+            env["TIER_PUBLIC_ACCESS_KEY_ID"].clone(),
+        ),
+        (
+            "TIER_FAST_SECRET_ACCESS_KEY",
+            env["TIER_PUBLIC_SECRET_ACCESS_KEY"].clone(),
+        ),
+        (
+            "TIER_SLOW_URL",
+            format!("file://{}", slow_dir.path().display()),
+        ),
+        // 32 MiB at 4 MiB/s in 8 MiB parts: the upload is under way when the process dies.
+        (
+            "MOVER_BANDWIDTH_BYTES_PER_SEC",
+            (4 * 1024 * 1024).to_string(),
+        ),
+        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut dead = loop {
+        let now = uploads(&client, "sweep").await;
+        if now.len() == 2 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no copy being uploaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    dead.remove(&foreign);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+
+    // Restarted, the mover takes the move over and aborts the dead upload once it has
+    // been idle for a lease (2 s), while its own new copy is being uploaded.
+    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    common::eventually(Duration::from_secs(60), "the dead upload aborted", || {
+        let client = &client;
+        let dead = &dead;
+        async move { uploads(client, "sweep").await.is_disjoint(dead) }
+    })
+    .await;
+    let metrics = common::curl(&[&format!("http://127.0.0.1:{port}/metrics")]);
+    let page = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        page.contains("strata_leftovers_swept_total{tier=\"fast\"} 1\n"),
+        "{page}"
     );
-    client.create_bucket().bucket("sweep").send().await.unwrap();
-    let store = strata::storage::Store::open(&tier.backend, Default::default())
-        .await
-        .unwrap();
-    // What a killed mover leaves: an upload with a part and no completion; beside it,
-    // another writer's upload (not Strata's key shape).
-    let dead = format!("{}/dead-copy-1", uuid::Uuid::now_v7());
-    let foreign = "backups/nightly.tar".to_string();
-    for key in [&dead, &foreign] {
-        let upload = client
-            .create_multipart_upload()
-            .bucket("sweep")
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        client
-            .upload_part()
-            .bucket("sweep")
-            .key(key)
-            .upload_id(upload.upload_id().unwrap())
-            .part_number(1)
-            .body(vec![7u8; 1024].into())
-            .send()
-            .await
-            .unwrap();
-    }
-    let swept = store
-        .sweep(
-            SystemTime::now() + Duration::from_secs(3600),
-            &std::collections::HashSet::new(),
-        )
-        .await
-        .expect("a part list it cannot read does not fail the sweep");
-    assert_eq!(swept, 0);
-    let page = client
-        .list_multipart_uploads()
-        .bucket("sweep")
-        .send()
-        .await
-        .unwrap();
-    let left: BTreeSet<String> = page
-        .uploads()
-        .iter()
-        .filter_map(|u| u.key().map(str::to_string))
-        .collect();
-    assert_eq!(left, BTreeSet::from([dead, foreign]));
+    rig.wait_for(&m.id, "the move completed", |m| {
+        m.status == MoveStatus::Completed
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        uploads(&client, "sweep").await,
+        BTreeSet::from([foreign]),
+        "another writer's upload is not Strata's to abort"
+    );
+    rig.finish().await;
 }
