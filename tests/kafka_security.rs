@@ -147,34 +147,48 @@ async fn accesses_are_counted(server: &StrataServer, key: &str) {
     .await;
 }
 
+/// `strata serve` on `db` reading the access topic and dead-letter topic `topics` of the
+/// broker at `brokers`, with the security `settings` on top.
+async fn serve_through(
+    db: &TestDb,
+    brokers: &str,
+    (topic, dlq): &(String, String),
+    settings: &[(&str, &str)],
+) -> StrataServer {
+    let mut env = vec![
+        ("KAFKA_BROKERS", brokers),
+        ("KAFKA_ACCESS_TOPIC", topic.as_str()),
+        ("KAFKA_DLQ_TOPIC", dlq.as_str()),
+    ];
+    env.extend_from_slice(settings);
+    StrataServer::start(db, &env).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_flow_over_tls_and_an_untrusted_broker_is_named() {
     let pki = Pki::new();
     let tls_port = free_port();
     let broker = Tansu::in_memory(tls_port);
-    let (topic, dlq) = broker.topics();
+    let topics = broker.topics();
     let tunnel = Stunnel::start_on(&pki, tls_port, &format!("127.0.0.1:{}", broker.port));
     let db = TestDb::postgres().await;
     let brokers = format!("127.0.0.1:{}", tunnel.port);
-    let with_ca = |ca: &str| {
-        vec![
-            ("KAFKA_BROKERS", brokers.clone()),
-            ("KAFKA_ACCESS_TOPIC", topic.clone()),
-            ("KAFKA_DLQ_TOPIC", dlq.clone()),
-            ("KAFKA_SECURITY_PROTOCOL", "ssl".into()),
-            ("KAFKA_SSL_CA_LOCATION", pki.file(ca).display().to_string()),
-        ]
-    };
-    let trusted = with_ca("ca.pem");
-    let trusted: Vec<(&str, &str)> = trusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = StrataServer::start(&db, &trusted).await;
+    let ca = pki.file("ca.pem").display().to_string();
+    let settings = [
+        ("KAFKA_SECURITY_PROTOCOL", "ssl"),
+        ("KAFKA_SSL_CA_LOCATION", &ca),
+    ];
+    let server = serve_through(&db, &brokers, &topics, &settings).await;
     accesses_are_counted(&server, "secure/tls").await;
     drop(server);
 
     // A broker certificate from another CA: not ready, and readiness says what to check.
-    let untrusted = with_ca("other-ca.pem");
-    let untrusted: Vec<(&str, &str)> = untrusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = StrataServer::start(&db, &untrusted).await;
+    let other = pki.file("other-ca.pem").display().to_string();
+    let settings = [
+        ("KAFKA_SECURITY_PROTOCOL", "ssl"),
+        ("KAFKA_SSL_CA_LOCATION", &other),
+    ];
+    let server = serve_through(&db, &brokers, &topics, &settings).await;
     readiness_names(&server, "KAFKA_SSL_CA_LOCATION").await;
 }
 
@@ -196,7 +210,7 @@ async fn events_flow_after_scram_sign_in_and_a_refused_one_is_named() {
             mechanism,
         ]);
     }
-    let (topic, dlq) = open.topics();
+    let topics = open.topics();
     drop(open);
     let _broker = Tansu::start("tansu-sasl", dir.path(), storage, port, port, true);
     let password_file = dir.path().join("kafka-password");
@@ -204,28 +218,23 @@ async fn events_flow_after_scram_sign_in_and_a_refused_one_is_named() {
     let password_file = password_file.display().to_string();
     let db = TestDb::postgres().await;
     let brokers = format!("127.0.0.1:{port}");
-    let signing_in = |mechanism: &'static str, password: (&'static str, &str)| {
-        vec![
-            ("KAFKA_BROKERS", brokers.clone()),
-            ("KAFKA_ACCESS_TOPIC", topic.clone()),
-            ("KAFKA_DLQ_TOPIC", dlq.clone()),
-            ("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext".into()),
-            ("KAFKA_SASL_MECHANISM", mechanism.into()),
-            ("KAFKA_SASL_USERNAME", "strata".into()),
-            (password.0, password.1.to_string()),
+    let signing_in = |mechanism, password| {
+        [
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("KAFKA_SASL_MECHANISM", mechanism),
+            ("KAFKA_SASL_USERNAME", "strata"),
+            password,
         ]
     };
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
-        let env = signing_in(mechanism, ("KAFKA_SASL_PASSWORD_FILE", &password_file));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let server = StrataServer::start(&db, &env).await;
+        let settings = signing_in(mechanism, ("KAFKA_SASL_PASSWORD_FILE", &password_file));
+        let server = serve_through(&db, &brokers, &topics, &settings).await;
         accesses_are_counted(&server, &format!("secure/{mechanism}")).await;
     }
 
     // A wrong password: not ready, and readiness says which settings to check.
-    let env = signing_in("SCRAM-SHA-256", ("KAFKA_SASL_PASSWORD", "not-the-secret"));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = StrataServer::start(&db, &env).await;
+    let settings = signing_in("SCRAM-SHA-256", ("KAFKA_SASL_PASSWORD", "not-the-secret"));
+    let server = serve_through(&db, &brokers, &topics, &settings).await;
     readiness_names(&server, "KAFKA_SASL_PASSWORD").await;
     assert!(
         !server.log().contains("not-the-secret"),
@@ -234,8 +243,7 @@ async fn events_flow_after_scram_sign_in_and_a_refused_one_is_named() {
     drop(server);
 
     // A mechanism the broker does not offer (tansu 0.6.0 has SCRAM only): named too.
-    let env = signing_in("PLAIN", ("KAFKA_SASL_PASSWORD_FILE", &password_file));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = StrataServer::start(&db, &env).await;
+    let settings = signing_in("PLAIN", ("KAFKA_SASL_PASSWORD_FILE", &password_file));
+    let server = serve_through(&db, &brokers, &topics, &settings).await;
     readiness_names(&server, "KAFKA_SASL_MECHANISM").await;
 }

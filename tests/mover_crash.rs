@@ -226,36 +226,85 @@ fn temporary_files(root: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// A move of a 32 MiB object from a `slow` file tier to tier `fast`, queued on a rig of
+/// the two, and the settings that run it in `strata serve` (`fast` configured by
+/// `fast_settings`) slowed to 4 MiB/s, so that the copy is under way when the process
+/// is killed.
+struct SlowMove {
+    rig: MoveRig,
+    id: String,
+    port: u16,
+    settings: Vec<(&'static str, String)>,
+    workdir: tempfile::TempDir,
+    _slow_dir: tempfile::TempDir,
+}
+
+impl SlowMove {
+    async fn to(
+        fast: strata::config::TierConfig,
+        fast_settings: Vec<(&'static str, String)>,
+    ) -> SlowMove {
+        let (slow, slow_dir) = file_tier("slow", None);
+        let rig = MoveRig::new(vec![fast, slow], vec![], fast_mover()).await;
+        let object = rig
+            .ingest("slow", "big", PatternReader::new(7, 32 * 1024 * 1024))
+            .await;
+        let id = rig.enqueue(&object, "fast").await.id;
+        let port = free_port();
+        let mut settings = vec![
+            ("TIERS", "fast,slow".to_string()),
+            ("DEFAULT_TIER", "slow".to_string()),
+            (
+                "TIER_SLOW_URL",
+                format!("file://{}", slow_dir.path().display()),
+            ),
+            (
+                "MOVER_BANDWIDTH_BYTES_PER_SEC",
+                (4 * 1024 * 1024).to_string(),
+            ),
+            ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+        ];
+        settings.extend(fast_settings);
+        SlowMove {
+            rig,
+            id,
+            port,
+            settings,
+            workdir: tempfile::tempdir().unwrap(),
+            _slow_dir: slow_dir,
+        }
+    }
+
+    /// `strata serve` running the move.
+    fn serve(&self) -> Child {
+        serve_with(self.rig.database_url(), self.workdir.path(), &self.settings)
+    }
+
+    /// After a restart (`child`) that swept the dead attempt's leftover: one leftover
+    /// counted on `fast`, the move completed; then stops the process.
+    async fn completes_after_one_sweep(&self, mut child: Child) {
+        let metrics = common::curl(&[&format!("http://127.0.0.1:{}/metrics", self.port)]);
+        let page = String::from_utf8_lossy(&metrics.body).into_owned();
+        assert!(
+            page.contains("strata_leftovers_swept_total{tier=\"fast\"} 1\n"),
+            "{page}"
+        );
+        self.rig
+            .wait_for(&self.id, "the move completed", |m| {
+                m.status == MoveStatus::Completed
+            })
+            .await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_movers_temporary_file_is_swept_after_a_lease() {
-    let (slow, slow_dir) = file_tier("slow", None);
     let (fast, fast_dir) = file_tier("fast", None);
-    let rig = MoveRig::new(vec![fast, slow], vec![], fast_mover()).await;
-    let object = rig
-        .ingest("slow", "big", PatternReader::new(7, 32 * 1024 * 1024))
-        .await;
-    let m = rig.enqueue(&object, "fast").await;
-    let port = free_port();
-    let settings = [
-        ("TIERS", "fast,slow".to_string()),
-        ("DEFAULT_TIER", "slow".to_string()),
-        (
-            "TIER_FAST_URL",
-            format!("file://{}", fast_dir.path().display()),
-        ),
-        (
-            "TIER_SLOW_URL",
-            format!("file://{}", slow_dir.path().display()),
-        ),
-        // 32 MiB at 4 MiB/s: the copy is still being written when the process dies.
-        (
-            "MOVER_BANDWIDTH_BYTES_PER_SEC",
-            (4 * 1024 * 1024).to_string(),
-        ),
-        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
-    ];
-    let workdir = tempfile::tempdir().unwrap();
-    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    let fast_url = format!("file://{}", fast_dir.path().display());
+    let run = SlowMove::to(fast, vec![("TIER_FAST_URL", fast_url)]).await;
+    let mut child = run.serve();
     common::eventually(Duration::from_secs(30), "a copy being written", || {
         let writing = !temporary_files(fast_dir.path()).is_empty();
         async move { writing }
@@ -268,26 +317,15 @@ async fn a_killed_movers_temporary_file_is_swept_after_a_lease() {
 
     // Restarted, the mover takes the move over and sweeps the dead write's file once it
     // has been idle for a lease (2 s), while its own new copy is being written.
-    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    let child = run.serve();
     common::eventually(Duration::from_secs(30), "the leftover swept", || {
         let swept = temporary_files(fast_dir.path()).is_disjoint(&left);
         async move { swept }
     })
     .await;
-    let metrics = common::curl(&[&format!("http://127.0.0.1:{port}/metrics")]);
-    let page = String::from_utf8_lossy(&metrics.body).into_owned();
-    assert!(
-        page.contains("strata_leftovers_swept_total{tier=\"fast\"} 1\n"),
-        "{page}"
-    );
-    rig.wait_for(&m.id, "the move completed", |m| {
-        m.status == MoveStatus::Completed
-    })
-    .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run.completes_after_one_sweep(child).await;
     assert!(temporary_files(fast_dir.path()).is_empty());
-    rig.finish().await;
+    run.rig.finish().await;
 }
 
 /// moto's standalone S3 server, which lists multipart uploads and their parts (s3s-fs
@@ -370,41 +408,26 @@ async fn a_killed_movers_multipart_upload_is_aborted_after_a_lease() {
     };
     s3.bucket = "sweep".into();
     s3.endpoint = Some(server.endpoint.clone());
-    let (slow, slow_dir) = file_tier("slow", None);
-    let rig = MoveRig::new(vec![fast, slow], vec![], fast_mover()).await;
-    let object = rig
-        .ingest("slow", "big", PatternReader::new(7, 32 * 1024 * 1024))
-        .await;
-    let m = rig.enqueue(&object, "fast").await;
-    let port = free_port();
     let env = stack_env();
-    let settings = [
-        ("TIERS", "fast,slow".to_string()),
-        ("DEFAULT_TIER", "slow".to_string()),
-        ("TIER_FAST_URL", "s3://sweep".to_string()),
-        ("TIER_FAST_ENDPOINT", server.endpoint.clone()),
-        ("TIER_FAST_REGION", "us-east-1".to_string()),
-        (
-            "TIER_FAST_ACCESS_KEY_ID",
-            env["TIER_PUBLIC_ACCESS_KEY_ID"].clone(),
-        ),
-        (
-            "TIER_FAST_SECRET_ACCESS_KEY",
-            env["TIER_PUBLIC_SECRET_ACCESS_KEY"].clone(),
-        ),
-        (
-            "TIER_SLOW_URL",
-            format!("file://{}", slow_dir.path().display()),
-        ),
-        // 32 MiB at 4 MiB/s in 8 MiB parts: the upload is under way when the process dies.
-        (
-            "MOVER_BANDWIDTH_BYTES_PER_SEC",
-            (4 * 1024 * 1024).to_string(),
-        ),
-        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
-    ];
-    let workdir = tempfile::tempdir().unwrap();
-    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    let run = SlowMove::to(
+        fast,
+        vec![
+            ("TIER_FAST_URL", "s3://sweep".to_string()),
+            ("TIER_FAST_ENDPOINT", server.endpoint.clone()),
+            ("TIER_FAST_REGION", "us-east-1".to_string()),
+            (
+                "TIER_FAST_ACCESS_KEY_ID",
+                env["TIER_PUBLIC_ACCESS_KEY_ID"].clone(),
+            ),
+            (
+                "TIER_FAST_SECRET_ACCESS_KEY",
+                env["TIER_PUBLIC_SECRET_ACCESS_KEY"].clone(),
+            ),
+        ],
+    )
+    .await;
+    // The copy goes up in 8 MiB parts: an upload is under way when the process dies.
+    let mut child = run.serve();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut dead = loop {
         let now = uploads(&client, "sweep").await;
@@ -424,29 +447,18 @@ async fn a_killed_movers_multipart_upload_is_aborted_after_a_lease() {
 
     // Restarted, the mover takes the move over and aborts the dead upload once it has
     // been idle for a lease (2 s), while its own new copy is being uploaded.
-    let mut child = serve_with(rig.database_url(), workdir.path(), &settings);
+    let child = run.serve();
     common::eventually(Duration::from_secs(60), "the dead upload aborted", || {
         let client = &client;
         let dead = &dead;
         async move { uploads(client, "sweep").await.is_disjoint(dead) }
     })
     .await;
-    let metrics = common::curl(&[&format!("http://127.0.0.1:{port}/metrics")]);
-    let page = String::from_utf8_lossy(&metrics.body).into_owned();
-    assert!(
-        page.contains("strata_leftovers_swept_total{tier=\"fast\"} 1\n"),
-        "{page}"
-    );
-    rig.wait_for(&m.id, "the move completed", |m| {
-        m.status == MoveStatus::Completed
-    })
-    .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run.completes_after_one_sweep(child).await;
     assert_eq!(
         uploads(&client, "sweep").await,
         BTreeSet::from([foreign]),
         "another writer's upload is not Strata's to abort"
     );
-    rig.finish().await;
+    run.rig.finish().await;
 }
