@@ -97,7 +97,6 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
     let capacity = (3 * SIZE).to_string();
     let env = [
         ("TIER_ONPREM_CAPACITY_BYTES", capacity.as_str()),
-        ("TIER_ONPREM_HEADROOM", "0"),
         ("FORECAST_INTERVAL_SECS", "1"),
         ("MOVER_CONCURRENCY", "4"),
         // Both swaps at once; the default (the capacity an hour) would space them out.
@@ -145,7 +144,7 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
     let tiers = curl(&[&server.url("/api/v1/tiers")]).json();
     let bar = tiers["items"][0]["bar_accesses_per_mb"].as_f64();
     assert!(bar.is_some_and(|b| b > 0.0), "{tiers}");
-    assert_eq!(tiers["items"][0]["headroom"], 0.0, "{tiers}");
+    assert_eq!(tiers["items"][0]["headroom"], 0.0, "none by default: {tiers}");
     drop(server);
     db.drop_db().await;
 }

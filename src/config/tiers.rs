@@ -108,8 +108,9 @@ pub fn is_valid_tier_name(name: &str) -> bool {
 }
 
 /// Share of a tier's capacity kept free for bursts unless `TIER_<NAME>_HEADROOM` says
-/// otherwise: room for a few bursts between two forecaster runs.
-const DEFAULT_HEADROOM: f64 = 0.02;
+/// otherwise: none. A burst denser than a full tier's least dense resident pushes it out;
+/// free room would only take in bursts worth less than the objects it was kept from.
+const DEFAULT_HEADROOM: f64 = 0.0;
 
 /// The seed's proactive thresholds of the hottest tiers: predicted accesses over the
 /// horizon above which an object belongs there (also what makes an hour hot in the
