@@ -144,7 +144,10 @@ async fn a_full_tier_makes_room_for_hotter_objects_and_never_overflows() {
     let tiers = curl(&[&server.url("/api/v1/tiers")]).json();
     let bar = tiers["items"][0]["bar_accesses_per_mb"].as_f64();
     assert!(bar.is_some_and(|b| b > 0.0), "{tiers}");
-    assert_eq!(tiers["items"][0]["headroom"], 0.0, "none by default: {tiers}");
+    assert_eq!(
+        tiers["items"][0]["headroom"], 0.0,
+        "none by default: {tiers}"
+    );
     drop(server);
     db.drop_db().await;
 }

@@ -66,8 +66,8 @@ pub struct Upload {
     /// Whether an object already under `key` gets the new content (a new version) rather
     /// than the upload being refused as a conflict.
     pub overwrite: bool,
-    /// The MD5 the client declared for the body, which the body's reader checks as it
-    /// reads: the tier's receipt is compared with it instead of hashing again.
+    /// The MD5 the client declared for the body, which the landing tier's write checks
+    /// ([`Store::put`]).
     pub md5: Option<Md5Sum>,
 }
 

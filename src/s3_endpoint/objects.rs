@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use md5::{Digest as _, Md5};
 use s3s::checksum::ChecksumHasher;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
@@ -110,30 +109,27 @@ pub(super) use declared;
 
 /// An uploaded body as a reader: at most `max` bytes, no pause longer than the
 /// endpoint's idle timeout, and failing at its end, so that nothing is catalogued, unless
-/// the bytes match every checksum the client declared.
+/// the bytes match every checksum the client declared. A `Content-MD5` is left to the
+/// tier's write, which checks it (see [`crate::storage::Store::put`]).
 pub(super) fn body_reader(
     ep: &S3Endpoint,
     body: Option<StreamingBlob>,
     declared: Declared,
     max: u64,
 ) -> S3Result<impl tokio::io::AsyncRead + Unpin + Send + 'static> {
-    let md5 = declared.md5_sum()?.map(|expected| (Md5::new(), expected));
     let sums = checksum_hasher(&declared)?;
     let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match body {
         Some(body) => Box::pin(body.map_err(io::Error::other)),
         None => Box::pin(futures_util::stream::empty()),
     };
-    let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> =
-        if md5.is_none() && sums.is_none() {
-            chunks
-        } else {
-            Box::pin(Verified {
-                inner: chunks,
-                md5,
-                sums,
-                declared,
-            })
-        };
+    let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match sums {
+        None => chunks,
+        Some(sums) => Box::pin(Verified {
+            inner: chunks,
+            sums: Some(sums),
+            declared,
+        }),
+    };
     Ok(upload_reader(chunks, max, ep.idle_timeout))
 }
 
@@ -177,7 +173,7 @@ fn checksum_hasher(declared: &Declared) -> S3Result<Option<ChecksumHasher>> {
 /// the end when a checksum differs from the one the client declared.
 struct Verified {
     inner: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
-    md5: Option<(Md5, Md5Sum)>,
+    /// `None` once the end has been checked.
     sums: Option<ChecksumHasher>,
     declared: Declared,
 }
@@ -185,11 +181,6 @@ struct Verified {
 impl Verified {
     /// What the body's end finds: `None` when every declared checksum matches.
     fn mismatch(&mut self) -> Option<String> {
-        if let Some((hasher, expected)) = self.md5.take()
-            && hasher.finalize().as_slice() != expected
-        {
-            return Some("the body does not match its Content-MD5".into());
-        }
         let computed = self.sums.take()?.finalize();
         let trailer = |name: &str| {
             self.declared
@@ -242,9 +233,6 @@ impl Stream for Verified {
         let this = &mut *self;
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
-                if let Some((hasher, _)) = &mut this.md5 {
-                    hasher.update(&chunk);
-                }
                 if let Some(hasher) = &mut this.sums {
                     hasher.update(&chunk);
                 }

@@ -6,6 +6,7 @@
 //! chunks. Nothing ever holds a whole object in memory.
 
 pub mod file;
+mod md5_checked;
 pub mod s3;
 pub mod tree;
 
@@ -20,6 +21,8 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
 use crate::config::{BackendConfig, TierConfig, TransferConfig};
+use md5_checked::Md5Checked;
+pub(crate) use md5_checked::md5_mismatch;
 
 /// A stream of an object's bytes.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -315,8 +318,10 @@ impl Store {
 
     /// Stores `body` under `key`, replacing any object there, and returns its size and
     /// checksum. The object appears whole or not at all. `md5`, when given, is the MD5
-    /// of the whole body, checked by its reader as it is read: what the server received
-    /// is compared with it instead of hashing the bytes again.
+    /// the client declared for the body: a body without it fails with
+    /// [`StorageError::Body`] (`InvalidData`) and nothing is stored. An S3 server checks
+    /// it for a write in one request (so the bytes are not hashed here for it); the rest
+    /// are hashed as they are read.
     pub async fn put(
         &self,
         key: &str,
@@ -326,7 +331,7 @@ impl Store {
     ) -> Result<Digest> {
         validate_key(key)?;
         match self {
-            Store::File(f) => f.put(key, body).await,
+            Store::File(f) => f.put(key, Md5Checked::after(&[], body, md5)).await,
             Store::S3(s) => s.put(key, body, content_type, md5).await,
         }
     }

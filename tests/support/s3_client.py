@@ -127,6 +127,12 @@ def objects(s3, bucket, prefix):
     assert error_of(
         lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"corrupted", ContentMD5=wrong_md5)
     ) == ("BadDigest", 400)
+    # Also one longer than a tier's part (8 MiB), which goes to an S3 tier in parts.
+    assert error_of(
+        lambda: s3.put_object(
+            Bucket=bucket, Key=key, Body=pattern((8 << 20) + 1000), ContentMD5=wrong_md5
+        )
+    ) == ("BadDigest", 400)
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     # So is a body that does not match its x-amz-checksum-crc32 (a header here; boto3's
     # own puts send theirs in the trailer, checked the same way).
@@ -233,6 +239,17 @@ def multipart(s3, bucket, prefix, size_mib):
     )
     parts = s3.list_parts(Bucket=bucket, Key=aborted, UploadId=upload["UploadId"])
     assert [p["PartNumber"] for p in parts["Parts"]] == [1], parts
+    wrong_md5 = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+    assert error_of(
+        lambda: s3.upload_part(
+            Bucket=bucket,
+            Key=aborted,
+            UploadId=upload["UploadId"],
+            PartNumber=2,
+            Body=b"corrupted",
+            ContentMD5=wrong_md5,
+        )
+    ) == ("BadDigest", 400)
     s3.abort_multipart_upload(Bucket=bucket, Key=aborted, UploadId=upload["UploadId"])
     assert error_of(lambda: s3.head_object(Bucket=bucket, Key=aborted))[1] == 404
     assert error_of(

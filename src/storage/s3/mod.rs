@@ -29,7 +29,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::CompletedPart;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 mod compose;
 mod upload;
 
-use super::{ByteRange, ByteStream, Listed, Result, StorageError};
+use super::{ByteRange, ByteStream, Listed, Result, StorageError, md5_mismatch};
 use crate::config::{S3Config, TransferConfig};
 
 /// Part uploads in flight: each yields its completed part or why it failed.
@@ -154,6 +154,28 @@ impl S3Store {
             backend: format!("s3://{}", self.bucket),
             message: format!("{doing} {key}: {}", DisplayErrorContext(&err)),
         }
+    }
+
+    /// Like [`S3Store::error`], but the server's refusal of the MD5 declared for a write
+    /// (`BadDigest`), when one was sent, becomes the body's mismatch: the client's bytes,
+    /// not the tier, are at fault.
+    fn refused_md5_or<E, R>(
+        &self,
+        md5_sent: bool,
+        doing: &str,
+        key: &str,
+        err: SdkError<E, R>,
+    ) -> StorageError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        if md5_sent
+            && err.as_service_error().and_then(ProvideErrorMetadata::code) == Some("BadDigest")
+        {
+            return StorageError::Body(md5_mismatch());
+        }
+        self.error(doing, key, err)
     }
 
     /// Like [`S3Store::error`], but a 404 answer becomes [`StorageError::NotFound`].

@@ -13,7 +13,19 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
 use super::{PartUploads, S3Store};
-use crate::storage::{ContentHasher, Digest, Md5Sum, Result, StorageError};
+use crate::storage::{
+    ContentHasher, Digest, Md5Checked, Md5Sum, Result, StorageError, md5_mismatch,
+};
+
+/// What is known of the MD5 of bytes written.
+pub(super) enum KnownMd5<'a> {
+    /// The client declared it (and the server was sent it as Content-MD5).
+    Declared(&'a Md5Sum),
+    /// Hashed while the bytes travelled.
+    Hashed(String),
+    /// Nothing.
+    Unknown,
+}
 
 impl S3Store {
     pub(in crate::storage) async fn put(
@@ -28,7 +40,7 @@ impl S3Store {
         let first = read_part(&mut body, part_size).await?;
         hasher.update(&first);
         if first.len() < part_size {
-            // The whole body was read, so a declared MD5 has been checked against it.
+            // One request: a declared MD5 goes with it, and the server checks it.
             let crc32c = crc32c(&first);
             let request = self
                 .client
@@ -46,18 +58,20 @@ impl S3Store {
             let out = put
                 .send()
                 .await
-                .map_err(|e| self.error("putting", key, e))?;
+                .map_err(|e| self.refused_md5_or(md5.is_some(), "putting", key, e))?;
             self.check_receipt(
                 key,
                 &first,
                 &crc32c,
-                md5.as_ref().map(hex),
+                md5.as_ref().map_or(KnownMd5::Unknown, KnownMd5::Declared),
                 out.checksum_crc32_c(),
                 out.e_tag(),
             )?;
             return Ok(hasher.finish());
         }
 
+        // Many requests: the server checks each part, never the whole.
+        let mut body = Md5Checked::after(&first, body, md5);
         let upload_id = self.start_upload(key, content_type).await?;
         // Aborts the upload if this future is dropped part-way (a cancelled move), so
         // the server does not keep the parts of an upload nobody will complete.
@@ -201,10 +215,11 @@ impl S3Store {
         let out = upload
             .send()
             .await
-            .map_err(|e| self.error("uploading a part of", key, e))?;
-        let md5 = match hashing {
-            Some(hashing) => hashing.await.ok(),
-            None => md5.as_ref().map(hex),
+            .map_err(|e| self.refused_md5_or(md5.is_some(), "uploading a part of", key, e))?;
+        let md5 = match (hashing, &md5) {
+            (Some(hashing), _) => hashing.await.map_or(KnownMd5::Unknown, KnownMd5::Hashed),
+            (None, Some(declared)) => KnownMd5::Declared(declared),
+            (None, None) => KnownMd5::Unknown,
         };
         if out.checksum_crc32_c().is_some() {
             self.learnt.reports_crc32c.store(true, Ordering::Relaxed);
@@ -225,19 +240,26 @@ impl S3Store {
     }
 
     /// Checks the server's answer to a request that sent `sent` (whose CRC32C is
-    /// `crc32c`, and MD5 `md5` when already computed): the CRC32C it reports, else an
-    /// ETag that is an MD5 (32 hex digits; not one under SSE-KMS or of a multipart
-    /// object), else nothing to compare.
+    /// `crc32c`; `md5` what is known of its MD5): the CRC32C it reports, else an ETag
+    /// that is an MD5 (32 hex digits; not one under SSE-KMS or of a multipart object),
+    /// else nothing to compare. An MD5 the client declared is compared with such an ETag
+    /// in any case: a server that ignores a Content-MD5 still tells what it stored.
     pub(super) fn check_receipt(
         &self,
         key: &str,
         sent: &[u8],
         crc32c: &str,
-        md5: Option<String>,
+        md5: KnownMd5<'_>,
         reported_crc32c: Option<&str>,
         etag: Option<&str>,
     ) -> Result<()> {
-        let (what, expected, reported) = match (reported_crc32c, etag.and_then(md5_etag)) {
+        let etag_md5 = etag.and_then(md5_etag);
+        if let (KnownMd5::Declared(declared), Some(etag)) = (&md5, etag_md5)
+            && hex(declared) != etag
+        {
+            return Err(StorageError::Body(md5_mismatch()));
+        }
+        let (what, expected, reported) = match (reported_crc32c, etag_md5) {
             (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
             (None, Some(etag)) => {
                 if !self.learnt.md5_said.swap(true, Ordering::Relaxed) {
@@ -246,11 +268,12 @@ impl S3Store {
                         "the server reports no CRC32C for some writes; their MD5 ETags are compared instead"
                     );
                 }
-                (
-                    "MD5",
-                    md5.unwrap_or_else(|| hex_md5(sent)),
-                    etag.to_string(),
-                )
+                let expected = match md5 {
+                    KnownMd5::Declared(declared) => hex(declared),
+                    KnownMd5::Hashed(hashed) => hashed,
+                    KnownMd5::Unknown => hex_md5(sent),
+                };
+                ("MD5", expected, etag.to_string())
             }
             (None, None) => {
                 if !self.learnt.unchecked_said.swap(true, Ordering::Relaxed) {
