@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let out_path = format!("{path}.strata-get");
     let mut out =
         tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(&out_path).await?);
-    let mut stream = store.get(&key, None).await?;
+    let mut stream = store.get(&key, None, None).await?;
     while let Some(chunk) = stream.next().await {
         out.write_all(&chunk?).await?;
     }

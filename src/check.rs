@@ -445,7 +445,10 @@ async fn restore(
         {
             continue;
         }
-        let bytes = source.get(key, None).await.map_err(|e| e.to_string())?;
+        let bytes = source
+            .get(key, None, None)
+            .await
+            .map_err(|e| e.to_string())?;
         let written = target
             .put(
                 &object.location,

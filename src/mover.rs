@@ -325,7 +325,7 @@ impl Mover {
         let counter = progress.clone();
         let copy = async {
             let stream = source
-                .get(&plan.source_location, None)
+                .get(&plan.source_location, None, None)
                 .await
                 .map_err(|e| format!("reading the source: {e}"))?
                 .inspect_ok(move |chunk| {
@@ -357,7 +357,7 @@ impl Mover {
             match self.config.verify {
                 VerifyMode::Full => {
                     let stream = dest
-                        .get(&plan.dest_location, None)
+                        .get(&plan.dest_location, None, None)
                         .await
                         .map_err(|e| e.to_string())?;
                     digest_stream(self.throttled(stream))

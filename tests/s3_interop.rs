@@ -83,7 +83,7 @@ async fn strata_reads_what_rclone_wrote() {
 
     assert_eq!(store.size(&key).await.unwrap(), data.len() as u64);
     let mut read = Vec::new();
-    let mut stream = store.get(&key, None).await.unwrap();
+    let mut stream = store.get(&key, None, None).await.unwrap();
     while let Some(chunk) = stream.next().await {
         read.extend_from_slice(&chunk.unwrap());
     }

@@ -67,13 +67,21 @@ fn unique_key(name: &str) -> String {
     format!("contract/{}/{name}", uuid::Uuid::now_v7())
 }
 
+/// The bytes `range` of `key` names, read as the backend tells its size and again with
+/// the size known (as the catalogue knows it): the same either way.
 async fn read_all(store: &Store, key: &str, range: Option<ByteRange>) -> Vec<u8> {
-    let mut stream = store.get(key, range).await.unwrap();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.unwrap());
+    let size = store.size(key).await.unwrap();
+    let mut reads = Vec::new();
+    for known_size in [None, Some(size)] {
+        let mut stream = store.get(key, range, known_size).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        reads.push(out);
     }
-    out
+    assert_eq!(reads[0], reads[1], "read with the size known");
+    reads.swap_remove(0)
 }
 
 async fn round_trip(s: Subject) {
@@ -132,10 +140,12 @@ async fn ranged_get(s: Subject) {
         data[99_000..],
         "an end past the object reads to its end"
     );
-    assert!(matches!(
-        s.store.get(&key, range(100_000, None)).await,
-        Err(StorageError::InvalidRange { .. })
-    ));
+    for known_size in [None, Some(100_000)] {
+        assert!(matches!(
+            s.store.get(&key, range(100_000, None), known_size).await,
+            Err(StorageError::InvalidRange { .. })
+        ));
+    }
 }
 
 async fn head_reports_size_and_absence(s: Subject) {
@@ -149,10 +159,12 @@ async fn head_reports_size_and_absence(s: Subject) {
         s.store.size(&unique_key("missing")).await,
         Err(StorageError::NotFound { .. })
     ));
-    assert!(matches!(
-        s.store.get(&unique_key("missing"), None).await,
-        Err(StorageError::NotFound { .. })
-    ));
+    for known_size in [None, Some(12_345)] {
+        assert!(matches!(
+            s.store.get(&unique_key("missing"), None, known_size).await,
+            Err(StorageError::NotFound { .. })
+        ));
+    }
 }
 
 async fn delete_removes_and_is_idempotent(s: Subject) {
@@ -186,7 +198,7 @@ async fn large_object_streams_byte_identical(s: Subject) {
         .unwrap();
     assert_eq!(digest.size, SIZE);
     let mut expected = ContentHasher::new();
-    let mut stream = s.store.get(&key, None).await.unwrap();
+    let mut stream = s.store.get(&key, None, None).await.unwrap();
     let mut reference = PatternReader::new(6, SIZE);
     let mut read = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -234,7 +246,7 @@ async fn escaping_keys_are_refused(s: Subject) {
             "put {key:?} was accepted"
         );
         assert!(matches!(
-            s.store.get(key, None).await,
+            s.store.get(key, None, Some(1)).await,
             Err(StorageError::InvalidKey { .. })
         ));
         assert!(matches!(

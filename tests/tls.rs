@@ -115,7 +115,7 @@ async fn an_s3_tier_behind_tls_with_a_private_ca() {
         .put(&key, &b"over TLS"[..], "text/plain", None)
         .await
         .expect("put through TLS with the private CA");
-    let mut stream = store.get(&key, None).await.unwrap();
+    let mut stream = store.get(&key, None, None).await.unwrap();
     let mut read = Vec::new();
     while let Some(chunk) = stream.next().await {
         read.extend_from_slice(&chunk.unwrap());

@@ -351,7 +351,7 @@ impl Content {
                 start,
                 end: Some(start + length - 1),
             });
-            match store.get(&object.location, byte_range).await {
+            match store.get(&object.location, byte_range, Some(size)).await {
                 Ok(bytes) => {
                     let (start, length) = resolved.unwrap_or((0, size));
                     let bytes = self.follow(object.clone(), start, start + length, bytes);
@@ -457,7 +457,7 @@ impl Content {
         let bytes = self
             .store(&now.id, &now.tier)
             .ok()?
-            .get(&now.location, Some(range))
+            .get(&now.location, Some(range), None)
             .await
             .ok()?;
         Some((now, bytes))

@@ -262,7 +262,7 @@ async fn rehash(
         start: offset,
         end: Some(offset + len - 1),
     };
-    let mut bytes = store.get(key, Some(range)).await?;
+    let mut bytes = store.get(key, Some(range), None).await?;
     while let Some(chunk) = bytes.next().await {
         hasher.update(&chunk.map_err(StorageError::Body)?);
     }

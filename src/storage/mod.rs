@@ -158,7 +158,7 @@ impl ContentHasher {
 
 /// The bytes of the object under `key`, as the next piece of a concatenation.
 async fn open_whole(store: Store, key: String) -> io::Result<ByteStream> {
-    store.get(&key, None).await.map_err(io::Error::other)
+    store.get(&key, None, None).await.map_err(io::Error::other)
 }
 
 /// Size and checksum of everything `stream` yields.
@@ -336,12 +336,19 @@ impl Store {
         }
     }
 
-    /// Streams the object under `key`, or the part of it `range` names.
-    pub async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
+    /// Streams the object under `key`, or the part of it `range` names. `known_size`,
+    /// the object's size when the caller knows it (the catalogue's), spares an S3 tier's
+    /// read that fits in one request the question of the size first.
+    pub async fn get(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        known_size: Option<u64>,
+    ) -> Result<ByteStream> {
         validate_key(key)?;
         match self {
             Store::File(f) => f.get(key, range).await,
-            Store::S3(s) => s.get(key, range).await,
+            Store::S3(s) => s.get(key, range, known_size).await,
         }
     }
 
@@ -435,7 +442,7 @@ impl Store {
     /// Reads the whole object under `key` and returns its size and checksum, to verify a
     /// copy against the catalogue.
     pub async fn digest(&self, key: &str) -> Result<Digest> {
-        let stream = self.get(key, None).await?;
+        let stream = self.get(key, None, None).await?;
         digest_stream(stream)
             .await
             .map_err(|e| self.error(format!("reading {key}: {e}")))

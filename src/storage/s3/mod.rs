@@ -194,31 +194,33 @@ impl S3Store {
         }
     }
 
-    pub(super) async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream> {
+    pub(super) async fn get(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        known_size: Option<u64>,
+    ) -> Result<ByteStream> {
+        // A read of one request needs nothing from the server first when the caller
+        // knows the size; reads of several parts ask for the ETag they must all match.
+        if let Some(size) = known_size {
+            let (offset, len) = resolve(range, size)?;
+            if len == 0 {
+                return Ok(Box::pin(stream::empty()));
+            }
+            if len <= self.transfer.part_size {
+                return self.get_in_one(key, offset, len, None).await;
+            }
+        }
         let (size, etag) = self.head(key).await?;
         // Resolve against the real size first: S3 answers an unsatisfiable range with
         // 416, and an end beyond the object silently with less.
-        let (offset, len) = match range {
-            Some(range) => range.resolve(size)?,
-            None => (0, size),
-        };
+        let (offset, len) = resolve(range, size)?;
         if len == 0 {
             return Ok(Box::pin(stream::empty()));
         }
         let part_size = self.transfer.part_size;
         if len <= part_size {
-            let out = self
-                .range_request(key, offset, len, etag.as_deref())
-                .send()
-                .await
-                .map_err(|e| self.not_found_or("getting", key, e))?;
-            return Ok(Box::pin(stream::unfold(out.body, |mut body| async move {
-                body.try_next()
-                    .await
-                    .map_err(std::io::Error::other)
-                    .transpose()
-                    .map(|chunk| (chunk, body))
-            })));
+            return self.get_in_one(key, offset, len, etag.as_deref()).await;
         }
         let store = self.clone();
         let key = key.to_string();
@@ -318,6 +320,28 @@ impl S3Store {
     }
 
     /// Size and ETag of the object under `key`.
+    /// `len` bytes of `key` from `offset`, in one request (matching `etag` when given).
+    async fn get_in_one(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+        etag: Option<&str>,
+    ) -> Result<ByteStream> {
+        let out = self
+            .range_request(key, offset, len, etag)
+            .send()
+            .await
+            .map_err(|e| self.not_found_or("getting", key, e))?;
+        Ok(Box::pin(stream::unfold(out.body, |mut body| async move {
+            body.try_next()
+                .await
+                .map_err(std::io::Error::other)
+                .transpose()
+                .map(|chunk| (chunk, body))
+        })))
+    }
+
     async fn head(&self, key: &str) -> Result<(u64, Option<String>)> {
         let out = self
             .client
@@ -465,4 +489,9 @@ fn is_strata_key(key: &str) -> bool {
     key.split_once('/').is_some_and(|(id, name)| {
         uuid::Uuid::parse_str(id).is_ok() && !name.is_empty() && !name.contains('/')
     })
+}
+
+/// The offset and length `range` (the whole object when `None`) names of `size` bytes.
+fn resolve(range: Option<ByteRange>, size: u64) -> Result<(u64, u64)> {
+    range.map_or(Ok((0, size)), |r| r.resolve(size))
 }
