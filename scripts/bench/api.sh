@@ -60,7 +60,9 @@ cleanup() {
         && [ -s "$WORK/locations" ]; then
         rclone delete --files-from-raw "$WORK/locations" PUBLIC:strata-public >/dev/null 2>&1 || true
     fi
-    rclone purge "PUBLIC:strata-public/$PREFIX" >/dev/null 2>&1 || true
+    # The stack's own files, removed where s3s-fs keeps them (`rclone purge` left
+    # runs' files behind).
+    rm -rf "${STACK_S3_ROOT:?}/public/strata-public/$PREFIX"
     "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }

@@ -36,8 +36,9 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 PREFIX=bench-mover-$$
 cleanup() {
-    rclone purge "PUBLIC:strata-public/$PREFIX" >/dev/null 2>&1 || true
-    rclone purge "ONPREM:strata-onprem/$PREFIX" >/dev/null 2>&1 || true
+    # The stack's own files, removed where s3s-fs keeps them: `rclone purge` left a
+    # run's copies behind (gigabytes a run).
+    rm -rf "${STACK_S3_ROOT:?}/public/strata-public/$PREFIX" "${STACK_S3_ROOT:?}/onprem/strata-onprem/$PREFIX"
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -44,7 +44,9 @@ cleanup() {
     rclone purge "STRATA:strata/$PREFIX" >/dev/null 2>&1 || true
     kill "$STRATA" 2>/dev/null || true
     wait "$STRATA" 2>/dev/null || true
-    rclone purge "DIRECT:strata-public/$PREFIX" >/dev/null 2>&1 || true
+    # The stack's own files, removed where s3s-fs keeps them: `rclone purge` left a
+    # run's direct uploads behind (6 GB a run).
+    rm -rf "${STACK_S3_ROOT:?}/public/strata-public/$PREFIX"
     psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" postgres || true
     rm -rf "$WORK"
 }
