@@ -200,25 +200,22 @@ impl S3Store {
         range: Option<ByteRange>,
         known_size: Option<u64>,
     ) -> Result<ByteStream> {
+        let part_size = self.transfer.part_size;
         // A read of one request needs nothing from the server first when the caller
         // knows the size; reads of several parts ask for the ETag they must all match.
-        if let Some(size) = known_size {
-            let (offset, len) = resolve(range, size)?;
-            if len == 0 {
-                return Ok(Box::pin(stream::empty()));
+        let (offset, len, etag) = match known_size.map(|size| resolve(range, size)).transpose()? {
+            Some((offset, len)) if len <= part_size => (offset, len, None),
+            _ => {
+                let (size, etag) = self.head(key).await?;
+                // Resolve against the real size: S3 answers an unsatisfiable range with
+                // 416, and an end beyond the object silently with less.
+                let (offset, len) = resolve(range, size)?;
+                (offset, len, etag)
             }
-            if len <= self.transfer.part_size {
-                return self.get_in_one(key, offset, len, None).await;
-            }
-        }
-        let (size, etag) = self.head(key).await?;
-        // Resolve against the real size first: S3 answers an unsatisfiable range with
-        // 416, and an end beyond the object silently with less.
-        let (offset, len) = resolve(range, size)?;
+        };
         if len == 0 {
             return Ok(Box::pin(stream::empty()));
         }
-        let part_size = self.transfer.part_size;
         if len <= part_size {
             return self.get_in_one(key, offset, len, etag.as_deref()).await;
         }
@@ -319,7 +316,6 @@ impl S3Store {
         Ok(self.head(key).await?.0)
     }
 
-    /// Size and ETag of the object under `key`.
     /// `len` bytes of `key` from `offset`, in one request (matching `etag` when given).
     async fn get_in_one(
         &self,
@@ -342,6 +338,7 @@ impl S3Store {
         })))
     }
 
+    /// Size and ETag of the object under `key`.
     async fn head(&self, key: &str) -> Result<(u64, Option<String>)> {
         let out = self
             .client
