@@ -19,6 +19,10 @@ fn give_parts_their_own_pages() {
     // SAFETY: mallopt sets one malloc parameter; no other thread runs yet.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, PART_SIZED);
+        // Smaller buffers are reused as before, not handed back and faulted in anew:
+        // fixing one threshold fixes the other at 128 KiB, where glibc's own rule keeps
+        // twice the first.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * PART_SIZED);
     }
 }
 

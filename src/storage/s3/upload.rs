@@ -37,7 +37,8 @@ impl S3Store {
     ) -> Result<Digest> {
         let part_size = self.transfer.part_size as usize;
         let mut hasher = ContentHasher::new();
-        let first = read_part(&mut body, part_size).await?;
+        // Grown as the body arrives: a small object's put fills (and maps) no whole part.
+        let first = read_part(&mut body, part_size, BytesMut::new()).await?;
         hasher.update(&first);
         if first.len() < part_size {
             // One request: a declared MD5 goes with it, and the server checks it.
@@ -143,7 +144,7 @@ impl S3Store {
             if in_flight.len() >= self.transfer.part_concurrency {
                 done.push(self.join_part(key, in_flight).await?);
             }
-            part = read_part(body, part_size).await?;
+            part = read_part(body, part_size, BytesMut::with_capacity(part_size)).await?;
             if part.is_empty() {
                 break;
             }
@@ -371,20 +372,38 @@ fn md5_etag(etag: &str) -> Option<&str> {
     (inner.len() == 32 && inner.bytes().all(|b| b.is_ascii_hexdigit())).then_some(inner)
 }
 
-/// Reads until `size` bytes are buffered or the body ends.
-async fn read_part(body: &mut (impl AsyncRead + Unpin), size: usize) -> Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(size);
-    while buf.len() < size {
-        if body.read_buf(&mut buf).await.map_err(StorageError::Body)? == 0 {
-            break;
-        }
-    }
+/// Reads into `buf` until it holds `size` bytes or the body ends.
+async fn read_part(
+    body: &mut (impl AsyncRead + Unpin),
+    size: usize,
+    mut buf: BytesMut,
+) -> Result<Bytes> {
+    let mut rest = body.take(size.saturating_sub(buf.len()) as u64);
+    while rest.read_buf(&mut buf).await.map_err(StorageError::Body)? > 0 {}
     Ok(buf.freeze())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_part_stops_at_its_size_whether_its_buffer_grows_or_not() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let mut rest = &body[..];
+        let grown = read_part(&mut rest, 3000, BytesMut::new()).await.unwrap();
+        assert_eq!(&grown[..], &body[..3000]);
+        let sized = read_part(&mut rest, 3000, BytesMut::with_capacity(3000))
+            .await
+            .unwrap();
+        assert_eq!(&sized[..], &body[3000..]);
+        assert!(
+            read_part(&mut rest, 3000, BytesMut::new())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn checksums_are_written_as_s3_writes_them() {
