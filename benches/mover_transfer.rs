@@ -19,7 +19,7 @@ use sqlx::{AnyConnection, Connection, Executor};
 use strata::config::Config;
 use strata::db::{Catalogue, MoveReason, MoveStatus, NewMove, NewObject, ObjectContent, new_id};
 use strata::mover::Mover;
-use strata::storage::Tiers;
+use strata::storage::{Declared, Tiers};
 use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
@@ -123,7 +123,12 @@ async fn ingest(
     let digest = tiers
         .store("public")
         .context("public tier")?
-        .put(&location, body, "application/octet-stream", None)
+        .put(
+            &location,
+            body,
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await?;
     let object = catalogue
         .insert_object(&NewObject {

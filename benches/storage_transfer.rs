@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use strata::config::Config;
-use strata::storage::Store;
+use strata::storage::{Declared, Store};
 use tokio::io::AsyncWriteExt;
 
 #[tokio::main]
@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let file = tokio::fs::File::open(path).await?;
     let digest = store
-        .put(&key, file, "application/octet-stream", None)
+        .put(&key, file, "application/octet-stream", Declared::default())
         .await?;
     let put_secs = started.elapsed().as_secs_f64();
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio_util::io::StreamReader;
 
 use crate::db::{Catalogue, CatalogueError, ObjectRecord};
-use crate::storage::{Listed, StorageError, Store, Tiers};
+use crate::storage::{Declared, Listed, StorageError, Store, Tiers};
 
 /// Objects read from the catalogue at a time.
 const PAGE: i64 = 1000;
@@ -454,7 +454,7 @@ async fn restore(
                 &object.location,
                 StreamReader::new(bytes),
                 &object.content_type,
-                None,
+                Declared::default(),
             )
             .await
             .map_err(|e| e.to_string())?;

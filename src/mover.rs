@@ -36,7 +36,7 @@ use crate::db::{
     Catalogue, CatalogueError, CopyPlan, MoveRecord, MoveStatus, ObjectRecord, StartRefusal, new_id,
 };
 use crate::metrics::Metrics;
-use crate::storage::{ByteStream, Store, Tiers, digest_stream};
+use crate::storage::{ByteStream, Declared, Store, Tiers, digest_stream};
 use crate::timestamp::now_ms;
 
 /// Longest retry delay, however many attempts failed.
@@ -335,7 +335,7 @@ impl Mover {
                 &plan.dest_location,
                 StreamReader::new(self.throttled(Box::pin(stream))),
                 &object.content_type,
-                None,
+                Declared::default(),
             )
             .await
             .map_err(|e| format!("writing the copy: {e}"))

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use common::{pattern, s3_store, stack_env};
 use futures_util::StreamExt;
-use strata::storage::ContentHasher;
+use strata::storage::{ContentHasher, Declared};
 
 const TIER: &str = "onprem";
 
@@ -47,7 +47,12 @@ async fn rclone_reads_what_strata_wrote() {
     let data = pattern(11, 20 * 1024 * 1024 + 17);
     let key = format!("interop/{}/from-strata.bin", uuid::Uuid::now_v7());
     store
-        .put(&key, &data[..], "application/octet-stream", None)
+        .put(
+            &key,
+            &data[..],
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await
         .unwrap();
     let out = rclone(&["cat", &remote(&key)])

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use common::{PatternReader, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier};
 use futures_util::StreamExt;
 use strata::config::{BackendConfig, TransferConfig};
-use strata::storage::{ByteRange, ContentHasher, StorageError, Store, UploadedPart};
+use strata::storage::{ByteRange, ContentHasher, Declared, StorageError, Store, UploadedPart};
 
 /// A store under test, plus what it takes to reach its bytes behind its back.
 struct Subject {
@@ -89,7 +89,12 @@ async fn round_trip(s: Subject) {
     let data = pattern(1, 300_000);
     let digest = s
         .store
-        .put(&key, &data[..], "application/octet-stream", None)
+        .put(
+            &key,
+            &data[..],
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await
         .unwrap();
     let mut expected = ContentHasher::new();
@@ -101,7 +106,7 @@ async fn round_trip(s: Subject) {
     // A second put replaces the object whole.
     let replacement = pattern(2, 1000);
     s.store
-        .put(&key, &replacement[..], "text/plain", None)
+        .put(&key, &replacement[..], "text/plain", Declared::default())
         .await
         .unwrap();
     assert_eq!(read_all(&s.store, &key, None).await, replacement);
@@ -111,7 +116,7 @@ async fn empty_object(s: Subject) {
     let key = unique_key("empty");
     let digest = s
         .store
-        .put(&key, &b""[..], "text/plain", None)
+        .put(&key, &b""[..], "text/plain", Declared::default())
         .await
         .unwrap();
     assert_eq!(digest.size, 0);
@@ -123,7 +128,12 @@ async fn ranged_get(s: Subject) {
     let key = unique_key("ranged.bin");
     let data = pattern(3, 100_000);
     s.store
-        .put(&key, &data[..], "application/octet-stream", None)
+        .put(
+            &key,
+            &data[..],
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await
         .unwrap();
     let range = |start, end| Some(ByteRange { start, end });
@@ -151,7 +161,12 @@ async fn ranged_get(s: Subject) {
 async fn head_reports_size_and_absence(s: Subject) {
     let key = unique_key("head.bin");
     s.store
-        .put(&key, &pattern(4, 12_345)[..], "text/plain", None)
+        .put(
+            &key,
+            &pattern(4, 12_345)[..],
+            "text/plain",
+            Declared::default(),
+        )
         .await
         .unwrap();
     assert_eq!(s.store.size(&key).await.unwrap(), 12_345);
@@ -170,7 +185,7 @@ async fn head_reports_size_and_absence(s: Subject) {
 async fn delete_removes_and_is_idempotent(s: Subject) {
     let key = unique_key("delete.bin");
     s.store
-        .put(&key, &pattern(5, 10)[..], "text/plain", None)
+        .put(&key, &pattern(5, 10)[..], "text/plain", Declared::default())
         .await
         .unwrap();
     s.store.delete(&key).await.unwrap();
@@ -192,7 +207,7 @@ async fn large_object_streams_byte_identical(s: Subject) {
             &key,
             PatternReader::new(6, SIZE),
             "application/octet-stream",
-            None,
+            Declared::default(),
         )
         .await
         .unwrap();
@@ -222,7 +237,12 @@ async fn checksum_catches_corruption(s: Subject) {
     let data = pattern(7, 50_000);
     let original = s
         .store
-        .put(&key, &data[..], "application/octet-stream", None)
+        .put(
+            &key,
+            &data[..],
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await
         .unwrap();
     let mut corrupted = data.clone();
@@ -240,7 +260,9 @@ async fn escaping_keys_are_refused(s: Subject) {
     for key in ["../../etc/passwd", "/etc/passwd", "a/../../b", ""] {
         assert!(
             matches!(
-                s.store.put(key, &b"x"[..], "text/plain", None).await,
+                s.store
+                    .put(key, &b"x"[..], "text/plain", Declared::default())
+                    .await,
                 Err(StorageError::InvalidKey { .. })
             ),
             "put {key:?} was accepted"
@@ -265,7 +287,12 @@ async fn compose_concatenates_parts(s: Subject) {
         .collect();
     for (key, data) in &parts {
         s.store
-            .put(key, &data[..], "application/octet-stream", None)
+            .put(
+                key,
+                &data[..],
+                "application/octet-stream",
+                Declared::default(),
+            )
             .await
             .unwrap();
     }
@@ -334,16 +361,31 @@ async fn file_backend_never_writes_outside_its_directory() {
         .await
         .unwrap();
     let _ = store
-        .put("../../escaped", &b"x"[..], "text/plain", None)
+        .put(
+            "../../escaped",
+            &b"x"[..],
+            "text/plain",
+            Declared::default(),
+        )
         .await;
     let _ = store
-        .put("../../../escaped", &b"x"[..], "text/plain", None)
+        .put(
+            "../../../escaped",
+            &b"x"[..],
+            "text/plain",
+            Declared::default(),
+        )
         .await;
     assert!(!dir.path().join("a/escaped").exists());
     assert!(!dir.path().join("escaped").exists());
     assert!(matches!(
         store
-            .put(".strata-tmp/x", &b"x"[..], "text/plain", None)
+            .put(
+                ".strata-tmp/x",
+                &b"x"[..],
+                "text/plain",
+                Declared::default()
+            )
             .await,
         Err(StorageError::InvalidKey { .. })
     ));
@@ -379,7 +421,15 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
     let data = pattern(9, 1000);
     let key = unique_key("md5.bin");
     s.store
-        .put(&key, &data[..], "x", Some(md5_of(&data)))
+        .put(
+            &key,
+            &data[..],
+            "x",
+            Declared {
+                md5: Some(md5_of(&data)),
+                sha256: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(read_all(&s.store, &key, None).await, data);
@@ -387,10 +437,73 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
     wrong[0] ^= 1;
     assert!(
         s.store
-            .put(&unique_key("bad-md5.bin"), &data[..], "x", Some(wrong))
+            .put(
+                &unique_key("bad-md5.bin"),
+                &data[..],
+                "x",
+                Declared {
+                    md5: Some(wrong),
+                    sha256: None
+                }
+            )
             .await
             .is_err()
     );
+}
+
+fn sha256_of(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).into()
+}
+
+/// A SHA-256 declared for a body is the payload hash a signed write sends instead of
+/// one hashed here, so the server checks the bytes against it: it takes them with the
+/// right one and refuses them with a wrong one, in one request and as a part. An
+/// unsigned tier sends no payload hash at all.
+#[tokio::test]
+async fn s3_signed_writes_send_a_declared_sha256() {
+    let s = s3_subject().await;
+    let data = pattern(14, 1000);
+    let declared = |sha256| Declared {
+        md5: None,
+        sha256: Some(sha256),
+    };
+    let right = declared(sha256_of(&data));
+    let mut wrong_sum = sha256_of(&data);
+    wrong_sum[0] ^= 1;
+    let wrong = declared(wrong_sum);
+    let key = unique_key("sha256.bin");
+    s.store.put(&key, &data[..], "x", right).await.unwrap();
+    assert_eq!(read_all(&s.store, &key, None).await, data);
+    let refused = unique_key("bad-sha256.bin");
+    assert!(s.store.put(&refused, &data[..], "x", wrong).await.is_err());
+    assert!(matches!(
+        s.store.size(&refused).await,
+        Err(StorageError::NotFound { .. })
+    ));
+    let multipart = s.store.multipart().expect("S3 has multipart uploads");
+    let key = unique_key("sha256-part.bin");
+    let upload = multipart.start(&key, "x").await.unwrap();
+    let part = bytes::Bytes::from(data.clone());
+    assert!(
+        multipart
+            .send_part(&key, &upload, 1, part.clone(), wrong)
+            .await
+            .is_err()
+    );
+    multipart
+        .send_part(&key, &upload, 1, part, right)
+        .await
+        .unwrap();
+    multipart.abort(&key, &upload).await;
+    let unsigned = s3_unsigned_subject().await;
+    let key = unique_key("unsigned-sha256.bin");
+    unsigned
+        .store
+        .put(&key, &data[..], "x", wrong)
+        .await
+        .unwrap();
+    assert_eq!(read_all(&unsigned.store, &key, None).await, data);
 }
 
 /// A multipart upload on the tier: parts sent into it (with and without a declared
@@ -414,7 +527,10 @@ async fn s3_multipart_uploads_take_sent_and_stored_parts() {
             &upload,
             1,
             pieces[0].clone().into(),
-            Some(md5_of(&pieces[0])),
+            Declared {
+                md5: Some(md5_of(&pieces[0])),
+                sha256: None,
+            },
         )
         .await
         .unwrap();
@@ -422,17 +538,32 @@ async fn s3_multipart_uploads_take_sent_and_stored_parts() {
     wrong[15] ^= 1;
     assert!(
         multipart
-            .send_part(&key, &upload, 3, pieces[2].clone().into(), Some(wrong))
+            .send_part(
+                &key,
+                &upload,
+                3,
+                pieces[2].clone().into(),
+                Declared {
+                    md5: Some(wrong),
+                    sha256: None
+                }
+            )
             .await
             .is_err()
     );
     let last = multipart
-        .send_part(&key, &upload, 3, pieces[2].clone().into(), None)
+        .send_part(
+            &key,
+            &upload,
+            3,
+            pieces[2].clone().into(),
+            Declared::default(),
+        )
         .await
         .unwrap();
     let stored = unique_key("stored-part.bin");
     s.store
-        .put(&stored, &pieces[1][..], "x", None)
+        .put(&stored, &pieces[1][..], "x", Declared::default())
         .await
         .unwrap();
     multipart

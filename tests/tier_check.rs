@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{MoveRig, OwnS3Server, fast_mover, file_tier, pattern};
 use serde_json::Value;
 use sqlx::Connection;
+use strata::storage::Declared;
 
 /// Runs `strata check ARGS --json` on the rig's catalogue and tiers; returns whether it
 /// succeeded and its report.
@@ -111,13 +112,23 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     // A good copy of `restorable` that a move left behind, on the other tier.
     let spare = format!("{}/old-copy", restorable.id);
     rig.store("bucket")
-        .put(&spare, &data[..], "application/octet-stream", None)
+        .put(
+            &spare,
+            &data[..],
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await
         .unwrap();
     // Bytes nobody refers to, on both tiers.
     let stray_s3 = format!("{}/stray", strata::db::new_id());
     rig.store("bucket")
-        .put(&stray_s3, &b"stray"[..], "application/octet-stream", None)
+        .put(
+            &stray_s3,
+            &b"stray"[..],
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await
         .unwrap();
     let stray_disk = format!("{}/stray", strata::db::new_id());
@@ -128,7 +139,12 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     let attempt = rig.enqueue(healthy, "bucket").await;
     let attempt_copy = format!("{}/{}-1", healthy.id, attempt.id);
     rig.store("bucket")
-        .put(&attempt_copy, &data[..], "application/octet-stream", None)
+        .put(
+            &attempt_copy,
+            &data[..],
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await
         .unwrap();
     let mut conn = sqlx::AnyConnection::connect(rig.database_url())

@@ -10,7 +10,7 @@ use common::{EmbeddedServer, Pki, Stunnel, TlsPostgres, stack_config, stack_tier
 use futures_util::StreamExt;
 use strata::config::BackendConfig;
 use strata::db::Catalogue;
-use strata::storage::Store;
+use strata::storage::{Declared, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_connects_to_postgres_over_verified_tls() {
@@ -112,7 +112,7 @@ async fn an_s3_tier_behind_tls_with_a_private_ca() {
     let store = store_through(&tunnel, Some(&pki.file("ca.pem"))).await;
     let key = format!("tls/{}", uuid::Uuid::now_v7().simple());
     store
-        .put(&key, &b"over TLS"[..], "text/plain", None)
+        .put(&key, &b"over TLS"[..], "text/plain", Declared::default())
         .await
         .expect("put through TLS with the private CA");
     let mut stream = store.get(&key, None, None).await.unwrap();
@@ -126,7 +126,7 @@ async fn an_s3_tier_behind_tls_with_a_private_ca() {
     let untrusting = store_through(&tunnel, None).await;
     assert!(
         untrusting
-            .put(&key, &b"x"[..], "text/plain", None)
+            .put(&key, &b"x"[..], "text/plain", Declared::default())
             .await
             .is_err(),
         "a server signed by an unknown CA was trusted"

@@ -17,6 +17,7 @@ use super::views::{AccessAccepted, ObjectBody, ObjectPage};
 use super::{ApiError, AppState, ErrorBody};
 use crate::content::{RangeRequest, Upload, too_large, upload_reader};
 use crate::db::{Metadata, ObjectFilter, ObjectRecord};
+use crate::storage::Declared;
 use crate::timestamp::now_ms;
 
 /// Most simulated accesses one request may publish.
@@ -125,7 +126,7 @@ pub async fn ingest(
                     .map_or_else(|| DEFAULT_CONTENT_TYPE.to_string(), |m| m.to_string()),
                 metadata: Metadata::new(),
                 overwrite: query.overwrite,
-                md5: None,
+                declared: Declared::default(),
             };
             let body = upload_reader(sole_file_field(form, field), max, idle);
             state.content.ingest(upload, body).await?
@@ -137,7 +138,7 @@ pub async fn ingest(
                 content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
                 metadata: Metadata::new(),
                 overwrite: query.overwrite,
-                md5: None,
+                declared: Declared::default(),
             };
             let body = request
                 .into_body()

@@ -18,7 +18,7 @@ use tokio_util::io::StreamReader;
 use crate::db::{
     Catalogue, CatalogueError, Metadata, NewObject, ObjectContent, ObjectRecord, new_id,
 };
-use crate::storage::{ByteRange, ByteStream, Digest, Md5Sum, StorageError, Store, Tiers};
+use crate::storage::{ByteRange, ByteStream, Declared, Digest, StorageError, Store, Tiers};
 
 /// How often a read follows an object that moved while it was being opened.
 const OPEN_ATTEMPTS: usize = 3;
@@ -66,9 +66,9 @@ pub struct Upload {
     /// Whether an object already under `key` gets the new content (a new version) rather
     /// than the upload being refused as a conflict.
     pub overwrite: bool,
-    /// The MD5 the client declared for the body, which the landing tier's write checks
-    /// ([`Store::put`]).
-    pub md5: Option<Md5Sum>,
+    /// The digests the client declared for the body, which the landing tier's write
+    /// relies on ([`Store::put`]).
+    pub declared: Declared,
 }
 
 /// What an ingest did.
@@ -191,7 +191,7 @@ impl Content {
             Source::Body(body) => {
                 let store = self.store(&id, &self.landing_tier)?;
                 let digest = store
-                    .put(&fresh, body, &upload.content_type, upload.md5)
+                    .put(&fresh, body, &upload.content_type, upload.declared)
                     .await;
                 (self.landing_tier.clone(), fresh, digest)
             }

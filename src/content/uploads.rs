@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use super::{Content, ContentError, Ingested, Source, Upload, upload_failure};
 use crate::db::{PartRecord, TierUpload, UploadRecord, new_id};
 use crate::storage::tree::{PartTree, TreeHasher, object_checksum};
-use crate::storage::{ByteRange, Digest, Md5Sum, SentPart, StorageError, Store, UploadedPart};
+use crate::storage::{ByteRange, Declared, Digest, SentPart, StorageError, Store, UploadedPart};
 use crate::timestamp::now_ms;
 
 impl Content {
@@ -60,15 +60,15 @@ impl Content {
         }
     }
 
-    /// Stores part `number` of `upload`, `len` bytes with MD5 `md5` as the client
-    /// declared (checked by `body` as it is read), on the upload's tier; returns its
+    /// Stores part `number` of `upload`, `len` bytes with the digests the client
+    /// `declared` (checked as the body is read), on the upload's tier; returns its
     /// record. Nothing points at its bytes until the caller records it.
     pub async fn put_part(
         &self,
         upload: &UploadRecord,
         number: i32,
         len: Option<u64>,
-        md5: Option<Md5Sum>,
+        declared: Declared,
         body: impl AsyncRead + Unpin + Send,
     ) -> Result<PartRecord, ContentError> {
         let store = self.store(&upload.id, &upload.tier)?;
@@ -106,7 +106,7 @@ impl Content {
                         &tier_upload.id,
                         number,
                         bytes.freeze(),
-                        md5,
+                        declared,
                     )
                     .await?;
                 let checksum = format!("etag:{}", sent.etag.trim_matches('"'));
@@ -115,7 +115,7 @@ impl Content {
             None => {
                 let location = format!("{}/{}", upload.id, new_id());
                 let digest = store
-                    .put(&location, &mut body, "application/octet-stream", md5)
+                    .put(&location, &mut body, "application/octet-stream", declared)
                     .await
                     .map_err(upload_failure)?;
                 (location, digest.size, digest.checksum, None)

@@ -233,7 +233,7 @@ impl S3 for S3Endpoint {
         self.counted("PutObject", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
-                objects::put(self, req.input, req.trailing_headers).await?,
+                objects::put(self, req.input, req.trailing_headers, &req.headers).await?,
             ))
         })
         .await
@@ -313,7 +313,7 @@ impl S3 for S3Endpoint {
         self.counted("UploadPart", async {
             self.bucket(&req.input.bucket)?;
             Ok(S3Response::new(
-                multipart::upload_part(self, req.input, req.trailing_headers).await?,
+                multipart::upload_part(self, req.input, req.trailing_headers, &req.headers).await?,
             ))
         })
         .await

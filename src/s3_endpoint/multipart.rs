@@ -9,11 +9,13 @@ use s3s::s3_error;
 
 use super::S3Endpoint;
 use super::objects::{
-    Declared, body_reader, check_key, declared, etag, metadata, timestamp, too_large,
+    DeclaredChecks, body_reader, check_key, declared, etag, metadata, signed_payload_sha256,
+    timestamp, too_large,
 };
 use crate::config::{MAX_S3_PART_SIZE, MIN_S3_PART_SIZE};
 use crate::content::Upload;
 use crate::db::{PartRecord, UploadRecord, new_id};
+use crate::storage::Declared;
 use crate::timestamp::now_ms;
 
 /// Highest part number S3 allows.
@@ -70,6 +72,7 @@ pub(super) async fn upload_part(
     ep: &S3Endpoint,
     input: UploadPartInput,
     trailers: Option<s3s::TrailingHeaders>,
+    headers: &axum::http::HeaderMap,
 ) -> S3Result<UploadPartOutput> {
     let upload = upload_of(ep, &input.bucket, &input.key, &input.upload_id).await?;
     if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
@@ -85,13 +88,13 @@ pub(super) async fn upload_part(
     {
         return Err(too_large(max));
     }
-    let declared = declared!(input, trailers);
+    let declared = declared!(input, trailers, headers);
     let len = input.content_length.and_then(|len| u64::try_from(len).ok());
-    let md5 = declared.md5_sum()?;
+    let for_write = declared.for_write()?;
     let body = body_reader(ep, input.body, declared, max)?;
     let part = ep
         .content
-        .put_part(&upload, input.part_number, len, md5, body)
+        .put_part(&upload, input.part_number, len, for_write, body)
         .await?;
     match ep.catalogue.insert_part(&upload.id, &part).await {
         Ok(replaced) => {
@@ -186,7 +189,7 @@ pub(super) async fn complete(
         content_type: upload.content_type.clone(),
         metadata: upload.metadata.clone(),
         overwrite: true,
-        md5: None,
+        declared: Declared::default(),
     };
     let ingested = ep.content.complete_upload(&upload, &chosen, target).await?;
     remove_finished(ep, &upload).await;

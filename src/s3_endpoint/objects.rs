@@ -14,7 +14,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use super::S3Endpoint;
 use crate::content::{RangeRequest, Upload, upload_reader};
 use crate::db::{Metadata, ObjectRecord};
-use crate::storage::Md5Sum;
+use crate::storage::{Declared, Md5Sum, Sha256Sum};
 use crate::timestamp::now_ms;
 
 /// Content type of uploads that do not name one.
@@ -60,7 +60,7 @@ pub(super) async fn find(ep: &S3Endpoint, bucket: &str, key: &str) -> S3Result<O
 /// additional checksums (`x-amz-checksum-*`), in headers or in the trailer that follows
 /// an aws-chunked body.
 #[derive(Default)]
-pub(super) struct Declared {
+pub(super) struct DeclaredChecks {
     /// Base64 MD5 (`Content-MD5`).
     pub md5: Option<String>,
     /// The algorithm of a checksum to come in the trailer (`x-amz-sdk-checksum-algorithm`).
@@ -69,12 +69,17 @@ pub(super) struct Declared {
     pub sums: Checksum,
     /// The trailer, readable once the body has been read.
     pub trailers: Option<s3s::TrailingHeaders>,
+    /// The SHA-256 a signed request gave for its whole payload (see
+    /// [`signed_payload_sha256`]).
+    pub payload_sha256: Option<Sha256Sum>,
 }
 
-impl Declared {
-    /// The MD5 declared (`Content-MD5`), decoded.
-    pub(super) fn md5_sum(&self) -> S3Result<Option<Md5Sum>> {
-        self.md5
+impl DeclaredChecks {
+    /// What the tier's write takes of them: the MD5 declared (`Content-MD5`), decoded,
+    /// and the payload's SHA-256.
+    pub(super) fn for_write(&self) -> S3Result<Declared> {
+        let md5 = self
+            .md5
             .as_deref()
             .map(|md5| {
                 aws_smithy_types::base64::decode(md5)
@@ -82,15 +87,34 @@ impl Declared {
                     .and_then(|d| Md5Sum::try_from(d).ok())
                     .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not a base64 MD5"))
             })
-            .transpose()
+            .transpose()?;
+        Ok(Declared {
+            md5,
+            sha256: self.payload_sha256,
+        })
     }
 }
 
-/// The [`Declared`] checks of a PutObject or UploadPart input (the same fields in both),
-/// moving them out of it.
+/// The SHA-256 a request signed its payload with (`x-amz-content-sha256` as 64 hex
+/// digits; not an unsigned or aws-chunked payload). s3s fails the body at its end when
+/// the bytes differ, and the tier that is sent it as the payload hash checks them again.
+pub(super) fn signed_payload_sha256(headers: &axum::http::HeaderMap) -> Option<Sha256Sum> {
+    let hex = headers.get("x-amz-content-sha256")?.as_bytes();
+    let mut sum = [0u8; 32];
+    if hex.len() != 2 * sum.len() {
+        return None;
+    }
+    for (byte, pair) in sum.iter_mut().zip(hex.chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(sum)
+}
+
+/// The [`DeclaredChecks`] of a PutObject or UploadPart input (the same fields in both),
+/// moving them out of it, and of its request's headers.
 macro_rules! declared {
-    ($input:ident, $trailers:expr) => {
-        Declared {
+    ($input:ident, $trailers:expr, $headers:expr) => {
+        DeclaredChecks {
             md5: $input.content_md5,
             algorithm: $input.checksum_algorithm,
             sums: Checksum {
@@ -102,6 +126,7 @@ macro_rules! declared {
                 ..Default::default()
             },
             trailers: $trailers,
+            payload_sha256: signed_payload_sha256($headers),
         }
     };
 }
@@ -114,7 +139,7 @@ pub(super) use declared;
 pub(super) fn body_reader(
     ep: &S3Endpoint,
     body: Option<StreamingBlob>,
-    declared: Declared,
+    declared: DeclaredChecks,
     max: u64,
 ) -> S3Result<impl tokio::io::AsyncRead + Unpin + Send + 'static> {
     let sums = checksum_hasher(&declared)?;
@@ -135,7 +160,7 @@ pub(super) fn body_reader(
 
 /// A hasher of every algorithm the client declared a checksum of (or will, in the
 /// trailer); `None` when it declared none.
-fn checksum_hasher(declared: &Declared) -> S3Result<Option<ChecksumHasher>> {
+fn checksum_hasher(declared: &DeclaredChecks) -> S3Result<Option<ChecksumHasher>> {
     let mut hasher = ChecksumHasher::default();
     let sums = &declared.sums;
     let trailing = declared.algorithm.as_ref().map(ChecksumAlgorithm::as_str);
@@ -175,7 +200,7 @@ struct Verified {
     inner: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
     /// `None` once the end has been checked.
     sums: Option<ChecksumHasher>,
-    declared: Declared,
+    declared: DeclaredChecks,
 }
 
 impl Verified {
@@ -259,6 +284,7 @@ pub(super) async fn put(
     ep: &S3Endpoint,
     input: PutObjectInput,
     trailers: Option<s3s::TrailingHeaders>,
+    headers: &axum::http::HeaderMap,
 ) -> S3Result<PutObjectOutput> {
     check_key(&input.key)?;
     if input
@@ -267,8 +293,8 @@ pub(super) async fn put(
     {
         return Err(too_large(ep.max_object_bytes));
     }
-    let declared = declared!(input, trailers);
-    let md5 = declared.md5_sum()?;
+    let declared = declared!(input, trailers, headers);
+    let for_write = declared.for_write()?;
     let body = body_reader(ep, input.body, declared, ep.max_object_bytes)?;
     let upload = Upload {
         bucket: input.bucket,
@@ -278,7 +304,7 @@ pub(super) async fn put(
             .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
         metadata: metadata(input.metadata),
         overwrite: true,
-        md5,
+        declared: for_write,
     };
     let ingested = ep.content.ingest(upload, body).await?;
     Ok(PutObjectOutput {
@@ -461,7 +487,7 @@ pub(super) async fn copy(ep: &S3Endpoint, input: CopyObjectInput) -> S3Result<Co
         content_type,
         metadata,
         overwrite: true,
-        md5: None,
+        declared: Declared::default(),
     };
     let body = tokio_util::io::StreamReader::new(opened.bytes);
     let ingested = ep.content.ingest(upload, body).await?;

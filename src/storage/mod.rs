@@ -83,6 +83,21 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// An MD5 digest, as a client declares it for a body (`Content-MD5`).
 pub type Md5Sum = [u8; 16];
 
+/// A SHA-256 digest, as a signed request declares it for its payload.
+pub type Sha256Sum = [u8; 32];
+
+/// The digests a body's sender declared, which a write relies on rather than computing
+/// them again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Declared {
+    /// Its MD5 (`Content-MD5`), which the write checks the body against.
+    pub md5: Option<Md5Sum>,
+    /// The SHA-256 of the request payload that is the whole body, checked by whoever
+    /// verified that request's signature as the body was read: an S3 tier's signed
+    /// write sends it as its own payload hash (the tier checks the bytes against it).
+    pub sha256: Option<Sha256Sum>,
+}
+
 /// What a completed put or a checksum scan found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest {
@@ -251,19 +266,19 @@ impl Multipart<'_> {
     }
 
     /// Sends part `number` of the upload `upload_id` of `key` and checks what the server
-    /// received (against `md5` when the part's MD5 is known).
+    /// received (against the part's MD5 when `declared`).
     pub async fn send_part(
         &self,
         key: &str,
         upload_id: &str,
         number: i32,
         part: Bytes,
-        md5: Option<Md5Sum>,
+        declared: Declared,
     ) -> Result<SentPart> {
         validate_key(key)?;
         let sent = self
             .0
-            .upload_part(key, upload_id, number, part, md5)
+            .upload_part(key, upload_id, number, part, declared)
             .await?;
         Ok(SentPart {
             etag: sent.e_tag().unwrap_or_default().to_string(),
@@ -317,22 +332,21 @@ impl Store {
     }
 
     /// Stores `body` under `key`, replacing any object there, and returns its size and
-    /// checksum. The object appears whole or not at all. `md5`, when given, is the MD5
-    /// the client declared for the body: a body without it fails with
-    /// [`StorageError::Body`] (`InvalidData`) and nothing is stored. An S3 server checks
-    /// it for a write in one request (so the bytes are not hashed here for it); the rest
-    /// are hashed as they are read.
+    /// checksum. The object appears whole or not at all. A body without the MD5
+    /// `declared` for it fails with [`StorageError::Body`] (`InvalidData`) and nothing is
+    /// stored. An S3 server checks it for a write in one request (so the bytes are not
+    /// hashed here for it); the rest are hashed as they are read.
     pub async fn put(
         &self,
         key: &str,
         body: impl AsyncRead + Unpin + Send,
         content_type: &str,
-        md5: Option<Md5Sum>,
+        declared: Declared,
     ) -> Result<Digest> {
         validate_key(key)?;
         match self {
-            Store::File(f) => f.put(key, Md5Checked::after(&[], body, md5)).await,
-            Store::S3(s) => s.put(key, body, content_type, md5).await,
+            Store::File(f) => f.put(key, Md5Checked::after(&[], body, declared.md5)).await,
+            Store::S3(s) => s.put(key, body, content_type, declared).await,
         }
     }
 

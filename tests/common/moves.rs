@@ -1,7 +1,7 @@
 //! The parts a move needs, wired as `strata serve` wires them.
 
 use strata::config::TierConfig;
-use strata::storage::Store;
+use strata::storage::{Declared, Store};
 use tokio::io::AsyncRead;
 
 use super::*;
@@ -97,7 +97,12 @@ impl MoveRig {
         let location = format!("{id}/ingest");
         let digest = self
             .store(tier)
-            .put(&location, body, "application/octet-stream", None)
+            .put(
+                &location,
+                body,
+                "application/octet-stream",
+                Declared::default(),
+            )
             .await
             .unwrap();
         self.catalogue

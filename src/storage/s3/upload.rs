@@ -4,9 +4,15 @@
 
 use std::sync::atomic::Ordering;
 
+use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use bytes::{Bytes, BytesMut};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -14,7 +20,8 @@ use tokio::task::JoinSet;
 
 use super::{PartUploads, S3Store};
 use crate::storage::{
-    ContentHasher, Digest, Md5Checked, Md5Sum, Result, StorageError, md5_mismatch,
+    ContentHasher, Declared, Digest, Md5Checked, Md5Sum, Result, Sha256Sum, StorageError,
+    md5_mismatch,
 };
 
 /// What is known of the MD5 of bytes written.
@@ -33,8 +40,9 @@ impl S3Store {
         key: &str,
         mut body: impl AsyncRead + Unpin,
         content_type: &str,
-        md5: Option<Md5Sum>,
+        declared: Declared,
     ) -> Result<Digest> {
+        let md5 = declared.md5;
         let part_size = self.transfer.part_size as usize;
         let mut hasher = ContentHasher::new();
         // Grown as the body arrives: a small object's put fills (and maps) no whole part.
@@ -52,11 +60,9 @@ impl S3Store {
                 .checksum_crc32_c(&crc32c)
                 .set_content_md5(md5.map(aws_smithy_types::base64::encode))
                 .body(SdkByteStream::from(first.clone()));
-            let mut put = request.customize();
-            if !self.sign_payload {
-                put = put.disable_payload_signing();
-            }
-            let out = put
+            let out = request
+                .customize()
+                .interceptor(self.payload_signing(declared.sha256))
                 .send()
                 .await
                 .map_err(|e| self.refused_md5_or(md5.is_some(), "putting", key, e))?;
@@ -138,7 +144,13 @@ impl S3Store {
             let (key_owned, upload_id_owned) = (key.to_string(), upload_id.to_string());
             in_flight.spawn(async move {
                 store
-                    .upload_part(&key_owned, &upload_id_owned, number, part, None)
+                    .upload_part(
+                        &key_owned,
+                        &upload_id_owned,
+                        number,
+                        part,
+                        Declared::default(),
+                    )
                     .await
             });
             if in_flight.len() >= self.transfer.part_concurrency {
@@ -189,10 +201,11 @@ impl S3Store {
         upload_id: &str,
         number: i32,
         part: Bytes,
-        md5: Option<Md5Sum>,
+        declared: Declared,
     ) -> Result<CompletedPart> {
+        let md5 = declared.md5;
         let crc32c = crc32c(&part);
-        let mut upload = self
+        let upload = self
             .client
             .upload_part()
             .bucket(&self.bucket)
@@ -202,10 +215,8 @@ impl S3Store {
             .checksum_crc32_c(&crc32c)
             .set_content_md5(md5.map(aws_smithy_types::base64::encode))
             .body(SdkByteStream::from(part.clone()))
-            .customize();
-        if !self.sign_payload {
-            upload = upload.disable_payload_signing();
-        }
+            .customize()
+            .interceptor(self.payload_signing(declared.sha256));
         // The MD5 an ETag may have to be compared with, hashed while the part travels
         // (off the async workers), unless known or the server is known to report CRC32Cs.
         let hashing =
@@ -238,6 +249,19 @@ impl S3Store {
             .set_e_tag(out.e_tag().map(str::to_string))
             .checksum_crc32_c(crc32c)
             .build())
+    }
+
+    /// How a write whose body's SHA-256 is `declared` (when known) signs its payload: not
+    /// at all when the tier is set so, else with that SHA-256 rather than hashing the
+    /// body again (the server checks the bytes against it either way).
+    fn payload_signing(&self, declared: Option<Sha256Sum>) -> PayloadSigning {
+        PayloadSigning(match declared {
+            _ if !self.sign_payload => Some(PayloadSigningOverride::unsigned_payload()),
+            Some(sha256) => Some(PayloadSigningOverride::Precomputed(
+                sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            )),
+            None => None,
+        })
     }
 
     /// Checks the server's answer to a request that sent `sent` (whose CRC32C is
@@ -370,6 +394,28 @@ fn hex(md5: &Md5Sum) -> String {
 fn md5_etag(etag: &str) -> Option<&str> {
     let inner = etag.trim_matches('"');
     (inner.len() == 32 && inner.bytes().all(|b| b.is_ascii_hexdigit())).then_some(inner)
+}
+
+/// Sets the signer's payload override, when there is one, for the request it goes with.
+#[derive(Debug)]
+struct PayloadSigning(Option<PayloadSigningOverride>);
+
+impl Intercept for PayloadSigning {
+    fn name(&self) -> &'static str {
+        "PayloadSigning"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), BoxError> {
+        if let Some(payload) = &self.0 {
+            cfg.interceptor_state().store_put(payload.clone());
+        }
+        Ok(())
+    }
 }
 
 /// Reads into `buf` until it holds `size` bytes or the body ends.
