@@ -67,7 +67,8 @@ pub struct S3Config {
     /// (`TIER_<NAME>_PATH_STYLE`, default true when an endpoint is set).
     pub path_style: bool,
     /// Sign each upload's bytes (their SHA-256 in the request signature), which costs
-    /// a SHA-256 pass on both ends (`TIER_<NAME>_SIGN_PAYLOAD`). Default: true for a
+    /// a SHA-256 pass on both ends, on Strata's only when the S3 client that sent the
+    /// bytes did not sign them (`TIER_<NAME>_SIGN_PAYLOAD`). Default: true for a
     /// plain `http://` endpoint, where the signature is what protects the bytes in
     /// transit; false for `https://` and AWS, where TLS does (the AWS SDKs' convention).
     /// Every upload carries its CRC32C either way.
