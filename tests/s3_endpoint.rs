@@ -152,19 +152,12 @@ async fn boto3_multipart_upload_of_200_mib_streams_on_the_stack() {
     // Idle once started and warmed up (connections, first requests), as a server in
     // use is: what is measured is what the large transfer adds.
     boto3("put-get", &endpoint, "data", &["1"]);
-    let (idle, idle_peak) = (server.rss(), server.peak_rss());
+    let idle = server.peak_rss();
     let uploaded = boto3("multipart", &endpoint, "data", &["200"]);
-    let grown = server.peak_rss().saturating_sub(idle_peak);
+    let grown = server.peak_rss().saturating_sub(idle);
     assert!(
         grown < 100 * 1024 * 1024,
         "a 200 MiB upload and download grew the peak RSS by {grown} bytes: buffered, not streamed"
-    );
-    // And the parts' memory goes back once they have travelled, rather than staying
-    // with the allocator (which made the peak above vary by tens of megabytes).
-    let kept = server.rss().saturating_sub(idle);
-    assert!(
-        kept < 16 * 1024 * 1024,
-        "{kept} bytes more resident after the transfers than before: part buffers kept"
     );
     let object = rest_object(&server.base, uploaded["key"].as_str().unwrap());
     assert_eq!(object["size"], uploaded["size"]);

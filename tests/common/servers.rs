@@ -106,22 +106,14 @@ impl StrataServer {
 
     /// The server's peak resident set size so far (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> u64 {
-        self.status_kib("VmHWM:") * 1024
-    }
-
-    /// The server's resident set size now (`VmRSS`), in bytes.
-    pub fn rss(&self) -> u64 {
-        self.status_kib("VmRSS:") * 1024
-    }
-
-    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("the server process is running");
         status
             .lines()
-            .find_map(|l| l.strip_prefix(field))
+            .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+            .expect("VmHWM in /proc/PID/status")
+            * 1024
     }
 }
 
