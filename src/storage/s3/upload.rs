@@ -257,9 +257,7 @@ impl S3Store {
     fn payload_signing(&self, declared: Option<Sha256Sum>) -> PayloadSigning {
         PayloadSigning(match declared {
             _ if !self.sign_payload => Some(PayloadSigningOverride::unsigned_payload()),
-            Some(sha256) => Some(PayloadSigningOverride::Precomputed(
-                sha256.iter().map(|b| format!("{b:02x}")).collect(),
-            )),
+            Some(sha256) => Some(PayloadSigningOverride::Precomputed(hex(&sha256))),
             None => None,
         })
     }
@@ -280,7 +278,7 @@ impl S3Store {
     ) -> Result<()> {
         let etag_md5 = etag.and_then(md5_etag);
         if let (KnownMd5::Declared(declared), Some(etag)) = (&md5, etag_md5)
-            && hex(declared) != etag
+            && hex(*declared) != etag
         {
             return Err(StorageError::Body(md5_mismatch()));
         }
@@ -382,12 +380,12 @@ fn crc32c(bytes: &[u8]) -> String {
 
 /// MD5 of `bytes` in hex, as an ETag shows it.
 fn hex_md5(bytes: &[u8]) -> String {
-    hex(&Md5::digest(bytes).into())
+    hex(&Md5::digest(bytes))
 }
 
 /// An MD5 in hex, as an ETag shows it.
-fn hex(md5: &Md5Sum) -> String {
-    md5.iter().map(|b| format!("{b:02x}")).collect()
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The MD5 an ETag holds, when it is one: 32 hex digits, quotes removed.
