@@ -335,7 +335,10 @@ impl Mover {
                 &plan.dest_location,
                 StreamReader::new(self.throttled(Box::pin(stream))),
                 &object.content_type,
-                Declared::default(),
+                Declared {
+                    length: u64::try_from(object.size).ok(),
+                    ..Declared::default()
+                },
             )
             .await
             .map_err(|e| format!("writing the copy: {e}"))

@@ -1283,6 +1283,56 @@ async fn postgres_roll_up_writes_hour_rows() {
     db.drop_db().await;
 }
 
+/// A key's lookup reads the one index entry of its key, even on a table PostgreSQL has
+/// never analysed: there its planner once chose the byte-order index on the bucket alone
+/// and read every key of the bucket per lookup (a plan made while the table was empty,
+/// then kept by the connection).
+#[tokio::test]
+async fn postgres_key_lookups_read_their_own_key_only() {
+    const OBJECTS: i64 = 300;
+    const LOOKUPS: i64 = 50;
+    let db = TestDb::postgres().await;
+    let c = Catalogue::connect(&db.url).await.unwrap();
+    // While the table is empty, as an S3 client's HEAD before its first PUT.
+    for _ in 0..20 {
+        assert_eq!(
+            c.find_object_by_key("strata", "missing").await.unwrap(),
+            None
+        );
+    }
+    for i in 0..OBJECTS {
+        add_object(&c, &format!("k/{i:04}"), "public").await;
+    }
+    let read_before = index_entries_read(&db.url).await;
+    for i in 0..LOOKUPS {
+        let key = format!("k/{:04}", i * 5);
+        let found = c.find_object_by_key("strata", &key).await.unwrap();
+        assert_eq!(found.map(|o| o.key), Some(key));
+    }
+    // A backend reports its reads when it ends.
+    c.close().await;
+    let read = index_entries_read(&db.url).await - read_before;
+    assert!(
+        read <= 2 * LOOKUPS,
+        "{LOOKUPS} lookups read {read} index entries of a bucket of {OBJECTS} keys"
+    );
+    db.drop_db().await;
+}
+
+/// Index entries of `objects` read so far, as PostgreSQL's statistics tell.
+async fn index_entries_read(url: &str) -> i64 {
+    let mut conn = AnyConnection::connect(url).await.unwrap();
+    let read: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(idx_tup_read), 0) AS BIGINT) FROM pg_stat_user_indexes \
+         WHERE relname = 'objects'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    read
+}
+
 /// The schema change that rolls totals up with the hours, on a catalogue written before it:
 /// every flush added to the objects' totals, and the hour rows either lacked the minutes
 /// from the mark on (`with_mark`) or, before marks existed (NULL), counted every minute.

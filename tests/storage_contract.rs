@@ -427,7 +427,7 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
             "x",
             Declared {
                 md5: Some(md5_of(&data)),
-                sha256: None,
+                ..Declared::default()
             },
         )
         .await
@@ -443,7 +443,7 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
                 "x",
                 Declared {
                     md5: Some(wrong),
-                    sha256: None
+                    ..Declared::default()
                 }
             )
             .await
@@ -459,14 +459,15 @@ fn sha256_of(data: &[u8]) -> [u8; 32] {
 /// A SHA-256 declared for a body is the payload hash a signed write sends instead of
 /// one hashed here, so the server checks the bytes against it: it takes them with the
 /// right one and refuses them with a wrong one, in one request and as a part. An
-/// unsigned tier sends no payload hash at all.
+/// unsigned tier sends no payload hash at all, and neither does a write with a declared
+/// MD5 (the server checks the bytes against that).
 #[tokio::test]
 async fn s3_signed_writes_send_a_declared_sha256() {
     let s = s3_subject().await;
     let data = pattern(14, 1000);
     let declared = |sha256| Declared {
-        md5: None,
         sha256: Some(sha256),
+        ..Declared::default()
     };
     let right = declared(sha256_of(&data));
     let mut wrong_sum = sha256_of(&data);
@@ -504,6 +505,13 @@ async fn s3_signed_writes_send_a_declared_sha256() {
         .await
         .unwrap();
     assert_eq!(read_all(&unsigned.store, &key, None).await, data);
+    let with_md5 = Declared {
+        md5: Some(md5_of(&data)),
+        ..wrong
+    };
+    let key = unique_key("md5-not-sha256.bin");
+    s.store.put(&key, &data[..], "x", with_md5).await.unwrap();
+    assert_eq!(read_all(&s.store, &key, None).await, data);
 }
 
 /// A multipart upload on the tier: parts sent into it (with and without a declared
@@ -529,7 +537,7 @@ async fn s3_multipart_uploads_take_sent_and_stored_parts() {
             pieces[0].clone().into(),
             Declared {
                 md5: Some(md5_of(&pieces[0])),
-                sha256: None,
+                ..Declared::default()
             },
         )
         .await
@@ -545,7 +553,7 @@ async fn s3_multipart_uploads_take_sent_and_stored_parts() {
                 pieces[2].clone().into(),
                 Declared {
                     md5: Some(wrong),
-                    sha256: None
+                    ..Declared::default()
                 }
             )
             .await

@@ -68,7 +68,9 @@ pub struct S3Config {
     pub path_style: bool,
     /// Sign each upload's bytes (their SHA-256 in the request signature), which costs
     /// a SHA-256 pass on both ends, on Strata's only when the S3 client that sent the
-    /// bytes did not sign them (`TIER_<NAME>_SIGN_PAYLOAD`). Default: true for a
+    /// bytes did not sign them (`TIER_<NAME>_SIGN_PAYLOAD`). An upload that carries its
+    /// S3 client's `Content-MD5` (a signed header the server checks the bytes against)
+    /// signs no payload hash besides. Default: true for a
     /// plain `http://` endpoint, where the signature is what protects the bytes in
     /// transit; false for `https://` and AWS, where TLS does (the AWS SDKs' convention).
     /// Every upload carries its CRC32C either way.

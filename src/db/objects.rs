@@ -304,14 +304,19 @@ impl Catalogue {
         Ok(ObjectView::from_row(&row)?)
     }
 
-    /// The object with this key in `bucket`, if any.
+    /// The object with this key in `bucket`, if any. The key is compared in byte order,
+    /// as the index listings read is: compared by PostgreSQL's default collation, it
+    /// could use that index on the bucket alone (the planner's choice on a table not yet
+    /// analysed) and read every key of the bucket.
     pub async fn find_object_by_key(
         &self,
         bucket: &str,
         key: &str,
     ) -> Result<Option<ObjectRecord>> {
-        let sql =
-            format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = $1 AND object_key = $2");
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = $1 AND {} = $2",
+            self.key_in_byte_order()
+        );
         let row = sqlx::query(&sql)
             .bind(bucket)
             .bind(key)

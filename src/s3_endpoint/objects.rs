@@ -61,6 +61,8 @@ pub(super) async fn find(ep: &S3Endpoint, bucket: &str, key: &str) -> S3Result<O
 /// an aws-chunked body.
 #[derive(Default)]
 pub(super) struct DeclaredChecks {
+    /// The body's length (`Content-Length`).
+    pub length: Option<i64>,
     /// Base64 MD5 (`Content-MD5`).
     pub md5: Option<String>,
     /// The algorithm of a checksum to come in the trailer (`x-amz-sdk-checksum-algorithm`).
@@ -75,8 +77,8 @@ pub(super) struct DeclaredChecks {
 }
 
 impl DeclaredChecks {
-    /// What the tier's write takes of them: the MD5 declared (`Content-MD5`), decoded,
-    /// and the payload's SHA-256.
+    /// What the tier's write takes of them: the length, the MD5 declared
+    /// (`Content-MD5`), decoded, and the payload's SHA-256.
     pub(super) fn for_write(&self) -> S3Result<Declared> {
         let md5 = self
             .md5
@@ -89,6 +91,7 @@ impl DeclaredChecks {
             })
             .transpose()?;
         Ok(Declared {
+            length: self.length.and_then(|n| u64::try_from(n).ok()),
             md5,
             sha256: self.payload_sha256,
         })
@@ -115,6 +118,7 @@ pub(super) fn signed_payload_sha256(headers: &axum::http::HeaderMap) -> Option<S
 macro_rules! declared {
     ($input:ident, $trailers:expr, $headers:expr) => {
         DeclaredChecks {
+            length: $input.content_length,
             md5: $input.content_md5,
             algorithm: $input.checksum_algorithm,
             sums: Checksum {

@@ -86,11 +86,16 @@ pub type Md5Sum = [u8; 16];
 /// A SHA-256 digest, as a signed request declares it for its payload.
 pub type Sha256Sum = [u8; 32];
 
-/// The digests a body's sender declared, which a write relies on rather than computing
-/// them again.
+/// What a body's sender declared of it, which a write relies on rather than computing
+/// it again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Declared {
-    /// Its MD5 (`Content-MD5`), which the write checks the body against.
+    /// Its length (`Content-Length`, or the catalogue's size of an object copied): it
+    /// sizes the write's buffer, and the body is read to its end whatever it says.
+    pub length: Option<u64>,
+    /// Its MD5 (`Content-MD5`), which the write checks the body against. An S3 tier's
+    /// write sends it, signed, as its own, and signs no payload hash besides: the server
+    /// checks the bytes against an MD5 nobody in transit can change.
     pub md5: Option<Md5Sum>,
     /// The SHA-256 of the request payload that is the whole body, checked by whoever
     /// verified that request's signature as the body was read: an S3 tier's signed

@@ -45,8 +45,13 @@ impl S3Store {
         let md5 = declared.md5;
         let part_size = self.transfer.part_size as usize;
         let mut hasher = ContentHasher::new();
-        // Grown as the body arrives: a small object's put fills (and maps) no whole part.
-        let first = read_part(&mut body, part_size, BytesMut::new()).await?;
+        let first = read_part(
+            &mut body,
+            part_size,
+            first_buffer(declared.length, part_size),
+        )
+        .await?
+        .freeze();
         hasher.update(&first);
         if first.len() < part_size {
             // One request: a declared MD5 goes with it, and the server checks it.
@@ -62,7 +67,7 @@ impl S3Store {
                 .body(SdkByteStream::from(first.clone()));
             let out = request
                 .customize()
-                .interceptor(self.payload_signing(declared.sha256))
+                .interceptor(self.payload_signing(declared))
                 .send()
                 .await
                 .map_err(|e| self.refused_md5_or(md5.is_some(), "putting", key, e))?;
@@ -156,7 +161,9 @@ impl S3Store {
             if in_flight.len() >= self.transfer.part_concurrency {
                 done.push(self.join_part(key, in_flight).await?);
             }
-            part = read_part(body, part_size, BytesMut::with_capacity(part_size)).await?;
+            part = read_part(body, part_size, BytesMut::with_capacity(part_size))
+                .await?
+                .freeze();
             if part.is_empty() {
                 break;
             }
@@ -216,7 +223,7 @@ impl S3Store {
             .set_content_md5(md5.map(aws_smithy_types::base64::encode))
             .body(SdkByteStream::from(part.clone()))
             .customize()
-            .interceptor(self.payload_signing(declared.sha256));
+            .interceptor(self.payload_signing(declared));
         // The MD5 an ETag may have to be compared with, hashed while the part travels
         // (off the async workers), unless known or the server is known to report CRC32Cs.
         let hashing =
@@ -251,14 +258,14 @@ impl S3Store {
             .build())
     }
 
-    /// How a write whose body's SHA-256 is `declared` (when known) signs its payload: not
-    /// at all when the tier is set so, else with that SHA-256 rather than hashing the
-    /// body again (the server checks the bytes against it either way).
-    fn payload_signing(&self, declared: Option<Sha256Sum>) -> PayloadSigning {
-        PayloadSigning(match declared {
-            _ if !self.sign_payload => Some(PayloadSigningOverride::unsigned_payload()),
-            Some(sha256) => Some(PayloadSigningOverride::Precomputed(hex(&sha256))),
-            None => None,
+    /// How a write of a body with these declarations signs its payload.
+    fn payload_signing(&self, declared: Declared) -> PayloadSigning {
+        PayloadSigning(match PayloadHash::of(self.sign_payload, declared) {
+            PayloadHash::Unsigned => Some(PayloadSigningOverride::unsigned_payload()),
+            PayloadHash::Declared(sha256) => {
+                Some(PayloadSigningOverride::Precomputed(hex(&sha256)))
+            }
+            PayloadHash::Hashed => None,
         })
     }
 
@@ -394,6 +401,46 @@ fn md5_etag(etag: &str) -> Option<&str> {
     (inner.len() == 32 && inner.bytes().all(|b| b.is_ascii_hexdigit())).then_some(inner)
 }
 
+/// The payload hash a write's signature carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayloadHash {
+    /// None (`UNSIGNED-PAYLOAD`).
+    Unsigned,
+    /// The SHA-256 its sender declared, not hashed again.
+    Declared(Sha256Sum),
+    /// The SHA-256 the SDK hashes as it signs.
+    Hashed,
+}
+
+impl PayloadHash {
+    /// None when the tier's writes are not to be signed, or when the write carries a
+    /// declared MD5 (a signed header the server checks the bytes against: a payload hash
+    /// protects them no further); else the declared SHA-256, else one hashed here.
+    fn of(sign_payload: bool, declared: Declared) -> PayloadHash {
+        match declared {
+            _ if !sign_payload => PayloadHash::Unsigned,
+            Declared { md5: Some(_), .. } => PayloadHash::Unsigned,
+            Declared {
+                sha256: Some(sha256),
+                ..
+            } => PayloadHash::Declared(sha256),
+            _ => PayloadHash::Hashed,
+        }
+    }
+}
+
+/// The buffer the first part of a put is read into: its declared length (and one byte
+/// more, to see the body end without growing it) up to a part, else grown as the body
+/// arrives, so that a small object's put fills (and maps) no whole part.
+fn first_buffer(length: Option<u64>, part_size: usize) -> BytesMut {
+    match length {
+        Some(length) => BytesMut::with_capacity(
+            usize::try_from(length.saturating_add(1)).map_or(part_size, |n| n.min(part_size)),
+        ),
+        None => BytesMut::new(),
+    }
+}
+
 /// Sets the signer's payload override, when there is one, for the request it goes with.
 #[derive(Debug)]
 struct PayloadSigning(Option<PayloadSigningOverride>);
@@ -416,15 +463,16 @@ impl Intercept for PayloadSigning {
     }
 }
 
-/// Reads into `buf` until it holds `size` bytes or the body ends.
+/// Reads into `buf` until it holds `size` bytes or the body ends. A full buffer is not
+/// read into again: a `BytesMut` grows for any read, even one that finds nothing.
 async fn read_part(
     body: &mut (impl AsyncRead + Unpin),
     size: usize,
     mut buf: BytesMut,
-) -> Result<Bytes> {
+) -> Result<BytesMut> {
     let mut rest = body.take(size.saturating_sub(buf.len()) as u64);
-    while rest.read_buf(&mut buf).await.map_err(StorageError::Body)? > 0 {}
-    Ok(buf.freeze())
+    while buf.len() < size && rest.read_buf(&mut buf).await.map_err(StorageError::Body)? > 0 {}
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -446,6 +494,58 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_of_its_declared_length_fills_its_buffer_without_growing_it() {
+        let body = vec![7u8; 3000];
+        let part = read_part(&mut &body[..], 8000, first_buffer(Some(3000), 8000))
+            .await
+            .unwrap();
+        assert_eq!((part.len(), part.capacity()), (3000, 3001));
+        // Declared longer than a part: a part, and the rest left for the next.
+        let long = vec![7u8; 9000];
+        let mut rest = &long[..];
+        let part = read_part(&mut rest, 8000, first_buffer(Some(9000), 8000))
+            .await
+            .unwrap();
+        assert_eq!(
+            (part.len(), part.capacity(), rest.len()),
+            (8000, 8000, 1000)
+        );
+        // Declared wrong: the body is read to its end all the same.
+        let part = read_part(&mut &body[..], 8000, first_buffer(Some(10), 8000))
+            .await
+            .unwrap();
+        assert_eq!(part.len(), 3000);
+    }
+
+    #[test]
+    fn a_payload_hash_is_signed_only_where_nothing_else_protects_the_bytes() {
+        let md5 = Some([1; 16]);
+        let sha256 = Some([2; 32]);
+        let declared = |md5, sha256| Declared {
+            md5,
+            sha256,
+            ..Declared::default()
+        };
+        assert_eq!(
+            PayloadHash::of(false, declared(None, sha256)),
+            PayloadHash::Unsigned
+        );
+        assert_eq!(
+            PayloadHash::of(true, declared(md5, sha256)),
+            PayloadHash::Unsigned,
+            "a signed Content-MD5 goes with the bytes"
+        );
+        assert_eq!(
+            PayloadHash::of(true, declared(None, sha256)),
+            PayloadHash::Declared([2; 32])
+        );
+        assert_eq!(
+            PayloadHash::of(true, declared(None, None)),
+            PayloadHash::Hashed
         );
     }
 
