@@ -138,7 +138,10 @@ pub async fn ingest(
                 content_type: content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.into()),
                 metadata: Metadata::new(),
                 overwrite: query.overwrite,
-                declared: Declared::default(),
+                declared: Declared {
+                    length: declared,
+                    ..Declared::default()
+                },
             };
             let body = request
                 .into_body()
