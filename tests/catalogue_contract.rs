@@ -1311,12 +1311,33 @@ async fn postgres_key_lookups_read_their_own_key_only() {
     }
     // A backend reports its reads when it ends.
     c.close().await;
+    await_other_connections_ended(&db.url).await;
     let read = index_entries_read(&db.url).await - read_before;
     assert!(
         read <= 2 * LOOKUPS,
         "{LOOKUPS} lookups read {read} index entries of a bucket of {OBJECTS} keys"
     );
     db.drop_db().await;
+}
+
+/// Waits until no other connection to the database at `url` remains: an ended backend
+/// has reported its statistics before it leaves `pg_stat_activity`.
+async fn await_other_connections_ended(url: &str) {
+    let mut conn = AnyConnection::connect(url).await.unwrap();
+    for _ in 0..100 {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    conn.close().await.unwrap();
 }
 
 /// Index entries of `objects` read so far, as PostgreSQL's statistics tell.
