@@ -66,8 +66,8 @@ pub struct Upload {
     /// Whether an object already under `key` gets the new content (a new version) rather
     /// than the upload being refused as a conflict.
     pub overwrite: bool,
-    /// The digests the client declared for the body, which the landing tier's write
-    /// relies on ([`Store::put`]).
+    /// What the client declared of the body (its length and digests), which the
+    /// landing tier's write relies on ([`Store::put`]).
     pub declared: Declared,
 }
 

@@ -60,18 +60,18 @@ impl Content {
         }
     }
 
-    /// Stores part `number` of `upload`, `len` bytes with the digests the client
+    /// Stores part `number` of `upload`, with the length and digests the client
     /// `declared` (checked as the body is read), on the upload's tier; returns its
     /// record. Nothing points at its bytes until the caller records it.
     pub async fn put_part(
         &self,
         upload: &UploadRecord,
         number: i32,
-        len: Option<u64>,
         declared: Declared,
         body: impl AsyncRead + Unpin + Send,
     ) -> Result<PartRecord, ContentError> {
         let store = self.store(&upload.id, &upload.tier)?;
+        let len = declared.length;
         let offset = u64::try_from(number - 1).unwrap_or(0) * len.unwrap_or(0);
         let mut body = Hashing {
             inner: body,

@@ -89,12 +89,11 @@ pub(super) async fn upload_part(
         return Err(too_large(max));
     }
     let declared = declared!(input, trailers, headers);
-    let len = input.content_length.and_then(|len| u64::try_from(len).ok());
     let for_write = declared.for_write()?;
     let body = body_reader(ep, input.body, declared, max)?;
     let part = ep
         .content
-        .put_part(&upload, input.part_number, len, for_write, body)
+        .put_part(&upload, input.part_number, for_write, body)
         .await?;
     match ep.catalogue.insert_part(&upload.id, &part).await {
         Ok(replaced) => {

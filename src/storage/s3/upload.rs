@@ -390,7 +390,7 @@ fn hex_md5(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
 }
 
-/// An MD5 in hex, as an ETag shows it.
+/// A digest in hex, as an ETag shows an MD5 and a signature a payload's SHA-256.
 fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
