@@ -8,8 +8,8 @@
 # moved with MOVER_VERIFY=checksum (the default: end-to-end checksums) and with
 # MOVER_VERIFY=full (the copy also read back), alternating with rclone, RUNS times
 # (default 3), and the medians are compared; rclone compares the MD5 the server reports.
-# Uploads to onprem are unsigned, as rclone sends them (TIER_ONPREM_SIGN_PAYLOAD=false
-# unless set).
+# Uploads to onprem are signed, as rclone signs the parts of a server-to-server copy
+# (each part's SHA-256 in its signature; TIER_ONPREM_SIGN_PAYLOAD=true unless set).
 #
 #   scripts/bench/mover.sh [LARGE_MIB] [COUNT] [N]
 set -euo pipefail
@@ -21,7 +21,7 @@ N=${3:-8}
 SMALL=102400
 RUNS=${RUNS:-3}
 scripts/stack.sh up >/dev/null
-sign_onprem=${TIER_ONPREM_SIGN_PAYLOAD:-false}
+sign_onprem=${TIER_ONPREM_SIGN_PAYLOAD:-true}
 set -a; . .stack/stack.env; set +a
 export TIER_ONPREM_SIGN_PAYLOAD=$sign_onprem
 # rclone 1.60 refuses to start when AWS_CA_BUNDLE is set; the endpoints are plain HTTP.

@@ -73,7 +73,8 @@ pub struct S3Config {
     /// signs no payload hash besides. Default: true for a
     /// plain `http://` endpoint, where the signature is what protects the bytes in
     /// transit; false for `https://` and AWS, where TLS does (the AWS SDKs' convention).
-    /// Every upload carries its CRC32C either way.
+    /// Every upload carries its CRC32C either way; a signed one needs no MD5 hashed for
+    /// a server that reports no CRC32C (the server checked the signed SHA-256).
     pub sign_payload: bool,
     /// Static keys; `None` uses the AWS default credential chain.
     pub credentials: Option<StaticCredentials>,

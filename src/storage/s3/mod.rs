@@ -8,10 +8,11 @@
 //! multipart upload is aborted so the server does not keep its parts.
 //!
 //! Every request that carries bytes also carries their CRC32C, which the server checks
-//! on receipt, and its answer is checked against what was sent: the CRC32C it reports,
-//! or where it reports none an ETag that is the MD5 of the bytes. Bytes damaged on the
-//! way fail the put; only a server that reports neither leaves the stored size as the
-//! check (said once in the log).
+//! on receipt, and its answer is checked against what was sent: the CRC32C it reports;
+//! where it reports none, the signed SHA-256 of a signed write's payload, which the
+//! server checked the bytes against, else an ETag that is the MD5 of the bytes. Bytes
+//! damaged on the way fail the put; only an unsigned write to a server that reports
+//! neither leaves the stored size as the check (said once in the log).
 //!
 //! Gets of more than one part are split into ranged requests, `part_concurrency` of them
 //! in flight and handed out in order, the way download managers (and rclone) fetch large

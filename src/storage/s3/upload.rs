@@ -24,14 +24,30 @@ use crate::storage::{
     md5_mismatch,
 };
 
-/// What is known of the MD5 of bytes written.
-pub(super) enum KnownMd5<'a> {
-    /// The client declared it (and the server was sent it as Content-MD5).
-    Declared(&'a Md5Sum),
-    /// Hashed while the bytes travelled.
-    Hashed(String),
+/// What the server's receipt of written bytes can be checked with, beyond a CRC32C it
+/// reports.
+pub(super) enum Sent<'a> {
+    /// An MD5 the client declared (the server was sent it as Content-MD5).
+    DeclaredMd5(&'a Md5Sum),
+    /// An MD5 hashed while the bytes travelled.
+    HashedMd5(String),
+    /// The payload's SHA-256, signed: the server refuses bytes that do not match it, so
+    /// what it stored needs no further check.
+    SignedSha256,
     /// Nothing.
     Unknown,
+}
+
+impl Sent<'_> {
+    /// What a write with `md5` declared and `payload` signed is checked with, before
+    /// anything is hashed for it.
+    fn before_hashing(md5: Option<&Md5Sum>, payload: PayloadHash) -> Sent<'_> {
+        match (md5, payload) {
+            (Some(md5), _) => Sent::DeclaredMd5(md5),
+            (None, PayloadHash::Unsigned) => Sent::Unknown,
+            (None, PayloadHash::Declared(_) | PayloadHash::Hashed) => Sent::SignedSha256,
+        }
+    }
 }
 
 impl S3Store {
@@ -43,6 +59,7 @@ impl S3Store {
         declared: Declared,
     ) -> Result<Digest> {
         let md5 = declared.md5;
+        let payload = PayloadHash::of(self.sign_payload, declared);
         let part_size = self.transfer.part_size as usize;
         let mut hasher = ContentHasher::new();
         let first = read_part(
@@ -67,7 +84,7 @@ impl S3Store {
                 .body(SdkByteStream::from(first.clone()));
             let out = request
                 .customize()
-                .interceptor(self.payload_signing(declared))
+                .interceptor(PayloadSigning::of(payload))
                 .send()
                 .await
                 .map_err(|e| self.refused_md5_or(md5.is_some(), "putting", key, e))?;
@@ -75,7 +92,7 @@ impl S3Store {
                 key,
                 &first,
                 &crc32c,
-                md5.as_ref().map_or(KnownMd5::Unknown, KnownMd5::Declared),
+                Sent::before_hashing(md5.as_ref(), payload),
                 out.checksum_crc32_c(),
                 out.e_tag(),
             )?;
@@ -211,6 +228,7 @@ impl S3Store {
         declared: Declared,
     ) -> Result<CompletedPart> {
         let md5 = declared.md5;
+        let payload = PayloadHash::of(self.sign_payload, declared);
         let crc32c = crc32c(&part);
         let upload = self
             .client
@@ -223,22 +241,24 @@ impl S3Store {
             .set_content_md5(md5.map(aws_smithy_types::base64::encode))
             .body(SdkByteStream::from(part.clone()))
             .customize()
-            .interceptor(self.payload_signing(declared));
+            .interceptor(PayloadSigning::of(payload));
         // The MD5 an ETag may have to be compared with, hashed while the part travels
-        // (off the async workers), unless known or the server is known to report CRC32Cs.
-        let hashing =
-            (md5.is_none() && !self.learnt.reports_crc32c.load(Ordering::Relaxed)).then(|| {
-                let part = part.clone();
-                tokio::task::spawn_blocking(move || hex_md5(&part))
-            });
+        // (off the async workers), unless the part is checked otherwise or the server is
+        // known to report CRC32Cs.
+        let sent = Sent::before_hashing(md5.as_ref(), payload);
+        let hashing = (matches!(sent, Sent::Unknown)
+            && !self.learnt.reports_crc32c.load(Ordering::Relaxed))
+        .then(|| {
+            let part = part.clone();
+            tokio::task::spawn_blocking(move || hex_md5(&part))
+        });
         let out = upload
             .send()
             .await
             .map_err(|e| self.refused_md5_or(md5.is_some(), "uploading a part of", key, e))?;
-        let md5 = match (hashing, &md5) {
-            (Some(hashing), _) => hashing.await.map_or(KnownMd5::Unknown, KnownMd5::Hashed),
-            (None, Some(declared)) => KnownMd5::Declared(declared),
-            (None, None) => KnownMd5::Unknown,
+        let sent = match hashing {
+            Some(hashing) => hashing.await.map_or(Sent::Unknown, Sent::HashedMd5),
+            None => sent,
         };
         if out.checksum_crc32_c().is_some() {
             self.learnt.reports_crc32c.store(true, Ordering::Relaxed);
@@ -247,7 +267,7 @@ impl S3Store {
             key,
             &part,
             &crc32c,
-            md5,
+            sent,
             out.checksum_crc32_c(),
             out.e_tag(),
         )?;
@@ -258,39 +278,30 @@ impl S3Store {
             .build())
     }
 
-    /// How a write of a body with these declarations signs its payload.
-    fn payload_signing(&self, declared: Declared) -> PayloadSigning {
-        PayloadSigning(match PayloadHash::of(self.sign_payload, declared) {
-            PayloadHash::Unsigned => Some(PayloadSigningOverride::unsigned_payload()),
-            PayloadHash::Declared(sha256) => {
-                Some(PayloadSigningOverride::Precomputed(hex(&sha256)))
-            }
-            PayloadHash::Hashed => None,
-        })
-    }
-
-    /// Checks the server's answer to a request that sent `sent` (whose CRC32C is
-    /// `crc32c`; `md5` what is known of its MD5): the CRC32C it reports, else an ETag
-    /// that is an MD5 (32 hex digits; not one under SSE-KMS or of a multipart object),
-    /// else nothing to compare. An MD5 the client declared is compared with such an ETag
-    /// in any case: a server that ignores a Content-MD5 still tells what it stored.
+    /// Checks the server's answer to a request that sent `bytes` (whose CRC32C is
+    /// `crc32c`; `sent` what else is known of them): the CRC32C it reports, else the
+    /// signed SHA-256 it checked them against, else an ETag that is an MD5 (32 hex
+    /// digits; not one under SSE-KMS or of a multipart object), else nothing to compare.
+    /// An MD5 the client declared is compared with such an ETag in any case: a server that
+    /// ignores a Content-MD5 still tells what it stored.
     pub(super) fn check_receipt(
         &self,
         key: &str,
-        sent: &[u8],
+        bytes: &[u8],
         crc32c: &str,
-        md5: KnownMd5<'_>,
+        sent: Sent<'_>,
         reported_crc32c: Option<&str>,
         etag: Option<&str>,
     ) -> Result<()> {
         let etag_md5 = etag.and_then(md5_etag);
-        if let (KnownMd5::Declared(declared), Some(etag)) = (&md5, etag_md5)
+        if let (Sent::DeclaredMd5(declared), Some(etag)) = (&sent, etag_md5)
             && hex(*declared) != etag
         {
             return Err(StorageError::Body(md5_mismatch()));
         }
         let (what, expected, reported) = match (reported_crc32c, etag_md5) {
             (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
+            (None, _) if matches!(sent, Sent::SignedSha256) => return Ok(()),
             (None, Some(etag)) => {
                 if !self.learnt.md5_said.swap(true, Ordering::Relaxed) {
                     tracing::info!(
@@ -298,11 +309,11 @@ impl S3Store {
                         "the server reports no CRC32C for some writes; their MD5 ETags are compared instead"
                     );
                 }
-                let expected = match md5 {
+                let expected = match sent {
                     // Compared just above.
-                    KnownMd5::Declared(_) => return Ok(()),
-                    KnownMd5::Hashed(hashed) => hashed,
-                    KnownMd5::Unknown => hex_md5(sent),
+                    Sent::DeclaredMd5(_) | Sent::SignedSha256 => return Ok(()),
+                    Sent::HashedMd5(hashed) => hashed,
+                    Sent::Unknown => hex_md5(bytes),
                 };
                 ("MD5", expected, etag.to_string())
             }
@@ -445,6 +456,19 @@ fn first_buffer(length: Option<u64>, part_size: usize) -> BytesMut {
 #[derive(Debug)]
 struct PayloadSigning(Option<PayloadSigningOverride>);
 
+impl PayloadSigning {
+    /// How a write whose signature carries `payload` is signed.
+    fn of(payload: PayloadHash) -> PayloadSigning {
+        PayloadSigning(match payload {
+            PayloadHash::Unsigned => Some(PayloadSigningOverride::unsigned_payload()),
+            PayloadHash::Declared(sha256) => {
+                Some(PayloadSigningOverride::Precomputed(hex(&sha256)))
+            }
+            PayloadHash::Hashed => None,
+        })
+    }
+}
+
 impl Intercept for PayloadSigning {
     fn name(&self) -> &'static str {
         "PayloadSigning"
@@ -547,6 +571,24 @@ mod tests {
             PayloadHash::of(true, declared(None, None)),
             PayloadHash::Hashed
         );
+    }
+
+    #[test]
+    fn only_a_write_checked_by_nothing_else_needs_an_md5_hashed() {
+        let md5 = [1; 16];
+        let checked = |md5, payload| match Sent::before_hashing(md5, payload) {
+            Sent::DeclaredMd5(_) => "declared md5",
+            Sent::SignedSha256 => "signed sha256",
+            Sent::HashedMd5(_) => "hashed md5",
+            Sent::Unknown => "nothing",
+        };
+        assert_eq!(checked(Some(&md5), PayloadHash::Unsigned), "declared md5");
+        assert_eq!(checked(None, PayloadHash::Hashed), "signed sha256");
+        assert_eq!(
+            checked(None, PayloadHash::Declared([2; 32])),
+            "signed sha256"
+        );
+        assert_eq!(checked(None, PayloadHash::Unsigned), "nothing");
     }
 
     #[test]
