@@ -405,10 +405,26 @@ pub fn run(cli: Cli) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("strata: {err:#}");
+            eprintln!("strata: {}", explain(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `err` and its causes in one line, each cause left out when the message before it
+/// already says it (errors that print their source as part of their own message).
+fn explain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 /// `strata check`: checks (and repairs) the tiers against the catalogue, prints what it
@@ -820,5 +836,30 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Layer {
+        #[error("database error: {0}")]
+        Quoting(#[source] Box<Layer>),
+        #[error("does not exist")]
+        Leaf,
+    }
+
+    #[test]
+    fn a_cause_its_error_already_quotes_is_said_once() {
+        let err = anyhow::Error::new(Layer::Quoting(Box::new(Layer::Leaf)))
+            .context("opening the catalogue");
+        assert_eq!(
+            explain(&err),
+            "opening the catalogue: database error: does not exist"
+        );
+        let plain = anyhow::Error::new(Layer::Leaf).context("opening the catalogue");
+        assert_eq!(explain(&plain), "opening the catalogue: does not exist");
     }
 }
