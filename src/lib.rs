@@ -24,9 +24,11 @@
 //! - [`simulate`]: replays access traces through the same policy code; [`check`]: the
 //!   catalogue against the tiers.
 //! - [`config`]: settings from the environment; [`tls`]: the one TLS provider;
-//!   [`timestamp`]: RFC 3339 times; [`wire`]: whole numbers as JSON writers send them.
+//!   [`timestamp`]: RFC 3339 times; [`wire`]: whole numbers as JSON writers send them;
+//!   [`causes`]: an error and its causes in one line.
 
 pub mod api;
+pub mod causes;
 pub mod check;
 pub mod cli;
 pub mod client;

@@ -50,7 +50,7 @@ impl Supervisor {
             let why = match AssertUnwindSafe(task).catch_unwind().await {
                 Ok(Ok(())) if stop.is_cancelled() => return,
                 Ok(Ok(())) => "ended".to_string(),
-                Ok(Err(e)) => format!("failed: {e:#}"),
+                Ok(Err(e)) => format!("failed: {}", crate::causes::one_line(&e)),
                 Err(panic) => format!("panicked: {}", panic_message(panic.as_ref())),
             };
             if stop.is_cancelled() {

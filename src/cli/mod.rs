@@ -13,6 +13,7 @@ mod progress;
 
 use output::{Output, Table, prediction_line};
 
+use crate::causes;
 use crate::client::Client;
 use crate::config::Config;
 use crate::forecast::capture::{CAPTURE_SHARES, Captured};
@@ -405,26 +406,10 @@ pub fn run(cli: Cli) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("strata: {}", explain(&err));
+            eprintln!("strata: {}", causes::one_line(&err));
             ExitCode::FAILURE
         }
     }
-}
-
-/// `err` and its causes in one line, each cause left out when the message before it
-/// already says it (errors that print their source as part of their own message).
-fn explain(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-    }
-    line
 }
 
 /// `strata check`: checks (and repairs) the tiers against the catalogue, prints what it
@@ -836,30 +821,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::explain;
-
-    #[derive(Debug, thiserror::Error)]
-    enum Layer {
-        #[error("database error: {0}")]
-        Quoting(#[source] Box<Layer>),
-        #[error("does not exist")]
-        Leaf,
-    }
-
-    #[test]
-    fn a_cause_its_error_already_quotes_is_said_once() {
-        let err = anyhow::Error::new(Layer::Quoting(Box::new(Layer::Leaf)))
-            .context("opening the catalogue");
-        assert_eq!(
-            explain(&err),
-            "opening the catalogue: database error: does not exist"
-        );
-        let plain = anyhow::Error::new(Layer::Leaf).context("opening the catalogue");
-        assert_eq!(explain(&plain), "opening the catalogue: does not exist");
     }
 }

@@ -310,7 +310,7 @@ impl S3Store {
                     );
                 }
                 let expected = match sent {
-                    // Compared just above.
+                    // Compared just above; a signed write returned before the match.
                     Sent::DeclaredMd5(_) | Sent::SignedSha256 => return Ok(()),
                     Sent::HashedMd5(hashed) => hashed,
                     Sent::Unknown => hex_md5(bytes),
