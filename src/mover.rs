@@ -10,7 +10,9 @@
 //!    default), or the copy read back too (`full`);
 //! 4. **switch** the catalogue to the copy, in a transaction that also checks that the
 //!    object was not rewritten meanwhile;
-//! 5. only then **delete** the source copy.
+//! 5. only then **delete** the source copy. A worker running moves one after the other
+//!    deletes a move's source while it runs its next move: the move is complete once
+//!    switched, and the deletion only frees the old bytes.
 //!
 //! Any failure before the switch leaves the object where it was, readable throughout;
 //! the copy is removed and the move retried with exponential backoff and jitter, up to
@@ -60,6 +62,9 @@ struct Attempt {
     dest: Store,
     plan: CopyPlan,
 }
+
+/// The deletion of a completed move's source, left to run beside the worker's next move.
+type SourceRemoval = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// How an attempt ended early.
 enum Stop {
@@ -117,9 +122,15 @@ impl Mover {
     }
 
     async fn work_until(&self, shutdown: CancellationToken) {
+        // At most one source deletion per worker is under way, beside the next move.
+        let mut removal: Option<SourceRemoval> = None;
         while !shutdown.is_cancelled() {
-            match self.work_once().await {
-                Ok(Some(_)) => continue,
+            let (worked, ()) = tokio::join!(self.work_next(), finish(removal.take()));
+            match worked {
+                Ok(Some((_, next))) => {
+                    removal = next;
+                    continue;
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "mover cannot reach the catalogue"),
             }
@@ -127,11 +138,28 @@ impl Mover {
                 break;
             }
         }
+        finish(removal).await;
     }
 
-    /// Claims and runs one due move; `None` when the queue has none. Returns the move as
-    /// this attempt left it (completed, back to pending for a retry, failed, …).
+    /// Claims and runs one due move, its source deleted once it completed; `None` when
+    /// the queue has none. Returns the move as this attempt left it (completed, back to
+    /// pending for a retry, failed, …).
     pub async fn work_once(&self) -> Result<Option<MoveRecord>, CatalogueError> {
+        let Some((m, removal)) = self.work_next().await? else {
+            return Ok(None);
+        };
+        if removal.is_none() {
+            return Ok(Some(m));
+        }
+        finish(removal).await;
+        self.catalogue.get_move(&m.id).await.map(Some)
+    }
+
+    /// Claims and runs one due move; with the move as the attempt left it, the deletion
+    /// of its source still to run when it completed.
+    async fn work_next(
+        &self,
+    ) -> Result<Option<(MoveRecord, Option<SourceRemoval>)>, CatalogueError> {
         let lease_ms = self.config.lease.as_millis() as i64;
         let Some(m) = self.catalogue.claim_move(&self.worker, lease_ms).await? else {
             return Ok(None);
@@ -141,22 +169,22 @@ impl Mover {
             reason = %m.reason, attempt = m.attempts, "move started"
         );
         let (id, started) = (m.id.clone(), Instant::now());
-        self.execute(m).await?;
+        let removal = self.execute(m).await?;
         let after = self.catalogue.get_move(&id).await?;
         self.metrics
             .record_move_attempt(after.status.as_str(), started.elapsed());
-        Ok(Some(after))
+        Ok(Some((after, removal)))
     }
 
-    /// One attempt of claimed move `m`: copy, verify, switch the catalogue, delete the
-    /// source.
-    async fn execute(&self, m: MoveRecord) -> Result<(), CatalogueError> {
+    /// One attempt of claimed move `m`: copy, verify, switch the catalogue; the deletion
+    /// of the source when the move completed.
+    async fn execute(&self, m: MoveRecord) -> Result<Option<SourceRemoval>, CatalogueError> {
         let started = Instant::now();
         let Some(attempt) = self.prepare(&m).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(m) = self.start_copy(&m, &attempt).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let Attempt {
             object,
@@ -168,11 +196,11 @@ impl Mover {
             .copy_and_verify(&m, &object, &source, &dest, &plan)
             .await
         {
-            Ok(()) => self.switch(&m, &source, &plan, started).await,
-            Err(Stop::Lost) => self.abandon(&m, &plan.dest_location).await,
+            Ok(()) => self.switch(&m, source, &plan, started).await,
+            Err(Stop::Lost) => self.abandon(&m, &plan.dest_location).await.map(|()| None),
             Err(Stop::Failed(error)) => {
                 let removed = self.remove(&m.to_tier, &plan.dest_location).await;
-                self.retry(&m, &error, removed).await
+                self.retry(&m, &error, removed).await.map(|()| None)
             }
         }
     }
@@ -266,14 +294,14 @@ impl Mover {
         }
     }
 
-    /// Switches the catalogue to the verified copy, then deletes the source.
+    /// Switches the catalogue to the verified copy; then the source is to be deleted.
     async fn switch(
         &self,
         m: &MoveRecord,
-        source: &Store,
+        source: Store,
         plan: &CopyPlan,
         started: Instant,
-    ) -> Result<(), CatalogueError> {
+    ) -> Result<Option<SourceRemoval>, CatalogueError> {
         let duration_ms = started.elapsed().as_millis() as i64;
         match self
             .catalogue
@@ -287,12 +315,16 @@ impl Mover {
                     mb_per_s = done.bytes_total as f64 / 1e6 / (duration_ms.max(1) as f64 / 1e3),
                     "move completed"
                 );
-                if source.delete(&plan.source_location).await.is_ok() {
-                    self.catalogue.mark_source_deleted(&done.id).await?;
-                } else {
-                    tracing::warn!(migration = %done.id, "source copy not deleted yet; recovery retries");
-                }
-                Ok(())
+                let catalogue = self.catalogue.clone();
+                let location = plan.source_location.clone();
+                Ok(Some(Box::pin(async move {
+                    // Recovery deletes what is left undeleted here.
+                    if source.delete(&location).await.is_err() {
+                        tracing::warn!(migration = %done.id, "source copy not deleted yet; recovery retries");
+                    } else if let Err(e) = catalogue.mark_source_deleted(&done.id).await {
+                        tracing::warn!(migration = %done.id, error = %e, "source copy deleted, not yet recorded; recovery records it");
+                    }
+                })))
             }
             Err(CatalogueError::Stale { kind: "object", .. }) => {
                 let removed = self.remove(&m.to_tier, &plan.dest_location).await;
@@ -303,8 +335,11 @@ impl Mover {
                     removed,
                 )
                 .await
+                .map(|()| None)
             }
-            Err(CatalogueError::Stale { .. }) => self.abandon(m, &plan.dest_location).await,
+            Err(CatalogueError::Stale { .. }) => {
+                self.abandon(m, &plan.dest_location).await.map(|()| None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -325,7 +360,7 @@ impl Mover {
         let counter = progress.clone();
         let copy = async {
             let stream = source
-                .get(&plan.source_location, None, None)
+                .get(&plan.source_location, None, u64::try_from(object.size).ok())
                 .await
                 .map_err(|e| format!("reading the source: {e}"))?
                 .inspect_ok(move |chunk| {
@@ -348,14 +383,6 @@ impl Mover {
             .await?
             .map_err(Stop::Failed)?;
 
-        if !self
-            .catalogue
-            .begin_verify(&m.id, &self.worker)
-            .await
-            .unwrap_or(false)
-        {
-            return Err(Stop::Lost);
-        }
         let verify = async {
             match self.config.verify {
                 VerifyMode::Full => {
@@ -379,10 +406,15 @@ impl Mover {
                 }
             }
         };
-        let verified = self
-            .with_heartbeat(&m.id, &progress, verify)
-            .await?
-            .map_err(|e| Stop::Failed(format!("checking the copy: {e}")))?;
+        // The check reads only the copy, so it need not wait for the state to be recorded.
+        let (ours, verified) = tokio::join!(
+            self.catalogue.begin_verify(&m.id, &self.worker),
+            self.with_heartbeat(&m.id, &progress, verify)
+        );
+        if !ours.unwrap_or(false) {
+            return Err(Stop::Lost);
+        }
+        let verified = verified?.map_err(|e| Stop::Failed(format!("checking the copy: {e}")))?;
         if verified.size != object.size as u64 || verified.checksum != object.checksum {
             return Err(Stop::Failed(format!(
                 "verification failed: the copy has {} bytes with checksum {}, the catalogue expects {} bytes with {}",
@@ -625,6 +657,13 @@ pub fn retry_delay(base: Duration, attempts: i64) -> Duration {
 }
 
 /// Sleeps for `period`; true if `shutdown` fired first.
+/// Runs `removal` to its end, if there is one.
+async fn finish(removal: Option<SourceRemoval>) {
+    if let Some(removal) = removal {
+        removal.await;
+    }
+}
+
 async fn sleep_or_cancel(period: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = tokio::time::sleep(period) => false,

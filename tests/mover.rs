@@ -30,6 +30,37 @@ async fn four_tiers() -> MoveRig {
     .await
 }
 
+/// A mover stopped while it copies finishes the move and, before it returns, deletes
+/// the source (which a worker otherwise deletes beside its next move).
+#[tokio::test]
+async fn a_mover_stopped_mid_move_has_deleted_the_source_when_it_returns() {
+    let (file_a, dir_a) = file_tier("filea", None);
+    let (file_b, dir_b) = file_tier("fileb", None);
+    let slow = strata::config::MoverConfig {
+        bandwidth: Some(MIB),
+        ..fast_mover()
+    };
+    let rig = MoveRig::new(vec![file_a, file_b], vec![dir_a, dir_b], slow).await;
+    let object = rig
+        .ingest("filea", "stopped", PatternReader::new(3, 2 * MIB))
+        .await;
+    let m = rig.enqueue(&object, "fileb").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(rig.mover.clone().run(stop.clone()));
+    rig.wait_for(&m.id, "copy under way", |m| m.status == MoveStatus::Copying)
+        .await;
+    stop.cancel();
+    run.await.unwrap();
+    let done = rig.catalogue.get_move(&m.id).await.unwrap();
+    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
+    let left = rig.store("filea").size(&object.location).await;
+    assert!(
+        matches!(left, Err(StorageError::NotFound { .. })),
+        "{left:?}"
+    );
+    rig.finish().await;
+}
+
 #[tokio::test]
 async fn moves_between_every_pair_of_backends() {
     let rig = four_tiers().await;
