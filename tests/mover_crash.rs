@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{
@@ -23,12 +23,12 @@ const KILLS: usize = 6;
 
 /// `strata serve` on the test database and the stack's tiers, with a short lease so
 /// that recovery after a kill is quick.
-fn serve(database_url: &str, workdir: &Path) -> Child {
+fn serve(database_url: &str, workdir: &Path) -> ServerProcess {
     serve_with(database_url, workdir, &[])
 }
 
 /// [`serve`] with `extra` settings on top.
-fn serve_with(database_url: &str, workdir: &Path, extra: &[(&str, String)]) -> Child {
+fn serve_with(database_url: &str, workdir: &Path, extra: &[(&str, String)]) -> ServerProcess {
     let mut env: HashMap<String, String> = stack_env();
     env.insert("DATABASE_URL".into(), database_url.into());
     // This test is about moves; the stack's shared topic would only add noise.
@@ -49,15 +49,17 @@ fn serve_with(database_url: &str, workdir: &Path, extra: &[(&str, String)]) -> C
         env.insert(k.into(), v.into());
     }
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("serve")
-        .current_dir(workdir)
-        .env_clear()
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start strata serve")
+    ServerProcess::of(
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .current_dir(workdir)
+            .env_clear()
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start strata serve"),
+    )
 }
 
 /// xorshift64 seeded from the clock; the seed is printed so a failure can be replayed.
@@ -276,13 +278,13 @@ impl SlowMove {
     }
 
     /// `strata serve` running the move.
-    fn serve(&self) -> Child {
+    fn serve(&self) -> ServerProcess {
         serve_with(self.rig.database_url(), self.workdir.path(), &self.settings)
     }
 
     /// After a restart (`child`) that swept the dead attempt's leftover: one leftover
     /// counted on `fast`, the move completed; then stops the process.
-    async fn completes_after_one_sweep(&self, mut child: Child) {
+    async fn completes_after_one_sweep(&self, mut child: ServerProcess) {
         let metrics = common::curl(&[&format!("http://127.0.0.1:{}/metrics", self.port)]);
         let page = String::from_utf8_lossy(&metrics.body).into_owned();
         assert!(

@@ -6,11 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Child;
 use std::time::Duration;
 
 use common::{
-    Deployment, assigned_partitions, eventually, http, ingest_at, listen_address,
+    Deployment, ServerProcess, assigned_partitions, eventually, http, ingest_at, listen_address,
     settled_with_partitions,
 };
 
@@ -18,19 +17,11 @@ const OBJECTS: usize = 24;
 /// Under the 128 KiB a command-line argument to curl may hold.
 const OBJECT_BYTES: usize = 96 * 1024;
 
-/// One process of the deployment and its REST address; killed when dropped, so that a
-/// failing test leaves no process behind.
+/// One process of the deployment (killed when dropped) and its REST address.
 struct Instance {
     name: String,
-    child: Child,
+    child: ServerProcess,
     base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn start(deployment: &Deployment, name: &str) -> Instance {

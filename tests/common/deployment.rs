@@ -42,12 +42,12 @@ impl Deployment {
     }
 
     /// Starts `strata serve`; its log goes to `<workdir>/<name>.log`.
-    pub fn serve(&self, name: &str) -> Child {
+    pub fn serve(&self, name: &str) -> ServerProcess {
         self.serve_with(name, &[])
     }
 
     /// [`Deployment::serve`] with `extra` settings on top.
-    pub fn serve_with(&self, name: &str, extra: &[(&str, &str)]) -> Child {
+    pub fn serve_with(&self, name: &str, extra: &[(&str, &str)]) -> ServerProcess {
         let mut env: HashMap<String, String> = stack_env();
         let data = self.workdir.path().join("data");
         let brokers = kafka_brokers();
@@ -73,15 +73,17 @@ impl Deployment {
             env.insert(k.to_string(), v.to_string());
         }
         let log = std::fs::File::create(self.log_path(name)).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("serve")
-            .current_dir(self.workdir.path())
-            .env_clear()
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start strata serve")
+        ServerProcess::of(
+            Command::new(env!("CARGO_BIN_EXE_strata"))
+                .arg("serve")
+                .current_dir(self.workdir.path())
+                .env_clear()
+                .envs(env)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start strata serve"),
+        )
     }
 
     pub fn log_path(&self, name: &str) -> std::path::PathBuf {
@@ -144,11 +146,8 @@ impl Deployment {
         }
     }
 
-    pub async fn finish(self, mut children: Vec<Child>) {
-        for child in &mut children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    pub async fn finish(self, children: Vec<ServerProcess>) {
+        drop(children);
         self.pool.close().await;
         self.catalogue.close().await;
         self.db.drop_db().await;

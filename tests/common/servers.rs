@@ -311,13 +311,18 @@ pub async fn listen_address(
     }
 }
 
-/// A third-party server process a test started itself (a broker, an S3 server); killed
-/// when dropped.
+/// A server process a test started itself (a broker, an S3 server, `strata serve`);
+/// killed when dropped, so that a failing test leaves none running.
 pub struct ServerProcess {
     child: std::process::Child,
 }
 
 impl ServerProcess {
+    /// Takes charge of `child`.
+    pub fn of(child: std::process::Child) -> ServerProcess {
+        ServerProcess { child }
+    }
+
     /// Starts `command`, its output discarded, and waits up to `patience` until `port` on
     /// loopback takes connections.
     pub async fn listening(
@@ -338,6 +343,20 @@ impl ServerProcess {
         )
         .await;
         server
+    }
+}
+
+impl std::ops::Deref for ServerProcess {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &std::process::Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.child
     }
 }
 
