@@ -148,11 +148,9 @@ impl Mover {
         let Some((m, removal)) = self.work_next().await? else {
             return Ok(None);
         };
-        if removal.is_none() {
-            return Ok(Some(m));
-        }
+        // The deletion changes nothing a move record shows, so `m` stays as read.
         finish(removal).await;
-        self.catalogue.get_move(&m.id).await.map(Some)
+        Ok(Some(m))
     }
 
     /// Claims and runs one due move; with the move as the attempt left it, the deletion
@@ -656,7 +654,6 @@ pub fn retry_delay(base: Duration, attempts: i64) -> Duration {
     delay.mul_f64(0.75 + f64::from(nanos % 1000) / 2000.0)
 }
 
-/// Sleeps for `period`; true if `shutdown` fired first.
 /// Runs `removal` to its end, if there is one.
 async fn finish(removal: Option<SourceRemoval>) {
     if let Some(removal) = removal {
@@ -664,6 +661,7 @@ async fn finish(removal: Option<SourceRemoval>) {
     }
 }
 
+/// Sleeps for `period`; true if `shutdown` fired first.
 async fn sleep_or_cancel(period: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = tokio::time::sleep(period) => false,
