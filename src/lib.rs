@@ -25,7 +25,8 @@
 //!   catalogue against the tiers.
 //! - [`config`]: settings from the environment; [`tls`]: the one TLS provider;
 //!   [`timestamp`]: RFC 3339 times; [`wire`]: whole numbers as JSON writers send them;
-//!   [`causes`]: an error and its causes in one line.
+//!   [`causes`]: an error and its causes in one line; [`tcp`]: socket options that keep
+//!   requests and answers from waiting on each other's timers.
 
 pub mod api;
 pub mod causes;
@@ -48,6 +49,7 @@ pub mod service;
 pub mod simulate;
 pub mod storage;
 pub mod supervisor;
+pub mod tcp;
 pub mod timestamp;
 pub mod tls;
 pub mod wire;

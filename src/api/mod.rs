@@ -328,7 +328,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(crate::tcp::without_delay(listener), router(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -141,7 +141,7 @@ pub async fn serve(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR
     });
     let app = axum::Router::new().fallback_service(service);
-    axum::serve(listener, app)
+    axum::serve(crate::tcp::without_delay(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -324,7 +324,7 @@ impl Store {
     pub async fn open(config: &BackendConfig, transfer: TransferConfig) -> Result<Store> {
         Ok(match config {
             BackendConfig::File { root } => Store::File(file::FileStore::open(root).await?),
-            BackendConfig::S3(s3) => Store::S3(s3::S3Store::open(s3, transfer).await),
+            BackendConfig::S3(s3) => Store::S3(s3::S3Store::open(s3, transfer).await?),
         })
     }
 

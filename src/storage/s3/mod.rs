@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 mod compose;
+mod http;
 mod upload;
 
 use super::{ByteRange, ByteStream, Listed, Result, StorageError, md5_mismatch};
@@ -81,7 +82,8 @@ struct Learnt {
 impl S3Store {
     /// Builds a client for `config`. Static keys are used when configured, otherwise the
     /// AWS default credential chain (environment, profile, web identity, instance role).
-    pub async fn open(config: &S3Config, transfer: TransferConfig) -> S3Store {
+    /// Fails only when the tier's CA certificates cannot be used.
+    pub async fn open(config: &S3Config, transfer: TransferConfig) -> Result<S3Store> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
             .timeout_config(
@@ -89,24 +91,13 @@ impl S3Store {
                     .connect_timeout(Duration::from_secs(5))
                     .build(),
             );
-        if let Some(pem) = &config.ca_certificates {
-            use aws_smithy_http_client::tls;
-            let trust = tls::TrustStore::default().with_pem_certificate(pem.clone());
-            loader = loader.http_client(
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    // Building only stores the trust store; it cannot fail.
-                    .tls_context(
-                        tls::TlsContext::builder()
-                            .with_trust_store(trust)
-                            .build()
-                            .unwrap_or_default(),
-                    )
-                    .build_https(),
-            );
-        }
+        let client = http::QuickAckClient::new(config.ca_certificates.as_deref()).map_err(|e| {
+            StorageError::Backend {
+                backend: format!("s3://{}", config.bucket),
+                message: format!("its TLS client could not be built: {e}"),
+            }
+        })?;
+        loader = loader.http_client(client);
         if let Some(keys) = &config.credentials {
             loader = loader.credentials_provider(Credentials::new(
                 &keys.access_key_id,
@@ -126,14 +117,14 @@ impl S3Store {
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);
         }
-        S3Store {
+        Ok(S3Store {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
             transfer,
             sign_payload: config.sign_payload,
             learnt: Arc::default(),
             read_budget: Arc::new(Semaphore::new(transfer.part_concurrency)),
-        }
+        })
     }
 
     /// The size of the parts transfers are cut into.
