@@ -7,15 +7,18 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Pki, StrataServer, Stunnel, TestDb, eventually, free_port, unique_name, which};
+use common::{
+    Pki, ServerProcess, StrataServer, Stunnel, TestDb, eventually, free_port, unique_name, which,
+};
 use serde_json::Value;
 
 /// A tansu broker of the test's own on `port`.
 struct Tansu {
-    child: Child,
+    /// Killed when the broker is dropped, also when it did not start.
+    _process: ServerProcess,
     binary: std::path::PathBuf,
     port: u16,
 }
@@ -59,18 +62,9 @@ impl Tansu {
         if authentication {
             command.arg("--authentication");
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let process = ServerProcess::listening(command, port, Duration::from_secs(20));
         Tansu {
-            child,
+            _process: process,
             binary,
             port,
         }
@@ -98,13 +92,6 @@ impl Tansu {
             self.cli(&["topic", "create", name, "--partitions", partitions]);
         }
         (topic, dlq)
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

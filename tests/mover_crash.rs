@@ -351,7 +351,7 @@ impl MotoServer {
         ]);
         MotoServer {
             endpoint: format!("http://127.0.0.1:{port}"),
-            _process: ServerProcess::listening(moto, port, Duration::from_secs(30)).await,
+            _process: ServerProcess::listening(moto, port, Duration::from_secs(30)),
         }
     }
 

@@ -35,8 +35,11 @@ impl OwnBroker {
             .args(["broker", "--storage-engine", "memory://tansu/"])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--cluster-id", "strata-readiness"]);
-        self.process =
-            Some(ServerProcess::listening(tansu, self.port, Duration::from_secs(10)).await);
+        self.process = Some(ServerProcess::listening(
+            tansu,
+            self.port,
+            Duration::from_secs(10),
+        ));
         for topic in topics {
             create_topic_on(&self.address(), topic, 1).await;
         }

@@ -9,7 +9,7 @@ use super::*;
 /// working directory, logging to `strata.log` there; killed when dropped (its log
 /// printed when the test failed).
 pub struct StrataServer {
-    child: std::process::Child,
+    child: ServerProcess,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// The working directory (its `data/` holds embedded-mode state).
@@ -118,9 +118,8 @@ impl StrataServer {
 }
 
 impl Drop for StrataServer {
+    /// Shows the log of a failed test's server; the server is killed when `child` drops.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("strata serve's log:\n{}", self.log());
         }
@@ -133,7 +132,7 @@ impl Drop for StrataServer {
 /// `models/`, so that `./data` is fresh and the shipped model is found. Killed when
 /// dropped; [`EmbeddedServer::stop`] shuts it down gracefully.
 pub struct EmbeddedServer {
-    child: Option<std::process::Child>,
+    child: Option<ServerProcess>,
     extra: Vec<(String, String)>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
@@ -225,15 +224,6 @@ impl EmbeddedServer {
     }
 }
 
-impl Drop for EmbeddedServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Starts `strata serve` in `workdir` with exactly the variables `env`, its output
 /// appended to `strata.log` there, and waits up to `patience` until it answers; the
 /// process and its base URL (`LISTEN_ADDR` may ask for port 0).
@@ -241,7 +231,7 @@ async fn serve(
     workdir: &std::path::Path,
     env: HashMap<String, String>,
     patience: std::time::Duration,
-) -> (std::process::Child, String) {
+) -> (ServerProcess, String) {
     let log_path = workdir.join("strata.log");
     let logged = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
     let log = std::fs::OpenOptions::new()
@@ -249,15 +239,17 @@ async fn serve(
         .append(true)
         .open(&log_path)
         .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("serve")
-        .current_dir(workdir)
-        .env_clear()
-        .envs(env)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start strata serve");
+    let mut child = ServerProcess::of(
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .current_dir(workdir)
+            .env_clear()
+            .envs(env)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start strata serve"),
+    );
     let base = format!(
         "http://{}",
         listen_address(&log_path, logged, &mut child).await
@@ -324,8 +316,8 @@ impl ServerProcess {
     }
 
     /// Starts `command`, its output discarded, and waits up to `patience` until `port` on
-    /// loopback takes connections.
-    pub async fn listening(
+    /// loopback takes connections (blocking: only a process of its own is awaited).
+    pub fn listening(
         mut command: std::process::Command,
         port: u16,
         patience: std::time::Duration,
@@ -336,12 +328,14 @@ impl ServerProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
         let server = ServerProcess { child };
-        eventually(
-            patience,
-            &format!("{command:?} to listen on port {port}"),
-            || async { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() },
-        )
-        .await;
+        let deadline = std::time::Instant::now() + patience;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{command:?} did not listen on port {port} within {patience:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         server
     }
 }

@@ -3,10 +3,11 @@
 //! refuses plaintext, and `stunnel` in front of a plain HTTP server.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::http::free_port;
+use super::servers::ServerProcess;
 use super::stack::which;
 
 /// A private certificate authority and a server certificate it signed for `localhost`
@@ -198,7 +199,7 @@ impl Drop for TlsPostgres {
 pub struct Stunnel {
     /// Its port on 127.0.0.1.
     pub port: u16,
-    child: Child,
+    _process: ServerProcess,
     _dir: tempfile::TempDir,
 }
 
@@ -222,28 +223,12 @@ impl Stunnel {
             ),
         )
         .unwrap();
-        let child = Command::new(which("stunnel4"))
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start stunnel4");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "stunnel did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut command = Command::new(which("stunnel4"));
+        command.arg(&conf);
         Stunnel {
             port,
-            child,
+            _process: ServerProcess::listening(command, port, Duration::from_secs(10)),
             _dir: dir,
         }
-    }
-}
-
-impl Drop for Stunnel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
