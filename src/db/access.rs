@@ -199,9 +199,13 @@ async fn locate(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     access: &LocatedAccess,
 ) -> Result<Option<String>> {
+    // Two lookups, each served by its own index (one condition with OR read the tier).
     Ok(sqlx::query_scalar(
-        "SELECT id FROM objects WHERE tier = $1 AND (location = $2 OR object_key = $2) \
-         ORDER BY CASE WHEN location = $2 THEN 0 ELSE 1 END LIMIT 1",
+        "SELECT id FROM (\
+           SELECT id, 0 AS preference FROM objects WHERE tier = $1 AND location = $2 \
+           UNION ALL \
+           SELECT id, 1 AS preference FROM objects WHERE tier = $1 AND object_key = $2\
+         ) AS found ORDER BY preference LIMIT 1",
     )
     .bind(&access.tier)
     .bind(&access.key)
