@@ -38,7 +38,7 @@ use crate::tcp;
 /// plus any certificates the tier's settings add.
 #[derive(Debug)]
 pub struct QuickAckClient {
-    tls: Arc<rustls::ClientConfig>,
+    tls: rustls::ClientConfig,
     /// One connection pool per timeout setting (the SDK asks per operation).
     connectors: RwLock<HashMap<Timeouts, SharedHttpConnector>>,
 }
@@ -67,7 +67,7 @@ impl QuickAckClient {
         .with_root_certificates(roots)
         .with_no_client_auth();
         Ok(QuickAckClient {
-            tls: Arc::new(tls),
+            tls,
             connectors: RwLock::default(),
         })
     }
@@ -78,7 +78,7 @@ impl QuickAckClient {
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(settings.connect_timeout());
         let https = HttpsConnectorBuilder::new()
-            .with_tls_config((*self.tls).clone())
+            .with_tls_config(self.tls.clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(QuickAckConnector(tcp));
