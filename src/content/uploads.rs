@@ -14,14 +14,15 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use super::{Content, ContentError, Ingested, Source, Upload, upload_failure};
 use crate::db::{PartRecord, TierUpload, UploadRecord, new_id};
 use crate::storage::tree::{PartTree, TreeHasher, object_checksum};
-use crate::storage::{ByteRange, Declared, Digest, SentPart, StorageError, Store, UploadedPart};
+use crate::storage::{
+    ByteRange, Declared, Digest, SentPart, StorageError, Store, UploadedPart, body_buffer,
+};
 use crate::timestamp::now_ms;
 
 impl Content {
@@ -85,8 +86,7 @@ impl Content {
         let (location, size, checksum, sent) = match into_tier {
             Some((tier_upload, multipart)) => {
                 let limit = multipart.part_limit();
-                // One byte more than declared, so that reading the end grows nothing.
-                let mut bytes = BytesMut::with_capacity(len.unwrap_or(0) as usize + 1);
+                let mut bytes = body_buffer(len, usize::try_from(limit + 1).unwrap_or(usize::MAX));
                 let mut limited = (&mut body).take(limit + 1);
                 while limited
                     .read_buf(&mut bytes)

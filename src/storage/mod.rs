@@ -16,7 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::time::SystemTime;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
@@ -190,6 +190,18 @@ pub async fn digest_stream(
         hasher.update(&chunk?);
     }
     Ok(hasher.finish())
+}
+
+/// The buffer a body of at most `limit` bytes is read into whole: its declared `length`
+/// and one byte more (to see the body end without growing it) up to `limit`, else grown
+/// as the body arrives, so that a small body fills (and maps) no buffer of `limit`.
+pub fn body_buffer(length: Option<u64>, limit: usize) -> BytesMut {
+    match length {
+        Some(length) => BytesMut::with_capacity(
+            usize::try_from(length.saturating_add(1)).map_or(limit, |n| n.min(limit)),
+        ),
+        None => BytesMut::new(),
+    }
 }
 
 /// Checks that `key` is a relative path made of plain segments: not empty, not too long,

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::{PartUploads, S3Store};
 use crate::storage::{
     ContentHasher, Declared, Digest, Md5Checked, Md5Sum, Result, Sha256Sum, StorageError,
-    md5_mismatch,
+    body_buffer, md5_mismatch,
 };
 
 /// What the server's receipt of written bytes can be checked with, beyond a CRC32C it
@@ -65,7 +65,7 @@ impl S3Store {
         let first = read_part(
             &mut body,
             part_size,
-            first_buffer(declared.length, part_size),
+            body_buffer(declared.length, part_size),
         )
         .await?
         .freeze();
@@ -440,18 +440,6 @@ impl PayloadHash {
     }
 }
 
-/// The buffer the first part of a put is read into: its declared length (and one byte
-/// more, to see the body end without growing it) up to a part, else grown as the body
-/// arrives, so that a small object's put fills (and maps) no whole part.
-fn first_buffer(length: Option<u64>, part_size: usize) -> BytesMut {
-    match length {
-        Some(length) => BytesMut::with_capacity(
-            usize::try_from(length.saturating_add(1)).map_or(part_size, |n| n.min(part_size)),
-        ),
-        None => BytesMut::new(),
-    }
-}
-
 /// Sets the signer's payload override, when there is one, for the request it goes with.
 #[derive(Debug)]
 struct PayloadSigning(Option<PayloadSigningOverride>);
@@ -524,14 +512,14 @@ mod tests {
     #[tokio::test]
     async fn a_body_of_its_declared_length_fills_its_buffer_without_growing_it() {
         let body = vec![7u8; 3000];
-        let part = read_part(&mut &body[..], 8000, first_buffer(Some(3000), 8000))
+        let part = read_part(&mut &body[..], 8000, body_buffer(Some(3000), 8000))
             .await
             .unwrap();
         assert_eq!((part.len(), part.capacity()), (3000, 3001));
         // Declared longer than a part: a part, and the rest left for the next.
         let long = vec![7u8; 9000];
         let mut rest = &long[..];
-        let part = read_part(&mut rest, 8000, first_buffer(Some(9000), 8000))
+        let part = read_part(&mut rest, 8000, body_buffer(Some(9000), 8000))
             .await
             .unwrap();
         assert_eq!(
@@ -539,7 +527,7 @@ mod tests {
             (8000, 8000, 1000)
         );
         // Declared wrong: the body is read to its end all the same.
-        let part = read_part(&mut &body[..], 8000, first_buffer(Some(10), 8000))
+        let part = read_part(&mut &body[..], 8000, body_buffer(Some(10), 8000))
             .await
             .unwrap();
         assert_eq!(part.len(), 3000);
