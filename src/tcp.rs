@@ -61,6 +61,7 @@ pub(crate) mod tests {
     }
 
     /// Whether `socket` acknowledges at once (Linux reports 0 once it delays them).
+    #[cfg(target_os = "linux")]
     pub(crate) fn acknowledges_at_once(socket: &impl AsRawFd) -> bool {
         let mut on: libc::c_int = 0;
         let mut size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -80,7 +81,8 @@ pub(crate) mod tests {
 
     /// A connection that has exchanged requests and answers, at which Linux starts
     /// delaying its acknowledgements: the client's end and the server's.
-    pub(crate) fn interactive_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    #[cfg(target_os = "linux")]
+    fn interactive_pair() -> (std::net::TcpStream, std::net::TcpStream) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();

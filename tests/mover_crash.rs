@@ -15,7 +15,7 @@ use common::{
     MoveRig, PatternReader, ServerProcess, fast_mover, file_tier, free_port, s3_bucket_dir,
     stack_config, stack_env, stack_tier,
 };
-use strata::db::{MoveFilter, MoveReason, MoveStatus, NewMove, ObjectRecord};
+use strata::db::{Catalogue, MoveFilter, MoveReason, MoveStatus, NewMove, ObjectRecord};
 
 const TIERS: [&str; 3] = ["onprem", "private", "public"];
 const MOVES: usize = 50;
@@ -100,6 +100,32 @@ fn stored_keys(tier: &str, objects: &[ObjectRecord]) -> BTreeSet<String> {
     keys
 }
 
+/// Waits until process `pid` copies a move; false when no move is left to copy.
+async fn copy_under_way(catalogue: &Catalogue, pid: u32) -> bool {
+    // Its workers are named `<pid>-<id>`.
+    let worker = format!("{pid}-");
+    for _ in 0..3000 {
+        let moves = catalogue
+            .list_moves(&MoveFilter::default(), 1000, None)
+            .await
+            .unwrap()
+            .items;
+        if moves.iter().any(|m| {
+            m.status == MoveStatus::Copying
+                && m.claimed_by
+                    .as_ref()
+                    .is_some_and(|w| w.starts_with(&worker))
+        }) {
+            return true;
+        }
+        if !moves.iter().any(|m| m.status.is_active()) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("process {pid} copied no move within 30 s of its start");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_movers_never_cost_an_object() {
     let rig = MoveRig::new(stack_config().tiers, vec![], fast_mover()).await;
@@ -134,7 +160,12 @@ async fn killed_movers_never_cost_an_object() {
     let workdir = tempfile::tempdir().unwrap();
     for _ in 0..KILLS {
         let mut child = serve(rig.database_url(), workdir.path());
-        tokio::time::sleep(Duration::from_millis(300 + rng.below(1500))).await;
+        // Killed while it copies, however fast the moves are: at a random moment after a
+        // move of its own is under way.
+        if !copy_under_way(&catalogue, child.id()).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }

@@ -254,13 +254,7 @@ impl Connection for QuickAckStream {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read as _, Write as _};
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tower_service::Service;
-
     use super::*;
-    use crate::tcp::tests::acknowledges_at_once;
 
     #[test]
     fn a_damaged_ca_certificate_is_refused_not_skipped() {
@@ -273,6 +267,13 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_tier_connection_acknowledges_what_it_reads_at_once() {
+        use std::io::{Read as _, Write as _};
+
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tower_service::Service;
+
+        use crate::tcp::tests::acknowledges_at_once;
+
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
