@@ -109,9 +109,10 @@ impl S3Store {
             key: key.to_string(),
             upload_id: upload_id.clone(),
             in_flight: JoinSet::new(),
+            completion: None,
             armed: true,
         };
-        let uploaded = self
+        let uploaded = match self
             .upload_parts(
                 key,
                 &upload_id,
@@ -120,7 +121,26 @@ impl S3Store {
                 &mut hasher,
                 &mut guard.in_flight,
             )
-            .await;
+            .await
+        {
+            Ok(parts) => {
+                // A task of its own: a completion the server has begun is not cut off
+                // half-way when this put is dropped (s3s-fs then kept the parts of an
+                // upload it had already forgotten); the guard waits for it instead.
+                let (store, owned_key, owned_id) =
+                    (self.clone(), key.to_string(), upload_id.clone());
+                let completion = guard.completion.insert(tokio::spawn(async move {
+                    store.complete_upload(&owned_key, &owned_id, parts).await
+                }));
+                completion.await.unwrap_or_else(|e| {
+                    Err(StorageError::Backend {
+                        backend: format!("s3://{}", self.bucket),
+                        message: format!("completing multipart upload of {key}: {e}"),
+                    })
+                })
+            }
+            Err(e) => Err(e),
+        };
         guard.armed = false;
         match uploaded {
             Ok(()) => Ok(hasher.finish()),
@@ -156,7 +176,7 @@ impl S3Store {
         body: &mut (impl AsyncRead + Unpin),
         hasher: &mut ContentHasher,
         in_flight: &mut PartUploads,
-    ) -> Result<()> {
+    ) -> Result<Vec<CompletedPart>> {
         let part_size = self.transfer.part_size as usize;
         let mut done: Vec<CompletedPart> = Vec::new();
         let mut part = first;
@@ -191,7 +211,7 @@ impl S3Store {
             done.push(self.join_part(key, in_flight).await?);
         }
         done.sort_by_key(|p| p.part_number());
-        self.complete_upload(key, upload_id, done).await
+        Ok(done)
     }
 
     /// Completes the multipart upload `upload_id` of `key` with its parts, in order.
@@ -358,12 +378,14 @@ impl S3Store {
 }
 
 /// Aborts a multipart upload when dropped while armed, after its parts in flight have
-/// finished: a part that lands after the abort would stay on the server.
+/// finished: a part that lands after the abort would stay on the server. When the
+/// completion had begun, waits for it instead and removes the object it made.
 struct AbortOnDrop {
     store: S3Store,
     key: String,
     upload_id: String,
     in_flight: PartUploads,
+    completion: Option<tokio::task::JoinHandle<Result<()>>>,
     armed: bool,
 }
 
@@ -377,9 +399,18 @@ impl Drop for AbortOnDrop {
             let key = std::mem::take(&mut self.key);
             let upload_id = std::mem::take(&mut self.upload_id);
             let mut in_flight = std::mem::take(&mut self.in_flight);
+            let completion = self.completion.take();
             runtime.spawn(async move {
                 finish_parts(&mut in_flight).await;
-                store.abort_upload(&key, &upload_id).await;
+                let completed = match completion {
+                    Some(completion) => matches!(completion.await, Ok(Ok(()))),
+                    None => false,
+                };
+                if !completed {
+                    store.abort_upload(&key, &upload_id).await;
+                } else if let Err(e) = store.delete(&key).await {
+                    tracing::warn!(bucket = %store.bucket, %key, error = %e, "cannot remove the object of a dropped put");
+                }
             });
         }
     }
