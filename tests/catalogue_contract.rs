@@ -1300,19 +1300,14 @@ async fn postgres_key_lookups_read_their_own_key_only() {
             None
         );
     }
-    for i in 0..OBJECTS {
-        add_object(&c, &format!("k/{i:04}"), "public").await;
-    }
+    add_numbered_objects(&c, OBJECTS as usize).await;
     let read_before = entries_read(&db.url).await;
     for i in 0..LOOKUPS {
         let key = format!("k/{:04}", i * 5);
         let found = c.find_object_by_key("strata", &key).await.unwrap();
         assert_eq!(found.map(|o| o.key), Some(key));
     }
-    // A backend reports its reads when it ends.
-    c.close().await;
-    await_other_connections_ended(&db.url).await;
-    let read = entries_read(&db.url).await - read_before;
+    let read = entries_read_once_closed(c, &db.url).await - read_before;
     assert!(
         read <= 2 * LOOKUPS,
         "{LOOKUPS} lookups read {read} index entries of a bucket of {OBJECTS} keys"
@@ -1330,9 +1325,7 @@ async fn postgres_located_accesses_read_no_other_objects() {
     const ACCESSES: i64 = 50;
     let db = TestDb::postgres().await;
     let c = Catalogue::connect(&db.url).await.unwrap();
-    for i in 0..OBJECTS {
-        add_object(&c, &format!("k/{i:04}"), "public").await;
-    }
+    add_numbered_objects(&c, OBJECTS).await;
     let located = (0..ACCESSES)
         .map(|i| LocatedAccess {
             tier: "public".into(),
@@ -1340,24 +1333,34 @@ async fn postgres_located_accesses_read_no_other_objects() {
             at_ms: 1_790_000_000_000,
         })
         .collect();
-    // A backend reports its reads when it ends: the inserts' are counted before.
-    c.close().await;
-    await_other_connections_ended(&db.url).await;
-    let read_before = entries_read(&db.url).await;
+    // The inserts' reads are counted before.
+    let read_before = entries_read_once_closed(c, &db.url).await;
     let c = Catalogue::connect(&db.url).await.unwrap();
     let recorded = c
         .record_access("g", "t", &[first_batch(ACCESSES, vec![], located)])
         .await
         .unwrap();
     assert_eq!(recorded.unknown, ACCESSES as u64);
-    c.close().await;
-    await_other_connections_ended(&db.url).await;
-    let read = entries_read(&db.url).await - read_before;
+    let read = entries_read_once_closed(c, &db.url).await - read_before;
     assert!(
         read <= ACCESSES,
         "{ACCESSES} accesses of unknown keys read {read} entries of a tier of {OBJECTS} objects"
     );
     db.drop_db().await;
+}
+
+/// `count` objects on `public`, keys `k/0000` on.
+async fn add_numbered_objects(c: &Catalogue, count: usize) {
+    for i in 0..count {
+        add_object(c, &format!("k/{i:04}"), "public").await;
+    }
+}
+
+/// [`entries_read`] once `c` is closed: a backend reports its reads when it ends.
+async fn entries_read_once_closed(c: Catalogue, url: &str) -> i64 {
+    c.close().await;
+    await_other_connections_ended(url).await;
+    entries_read(url).await
 }
 
 /// Waits until no other connection to the database at `url` remains: an ended backend
