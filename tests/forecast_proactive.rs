@@ -198,3 +198,68 @@ async fn the_forecaster_moves_objects_before_demand_and_follows_the_active_model
     drop(server);
     db.drop_db().await;
 }
+
+/// A forecaster started afresh (a restart, a daily reload, shards changing hands) stores
+/// again only the predictions that changed since they were stored, not one row per object.
+#[tokio::test]
+async fn a_restarted_forecaster_stores_only_the_predictions_that_changed() {
+    use strata::forecast::{Model, Shards};
+    let db = TestDb::postgres().await;
+    let catalogue = strata::db::Catalogue::connect(&db.url).await.unwrap();
+    let policy =
+        strata::policy::Policy::new(&strata::config::Config::from_lookup(|_| None).unwrap());
+    let model = Model::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/model-before-kinds.json"
+    )))
+    .unwrap();
+    let objects = common::catalogue_objects(&catalogue, "steady-", 20, "public").await;
+    let hour = now_hour();
+    for (i, object) in objects.iter().enumerate() {
+        let hits = 1 + i as i64 % 5;
+        inject_hours(&db, &object.id, (hour - 48..hour).map(|h| (h, hits))).await;
+    }
+    let stored_at = || async {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT object_id, predicted_at FROM predictions ORDER BY object_id")
+                .fetch_all(&mut AnyConnection::connect(&db.url).await.unwrap())
+                .await
+                .unwrap();
+        rows
+    };
+    // Both runs within one hour: the hours of every other object stay the same.
+    let first_run = hour * HOUR_MS + 20 * 60_000;
+    let mut tracker = None;
+    policy
+        .proactive_run(&catalogue, &model, &mut tracker, &Shards::all(), first_run)
+        .await
+        .unwrap();
+    let stored = stored_at().await;
+    assert_eq!(stored.len(), objects.len());
+    assert!(stored.iter().all(|(_, at)| *at == first_run));
+
+    // One object's demand changes while no forecaster runs; the next one starts afresh.
+    let changed = &objects[0].id;
+    inject_hours(&db, changed, std::iter::once((hour, 5_000))).await;
+    let second_run = first_run + 60_000;
+    let mut restarted = None;
+    policy
+        .proactive_run(
+            &catalogue,
+            &model,
+            &mut restarted,
+            &Shards::all(),
+            second_run,
+        )
+        .await
+        .unwrap();
+    let rewritten: Vec<String> = stored_at()
+        .await
+        .into_iter()
+        .filter(|(_, at)| *at == second_run)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(&rewritten, std::slice::from_ref(changed));
+    catalogue.close().await;
+    db.drop_db().await;
+}

@@ -238,6 +238,30 @@ impl Catalogue {
         Ok(())
     }
 
+    /// The accesses and placement value of every prediction stored by the model
+    /// `model_version`, by object.
+    pub async fn for_each_stored_prediction(
+        &self,
+        model_version: i64,
+        mut each: impl FnMut(&str, f64, f64),
+    ) -> Result<()> {
+        let mut rows = sqlx::query(
+            "SELECT object_id, predicted_accesses, placement_value FROM predictions \
+             WHERE model_version = $1",
+        )
+        .bind(model_version)
+        .fetch(&self.reads);
+        while let Some(row) = rows.try_next().await? {
+            let id: String = row.try_get("object_id")?;
+            each(
+                &id,
+                row.try_get("predicted_accesses")?,
+                row.try_get("placement_value")?,
+            );
+        }
+        Ok(())
+    }
+
     /// Stores the latest predictions, replacing older ones of the same objects; rows of
     /// objects deleted meanwhile are dropped.
     pub async fn save_predictions(&self, predictions: &[StoredPrediction]) -> Result<()> {

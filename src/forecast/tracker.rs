@@ -223,6 +223,25 @@ impl Tracker {
         Ok(tracker)
     }
 
+    /// Takes the predictions `model_version` stored for its objects as its own last
+    /// stored ones, so that after a restart or a reload only those that changed are
+    /// stored again (see [`Tracker::to_store`]).
+    pub async fn read_stored(
+        &mut self,
+        catalogue: &Catalogue,
+        model_version: i64,
+    ) -> Result<(), CatalogueError> {
+        catalogue
+            .for_each_stored_prediction(model_version, |id, predicted, value| {
+                if let Some(&at) = self.index.get(id)
+                    && let Some(tracked) = self.objects[at as usize].as_mut()
+                {
+                    tracked.saved = Some((predicted, value));
+                }
+            })
+            .await
+    }
+
     /// Reads what changed since the last load or update. Returns false when the state
     /// is old enough to be loaded afresh instead (see [`Tracker::load`]).
     pub async fn update(

@@ -40,7 +40,9 @@ impl Policy {
             _ => true,
         };
         if fresh {
-            *tracker = Some(Tracker::load(catalogue, now_ms, shards.clone()).await?);
+            let mut loaded = Tracker::load(catalogue, now_ms, shards.clone()).await?;
+            loaded.read_stored(catalogue, model.version).await?;
+            *tracker = Some(loaded);
         }
         let Some(tracker) = tracker.as_mut() else {
             return Ok(ProactiveRun {
