@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{
     MoveRig, PatternReader, ServerProcess, fast_mover, file_tier, free_port, s3_bucket_dir,
-    stack_config, stack_env, stack_tier,
+    spawn_serve, stack_config, stack_env, stack_tier,
 };
 use strata::db::{Catalogue, MoveFilter, MoveReason, MoveStatus, NewMove, ObjectRecord};
 
@@ -49,17 +49,7 @@ fn serve_with(database_url: &str, workdir: &Path, extra: &[(&str, String)]) -> S
         env.insert(k.into(), v.into());
     }
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    ServerProcess::of(
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("serve")
-            .current_dir(workdir)
-            .env_clear()
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start strata serve"),
-    )
+    spawn_serve(workdir, env, Stdio::null(), Stdio::inherit())
 }
 
 /// xorshift64 seeded from the clock; the seed is printed so a failure can be replayed.

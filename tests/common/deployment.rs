@@ -73,17 +73,7 @@ impl Deployment {
             env.insert(k.to_string(), v.to_string());
         }
         let log = std::fs::File::create(self.log_path(name)).unwrap();
-        ServerProcess::of(
-            Command::new(env!("CARGO_BIN_EXE_strata"))
-                .arg("serve")
-                .current_dir(self.workdir.path())
-                .env_clear()
-                .envs(env)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start strata serve"),
-        )
+        spawn_serve(self.workdir.path(), env, Stdio::null(), log)
     }
 
     pub fn log_path(&self, name: &str) -> std::path::PathBuf {

@@ -224,6 +224,27 @@ impl EmbeddedServer {
     }
 }
 
+/// `strata serve` started in `workdir` with exactly the variables `env`, its output
+/// going to `stdout` and `stderr`; killed when dropped.
+pub fn spawn_serve(
+    workdir: &std::path::Path,
+    env: HashMap<String, String>,
+    stdout: impl Into<std::process::Stdio>,
+    stderr: impl Into<std::process::Stdio>,
+) -> ServerProcess {
+    ServerProcess::of(
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("serve")
+            .current_dir(workdir)
+            .env_clear()
+            .envs(env)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("start strata serve"),
+    )
+}
+
 /// Starts `strata serve` in `workdir` with exactly the variables `env`, its output
 /// appended to `strata.log` there, and waits up to `patience` until it answers; the
 /// process and its base URL (`LISTEN_ADDR` may ask for port 0).
@@ -239,17 +260,7 @@ async fn serve(
         .append(true)
         .open(&log_path)
         .unwrap();
-    let mut child = ServerProcess::of(
-        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("serve")
-            .current_dir(workdir)
-            .env_clear()
-            .envs(env)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start strata serve"),
-    );
+    let mut child = spawn_serve(workdir, env, log.try_clone().unwrap(), log);
     let base = format!(
         "http://{}",
         listen_address(&log_path, logged, &mut child).await

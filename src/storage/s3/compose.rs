@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedPart};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::S3Store;
-use crate::storage::{Result, StorageError, UploadedPart};
+use crate::storage::{Result, UploadedPart};
 
 impl S3Store {
     /// Starts a multipart upload of `key` whose parts carry CRC32Cs; returns its id.
@@ -28,10 +28,7 @@ impl S3Store {
         upload
             .upload_id()
             .map(str::to_string)
-            .ok_or_else(|| StorageError::Backend {
-                backend: format!("s3://{}", self.bucket),
-                message: format!("the server gave no upload id for {key}"),
-            })
+            .ok_or_else(|| self.failure(format!("the server gave no upload id for {key}")))
     }
 
     /// Writes the concatenation of `parts` (keys in this bucket, every one but the last
@@ -115,10 +112,7 @@ impl S3Store {
         let result = out.copy_part_result();
         let etag = result
             .and_then(|r| r.e_tag())
-            .ok_or_else(|| StorageError::Backend {
-                backend: format!("s3://{}", self.bucket),
-                message: format!("no ETag for part {number} copied into {key}"),
-            })?;
+            .ok_or_else(|| self.failure(format!("no ETag for part {number} copied into {key}")))?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .e_tag(etag)

@@ -137,15 +137,20 @@ impl S3Store {
         &self.bucket
     }
 
+    /// A failure of this store's backend.
+    fn failure(&self, message: String) -> StorageError {
+        StorageError::Backend {
+            backend: format!("s3://{}", self.bucket),
+            message,
+        }
+    }
+
     fn error<E, R>(&self, doing: &str, key: &str, err: SdkError<E, R>) -> StorageError
     where
         E: std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug,
     {
-        StorageError::Backend {
-            backend: format!("s3://{}", self.bucket),
-            message: format!("{doing} {key}: {}", DisplayErrorContext(&err)),
-        }
+        self.failure(format!("{doing} {key}: {}", DisplayErrorContext(&err)))
     }
 
     /// Like [`S3Store::error`], but the server's refusal of the MD5 declared for a write

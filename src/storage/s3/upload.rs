@@ -133,10 +133,7 @@ impl S3Store {
                     store.complete_upload(&owned_key, &owned_id, parts).await
                 }));
                 completion.await.unwrap_or_else(|e| {
-                    Err(StorageError::Backend {
-                        backend: format!("s3://{}", self.bucket),
-                        message: format!("completing multipart upload of {key}: {e}"),
-                    })
+                    Err(self.failure(format!("completing multipart upload of {key}: {e}")))
                 })
             }
             Err(e) => Err(e),
@@ -350,12 +347,9 @@ impl S3Store {
         if expected == reported {
             return Ok(());
         }
-        Err(StorageError::Backend {
-            backend: format!("s3://{}", self.bucket),
-            message: format!(
+        Err(self.failure(format!(
                 "writing {key}: the server received other bytes than were sent ({what} {reported}, sent {expected})"
-            ),
-        })
+            )))
     }
 
     pub(super) async fn join_part(
@@ -365,14 +359,8 @@ impl S3Store {
     ) -> Result<CompletedPart> {
         match in_flight.join_next().await {
             Some(Ok(result)) => result,
-            Some(Err(join)) => Err(StorageError::Backend {
-                backend: format!("s3://{}", self.bucket),
-                message: format!("part upload of {key} stopped: {join}"),
-            }),
-            None => Err(StorageError::Backend {
-                backend: format!("s3://{}", self.bucket),
-                message: format!("no part upload of {key} in flight"),
-            }),
+            Some(Err(join)) => Err(self.failure(format!("part upload of {key} stopped: {join}"))),
+            None => Err(self.failure(format!("no part upload of {key} in flight"))),
         }
     }
 }
