@@ -7,7 +7,7 @@
 # and their ratio (Strata / direct, throughput) are printed, with Strata's peak RSS.
 # rclone runs with --transfers 8, 8 MiB parts, 4 parts at a time, both ways. COUNT=0
 # measures the large object alone (with Strata's RSS before and after: its memory for
-# one large put and get).
+# one large put and get); LARGE_MIB=0 the small objects alone.
 #
 #   scripts/bench/s3_endpoint.sh [COUNT] [LARGE_MIB]
 set -euo pipefail
@@ -59,6 +59,7 @@ curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { cat "$WORK/strata.l
 idle=$(grep VmHWM "/proc/$STRATA/status" | awk '{print $2}')
 SIZES=(small large)
 [ "$COUNT" -gt 0 ] || SIZES=(large)
+[ "$LARGE_MIB" -gt 0 ] || SIZES=(small)
 
 mkdir -p "$WORK/small" "$WORK/large"
 python3 - "$WORK/small" "$COUNT" <<'PY'
