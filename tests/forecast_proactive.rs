@@ -199,8 +199,9 @@ async fn the_forecaster_moves_objects_before_demand_and_follows_the_active_model
     db.drop_db().await;
 }
 
-/// A forecaster started afresh (a restart, a daily reload, shards changing hands) stores
-/// again only the predictions that changed since they were stored, not one row per object.
+/// A forecaster stores no prediction row for an object predicted at nothing, and one
+/// started afresh (a restart, a daily reload, shards changing hands) stores again only the
+/// predictions that changed since they were stored, not one row per object.
 #[tokio::test]
 async fn a_restarted_forecaster_stores_only_the_predictions_that_changed() {
     use strata::forecast::{Model, Shards};
@@ -214,6 +215,7 @@ async fn a_restarted_forecaster_stores_only_the_predictions_that_changed() {
     )))
     .unwrap();
     let objects = common::catalogue_objects(&catalogue, "steady-", 20, "public").await;
+    let quiet = common::catalogue_object(&catalogue, "never-read", "public").await;
     let hour = now_hour();
     for (i, object) in objects.iter().enumerate() {
         let hits = 1 + i as i64 % 5;
@@ -234,9 +236,14 @@ async fn a_restarted_forecaster_stores_only_the_predictions_that_changed() {
         .proactive_run(&catalogue, &model, &mut tracker, &Shards::all(), first_run)
         .await
         .unwrap();
+    // A row for every object read, none for the one predicted at nothing.
     let stored = stored_at().await;
     assert_eq!(stored.len(), objects.len());
-    assert!(stored.iter().all(|(_, at)| *at == first_run));
+    assert!(
+        stored
+            .iter()
+            .all(|(id, at)| *at == first_run && *id != quiet.id)
+    );
 
     // One object's demand changes while no forecaster runs; the next one starts afresh.
     let changed = &objects[0].id;
@@ -262,4 +269,27 @@ async fn a_restarted_forecaster_stores_only_the_predictions_that_changed() {
     assert_eq!(&rewritten, std::slice::from_ref(changed));
     catalogue.close().await;
     db.drop_db().await;
+}
+
+/// An object nobody has read in the two days it has existed is predicted at nothing with
+/// the shipped model, which reads a silent week as more than one access an hour.
+#[test]
+fn an_object_never_read_in_days_is_predicted_at_nothing() {
+    use strata::forecast::features::{ClosedHours, ObjectFacts};
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "json"))
+        .expect("a shipped model");
+    let model = strata::forecast::Model::load(&shipped).unwrap();
+    let now = strata::timestamp::now_ms();
+    let object = ObjectFacts {
+        created_ms: now - 48 * HOUR_MS,
+        size_bytes: 1_000_000,
+    };
+    let forecast = strata::forecast::forecast_now(&model, &ClosedHours::default(), 0, object, now);
+    assert_eq!(forecast.accesses, 0.0, "{forecast:?}");
+    // Its first read, in the hour in progress, is left to the model.
+    let read = strata::forecast::forecast_now(&model, &ClosedHours::default(), 1, object, now);
+    assert!(read.accesses > 0.0, "{read:?}");
 }

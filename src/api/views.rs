@@ -36,7 +36,8 @@ pub struct ObjectBody {
     pub updated_at: String,
     /// Counted accesses.
     pub access: AccessBody,
-    /// The forecaster's latest stored prediction; null before its first.
+    /// The forecaster's latest stored prediction; null before its first, and while it
+    /// predicts nothing for an object it never stored one for.
     pub prediction: Option<StoredPredictionBody>,
     /// What `strata check` found wrong with this version's bytes and could not repair
     /// from another copy (the finding's problem as JSON, e.g. `{"kind":"missing"}`);

@@ -238,18 +238,16 @@ impl Catalogue {
         Ok(())
     }
 
-    /// The accesses and placement value of every prediction stored by the model
-    /// `model_version`, by object.
+    /// The accesses, placement value and model version of every stored prediction, by
+    /// object.
     pub async fn for_each_stored_prediction(
         &self,
-        model_version: i64,
-        mut each: impl FnMut(&str, f64, f64),
+        mut each: impl FnMut(&str, f64, f64, i64),
     ) -> Result<()> {
         let mut rows = sqlx::query(
-            "SELECT object_id, predicted_accesses, placement_value FROM predictions \
-             WHERE model_version = $1",
+            "SELECT object_id, predicted_accesses, placement_value, model_version \
+             FROM predictions",
         )
-        .bind(model_version)
         .fetch(&self.reads);
         while let Some(row) = rows.try_next().await? {
             let id: String = row.try_get("object_id")?;
@@ -257,6 +255,7 @@ impl Catalogue {
                 &id,
                 row.try_get("predicted_accesses")?,
                 row.try_get("placement_value")?,
+                row.try_get("model_version")?,
             );
         }
         Ok(())

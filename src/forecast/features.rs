@@ -163,7 +163,8 @@ pub fn day_rate_now(closed: &ClosedHours, counted: u32, now_ms: i64) -> f64 {
 
 /// Accesses per hour at `now_ms` of an object whose closed hours look like a steady
 /// stream: a Poisson count at one rate, by the index of dispersion of the hours it has
-/// existed in the last week (at least a day of them, so that a daily cycle can show).
+/// existed in the last week (at least a day of them, so that a daily cycle can show; a
+/// day and more without any access is a stream at the rate of nothing).
 /// Such an object's mean over those hours (and the hour in progress) is the least noisy
 /// estimate of its coming hours; with the hours it is the mean of. `None` when the
 /// hours vary more than chance allows.
@@ -178,7 +179,7 @@ pub fn steady_rate(
     let hours = (age_hours(object, end_ms - HOUR_MS).floor() as u64)
         .max(u64::from(closed.first_access))
         .min(HISTORY_HOURS as u64 - 1);
-    if hours < 24 || closed.sum_167 == 0 {
+    if hours < 24 {
         return None;
     }
     let n = hours as f64;
@@ -186,7 +187,12 @@ pub fn steady_rate(
     let variance = (closed.squares_167 as f64 / n - mean * mean).max(0.0);
     // The dispersion statistic is chi-squared with n - 1 degrees of freedom for a
     // Poisson count at one rate; two of its standard deviations above its mean reject.
-    let dispersion = (n - 1.0) * variance / mean;
+    // Hours without a single access do not vary: a stream at the rate of nothing.
+    let dispersion = if mean > 0.0 {
+        (n - 1.0) * variance / mean
+    } else {
+        0.0
+    };
     let df = n - 1.0;
     // The hour in progress must keep to the rate too: a burst starting now is no
     // steady stream.
@@ -511,9 +517,13 @@ mod tests {
             steady_rate(&closed, 2, born(30), now_ms),
             Some((rate, hours))
         );
-        // Never read.
+        // Never read in two days: a stream of nothing; read for the first time now: not.
         assert_eq!(
             steady_rate(&ClosedHours::of(&[0; 48]), 0, born(48), now_ms),
+            Some((0.0, 48.5))
+        );
+        assert_eq!(
+            steady_rate(&ClosedHours::of(&[0; 48]), 1, born(48), now_ms),
             None
         );
         // A burst in the hour in progress: 12 reads in its first half, where 1.5 were due.

@@ -42,8 +42,9 @@ struct Tracked {
     /// Needs a new prediction before the next full run; listed in `dirty` while set. A
     /// cell, so a run clears it while reading the objects.
     dirty: Cell<bool>,
-    /// The prediction and the value last stored in the catalogue.
-    saved: Option<(f64, f64)>,
+    /// The catalogue's row of its prediction; `None` when it has none, which reads as
+    /// a prediction of nothing.
+    saved: Option<SavedRow>,
     /// The last prediction made.
     predicted: Cell<f64>,
     /// Its variance as an estimate.
@@ -104,6 +105,14 @@ impl Tracked {
             dirty.push(at);
         }
     }
+}
+
+/// What the catalogue's row of an object's prediction holds, as far as a run compares it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SavedRow {
+    predicted: f64,
+    value: f64,
+    model_version: i64,
 }
 
 /// The prediction for one object in a run.
@@ -201,7 +210,8 @@ impl Tracker {
         }
     }
 
-    /// Reads every object of `shards` and their last week of hour buckets.
+    /// Reads every object of `shards`, their last week of hour buckets and their stored
+    /// predictions.
     pub async fn load(
         catalogue: &Catalogue,
         now_ms: i64,
@@ -220,26 +230,22 @@ impl Tracker {
         for tracked in tracker.objects.iter().flatten() {
             tracked.fresh.set(0);
         }
-        Ok(tracker)
-    }
-
-    /// Takes the predictions `model_version` stored for its objects as its own last
-    /// stored ones, so that after a restart or a reload only those that changed are
-    /// stored again (see [`Tracker::to_store`]).
-    pub async fn read_stored(
-        &mut self,
-        catalogue: &Catalogue,
-        model_version: i64,
-    ) -> Result<(), CatalogueError> {
+        // After a restart, a reload or shards changing hands, only the predictions that
+        // changed are stored again (see `Tracker::to_store`).
         catalogue
-            .for_each_stored_prediction(model_version, |id, predicted, value| {
-                if let Some(&at) = self.index.get(id)
-                    && let Some(tracked) = self.objects[at as usize].as_mut()
+            .for_each_stored_prediction(|id, predicted, value, model_version| {
+                if let Some(&at) = tracker.index.get(id)
+                    && let Some(tracked) = tracker.objects[at as usize].as_mut()
                 {
-                    tracked.saved = Some((predicted, value));
+                    tracked.saved = Some(SavedRow {
+                        predicted,
+                        value,
+                        model_version,
+                    });
                 }
             })
-            .await
+            .await?;
+        Ok(tracker)
     }
 
     /// Reads what changed since the last load or update. Returns false when the state
@@ -378,15 +384,6 @@ impl Tracker {
     pub fn forecast(&mut self, model: &Model, now_ms: i64) -> Vec<ObjectForecast<'_>> {
         let end_hour = now_ms.div_euclid(HOUR_MS);
         let full = self.last_run != Some((end_hour, model.version));
-        if self
-            .last_run
-            .is_some_and(|(_, version)| version != model.version)
-        {
-            // Stored predictions of another model are out of date.
-            for tracked in self.objects.iter_mut().flatten() {
-                tracked.saved = None;
-            }
-        }
         self.last_run = Some((end_hour, model.version));
         let interval_ms = self.last_run_ms.map_or(0, |last| now_ms - last);
         self.last_run_ms = Some(now_ms);
@@ -478,9 +475,10 @@ impl Tracker {
     }
 
     /// The predictions among `made` whose prediction or value differs noticeably from
-    /// what the catalogue holds (by more than half an access and 10 %), marked as
+    /// what the catalogue holds (by more than half an access and 10 %; an object without
+    /// a row as if predicted at nothing) or whose row is another model's, marked as
     /// stored; the catalogue keeps one row per object, and rewriting all of them every
-    /// run would cost more than the run.
+    /// run, or writing one for every object never read, would cost more than the run.
     pub fn to_store(&mut self, made: Vec<StoredPrediction>) -> Vec<StoredPrediction> {
         made.into_iter()
             .filter(|p| {
@@ -492,11 +490,20 @@ impl Tracker {
                     return false;
                 };
                 let differs = |now: f64, saved: f64| (now - saved).abs() > (0.1 * saved).max(0.5);
-                let changed = tracked.saved.is_none_or(|(predicted, value)| {
-                    differs(p.predicted_accesses, predicted) || differs(p.value, value)
+                let saved = tracked.saved.unwrap_or(SavedRow {
+                    predicted: 0.0,
+                    value: 0.0,
+                    model_version: p.model_version,
                 });
+                let changed = saved.model_version != p.model_version
+                    || differs(p.predicted_accesses, saved.predicted)
+                    || differs(p.value, saved.value);
                 if changed {
-                    tracked.saved = Some((p.predicted_accesses, p.value));
+                    tracked.saved = Some(SavedRow {
+                        predicted: p.predicted_accesses,
+                        value: p.value,
+                        model_version: p.model_version,
+                    });
                 }
                 changed
             })
@@ -743,23 +750,25 @@ mod tests {
         assert_eq!(tracker.values().next().map(|v| v.day_rate), Some(12.0));
     }
 
+    /// Object `a`'s prediction of `predicted` accesses (and value) by model 1.
+    fn made(predicted: f64) -> Vec<StoredPrediction> {
+        vec![StoredPrediction {
+            object_id: "a".into(),
+            predicted_accesses: predicted,
+            value: predicted,
+            variance: predicted,
+            day_rate: predicted,
+            horizon_hours: 1,
+            predicted_tier: "public".into(),
+            model_version: 1,
+            predicted_at: 0,
+        }]
+    }
+
     #[test]
     fn only_noticeable_changes_are_stored_again() {
         let mut tracker = Tracker::new(0);
         tracker.observe_object(object("a", "public", 1));
-        let made = |predicted: f64| {
-            vec![StoredPrediction {
-                object_id: "a".into(),
-                predicted_accesses: predicted,
-                value: predicted,
-                variance: predicted,
-                day_rate: predicted,
-                horizon_hours: 1,
-                predicted_tier: "public".into(),
-                model_version: 1,
-                predicted_at: 0,
-            }]
-        };
         assert_eq!(tracker.to_store(made(10.0)).len(), 1, "never stored");
         assert!(tracker.to_store(made(10.5)).is_empty(), "within 10 %");
         assert_eq!(tracker.to_store(made(12.0)).len(), 1);
@@ -775,5 +784,20 @@ mod tests {
         assert_eq!(tracker.to_store(burst.clone()).len(), 1, "a burst began");
         assert!(tracker.to_store(burst).is_empty());
         assert_eq!(tracker.to_store(made(0.4)).len(), 1, "the burst is over");
+        let mut next_model = made(0.4);
+        next_model[0].model_version = 2;
+        assert_eq!(tracker.to_store(next_model).len(), 1, "another model's row");
+    }
+
+    #[test]
+    fn an_object_without_a_row_is_stored_once_predicted_at_something() {
+        let mut tracker = Tracker::new(0);
+        tracker.observe_object(object("a", "public", 1));
+        assert!(tracker.to_store(made(0.0)).is_empty(), "nothing to store");
+        assert!(
+            tracker.to_store(made(0.4)).is_empty(),
+            "within half an access"
+        );
+        assert_eq!(tracker.to_store(made(3.0)).len(), 1);
     }
 }

@@ -40,9 +40,7 @@ impl Policy {
             _ => true,
         };
         if fresh {
-            let mut loaded = Tracker::load(catalogue, now_ms, shards.clone()).await?;
-            loaded.read_stored(catalogue, model.version).await?;
-            *tracker = Some(loaded);
+            *tracker = Some(Tracker::load(catalogue, now_ms, shards.clone()).await?);
         }
         let Some(tracker) = tracker.as_mut() else {
             return Ok(ProactiveRun {
