@@ -490,6 +490,7 @@ impl Tracker {
                     return false;
                 };
                 let differs = |now: f64, saved: f64| (now - saved).abs() > (0.1 * saved).max(0.5);
+                // No row reads as this model's prediction of nothing.
                 let saved = tracked.saved.unwrap_or(SavedRow {
                     predicted: 0.0,
                     value: 0.0,

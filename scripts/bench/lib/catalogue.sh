@@ -2,8 +2,9 @@
 # bench script fills by SQL. A script sets ROOT (the checkout) and NAME (part of the
 # database's name) and sources this: it starts the stack, builds, creates the database
 # (dropped on exit, with the scratch directory WORK), exports DATABASE_URL and
-# LISTEN_ADDR, sets URL, BIN (unless set: another build to measure) and PG (psql on the postgres database; add -d "$DB" for
-# the bench's), sources server.sh and lets the service write its schema.
+# LISTEN_ADDR, sets URL, BIN (unless set: another build to measure) and PG (psql on the
+# postgres database; add -d "$DB" for the bench's), sources server.sh and lets the
+# service write its schema.
 scripts/stack.sh up >/dev/null
 set -a; . .stack/stack.env; set +a
 cargo build --release >/dev/null 2>&1 || { cargo build --release; exit 1; }

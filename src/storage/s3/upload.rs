@@ -348,8 +348,9 @@ impl S3Store {
             return Ok(());
         }
         Err(self.failure(format!(
-                "writing {key}: the server received other bytes than were sent ({what} {reported}, sent {expected})"
-            )))
+            "writing {key}: the server received other bytes than were sent \
+             ({what} {reported}, sent {expected})"
+        )))
     }
 
     pub(super) async fn join_part(
