@@ -1385,6 +1385,33 @@ async fn await_other_connections_ended(url: &str) {
 
 /// Entries of `objects` read so far, by its indexes and by scans of the whole table, as
 /// PostgreSQL's statistics tell.
+/// A catalogue connection the server closed while it sat idle in the pool (a restart, a
+/// proxy's idle timeout) is tested and replaced when next handed out, not failed: the pool
+/// no longer pings every connection it hands out, only those idle for a while.
+#[tokio::test]
+async fn postgres_connections_closed_while_idle_are_replaced() {
+    let db = TestDb::postgres().await;
+    let c = Catalogue::connect(&db.url).await.unwrap();
+    assert_eq!(c.find_object_by_key("strata", "k").await.unwrap(), None);
+    let mut admin = AnyConnection::connect(&db.url).await.unwrap();
+    let closed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity, \
+         LATERAL (SELECT pg_terminate_backend(pid) AS done) t \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND done",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    assert!(closed > 0, "the catalogue's connections were closed");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..5 {
+        assert_eq!(c.find_object_by_key("strata", "k").await.unwrap(), None);
+    }
+    c.close().await;
+    db.drop_db().await;
+}
+
 async fn entries_read(url: &str) -> i64 {
     let mut conn = AnyConnection::connect(url).await.unwrap();
     let read: i64 = sqlx::query_scalar(

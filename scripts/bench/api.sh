@@ -65,6 +65,7 @@ cleanup() {
     rm -rf "${STACK_S3_ROOT:?}/public/strata-public/$PREFIX"
     "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$WORK"
+    "$ROOT/scripts/bench/lib/s3s_fs_sweep.py" "$STACK_S3_ROOT"/* || true
 }
 trap cleanup EXIT
 "${PG[@]}" -c "CREATE DATABASE $DB"

@@ -42,6 +42,7 @@ cleanup() {
     # run's copies behind (gigabytes a run).
     rm -rf "${STACK_S3_ROOT:?}/public/strata-public/$PREFIX" "${STACK_S3_ROOT:?}/onprem/strata-onprem/$PREFIX"
     rm -rf "$WORK"
+    "$ROOT/scripts/bench/lib/s3s_fs_sweep.py" "$STACK_S3_ROOT"/* || true
 }
 trap cleanup EXIT
 cargo bench --bench mover_transfer --no-run >/dev/null 2>&1

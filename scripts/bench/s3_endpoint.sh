@@ -49,6 +49,7 @@ cleanup() {
     rm -rf "${STACK_S3_ROOT:?}/public/strata-public/$PREFIX"
     psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" postgres || true
     rm -rf "$WORK"
+    "$ROOT/scripts/bench/lib/s3s_fs_sweep.py" "$STACK_S3_ROOT"/* || true
 }
 trap cleanup EXIT
 for _ in $(seq 100); do

@@ -41,7 +41,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 /// A failed catalogue operation.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +179,10 @@ pub struct Catalogue {
 /// versions: half a page, one new version of every row on it.
 pub const UPDATE_HEAVY_TABLES: [(&str, u32); 2] = [("objects", 50), ("access_buckets", 50)];
 
+/// How long a PostgreSQL connection may have been idle and still be handed out untested:
+/// longer, and the server may have closed it (a restart, an idle timeout on the way).
+const UNTESTED_IDLE: Duration = Duration::from_secs(1);
+
 static SCHEMA: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Catalogue {
@@ -197,6 +201,17 @@ impl Catalogue {
                 let pool = AnyPoolOptions::new()
                     .max_connections(32)
                     .acquire_timeout(Duration::from_secs(10))
+                    // sqlx pings every connection it takes back; pinging it again when it
+                    // is handed out moments later only adds a round trip to each query.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= UNTESTED_IDLE {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Catalogue {
