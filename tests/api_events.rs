@@ -33,6 +33,14 @@ async fn simulated_accesses_flow_into_counts_metrics_and_a_promotion() {
     })
     .await;
     assert_eq!(server.metric("strata_events_consumed_total"), Some(30.0));
+    // The publisher's Kafka producer, and no dead-letter producer while nothing is
+    // dead-lettered: each producer costs a thread that wakes every 100 ms.
+    let producers = server
+        .thread_names()
+        .into_iter()
+        .filter(|name| name.starts_with("producer poll"))
+        .count();
+    assert_eq!(producers, 1, "{:?}", server.thread_names());
     assert_eq!(server.metric("strata_events_published_total"), Some(30.0));
     assert!(server.metric("strata_events_per_second").is_some());
     assert_eq!(

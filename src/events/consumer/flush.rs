@@ -148,6 +148,10 @@ impl Shared {
     }
 
     async fn send_dead_letters(&self, dead: &[DeadMessage]) -> KafkaResult<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let producer = self.dead_letters()?;
         let mut deliveries = Vec::with_capacity(dead.len());
         for d in dead {
             let reason = d.reason.to_string();
@@ -173,7 +177,7 @@ impl Shared {
             if let Some(key) = &d.key {
                 record = record.key(key);
             }
-            deliveries.push(self.dlq.send(record, Duration::from_secs(10)));
+            deliveries.push(producer.send(record, Duration::from_secs(10)));
         }
         for delivery in deliveries {
             delivery.await.map_err(|(e, _)| e)?;

@@ -16,13 +16,14 @@
 //! and reading resumes from the stored offset.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::KafkaProperties;
 use anyhow::bail;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use tokio::runtime::Handle;
@@ -88,7 +89,9 @@ struct Shared {
     metrics: Arc<Metrics>,
     detector: Arc<Mutex<Detector>>,
     spikes: mpsc::Sender<Spike>,
-    dlq: FutureProducer<BrokerWatch>,
+    /// Made at the first dead letter: an idle librdkafka producer still costs a thread
+    /// that wakes every 100 ms, and a connection to the broker.
+    dlq: OnceLock<FutureProducer<BrokerWatch>>,
     health: Arc<Health>,
     handle: Handle,
     stop: CancellationToken,
@@ -180,21 +183,13 @@ pub async fn run(
     health: Arc<Health>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let dlq: FutureProducer<BrokerWatch> = client_config(&settings)
-        .set("bootstrap.servers", &settings.brokers)
-        .set("linger.ms", "5")
-        .set(
-            "message.max.bytes",
-            (DEAD_LETTER_KEEP_BYTES * 2).to_string(),
-        )
-        .create_with_context(BrokerWatch::new("dead-letter producer"))?;
     let shared = Arc::new(Shared {
         settings,
         catalogue,
         metrics,
         detector: detector.clone(),
         spikes,
-        dlq,
+        dlq: OnceLock::new(),
         health,
         handle: Handle::current(),
         stop: stop.clone(),
@@ -281,6 +276,24 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
 /// The consumer of the access topic, subscribed; offsets are never committed to Kafka
 /// (they are stored with the counts).
 /// A client configuration with the deployment's TLS, SASL and other properties.
+impl Shared {
+    /// The dead-letter producer, made on first use.
+    fn dead_letters(&self) -> KafkaResult<&FutureProducer<BrokerWatch>> {
+        if let Some(producer) = self.dlq.get() {
+            return Ok(producer);
+        }
+        let producer = client_config(&self.settings)
+            .set("bootstrap.servers", &self.settings.brokers)
+            .set("linger.ms", "5")
+            .set(
+                "message.max.bytes",
+                (DEAD_LETTER_KEEP_BYTES * 2).to_string(),
+            )
+            .create_with_context(BrokerWatch::new("dead-letter producer"))?;
+        Ok(self.dlq.get_or_init(|| producer))
+    }
+}
+
 fn client_config(settings: &ConsumerSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     for (name, value) in settings.properties.pairs() {
