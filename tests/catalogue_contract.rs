@@ -1383,8 +1383,6 @@ async fn await_other_connections_ended(url: &str) {
     conn.close().await.unwrap();
 }
 
-/// Entries of `objects` read so far, by its indexes and by scans of the whole table, as
-/// PostgreSQL's statistics tell.
 /// A catalogue connection the server closed while it sat idle in the pool (a restart, a
 /// proxy's idle timeout) is tested and replaced when next handed out, not failed: the pool
 /// no longer pings every connection it hands out, only those idle for a while.
@@ -1412,6 +1410,8 @@ async fn postgres_connections_closed_while_idle_are_replaced() {
     db.drop_db().await;
 }
 
+/// Entries of `objects` read so far, by its indexes and by scans of the whole table, as
+/// PostgreSQL's statistics tell.
 async fn entries_read(url: &str) -> i64 {
     let mut conn = AnyConnection::connect(url).await.unwrap();
     let read: i64 = sqlx::query_scalar(

@@ -273,9 +273,6 @@ fn read_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The consumer of the access topic, subscribed; offsets are never committed to Kafka
-/// (they are stored with the counts).
-/// A client configuration with the deployment's TLS, SASL and other properties.
 impl Shared {
     /// The dead-letter producer, made on first use.
     fn dead_letters(&self) -> KafkaResult<&FutureProducer<BrokerWatch>> {
@@ -294,6 +291,7 @@ impl Shared {
     }
 }
 
+/// A client configuration with the deployment's TLS, SASL and other properties.
 fn client_config(settings: &ConsumerSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     for (name, value) in settings.properties.pairs() {
@@ -302,6 +300,8 @@ fn client_config(settings: &ConsumerSettings) -> ClientConfig {
     config
 }
 
+/// The consumer of the access topic, subscribed; offsets are never committed to Kafka
+/// (they are stored with the counts).
 fn subscribe(shared: &Arc<Shared>) -> anyhow::Result<BaseConsumer<PipelineContext>> {
     let settings = &shared.settings;
     let context = PipelineContext {
