@@ -112,32 +112,29 @@ impl S3Store {
             completion: None,
             armed: true,
         };
-        let uploaded = match self
-            .upload_parts(
-                key,
-                &upload_id,
-                first,
-                &mut body,
-                &mut hasher,
-                &mut guard.in_flight,
-            )
-            .await
-        {
-            Ok(parts) => {
-                // A task of its own: a completion the server has begun is not cut off
-                // half-way when this put is dropped (s3s-fs then kept the parts of an
-                // upload it had already forgotten); the guard waits for it instead.
-                let (store, owned_key, owned_id) =
-                    (self.clone(), key.to_string(), upload_id.clone());
-                let completion = guard.completion.insert(tokio::spawn(async move {
-                    store.complete_upload(&owned_key, &owned_id, parts).await
-                }));
-                completion.await.unwrap_or_else(|e| {
-                    Err(self.failure(format!("completing multipart upload of {key}: {e}")))
-                })
-            }
-            Err(e) => Err(e),
-        };
+        let uploaded = async {
+            let parts = self
+                .upload_parts(
+                    key,
+                    &upload_id,
+                    first,
+                    &mut body,
+                    &mut hasher,
+                    &mut guard.in_flight,
+                )
+                .await?;
+            // A task of its own: a completion the server has begun is not cut off
+            // half-way when this put is dropped (s3s-fs then kept the parts of an upload
+            // it had already forgotten); the guard waits for it instead.
+            let (store, owned_key, owned_id) = (self.clone(), key.to_string(), upload_id.clone());
+            let completion = guard.completion.insert(tokio::spawn(async move {
+                store.complete_upload(&owned_key, &owned_id, parts).await
+            }));
+            completion.await.unwrap_or_else(|e| {
+                Err(self.failure(format!("completing multipart upload of {key}: {e}")))
+            })
+        }
+        .await;
         guard.armed = false;
         match uploaded {
             Ok(()) => Ok(hasher.finish()),
