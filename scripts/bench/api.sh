@@ -38,13 +38,8 @@ scripts/stack.sh up >/dev/null
 need_apt wrk wrk
 need_apt rclone rclone
 set -a; . .stack/stack.env; set +a
-# rclone 1.60 refuses to start when AWS_CA_BUNDLE is set; the endpoints are plain HTTP.
-unset AWS_CA_BUNDLE
-export RCLONE_CONFIG_PUBLIC_TYPE=s3 RCLONE_CONFIG_PUBLIC_PROVIDER=Other \
-    RCLONE_CONFIG_PUBLIC_ENDPOINT=$TIER_PUBLIC_ENDPOINT \
-    RCLONE_CONFIG_PUBLIC_ACCESS_KEY_ID=$TIER_PUBLIC_ACCESS_KEY_ID \
-    RCLONE_CONFIG_PUBLIC_SECRET_ACCESS_KEY=$TIER_PUBLIC_SECRET_ACCESS_KEY \
-    RCLONE_CONFIG_PUBLIC_FORCE_PATH_STYLE=true RCLONE_CONFIG_PUBLIC_REGION=us-east-1
+. "$ROOT/scripts/bench/lib/rclone.sh"
+tier_remote PUBLIC PUBLIC
 
 cargo build --release >/dev/null 2>&1 || { cargo build --release; exit 1; }
 BIN=$ROOT/target/release/strata

@@ -26,15 +26,9 @@ scripts/stack.sh up >/dev/null
 sign_large=${TIER_ONPREM_SIGN_PAYLOAD:-true}
 sign_many=${TIER_ONPREM_SIGN_PAYLOAD:-false}
 set -a; . .stack/stack.env; set +a
-# rclone 1.60 refuses to start when AWS_CA_BUNDLE is set; the endpoints are plain HTTP.
-unset AWS_CA_BUNDLE
-for t in PUBLIC ONPREM; do
-    ep=TIER_${t}_ENDPOINT ak=TIER_${t}_ACCESS_KEY_ID sk=TIER_${t}_SECRET_ACCESS_KEY
-    export "RCLONE_CONFIG_${t}_TYPE=s3" "RCLONE_CONFIG_${t}_PROVIDER=Other" \
-        "RCLONE_CONFIG_${t}_ENDPOINT=${!ep}" "RCLONE_CONFIG_${t}_ACCESS_KEY_ID=${!ak}" \
-        "RCLONE_CONFIG_${t}_SECRET_ACCESS_KEY=${!sk}" "RCLONE_CONFIG_${t}_FORCE_PATH_STYLE=true" \
-        "RCLONE_CONFIG_${t}_REGION=us-east-1"
-done
+. "$ROOT/scripts/bench/lib/rclone.sh"
+tier_remote PUBLIC PUBLIC
+tier_remote ONPREM ONPREM
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 PREFIX=bench-mover-$$
 cleanup() {

@@ -18,7 +18,6 @@ LARGE_MIB=${2:-1024}
 RUNS=${RUNS:-3}
 scripts/stack.sh up >/dev/null
 set -a; . .stack/stack.env; set +a
-unset AWS_CA_BUNDLE
 cargo build --release --quiet
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 DB=strata_bench_s3_$$
@@ -27,14 +26,9 @@ S3_PORT=${S3_PORT:-19210}
 API_PORT=${API_PORT:-19211}
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $DB" postgres
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
-remote() { # NAME ENDPOINT KEY SECRET
-    export "RCLONE_CONFIG_$1_TYPE=s3" "RCLONE_CONFIG_$1_PROVIDER=Other" \
-        "RCLONE_CONFIG_$1_ENDPOINT=$2" "RCLONE_CONFIG_$1_ACCESS_KEY_ID=$3" \
-        "RCLONE_CONFIG_$1_SECRET_ACCESS_KEY=$4" "RCLONE_CONFIG_$1_FORCE_PATH_STYLE=true" \
-        "RCLONE_CONFIG_$1_REGION=us-east-1"
-}
-remote DIRECT "$TIER_PUBLIC_ENDPOINT" "$TIER_PUBLIC_ACCESS_KEY_ID" "$TIER_PUBLIC_SECRET_ACCESS_KEY"
-remote STRATA "http://127.0.0.1:$S3_PORT" bench bench-secret
+. "$ROOT/scripts/bench/lib/rclone.sh"
+tier_remote DIRECT PUBLIC
+rclone_remote STRATA "http://127.0.0.1:$S3_PORT" bench bench-secret
 S3_LISTEN_ADDR=127.0.0.1:$S3_PORT S3_ACCESS_KEY_ID=bench S3_SECRET_ACCESS_KEY=bench-secret \
     LISTEN_ADDR=127.0.0.1:$API_PORT RUST_LOG=strata=warn DATA_DIR="$WORK/data" \
     target/release/strata serve >"$WORK/strata.log" 2>&1 &

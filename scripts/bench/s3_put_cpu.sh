@@ -17,7 +17,6 @@ shift || true
 RUNS=${RUNS:-2}
 scripts/stack.sh up >/dev/null
 set -a; . .stack/stack.env; set +a
-unset AWS_CA_BUNDLE
 if [ $# -eq 0 ]; then
     cargo build --release --quiet
     set -- "$ROOT/target/release/strata"
@@ -26,22 +25,17 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 S3_PORT=${S3_PORT:-19230}
 API_PORT=${API_PORT:-19231}
 PG=(psql -q -h 127.0.0.1 -U postgres -d postgres)
-remote() { # NAME ENDPOINT KEY SECRET
-    export "RCLONE_CONFIG_$1_TYPE=s3" "RCLONE_CONFIG_$1_PROVIDER=Other" \
-        "RCLONE_CONFIG_$1_ENDPOINT=$2" "RCLONE_CONFIG_$1_ACCESS_KEY_ID=$3" \
-        "RCLONE_CONFIG_$1_SECRET_ACCESS_KEY=$4" "RCLONE_CONFIG_$1_FORCE_PATH_STYLE=true" \
-        "RCLONE_CONFIG_$1_REGION=us-east-1"
-}
-remote DIRECT "$TIER_PUBLIC_ENDPOINT" "$TIER_PUBLIC_ACCESS_KEY_ID" "$TIER_PUBLIC_SECRET_ACCESS_KEY"
-remote STRATA "http://127.0.0.1:$S3_PORT" bench bench-secret
-STRATA=
+. "$ROOT/scripts/bench/lib/rclone.sh"
+tier_remote DIRECT PUBLIC
+rclone_remote STRATA "http://127.0.0.1:$S3_PORT" bench bench-secret
+URL=http://127.0.0.1:$API_PORT
+. "$ROOT/scripts/bench/lib/server.sh"
 DB=
 cleanup() {
-    if [ -n "$STRATA" ]; then
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         rclone purge STRATA:strata >/dev/null 2>&1 || true
-        kill "$STRATA" 2>/dev/null
-        wait "$STRATA" 2>/dev/null || true
     fi
+    stop_server
     [ -z "$DB" ] || "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
     rm -rf "${STACK_S3_ROOT:?}/public/strata-public/bench-cpu-$$" "$WORK"
     "$ROOT/scripts/bench/lib/s3s_fs_sweep.py" "$STACK_S3_ROOT"/* || true
@@ -81,15 +75,15 @@ TIMEFORMAT='%R %U %S'
 measure() { # LABEL REMOTE: one measured copy; prints its figures
     local backends s0 p0 f0 w0 v0 took
     backends=$(pgrep -f "postgres: .*$DB" || true)
-    s0=$(ticks ${STRATA:-}); p0=$(ticks $backends); f0=$(ticks "$s3s_fs")
-    w0=$(switches ${STRATA:-}); v0=$(switches $backends)
+    s0=$(ticks ${SERVER_PID:-}); p0=$(ticks $backends); f0=$(ticks "$s3s_fs")
+    w0=$(switches ${SERVER_PID:-}); v0=$(switches $backends)
     # rclone's own CPU from the shell's `time`: real, user and system seconds.
     took=$( { time rclone copy "${FLAGS[@]}" "$WORK/measured" "$2" >/dev/null 2>&1; } 2>&1)
     read -r real user sys <<<"$took"
     printf '%-30s %6.2f s  strata %4d  postgres %4d  s3s-fs %4d  rclone %4.0f' "$1" \
-        "$real" $(($(ticks ${STRATA:-}) - s0)) $(($(ticks $backends) - p0)) \
+        "$real" $(($(ticks ${SERVER_PID:-}) - s0)) $(($(ticks $backends) - p0)) \
         $(($(ticks "$s3s_fs") - f0)) "$(echo "($user + $sys) * 100" | bc -l)"
-    printf '  switches: strata %6d postgres %6d\n' $(($(switches ${STRATA:-}) - w0)) \
+    printf '  switches: strata %6d postgres %6d\n' $(($(switches ${SERVER_PID:-}) - w0)) \
         $(($(switches $backends) - v0))
 }
 echo "COUNT=$COUNT puts of 1 MiB, ticks of 10 ms"
@@ -98,24 +92,18 @@ for run in $(seq "$RUNS"); do
     for bin in "$@"; do
         DB=strata_bench_cpu_$$_$run
         "${PG[@]}" -c "CREATE DATABASE $DB"
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
+        BIN=$(readlink -f "$bin") # the server runs in $WORK/run
+        start_server env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
             S3_LISTEN_ADDR=127.0.0.1:$S3_PORT S3_ACCESS_KEY_ID=bench \
             S3_SECRET_ACCESS_KEY=bench-secret LISTEN_ADDR=127.0.0.1:$API_PORT \
-            RUST_LOG=strata=warn DATA_DIR="$WORK/data" "$bin" serve >"$WORK/strata.log" 2>&1 &
-        STRATA=$!
-        for _ in $(seq 100); do
-            curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null && break
-            sleep 0.2
-        done
-        curl -fs "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { cat "$WORK/strata.log"; exit 1; }
+            RUST_LOG=strata=warn DATA_DIR="$WORK/data"
         rclone copy "${FLAGS[@]}" "$WORK/warm" "STRATA:strata/warm" >/dev/null 2>&1
         measure "run $run $(basename "$bin")" "STRATA:strata/measured"
         # Through Strata, so that the tier's files go with the catalogue's rows; then
         # what s3s-fs keeps of deleted objects, which slows it as it piles up.
         rclone purge STRATA:strata >/dev/null 2>&1 || true
         "$ROOT/scripts/bench/lib/s3s_fs_sweep.py" "$STACK_S3_ROOT"/*
-        kill "$STRATA"; wait "$STRATA" 2>/dev/null || true
-        STRATA=
+        stop_server
         "${PG[@]}" -c "DROP DATABASE $DB WITH (FORCE)"
         DB=
         if [ "${DIRECT:-0}" = 1 ]; then

@@ -12,13 +12,8 @@ SIZE_MIB=${1:-1024}
 TIER=public
 scripts/stack.sh up >/dev/null
 set -a; . .stack/stack.env; set +a
-# rclone 1.60 refuses to start when AWS_CA_BUNDLE is set; the endpoint is plain HTTP.
-unset AWS_CA_BUNDLE
-export RCLONE_CONFIG_STACK_TYPE=s3 RCLONE_CONFIG_STACK_PROVIDER=Other \
-    RCLONE_CONFIG_STACK_ENDPOINT=$TIER_PUBLIC_ENDPOINT \
-    RCLONE_CONFIG_STACK_ACCESS_KEY_ID=$TIER_PUBLIC_ACCESS_KEY_ID \
-    RCLONE_CONFIG_STACK_SECRET_ACCESS_KEY=$TIER_PUBLIC_SECRET_ACCESS_KEY \
-    RCLONE_CONFIG_STACK_FORCE_PATH_STYLE=true RCLONE_CONFIG_STACK_REGION=us-east-1
+. "$ROOT/scripts/bench/lib/rclone.sh"
+tier_remote STACK PUBLIC
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
