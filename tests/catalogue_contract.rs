@@ -1630,6 +1630,24 @@ async fn tier_counts_follow_every_change(c: Catalogue) {
         vec![t("onprem", 1, 100), t("public", 2, 200)]
     );
 
+    // An insert under a taken key counts nothing.
+    let taken = c
+        .insert_object(&NewObject {
+            id: new_id(),
+            bucket: "strata".into(),
+            key: "a".into(),
+            content: content("private", 7),
+        })
+        .await;
+    assert!(
+        matches!(taken, Err(CatalogueError::Conflict(_))),
+        "{taken:?}"
+    );
+    assert_eq!(
+        usage(&c).await,
+        vec![t("onprem", 1, 100), t("public", 2, 200)]
+    );
+
     // A rewrite onto another tier with another size; a stale one changes nothing.
     c.replace_object_content(&a.id, 1, &content("private", 40))
         .await

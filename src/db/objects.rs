@@ -241,38 +241,45 @@ impl Catalogue {
     /// the key or id is taken. The caller writes the bytes first: a catalogue row must
     /// never point at bytes that do not exist.
     pub async fn insert_object(&self, new: &NewObject) -> Result<ObjectRecord> {
-        let now = now_ms();
-        let sql = format!(
+        let insert = format!(
             "INSERT INTO objects (id, bucket, object_key, size, content_type, checksum, tier, \
              location, metadata, version, created_at, updated_at, modified_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $10) \
              RETURNING {OBJECT_COLUMNS}"
         );
         let c = &new.content;
-        let mut tx = self.writes.begin().await?;
-        let row = sqlx::query(&sql)
-            .bind(&new.id)
-            .bind(&new.bucket)
-            .bind(&new.key)
-            .bind(c.size)
-            .bind(&c.content_type)
-            .bind(&c.checksum)
-            .bind(&c.tier)
-            .bind(&c.location)
-            .bind(metadata_json(&c.metadata))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| {
-                CatalogueError::conflict_or(e, || {
-                    format!(
-                        "an object with key {:?} exists in bucket {:?}",
-                        new.key, new.bucket
-                    )
-                })
-            })?;
-        count_on_tier(&mut tx, &c.tier, 1, c.size).await?;
-        tx.commit().await?;
+        let conflict = |e| {
+            CatalogueError::conflict_or(e, || {
+                format!(
+                    "an object with key {:?} exists in bucket {:?}",
+                    new.key, new.bucket
+                )
+            })
+        };
+        let row = match self.backend {
+            // One statement, so one round trip: the row and its tier count commit together.
+            Backend::Postgres => {
+                let sql = format!(
+                    "WITH inserted AS ({insert}), counted AS (INSERT INTO tier_counts \
+                     (tier, objects, bytes) SELECT tier, 1, size FROM inserted) \
+                     SELECT {OBJECT_COLUMNS} FROM inserted"
+                );
+                bind_new_object(sqlx::query(&sql), new)
+                    .fetch_one(&self.writes)
+                    .await
+                    .map_err(conflict)?
+            }
+            Backend::Sqlite => {
+                let mut tx = self.writes.begin().await?;
+                let row = bind_new_object(sqlx::query(&insert), new)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict)?;
+                count_on_tier(&mut tx, &c.tier, 1, c.size).await?;
+                tx.commit().await?;
+                row
+            }
+        };
         Ok(ObjectRecord::from_row(&row)?)
     }
 
@@ -744,6 +751,25 @@ impl Catalogue {
         .fetch_all(&self.reads)
         .await?)
     }
+}
+
+/// `query` with `new`'s values bound as `$1` to `$10` (see [`Catalogue::insert_object`]).
+fn bind_new_object<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    new: &'q NewObject,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let c = &new.content;
+    query
+        .bind(&new.id)
+        .bind(&new.bucket)
+        .bind(&new.key)
+        .bind(c.size)
+        .bind(&c.content_type)
+        .bind(&c.checksum)
+        .bind(&c.tier)
+        .bind(&c.location)
+        .bind(metadata_json(&c.metadata))
+        .bind(now_ms())
 }
 
 /// Records in `tx` that `tier` gained `objects` objects of `bytes` bytes in all (lost,
