@@ -55,6 +55,7 @@ pub struct Metrics {
     events_consumed: Counter,
     events_unknown: Counter,
     events_published: Counter,
+    events_undelivered: Counter,
     events_read: Counter,
     publish_refused: Counter,
     dead_letters: Family<Labels, Counter>,
@@ -126,6 +127,7 @@ impl Default for Metrics {
             events_consumed: Counter::default(),
             events_unknown: Counter::default(),
             events_published: Counter::default(),
+            events_undelivered: Counter::default(),
             events_read: Counter::default(),
             publish_refused: Counter::default(),
             dead_letters: Family::default(),
@@ -171,6 +173,11 @@ impl Metrics {
                 "strata_events_published",
                 "Access events this process published",
                 &self.events_published,
+            ),
+            (
+                "strata_events_undelivered",
+                "Published access events the broker never acknowledged; dropped",
+                &self.events_undelivered,
             ),
             (
                 "strata_events_read",
@@ -292,6 +299,11 @@ impl Metrics {
         self.events_published.inc_by(n);
     }
 
+    /// Published access events the broker never acknowledged.
+    pub fn record_undelivered(&self, n: u64) {
+        self.events_undelivered.inc_by(n);
+    }
+
     /// Messages the consumer read from the access topic, counted or not.
     pub fn record_read(&self, n: u64) {
         self.events_read.inc_by(n);
@@ -302,6 +314,7 @@ impl Metrics {
     pub fn events_unread(&self) -> u64 {
         self.events_published
             .get()
+            .saturating_sub(self.events_undelivered.get())
             .saturating_sub(self.events_read.get())
     }
 

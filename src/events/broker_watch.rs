@@ -59,6 +59,17 @@ impl BrokerWatch {
         }
     }
 
+    /// Logs a message (with this key) that the broker never acknowledged and that is
+    /// dropped, once per interval for each kind of error.
+    pub fn undelivered(&self, error: &KafkaError, key: &str) {
+        if let Some(held_back) = REPEATS.admit(&format!("undelivered {}", error_kind(error))) {
+            tracing::warn!(
+                client = self.client, %error, key, held_back,
+                "the broker never acknowledged a message; it is dropped"
+            );
+        }
+    }
+
     /// Whether the client's statistics show a connected broker.
     pub fn observe(&self, statistics: &Statistics) {
         let Some(health) = &self.health else { return };

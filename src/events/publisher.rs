@@ -3,14 +3,21 @@
 //! Publishing never waits for the broker. Events go into the producer's bounded queue
 //! (`KAFKA_PRODUCER_QUEUE`) and are delivered in the background; when the queue cannot
 //! take a request's events, the request is refused whole with
-//! [`PublishError::QueueFull`] (the API answers 503) instead of hanging.
+//! [`PublishError::QueueFull`] (the API answers 503) instead of hanging. An event the
+//! broker never acknowledges (`message.timeout.ms`) is dropped, counted
+//! (`strata_events_undelivered_total`) and said in the log.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, Message};
 
 use super::AccessEvent;
 use super::broker_watch::BrokerWatch;
@@ -30,10 +37,50 @@ pub enum PublishError {
     Kafka(#[from] KafkaError),
 }
 
+/// How long one poll for the producer's delivery reports lasts. rust-rdkafka spins
+/// through the last millisecond of every poll, so a long one costs less idle CPU; it
+/// also bounds how long the polling thread outlives its publisher.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The producer's client context: the broker watch, and its delivery reports counted.
+struct Deliveries {
+    watch: BrokerWatch,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.watch.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.watch.stats(statistics);
+    }
+}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.metrics.record_undelivered(1);
+            let key = message.key().map(String::from_utf8_lossy);
+            self.watch
+                .undelivered(error, key.as_deref().unwrap_or_default());
+        }
+    }
+}
+
 /// Publishes access events on the access topic, keyed by object id so that one object's
 /// events stay in one partition, in order.
 pub struct AccessPublisher {
-    producer: FutureProducer<BrokerWatch>,
+    producer: Arc<BaseProducer<Deliveries>>,
+    /// Tells the thread polling `producer` to end.
+    stop: Arc<AtomicBool>,
     topic: String,
     capacity: usize,
     max_unread: Option<u64>,
@@ -61,9 +108,24 @@ impl AccessPublisher {
         for (key, value) in settings {
             config.set(*key, *value);
         }
-        let producer = config.create_with_context(BrokerWatch::new("publisher"))?;
+        let producer: Arc<BaseProducer<Deliveries>> =
+            Arc::new(config.create_with_context(Deliveries {
+                watch: BrokerWatch::new("publisher"),
+                metrics: metrics.clone(),
+            })?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (polled, stopped) = (producer.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("event publisher".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    polled.poll(POLL_INTERVAL);
+                }
+            })
+            .map_err(|e| KafkaError::ClientCreation(format!("cannot start its thread: {e}")))?;
         Ok(AccessPublisher {
             producer,
+            stop,
             topic: topic.into(),
             capacity,
             max_unread: None,
@@ -107,10 +169,8 @@ impl AccessPublisher {
         let payload = serde_json::to_vec(&AccessEvent::read(object_id, at_ms, None))
             .expect("an access event always serializes");
         for sent in 0..count {
-            let record = FutureRecord::to(&self.topic)
-                .key(object_id)
-                .payload(&payload);
-            if let Err((e, _)) = self.producer.send_result(record) {
+            let record = BaseRecord::to(&self.topic).key(object_id).payload(&payload);
+            if let Err((e, _)) = self.producer.send(record) {
                 self.metrics.record_published(sent);
                 return Err(match e {
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
@@ -128,5 +188,47 @@ impl AccessPublisher {
     /// Waits up to `timeout` for queued events to reach the broker (at shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
+    }
+}
+
+impl Drop for AccessPublisher {
+    fn drop(&mut self) {
+        // The thread ends with its current poll; nothing waits for it.
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn events_the_broker_never_acknowledges_are_counted_and_not_waited_for() {
+        let metrics = Arc::new(Metrics::default());
+        // No broker listens on port 1: every event times out undelivered.
+        let publisher = AccessPublisher::new(
+            "127.0.0.1:1",
+            "accesses",
+            100,
+            &[("message.timeout.ms", "200")],
+            metrics.clone(),
+        )
+        .unwrap()
+        .limit_unread(5);
+        publisher.publish_reads("a", 5, 0).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut rendered = String::new();
+        while !rendered.contains("strata_events_undelivered_total 5") {
+            assert!(Instant::now() < deadline, "{rendered}");
+            std::thread::sleep(Duration::from_millis(50));
+            rendered.clear();
+            metrics.render(&mut rendered);
+        }
+        // Dropped events no longer count as waiting for the consumer, which would keep
+        // refusing new ones.
+        assert_eq!(metrics.events_unread(), 0);
+        publisher.publish_reads("b", 5, 0).unwrap();
     }
 }
