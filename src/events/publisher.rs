@@ -46,15 +46,26 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 struct Deliveries {
     watch: BrokerWatch,
     metrics: Arc<Metrics>,
+    /// Set when the publisher is dropped: its producer lives on until the current poll
+    /// ends, and its broker may stop first (the embedded one), which is no news then.
+    closed: Arc<AtomicBool>,
 }
 
 impl ClientContext for Deliveries {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        self.watch.log(level, fac, message);
+        if self.closed.load(Ordering::Relaxed) {
+            tracing::debug!(target: "librdkafka", client = "publisher", "{fac} {message}");
+        } else {
+            self.watch.log(level, fac, message);
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.watch.error(error, reason);
+        if self.closed.load(Ordering::Relaxed) {
+            tracing::debug!(client = "publisher", %error, reason, "event broker error after close");
+        } else {
+            self.watch.error(error, reason);
+        }
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -79,8 +90,8 @@ impl ProducerContext for Deliveries {
 /// events stay in one partition, in order.
 pub struct AccessPublisher {
     producer: Arc<BaseProducer<Deliveries>>,
-    /// Tells the thread polling `producer` to end.
-    stop: Arc<AtomicBool>,
+    /// Tells the thread polling `producer` to end (see [`Deliveries`]).
+    closed: Arc<AtomicBool>,
     topic: String,
     capacity: usize,
     max_unread: Option<u64>,
@@ -108,13 +119,14 @@ impl AccessPublisher {
         for (key, value) in settings {
             config.set(*key, *value);
         }
+        let closed = Arc::new(AtomicBool::new(false));
         let producer: Arc<BaseProducer<Deliveries>> =
             Arc::new(config.create_with_context(Deliveries {
                 watch: BrokerWatch::new("publisher"),
                 metrics: metrics.clone(),
+                closed: closed.clone(),
             })?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (polled, stopped) = (producer.clone(), stop.clone());
+        let (polled, stopped) = (producer.clone(), closed.clone());
         std::thread::Builder::new()
             .name("event publisher".into())
             .spawn(move || {
@@ -125,7 +137,7 @@ impl AccessPublisher {
             .map_err(|e| KafkaError::ClientCreation(format!("cannot start its thread: {e}")))?;
         Ok(AccessPublisher {
             producer,
-            stop,
+            closed,
             topic: topic.into(),
             capacity,
             max_unread: None,
@@ -194,7 +206,7 @@ impl AccessPublisher {
 impl Drop for AccessPublisher {
     fn drop(&mut self) {
         // The thread ends with its current poll; nothing waits for it.
-        self.stop.store(true, Ordering::Relaxed);
+        self.closed.store(true, Ordering::Relaxed);
     }
 }
 
