@@ -111,7 +111,7 @@ impl Mover {
         let shutdown_recovery = shutdown.clone();
         tasks.spawn(async move {
             let period = me.config.lease / 2;
-            while !sleep_or_cancel(period, &shutdown_recovery).await {
+            while !sleep_or_cancel(period, std::future::pending(), &shutdown_recovery).await {
                 if let Err(e) = me.recover().await {
                     tracing::warn!(error = %e, "recovery of moves failed; will retry");
                 }
@@ -125,6 +125,10 @@ impl Mover {
         // At most one source deletion per worker is under way, beside the next move.
         let mut removal: Option<SourceRemoval> = None;
         while !shutdown.is_cancelled() {
+            // Listening before the queue is read, so that a move queued meanwhile wakes it.
+            let queued = self.catalogue.move_queued().notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
             let (worked, ()) = tokio::join!(self.work_next(), finish(removal.take()));
             match worked {
                 Ok(Some((_, next))) => {
@@ -134,7 +138,7 @@ impl Mover {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "mover cannot reach the catalogue"),
             }
-            if sleep_or_cancel(self.config.poll_interval, &shutdown).await {
+            if sleep_or_cancel(self.config.poll_interval, queued, &shutdown).await {
                 break;
             }
         }
@@ -661,10 +665,15 @@ async fn finish(removal: Option<SourceRemoval>) {
     }
 }
 
-/// Sleeps for `period`; true if `shutdown` fired first.
-async fn sleep_or_cancel(period: Duration, shutdown: &CancellationToken) -> bool {
+/// Sleeps for `period` or until `wake`; true if `shutdown` fired first.
+async fn sleep_or_cancel(
+    period: Duration,
+    wake: impl Future<Output = ()>,
+    shutdown: &CancellationToken,
+) -> bool {
     tokio::select! {
         () = tokio::time::sleep(period) => false,
+        () = wake => false,
         () = shutdown.cancelled() => true,
     }
 }

@@ -61,6 +61,39 @@ async fn a_mover_stopped_mid_move_has_deleted_the_source_when_it_returns() {
     rig.finish().await;
 }
 
+/// A move queued in the mover's own process wakes an idle worker: it does not wait for
+/// the next poll of the queue.
+#[tokio::test]
+async fn a_move_queued_in_process_starts_before_the_next_poll() {
+    let (file_a, dir_a) = file_tier("filea", None);
+    let (file_b, dir_b) = file_tier("fileb", None);
+    let rarely = strata::config::MoverConfig {
+        poll_interval: Duration::from_secs(600),
+        ..fast_mover()
+    };
+    let rig = MoveRig::new(vec![file_a, file_b], vec![dir_a, dir_b], rarely).await;
+    let object = rig
+        .ingest("filea", "woken", PatternReader::new(5, MIB))
+        .await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(rig.mover.clone().run(stop.clone()));
+    // Time for the workers to find the queue empty and wait.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let m = rig.enqueue(&object, "fileb").await;
+    let mut done = rig.catalogue.get_move(&m.id).await.unwrap();
+    for _ in 0..600 {
+        if done.status == MoveStatus::Completed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        done = rig.catalogue.get_move(&m.id).await.unwrap();
+    }
+    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
+    stop.cancel();
+    run.await.unwrap();
+    rig.finish().await;
+}
+
 #[tokio::test]
 async fn moves_between_every_pair_of_backends() {
     let rig = four_tiers().await;

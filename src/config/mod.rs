@@ -338,7 +338,8 @@ pub struct MoverConfig {
     /// How long a claimed move stays this worker's without a heartbeat; after that,
     /// recovery in any process takes it over (`MOVER_LEASE_SECS`).
     pub lease: Duration,
-    /// How often an idle worker looks for queued moves (`MOVER_POLL_MS`).
+    /// How often an idle worker looks for queued moves (`MOVER_POLL_MS`): those of other
+    /// processes and retries coming due; a move this process queues wakes a worker.
     pub poll_interval: Duration,
     /// Cap on the bytes per second all moves of this process read, copying and
     /// verifying together; `None` is unlimited (`MOVER_BANDWIDTH_BYTES_PER_SEC`).

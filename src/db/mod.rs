@@ -38,10 +38,12 @@ pub use uploads::{PartRecord, TierUpload, UploadRecord};
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
+use tokio::sync::Notify;
 
 /// A failed catalogue operation.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +173,8 @@ pub struct Catalogue {
     reads: AnyPool,
     writes: AnyPool,
     backend: Backend,
+    /// Signalled when this process queues a move (see [`Catalogue::move_queued`]).
+    queued: Arc<Notify>,
 }
 
 /// Tables whose rows the event consumer updates in bulk (minute buckets on every flush,
@@ -218,6 +222,7 @@ impl Catalogue {
                     reads: pool.clone(),
                     writes: pool,
                     backend,
+                    queued: Arc::default(),
                 }
             }
             Backend::Sqlite => {
@@ -245,6 +250,7 @@ impl Catalogue {
                     reads,
                     writes,
                     backend,
+                    queued: Arc::default(),
                 }
             }
         };

@@ -307,6 +307,7 @@ impl Catalogue {
                     format!("object {} already has an active migration", new.object_id)
                 })
             })?;
+        self.queued.notify_one();
         MoveRecord::from_row(&row)
     }
 

@@ -6,6 +6,7 @@
 //! ran out) finds out from the guard instead of overwriting someone else's state.
 
 use sqlx::Any;
+use tokio::sync::Notify;
 
 use super::moves::MOVE_COLUMNS;
 use super::objects::count_on_tier;
@@ -42,6 +43,13 @@ pub struct CopyPlan {
 }
 
 impl Catalogue {
+    /// Notified when this process queues a move, so that an idle mover worker starts it
+    /// at once; moves queued by other processes, and retries coming due, are found by
+    /// polling.
+    pub fn move_queued(&self) -> &Notify {
+        &self.queued
+    }
+
     /// Claims the most urgent pending move that is due (priority, then age) for `worker`,
     /// moving it to `copying` with a lease of `lease_ms`. PostgreSQL skips rows another
     /// worker is claiming (`FOR UPDATE SKIP LOCKED`); SQLite's single writer connection
