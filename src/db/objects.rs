@@ -426,33 +426,56 @@ impl Catalogue {
         expected_version: i64,
         content: &ObjectContent,
     ) -> Result<ObjectRecord> {
-        let sql = format!(
-            "UPDATE objects SET size = $3, content_type = $4, checksum = $5, tier = $6, \
-             location = $7, metadata = $9, version = version + 1, updated_at = $8, \
-             modified_at = $8 \
-             WHERE id = $1 AND version = $2 RETURNING {OBJECT_COLUMNS}"
-        );
-        let mut tx = self.writes.begin().await?;
-        let Some((old_tier, old_size)) = self.lock_version(&mut tx, id, expected_version).await?
-        else {
-            return self.updated_or_stale(id, expected_version, None).await;
+        let set = "size = $3, content_type = $4, checksum = $5, tier = $6, location = $7, \
+                   metadata = $9, version = version + 1, updated_at = $8, modified_at = $8";
+        let bind = |sql| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(expected_version)
+                .bind(content.size)
+                .bind(&content.content_type)
+                .bind(&content.checksum)
+                .bind(&content.tier)
+                .bind(&content.location)
+                .bind(now_ms())
+                .bind(metadata_json(&content.metadata))
         };
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .bind(expected_version)
-            .bind(content.size)
-            .bind(&content.content_type)
-            .bind(&content.checksum)
-            .bind(&content.tier)
-            .bind(&content.location)
-            .bind(now_ms())
-            .bind(metadata_json(&content.metadata))
-            .fetch_one(&mut *tx)
-            .await?;
-        count_on_tier(&mut tx, &old_tier, -1, -old_size).await?;
-        count_on_tier(&mut tx, &content.tier, 1, content.size).await?;
-        tx.commit().await?;
-        self.updated_or_stale(id, expected_version, Some(row)).await
+        let row = match self.backend {
+            // One statement, so one round trip: the old tier and size read under the
+            // row's lock, the row rewritten, both tier counts changed.
+            Backend::Postgres => {
+                let sql = format!(
+                    "WITH old AS (SELECT tier AS old_tier, size AS old_size FROM objects \
+                     WHERE id = $1 AND version = $2 FOR UPDATE), \
+                     updated AS (UPDATE objects SET {set} FROM old \
+                     WHERE id = $1 AND version = $2 \
+                     RETURNING {OBJECT_COLUMNS}, old_tier, old_size), \
+                     counted AS (INSERT INTO tier_counts (tier, objects, bytes) \
+                     SELECT old_tier, -1, -old_size FROM updated \
+                     UNION ALL SELECT tier, 1, size FROM updated) \
+                     SELECT {OBJECT_COLUMNS} FROM updated"
+                );
+                bind(&sql).fetch_optional(&self.writes).await?
+            }
+            Backend::Sqlite => {
+                let sql = format!(
+                    "UPDATE objects SET {set} WHERE id = $1 AND version = $2 \
+                     RETURNING {OBJECT_COLUMNS}"
+                );
+                let mut tx = self.writes.begin().await?;
+                let Some((old_tier, old_size)) =
+                    self.lock_version(&mut tx, id, expected_version).await?
+                else {
+                    return self.updated_or_stale(id, expected_version, None).await;
+                };
+                let row = bind(&sql).fetch_one(&mut *tx).await?;
+                count_on_tier(&mut tx, &old_tier, -1, -old_size).await?;
+                count_on_tier(&mut tx, &content.tier, 1, content.size).await?;
+                tx.commit().await?;
+                Some(row)
+            }
+        };
+        self.updated_or_stale(id, expected_version, row).await
     }
 
     /// Moves the object's catalogue entry to another tier and location, keeping its
