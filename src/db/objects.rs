@@ -248,6 +248,19 @@ impl Catalogue {
              RETURNING {OBJECT_COLUMNS}"
         );
         let c = &new.content;
+        let bind = |sql| {
+            sqlx::query(sql)
+                .bind(&new.id)
+                .bind(&new.bucket)
+                .bind(&new.key)
+                .bind(c.size)
+                .bind(&c.content_type)
+                .bind(&c.checksum)
+                .bind(&c.tier)
+                .bind(&c.location)
+                .bind(metadata_json(&c.metadata))
+                .bind(now_ms())
+        };
         let conflict = |e| {
             CatalogueError::conflict_or(e, || {
                 format!(
@@ -264,17 +277,11 @@ impl Catalogue {
                      (tier, objects, bytes) SELECT tier, 1, size FROM inserted) \
                      SELECT {OBJECT_COLUMNS} FROM inserted"
                 );
-                bind_new_object(sqlx::query(&sql), new)
-                    .fetch_one(&self.writes)
-                    .await
-                    .map_err(conflict)?
+                bind(&sql).fetch_one(&self.writes).await.map_err(conflict)?
             }
             Backend::Sqlite => {
                 let mut tx = self.writes.begin().await?;
-                let row = bind_new_object(sqlx::query(&insert), new)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(conflict)?;
+                let row = bind(&insert).fetch_one(&mut *tx).await.map_err(conflict)?;
                 count_on_tier(&mut tx, &c.tier, 1, c.size).await?;
                 tx.commit().await?;
                 row
@@ -774,25 +781,6 @@ impl Catalogue {
         .fetch_all(&self.reads)
         .await?)
     }
-}
-
-/// `query` with `new`'s values bound as `$1` to `$10` (see [`Catalogue::insert_object`]).
-fn bind_new_object<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    new: &'q NewObject,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let c = &new.content;
-    query
-        .bind(&new.id)
-        .bind(&new.bucket)
-        .bind(&new.key)
-        .bind(c.size)
-        .bind(&c.content_type)
-        .bind(&c.checksum)
-        .bind(&c.tier)
-        .bind(&c.location)
-        .bind(metadata_json(&c.metadata))
-        .bind(now_ms())
 }
 
 /// Records in `tx` that `tier` gained `objects` objects of `bytes` bytes in all (lost,

@@ -46,9 +46,10 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 struct Deliveries {
     watch: BrokerWatch,
     metrics: Arc<Metrics>,
-    /// Set when the publisher is dropped: its producer lives on until the current poll
-    /// ends, and its broker may stop first (the embedded one), which is no news then.
-    closed: Arc<AtomicBool>,
+    /// Set when the publisher is dropped: it tells the polling thread to end, and the
+    /// producer lives on until the current poll ends, while its broker may stop first
+    /// (the embedded one), which is no news then.
+    closed: AtomicBool,
 }
 
 impl ClientContext for Deliveries {
@@ -90,8 +91,6 @@ impl ProducerContext for Deliveries {
 /// events stay in one partition, in order.
 pub struct AccessPublisher {
     producer: Arc<BaseProducer<Deliveries>>,
-    /// Tells the thread polling `producer` to end (see [`Deliveries`]).
-    closed: Arc<AtomicBool>,
     topic: String,
     capacity: usize,
     max_unread: Option<u64>,
@@ -119,25 +118,23 @@ impl AccessPublisher {
         for (key, value) in settings {
             config.set(*key, *value);
         }
-        let closed = Arc::new(AtomicBool::new(false));
         let producer: Arc<BaseProducer<Deliveries>> =
             Arc::new(config.create_with_context(Deliveries {
                 watch: BrokerWatch::new("publisher"),
                 metrics: metrics.clone(),
-                closed: closed.clone(),
+                closed: AtomicBool::new(false),
             })?);
-        let (polled, stopped) = (producer.clone(), closed.clone());
+        let polled = producer.clone();
         std::thread::Builder::new()
             .name("event publisher".into())
             .spawn(move || {
-                while !stopped.load(Ordering::Relaxed) {
+                while !polled.context().closed.load(Ordering::Relaxed) {
                     polled.poll(POLL_INTERVAL);
                 }
             })
             .map_err(|e| KafkaError::ClientCreation(format!("cannot start its thread: {e}")))?;
         Ok(AccessPublisher {
             producer,
-            closed,
             topic: topic.into(),
             capacity,
             max_unread: None,
@@ -206,7 +203,10 @@ impl AccessPublisher {
 impl Drop for AccessPublisher {
     fn drop(&mut self) {
         // The thread ends with its current poll; nothing waits for it.
-        self.closed.store(true, Ordering::Relaxed);
+        self.producer
+            .context()
+            .closed
+            .store(true, Ordering::Relaxed);
     }
 }
 
