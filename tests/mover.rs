@@ -80,15 +80,11 @@ async fn a_move_queued_in_process_starts_before_the_next_poll() {
     // Time for the workers to find the queue empty and wait.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let m = rig.enqueue(&object, "fileb").await;
-    let mut done = rig.catalogue.get_move(&m.id).await.unwrap();
-    for _ in 0..600 {
-        if done.status == MoveStatus::Completed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        done = rig.catalogue.get_move(&m.id).await.unwrap();
-    }
-    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
+    // 3,000 polls: 30 s at least, far short of the next poll of the queue.
+    rig.wait_within(3000, &m.id, "completed", |m| {
+        m.status == MoveStatus::Completed
+    })
+    .await;
     stop.cancel();
     run.await.unwrap();
     rig.finish().await;

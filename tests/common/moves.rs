@@ -182,14 +182,28 @@ impl MoveRig {
         what: &str,
         check: impl Fn(&strata::db::MoveRecord) -> bool,
     ) -> strata::db::MoveRecord {
-        for _ in 0..6000 {
+        self.wait_within(6000, id, what, check).await
+    }
+
+    /// [`MoveRig::wait_for`], giving up after `polls` polls.
+    pub async fn wait_within(
+        &self,
+        polls: u32,
+        id: &str,
+        what: &str,
+        check: impl Fn(&strata::db::MoveRecord) -> bool,
+    ) -> strata::db::MoveRecord {
+        for _ in 0..polls {
             let m = self.catalogue.get_move(id).await.unwrap();
             if check(&m) {
                 return m;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        panic!("migration {id} never reached: {what}");
+        panic!(
+            "migration {id} never reached: {what}: {:?}",
+            self.catalogue.get_move(id).await.unwrap()
+        );
     }
 
     /// Starts one attempt of the next queued move in the background and returns once
