@@ -20,29 +20,23 @@ API_PORT=${API_PORT:-19232}
 URL=http://127.0.0.1:$API_PORT
 PG=(psql -q -h 127.0.0.1 -U postgres -d postgres)
 . "$ROOT/scripts/bench/lib/server.sh"
-DB=
+. "$ROOT/scripts/bench/lib/builds.sh"
 cleanup() {
-    stop_server
-    [ -z "$DB" ] || "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+    stop_and_drop_db || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 echo "ticks of 10 ms over $SECS s, idle"
 for run in $(seq "${RUNS:-2}"); do
     for bin in "$@"; do
-        DB=strata_bench_idle_$$_$run
-        "${PG[@]}" -c "CREATE DATABASE $DB"
         BIN=$(readlink -f "$bin")
-        start_server env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
-            LISTEN_ADDR=127.0.0.1:$API_PORT RUST_LOG=strata=warn DATA_DIR="$WORK/data"
+        start_on_fresh_db "idle_$run" LISTEN_ADDR=127.0.0.1:$API_PORT RUST_LOG=strata=warn \
+            DATA_DIR="$WORK/data"
         sleep 8
         t0=$(ticks "$SERVER_PID")
         sleep "$SECS"
         printf '%-30s %4d ticks  %3d threads\n' "run $run $(basename "$bin")" \
             $(($(ticks "$SERVER_PID") - t0)) "$(ls "/proc/$SERVER_PID/task" | wc -l)"
-        stop_server
-        "${PG[@]}" -c "DROP DATABASE $DB WITH (FORCE)"
-        DB=
+        stop_and_drop_db
     done
 done

@@ -30,13 +30,12 @@ tier_remote DIRECT PUBLIC
 rclone_remote STRATA "http://127.0.0.1:$S3_PORT" bench bench-secret
 URL=http://127.0.0.1:$API_PORT
 . "$ROOT/scripts/bench/lib/server.sh"
-DB=
+. "$ROOT/scripts/bench/lib/builds.sh"
 cleanup() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         rclone purge STRATA:strata >/dev/null 2>&1 || true
     fi
-    stop_server
-    [ -z "$DB" ] || "${PG[@]}" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+    stop_and_drop_db || true
     rm -rf "${STACK_S3_ROOT:?}/public/strata-public/bench-cpu-$$" "$WORK"
     "$ROOT/scripts/bench/lib/s3s_fs_sweep.py" "$STACK_S3_ROOT"/* || true
 }
@@ -53,13 +52,6 @@ PY
 (cd "$WORK/measured" && ls) >"$WORK/list"
 FLAGS=(--transfers 8 --s3-chunk-size 8M --s3-upload-concurrency 4 --s3-no-check-bucket
     --no-traverse --files-from "$WORK/list")
-ticks() { # PID ...: their user + system ticks
-    local sum=0 pid
-    for pid in "$@"; do
-        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$sum"
-}
 s3s_fs=$(pgrep -f "s3s-fs .*--port ${TIER_PUBLIC_ENDPOINT##*:}" | head -1)
 # Context switches of PID ... and their threads: each wait for another process's answer
 # (a round trip to PostgreSQL or to the tier) costs one, whatever the machine's speed.
@@ -90,11 +82,8 @@ echo "COUNT=$COUNT puts of 1 MiB, ticks of 10 ms"
 direct=0
 for run in $(seq "$RUNS"); do
     for bin in "$@"; do
-        DB=strata_bench_cpu_$$_$run
-        "${PG[@]}" -c "CREATE DATABASE $DB"
         BIN=$(readlink -f "$bin") # the server runs in $WORK/run
-        start_server env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
-            S3_LISTEN_ADDR=127.0.0.1:$S3_PORT S3_ACCESS_KEY_ID=bench \
+        start_on_fresh_db "cpu_$run" S3_LISTEN_ADDR=127.0.0.1:$S3_PORT S3_ACCESS_KEY_ID=bench \
             S3_SECRET_ACCESS_KEY=bench-secret LISTEN_ADDR=127.0.0.1:$API_PORT \
             RUST_LOG=strata=warn DATA_DIR="$WORK/data"
         rclone copy "${FLAGS[@]}" "$WORK/warm" "STRATA:strata/warm" >/dev/null 2>&1
@@ -103,9 +92,7 @@ for run in $(seq "$RUNS"); do
         # what s3s-fs keeps of deleted objects, which slows it as it piles up.
         rclone purge STRATA:strata >/dev/null 2>&1 || true
         "$ROOT/scripts/bench/lib/s3s_fs_sweep.py" "$STACK_S3_ROOT"/*
-        stop_server
-        "${PG[@]}" -c "DROP DATABASE $DB WITH (FORCE)"
-        DB=
+        stop_and_drop_db
         if [ "${DIRECT:-0}" = 1 ]; then
             # A new prefix each time: s3s-fs answers rclone's question whether an
             # existing directory is a file only after a long wait.
