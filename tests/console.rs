@@ -109,14 +109,20 @@ async fn overview_objects_and_a_manual_move(
         );
         let moves = curl(&[&format!("{url}/api/v1/migrations?object_id={id}")]);
         assert_eq!(moves.json()["items"], serde_json::json!([]), "moved anyway");
+        // The page is drawn anew once the token is given; until then the old form is
+        // still there, and a move queued from it would be reported on a page replaced.
+        browser
+            .eval("document.querySelector('#move-form').dataset.beforeToken = 'yes'")
+            .await;
         browser.type_into("#token", token).await;
         browser.click("#token-form button[type=submit]").await;
         browser
             .wait_for(
                 WAIT,
                 "the object page again",
-                "return document.querySelector('#token-form').hidden \
-                 && document.querySelector('#move-form') !== null",
+                "const form = document.querySelector('#move-form'); \
+                 return document.querySelector('#token-form').hidden \
+                 && form !== null && !form.dataset.beforeToken",
             )
             .await;
     }
