@@ -451,6 +451,32 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
     );
 }
 
+/// Bytes damaged on their way to the server, in one request with their MD5 declared,
+/// fail the put by that MD5 (no CRC32C goes with them then): the server refuses them,
+/// or its receipt differs from it.
+#[tokio::test]
+async fn s3_puts_with_a_declared_md5_damaged_on_the_way_are_refused() {
+    let server = common::OwnS3Server::start("flipped");
+    let proxy = common::BitFlipProxy::start(server.port).await;
+    let mut tier = server.tier("flipped", "flipped");
+    let BackendConfig::S3(s3) = &mut tier.backend else {
+        panic!("an S3 tier");
+    };
+    s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
+    s3.sign_payload = false;
+    let store = Store::open(&tier.backend, TransferConfig::default())
+        .await
+        .unwrap();
+    let data = pattern(15, 100 * 1024);
+    let declared = Declared {
+        md5: Some(md5_of(&data)),
+        ..Declared::default()
+    };
+    let refused = store.put("damaged", &data[..], "x", declared).await;
+    let error = refused.expect_err("damaged bytes were taken").to_string();
+    assert!(error.contains("Content-MD5"), "{error}");
+}
+
 fn sha256_of(data: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(data).into()

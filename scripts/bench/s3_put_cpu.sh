@@ -6,7 +6,9 @@
 # Each build named (default the release build of this checkout) runs on a fresh
 # database, in turn, RUNS times (default 2), so that builds can be compared in one run;
 # DIRECT=1 also measures the same puts straight to the s3s-fs server after each.
-# The rclone flags are scripts/bench/s3_endpoint.sh's.
+# PERF=DIR also records Strata's CPU profile (perf record) of each measured copy
+# through it into DIR/<run>-<build>.data. The rclone flags are
+# scripts/bench/s3_endpoint.sh's.
 #
 #   scripts/bench/s3_put_cpu.sh [COUNT] [BIN ...]
 set -euo pipefail
@@ -70,8 +72,18 @@ measure() { # LABEL REMOTE: one measured copy; prints its figures
     s0=$(ticks ${SERVER_PID:-}); p0=$(ticks $backends); f0=$(ticks "$s3s_fs")
     w0=$(switches ${SERVER_PID:-}); v0=$(switches $backends)
     # rclone's own CPU from the shell's `time`: real, user and system seconds.
+    local perf=
+    if [ -n "${PERF:-}" ] && [ -n "${SERVER_PID:-}" ]; then
+        mkdir -p "$PERF"
+        perf record -q -p "$SERVER_PID" -o "$PERF/${1// /-}.data" 2>/dev/null &
+        perf=$!
+    fi
     took=$( { time rclone copy "${FLAGS[@]}" "$WORK/measured" "$2" >/dev/null 2>&1; } 2>&1)
     read -r real user sys <<<"$took"
+    if [ -n "$perf" ]; then
+        kill -INT "$perf"
+        wait "$perf" || true
+    fi
     printf '%-30s %6.2f s  strata %4d  postgres %4d  s3s-fs %4d  rclone %4.0f' "$1" \
         "$real" $(($(ticks ${SERVER_PID:-}) - s0)) $(($(ticks $backends) - p0)) \
         $(($(ticks "$s3s_fs") - f0)) "$(echo "($user + $sys) * 100" | bc -l)"

@@ -7,10 +7,12 @@
 //! near `part_size × (part_concurrency + 1)` whatever the object's size. A failed
 //! multipart upload is aborted so the server does not keep its parts.
 //!
-//! Every request that carries bytes also carries their CRC32C, which the server checks
-//! on receipt, and its answer is checked against what was sent: the CRC32C it reports;
-//! where it reports none, the signed SHA-256 of a signed write's payload, which the
-//! server checked the bytes against, else an ETag that is the MD5 of the bytes. Bytes
+//! Every request that carries bytes also carries their CRC32C (but a `PutObject` whose
+//! MD5 was declared, which carries that instead), which the server checks on receipt,
+//! and its answer is checked against what was sent: the CRC32C it reports; where it
+//! reports none, the signed SHA-256 of a signed write's payload or the declared MD5,
+//! which the server checked the bytes against, else an ETag that is the MD5 of the
+//! bytes (a declared MD5 is compared with such an ETag too). Bytes
 //! damaged on the way fail the put; only an unsigned write to a server that reports
 //! neither leaves the stored size as the check (said once in the log).
 //!

@@ -1,6 +1,7 @@
 //! Puts: one `PutObject` for a body that fits in one part, else a multipart upload with
-//! parts in flight while the next is read; every part's CRC32C sent and the server's
-//! receipt checked against it (see the parent module).
+//! parts in flight while the next is read; every part's CRC32C (or a one-request put's
+//! declared MD5) sent and the server's receipt checked against it (see the parent
+//! module).
 
 use std::sync::atomic::Ordering;
 
@@ -71,15 +72,16 @@ impl S3Store {
         .freeze();
         hasher.update(&first);
         if first.len() < part_size {
-            // One request: a declared MD5 goes with it, and the server checks it.
-            let crc32c = crc32c(&first);
+            // One request: a declared MD5 goes with it and the server checks it, so a
+            // CRC32C would only cost both sides a pass over the bytes.
+            let crc32c = md5.is_none().then(|| crc32c(&first));
             let request = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type(content_type)
-                .checksum_crc32_c(&crc32c)
+                .set_checksum_crc32_c(crc32c.clone())
                 .set_content_md5(md5.map(aws_smithy_types::base64::encode))
                 .body(SdkByteStream::from(first.clone()));
             let out = request
@@ -91,7 +93,7 @@ impl S3Store {
             self.check_receipt(
                 key,
                 &first,
-                &crc32c,
+                crc32c.as_deref(),
                 Sent::before_hashing(md5.as_ref(), payload),
                 out.checksum_crc32_c(),
                 out.e_tag(),
@@ -280,7 +282,7 @@ impl S3Store {
         self.check_receipt(
             key,
             &part,
-            &crc32c,
+            Some(&crc32c),
             sent,
             out.checksum_crc32_c(),
             out.e_tag(),
@@ -293,16 +295,17 @@ impl S3Store {
     }
 
     /// Checks the server's answer to a request that sent `bytes` (whose CRC32C is
-    /// `crc32c`; `sent` what else is known of them): the CRC32C it reports, else the
-    /// signed SHA-256 it checked them against, else an ETag that is an MD5 (32 hex
-    /// digits; not one under SSE-KMS or of a multipart object), else nothing to compare.
-    /// An MD5 the client declared is compared with such an ETag in any case: a server that
-    /// ignores a Content-MD5 still tells what it stored.
+    /// `crc32c` when one was sent; `sent` what else is known of them): the CRC32C it
+    /// reports, else the signed SHA-256 or declared MD5 it checked them against, else an
+    /// ETag that is an MD5 (32 hex digits; not one under SSE-KMS or of a multipart
+    /// object), else nothing to compare. An MD5 the client declared is compared with such
+    /// an ETag in any case: a server that ignores a Content-MD5 still tells what it
+    /// stored.
     pub(super) fn check_receipt(
         &self,
         key: &str,
         bytes: &[u8],
-        crc32c: &str,
+        crc32c: Option<&str>,
         sent: Sent<'_>,
         reported_crc32c: Option<&str>,
         etag: Option<&str>,
@@ -313,9 +316,11 @@ impl S3Store {
         {
             return Err(StorageError::Body(md5_mismatch()));
         }
-        let (what, expected, reported) = match (reported_crc32c, etag_md5) {
-            (Some(reported), _) => ("CRC32C", crc32c.to_string(), reported.to_string()),
-            (None, _) if matches!(sent, Sent::SignedSha256) => return Ok(()),
+        let (what, expected, reported) = match (crc32c.zip(reported_crc32c), etag_md5) {
+            (Some((ours, reported)), _) => ("CRC32C", ours.to_string(), reported.to_string()),
+            (None, _) if matches!(sent, Sent::SignedSha256 | Sent::DeclaredMd5(_)) => {
+                return Ok(());
+            }
             (None, Some(etag)) => {
                 if !self.learnt.md5_said.swap(true, Ordering::Relaxed) {
                     tracing::info!(
@@ -324,7 +329,7 @@ impl S3Store {
                     );
                 }
                 let expected = match sent {
-                    // Compared just above; a signed write returned before the match.
+                    // Checked by the server (and a declared MD5 compared just above).
                     Sent::DeclaredMd5(_) | Sent::SignedSha256 => return Ok(()),
                     Sent::HashedMd5(hashed) => hashed,
                     Sent::Unknown => hex_md5(bytes),
