@@ -151,6 +151,7 @@ async fn ingest(
                 size: digest.size as i64,
                 content_type: "application/octet-stream".into(),
                 checksum: digest.checksum,
+                md5: None,
                 tier: "public".into(),
                 location,
                 metadata: Default::default(),

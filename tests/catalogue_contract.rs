@@ -46,6 +46,7 @@ fn content(tier: &str, size: i64) -> ObjectContent {
         size,
         content_type: "text/plain".into(),
         checksum: format!("blake3:{size:064x}"),
+        md5: None,
         tier: tier.into(),
         location: format!("objects/{}", new_id()),
         metadata: Default::default(),
@@ -70,13 +71,20 @@ async fn object_lifecycle(c: Catalogue) {
             id: id.clone(),
             bucket: "strata".into(),
             key: "docs/report.pdf".into(),
-            content: content("public", 1234),
+            content: ObjectContent {
+                md5: Some("d41d8cd98f00b204e9800998ecf8427e".into()),
+                ..content("public", 1234)
+            },
         })
         .await
         .unwrap();
     assert_eq!(created.id, id);
     assert_eq!(created.version, 1);
     assert_eq!(created.size, 1234);
+    assert_eq!(
+        created.md5.as_deref(),
+        Some("d41d8cd98f00b204e9800998ecf8427e")
+    );
     let access = c.access_summary(&id, now_ms()).await.unwrap();
     assert_eq!((access.total, access.last_access_at), (0, None));
     assert_eq!(c.get_object(&id).await.unwrap(), created);
@@ -91,12 +99,14 @@ async fn object_lifecycle(c: Catalogue) {
         None
     );
 
-    // Rewrite: new content, version bumps; a writer holding the old version loses.
+    // Rewrite: new content, version bumps (and an MD5 only if the new content has
+    // one); a writer holding the old version loses.
     let rewritten = c
         .replace_object_content(&id, 1, &content("public", 99))
         .await
         .unwrap();
     assert_eq!((rewritten.version, rewritten.size), (2, 99));
+    assert_eq!(rewritten.md5, None);
     assert!(matches!(
         c.replace_object_content(&id, 1, &content("public", 5))
             .await,
@@ -117,6 +127,23 @@ async fn object_lifecycle(c: Catalogue) {
         ("onprem", "objects/x")
     );
     assert_eq!((moved.version, moved.checksum), (2, rewritten.checksum));
+    let md5 = Some("900150983cd24fb0d6963f7d28e17f72".to_string());
+    let rewritten = c
+        .replace_object_content(
+            &id,
+            2,
+            &ObjectContent {
+                md5: md5.clone(),
+                ..content("onprem", 3)
+            },
+        )
+        .await
+        .unwrap();
+    let moved = c
+        .switch_object_tier(&id, 3, "public", "objects/y")
+        .await
+        .unwrap();
+    assert_eq!((rewritten.md5, moved.md5), (md5.clone(), md5));
 
     let deleted = c.delete_object(&id).await.unwrap();
     assert_eq!(deleted.id, id);

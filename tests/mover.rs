@@ -358,6 +358,7 @@ async fn an_object_rewritten_during_a_long_move_ends_with_its_new_bytes() {
                 size: digest.size as i64,
                 content_type: "text/plain".into(),
                 checksum: digest.checksum.clone(),
+                md5: None,
                 tier: "s3a".into(),
                 location,
                 metadata: Default::default(),

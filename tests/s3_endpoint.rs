@@ -349,6 +349,16 @@ fn rclone(endpoint: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// A command's output lines, sorted.
+fn sorted_lines(out: &std::process::Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// rclone copies a directory in (small files and one in several parts), lists it,
 /// checks it byte for byte, reads one file and deletes them all.
 fn rclone_round_trip(endpoint: &str) {
@@ -373,12 +383,7 @@ fn rclone_round_trip(endpoint: &str) {
         endpoint,
         &["lsf", "-R", "--files-only", "strata:data/rclone"],
     );
-    let mut names: Vec<String> = String::from_utf8(listed.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    names.sort();
+    let names = sorted_lines(&listed);
     let mut expected: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
     expected.sort();
     assert_eq!(names, expected);
@@ -386,6 +391,23 @@ fn rclone_round_trip(endpoint: &str) {
         endpoint,
         &["check", "--download", local, "strata:data/rclone"],
     );
+    // Every file's MD5 as rclone reads it from the endpoint: a one-request put's ETag
+    // (the Content-MD5 rclone sent), a multipart upload's metadata rclone wrote; so
+    // rclone can check its transfers and `sync --checksum` by hash.
+    let sums = sorted_lines(&rclone(endpoint, &["md5sum", "strata:data/rclone"]));
+    let mut expected: Vec<String> = files
+        .iter()
+        .map(|(name, data)| {
+            use md5::Digest as _;
+            let md5: String = md5::Md5::digest(data)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{md5}  {name}")
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(sums, expected);
     let cat = rclone(endpoint, &["cat", "strata:data/rclone/sub/b.bin"]);
     assert!(cat.stdout == files[1].1, "rclone cat read other bytes");
     rclone(endpoint, &["delete", "strata:data/rclone"]);

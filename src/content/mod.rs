@@ -18,7 +18,7 @@ use tokio_util::io::StreamReader;
 use crate::db::{
     Catalogue, CatalogueError, Metadata, NewObject, ObjectContent, ObjectRecord, new_id,
 };
-use crate::storage::{ByteRange, ByteStream, Declared, Digest, StorageError, Store, Tiers};
+use crate::storage::{ByteRange, ByteStream, Declared, Digest, StorageError, Store, Tiers, hex};
 
 /// How often a read follows an object that moved while it was being opened.
 const OPEN_ATTEMPTS: usize = 3;
@@ -187,6 +187,12 @@ impl Content {
             (None, _) => new_id(),
         };
         let fresh = format!("{id}/{}", new_id());
+        // Every backend's write checks a declared MD5, so one that went with the body
+        // is the stored bytes' MD5.
+        let md5 = match &source {
+            Source::Body(_) => upload.declared.md5.map(|md5| hex(&md5)),
+            Source::Parts(_) | Source::Written { .. } => None,
+        };
         let (tier, location, digest) = match source {
             Source::Body(body) => {
                 let store = self.store(&id, &self.landing_tier)?;
@@ -239,6 +245,7 @@ impl Content {
             size: digest.size as i64,
             content_type: upload.content_type,
             checksum: digest.checksum,
+            md5,
             tier: tier.clone(),
             location: location.clone(),
             metadata: upload.metadata,

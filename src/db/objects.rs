@@ -8,8 +8,8 @@ use super::forecast::StoredPrediction;
 use super::{Backend, Catalogue, CatalogueError, Page, Result, RowLock, page_limit};
 use crate::timestamp::now_ms;
 
-const OBJECT_COLUMNS: &str = "id, bucket, object_key, size, content_type, checksum, tier, \
-     location, version, created_at, updated_at, modified_at, metadata";
+const OBJECT_COLUMNS: &str = "id, bucket, object_key, size, content_type, checksum, md5, \
+     tier, location, version, created_at, updated_at, modified_at, metadata";
 
 /// User metadata of an object (S3's `x-amz-meta-*`), by name.
 pub type Metadata = std::collections::BTreeMap<String, String>;
@@ -29,6 +29,8 @@ pub struct ObjectRecord {
     pub content_type: String,
     /// Checksum of the content (`blake3:<hex>`).
     pub checksum: String,
+    /// MD5 of the content in hex, when its writer declared one and the write checked it.
+    pub md5: Option<String>,
     /// Tier holding the bytes.
     pub tier: String,
     /// Key of the bytes inside the tier's backend.
@@ -54,6 +56,7 @@ impl ObjectRecord {
             size: row.try_get("size")?,
             content_type: row.try_get("content_type")?,
             checksum: row.try_get("checksum")?,
+            md5: row.try_get("md5")?,
             tier: row.try_get("tier")?,
             location: row.try_get("location")?,
             version: row.try_get("version")?,
@@ -181,6 +184,8 @@ pub struct ObjectContent {
     pub content_type: String,
     /// Checksum of the bytes written.
     pub checksum: String,
+    /// Their MD5 in hex, when one was declared and the write checked it.
+    pub md5: Option<String>,
     /// Tier the bytes were written to.
     pub tier: String,
     /// Key of the bytes inside that tier.
@@ -243,8 +248,8 @@ impl Catalogue {
     pub async fn insert_object(&self, new: &NewObject) -> Result<ObjectRecord> {
         let insert = format!(
             "INSERT INTO objects (id, bucket, object_key, size, content_type, checksum, tier, \
-             location, metadata, version, created_at, updated_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $10) \
+             location, metadata, version, created_at, updated_at, modified_at, md5) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $10, $11) \
              RETURNING {OBJECT_COLUMNS}"
         );
         let c = &new.content;
@@ -260,6 +265,7 @@ impl Catalogue {
                 .bind(&c.location)
                 .bind(metadata_json(&c.metadata))
                 .bind(now_ms())
+                .bind(c.md5.as_deref())
         };
         let conflict = |e| {
             CatalogueError::conflict_or(e, || {
@@ -434,7 +440,8 @@ impl Catalogue {
         content: &ObjectContent,
     ) -> Result<ObjectRecord> {
         let set = "size = $3, content_type = $4, checksum = $5, tier = $6, location = $7, \
-                   metadata = $9, version = version + 1, updated_at = $8, modified_at = $8";
+                   metadata = $9, md5 = $10, version = version + 1, updated_at = $8, \
+                   modified_at = $8";
         let bind = |sql| {
             sqlx::query(sql)
                 .bind(id)
@@ -446,6 +453,7 @@ impl Catalogue {
                 .bind(&content.location)
                 .bind(now_ms())
                 .bind(metadata_json(&content.metadata))
+                .bind(content.md5.as_deref())
         };
         let row = match self.backend {
             // One statement, so one round trip: the old tier and size read under the

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use s3s::S3Result;
 use s3s::dto::*;
 
-use super::objects::{etag, timestamp};
+use super::objects::{object_etag, timestamp};
 use crate::db::{Catalogue, KeyStart, ObjectRecord};
 
 /// Most keys one page lists, and the default.
@@ -170,7 +170,7 @@ impl Names {
             .map(|o| Object {
                 key: Some(self.name(&o.key)),
                 size: Some(o.size),
-                e_tag: Some(etag(&o.checksum)),
+                e_tag: Some(object_etag(&o)),
                 last_modified: Some(timestamp(o.modified_at)),
                 storage_class: Some(ObjectStorageClass::from_static(
                     ObjectStorageClass::STANDARD,

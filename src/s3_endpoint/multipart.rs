@@ -9,8 +9,8 @@ use s3s::s3_error;
 
 use super::S3Endpoint;
 use super::objects::{
-    DeclaredChecks, body_reader, check_key, declared, etag, metadata, signed_payload_sha256,
-    timestamp, too_large,
+    DeclaredChecks, body_reader, check_key, declared, etag, metadata, object_etag,
+    signed_payload_sha256, timestamp, too_large,
 };
 use crate::config::{MAX_S3_PART_SIZE, MIN_S3_PART_SIZE};
 use crate::content::Upload;
@@ -199,7 +199,7 @@ pub(super) async fn complete(
     Ok(CompleteMultipartUploadOutput {
         bucket: Some(upload.bucket),
         key: Some(upload.key),
-        e_tag: Some(etag(&ingested.object.checksum)),
+        e_tag: Some(object_etag(&ingested.object)),
         ..Default::default()
     })
 }

@@ -25,6 +25,16 @@ pub(super) fn etag(checksum: &str) -> ETag {
     ETag::Strong(checksum.rsplit(':').next().unwrap_or(checksum).to_string())
 }
 
+/// An object's ETag: its MD5 when its writer declared one, as S3's for a one-request
+/// put (clients compare it with their own MD5: rclone checks each transfer so), else its
+/// checksum's digest, which no client takes for an MD5.
+pub(super) fn object_etag(object: &ObjectRecord) -> ETag {
+    match &object.md5 {
+        Some(md5) => ETag::Strong(md5.clone()),
+        None => etag(&object.checksum),
+    }
+}
+
 /// An epoch-millisecond time as S3 shows it.
 pub(super) fn timestamp(ms: i64) -> Timestamp {
     Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
@@ -102,9 +112,13 @@ impl DeclaredChecks {
 /// digits; not an unsigned or aws-chunked payload). s3s fails the body at its end when
 /// the bytes differ, and the tier that is sent it as the payload hash checks them again.
 pub(super) fn signed_payload_sha256(headers: &axum::http::HeaderMap) -> Option<Sha256Sum> {
-    let hex = headers.get("x-amz-content-sha256")?.as_bytes();
-    let mut sum = [0u8; 32];
-    if hex.len() != 2 * sum.len() {
+    from_hex(headers.get("x-amz-content-sha256")?.as_bytes())
+}
+
+/// The digest `hex` spells in hex digits, when it is one of `N` bytes.
+fn from_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    let mut sum = [0u8; N];
+    if hex.len() != 2 * N {
         return None;
     }
     for (byte, pair) in sum.iter_mut().zip(hex.chunks(2)) {
@@ -312,7 +326,7 @@ pub(super) async fn put(
     };
     let ingested = ep.content.ingest(upload, body).await?;
     Ok(PutObjectOutput {
-        e_tag: Some(etag(&ingested.object.checksum)),
+        e_tag: Some(object_etag(&ingested.object)),
         size: Some(ingested.object.size),
         ..Default::default()
     })
@@ -337,7 +351,7 @@ impl Conditions<'_> {
     /// RFC 9110's order: If-Match (else If-Unmodified-Since) can fail the request with
     /// 412; If-None-Match (else If-Modified-Since) can answer 304.
     fn check(&self, object: &ObjectRecord) -> S3Result<()> {
-        let ours = etag(&object.checksum);
+        let ours = object_etag(object);
         let matches = |condition: &ETagCondition| match condition {
             ETagCondition::Any => true,
             ETagCondition::ETag(tag) => tag.value() == ours.value(),
@@ -423,7 +437,7 @@ pub(super) async fn get(ep: &S3Endpoint, input: GetObjectInput) -> S3Result<GetO
         content_length: Some(content_length),
         content_range,
         content_type: Some(object.content_type.clone()),
-        e_tag: Some(etag(&object.checksum)),
+        e_tag: Some(object_etag(&object)),
         last_modified: Some(timestamp(object.modified_at)),
         metadata: Some(object.metadata.into_iter().collect()),
         ..Default::default()
@@ -443,7 +457,7 @@ pub(super) async fn head(ep: &S3Endpoint, input: HeadObjectInput) -> S3Result<He
         accept_ranges: Some("bytes".into()),
         content_length: Some(object.size),
         content_type: Some(object.content_type.clone()),
-        e_tag: Some(etag(&object.checksum)),
+        e_tag: Some(object_etag(&object)),
         last_modified: Some(timestamp(object.modified_at)),
         metadata: Some(object.metadata.into_iter().collect()),
         ..Default::default()
@@ -491,13 +505,23 @@ pub(super) async fn copy(ep: &S3Endpoint, input: CopyObjectInput) -> S3Result<Co
         content_type,
         metadata,
         overwrite: true,
-        declared: Declared::default(),
+        // The source's MD5 goes with its bytes: the copy's write checks them against it,
+        // and the copy keeps it as its ETag.
+        declared: Declared {
+            length: u64::try_from(opened.object.size).ok(),
+            md5: opened
+                .object
+                .md5
+                .as_deref()
+                .and_then(|md5| from_hex(md5.as_bytes())),
+            ..Declared::default()
+        },
     };
     let body = tokio_util::io::StreamReader::new(opened.bytes);
     let ingested = ep.content.ingest(upload, body).await?;
     Ok(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
-            e_tag: Some(etag(&ingested.object.checksum)),
+            e_tag: Some(object_etag(&ingested.object)),
             last_modified: Some(timestamp(ingested.object.modified_at)),
             ..Default::default()
         }),

@@ -86,6 +86,11 @@ pub type Md5Sum = [u8; 16];
 /// A SHA-256 digest, as a signed request declares it for its payload.
 pub type Sha256Sum = [u8; 32];
 
+/// A digest in hex, as an ETag shows an MD5 and a signature a payload's SHA-256.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What a body's sender declared of it, which a write relies on rather than computing
 /// it again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -72,6 +72,7 @@ pub async fn catalogue_object(
                 size: 1,
                 content_type: "application/octet-stream".into(),
                 checksum: "blake3:00".into(),
+                md5: None,
                 tier: tier.into(),
                 location: format!("{key}.bin"),
                 metadata: Default::default(),

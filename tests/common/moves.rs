@@ -114,6 +114,7 @@ impl MoveRig {
                     size: digest.size as i64,
                     content_type: "application/octet-stream".into(),
                     checksum: digest.checksum,
+                    md5: None,
                     tier: tier.into(),
                     location,
                     metadata: Default::default(),

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use super::{PartUploads, S3Store};
 use crate::storage::{
     ContentHasher, Declared, Digest, Md5Checked, Md5Sum, Result, Sha256Sum, StorageError,
-    body_buffer, md5_mismatch,
+    body_buffer, hex, md5_mismatch,
 };
 
 /// What the server's receipt of written bytes can be checked with, beyond a CRC32C it
@@ -421,11 +421,6 @@ fn crc32c(bytes: &[u8]) -> String {
 /// MD5 of `bytes` in hex, as an ETag shows it.
 fn hex_md5(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
-}
-
-/// A digest in hex, as an ETag shows an MD5 and a signature a payload's SHA-256.
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The MD5 an ETag holds, when it is one: 32 hex digits, quotes removed.
