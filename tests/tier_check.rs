@@ -254,3 +254,45 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     assert_eq!(report["hashed"], 3);
     rig.finish().await;
 }
+
+/// A put the landing tier refuses leaves nothing behind, even on a server that stores a
+/// body before it checks it (s3s-fs with a Content-MD5 the bytes no longer match, damaged
+/// on the way): no object, and no bytes for `strata check` to call an orphan.
+#[tokio::test]
+async fn a_refused_ingest_leaves_no_bytes_on_the_tier() {
+    use md5::Digest as _;
+    let s3 = OwnS3Server::start("flipped");
+    let proxy = common::BitFlipProxy::start(s3.port).await;
+    let mut tier = s3.tier("flipped", "flipped");
+    if let strata::config::BackendConfig::S3(backend) = &mut tier.backend {
+        backend.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
+        backend.sign_payload = false;
+    }
+    let rig = MoveRig::new(vec![tier], vec![], fast_mover()).await;
+    let content =
+        strata::content::Content::new(rig.catalogue.clone(), rig.tiers.clone(), "flipped".into());
+    let data = pattern(8, 100 * 1024);
+    let upload = strata::content::Upload {
+        bucket: "strata".into(),
+        key: Some("refused".into()),
+        content_type: "application/octet-stream".into(),
+        metadata: Default::default(),
+        overwrite: false,
+        declared: Declared {
+            md5: Some(md5::Md5::digest(&data).into()),
+            ..Declared::default()
+        },
+    };
+    let refused = content.ingest(upload, &data[..]).await;
+    assert!(refused.is_err(), "damaged bytes were taken");
+    assert_eq!(
+        rig.catalogue
+            .find_object_by_key("strata", "refused")
+            .await
+            .unwrap(),
+        None
+    );
+    let left = rig.store("flipped").list().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    rig.finish().await;
+}

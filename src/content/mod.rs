@@ -240,7 +240,15 @@ impl Content {
                 (tier, fresh, copied)
             }
         };
-        let digest = digest.map_err(upload_failure)?;
+        let digest = match digest {
+            Ok(digest) => digest,
+            Err(e) => {
+                // A server may keep bytes it refused (s3s-fs stores a body before it
+                // checks its Content-MD5), under a location nothing will point at.
+                self.remove_bytes(&tier, &location).await;
+                return Err(upload_failure(e));
+            }
+        };
         let content = ObjectContent {
             size: digest.size as i64,
             content_type: upload.content_type,
