@@ -4,7 +4,9 @@
 # LARGE_MIB object (default 1024), straight to the stack's s3s-fs server of the `public`
 # tier and through a release `strata serve` whose landing tier is that server. Each
 # measurement alternates direct and through-Strata, RUNS times (default 3); the medians
-# and their ratio (Strata / direct, throughput) are printed, with Strata's peak RSS.
+# and their ratio (Strata / direct, throughput) are printed, then each run's own ratio
+# (its direct and through-Strata copies ran one after the other, so the machine's
+# drift between runs cancels out), with Strata's peak RSS.
 # rclone runs with --transfers 8, 8 MiB parts, 4 parts at a time, both ways. COUNT=0
 # measures the large object alone (with Strata's RSS before and after: its memory for
 # one large put and get); LARGE_MIB=0 the small objects alone.
@@ -98,11 +100,15 @@ for what in "${SIZES[@]}"; do
         d=$(median "${took[${op}_direct_$what]}")
         s=$(median "${took[${op}_strata_$what]}")
         python3 -c "
-import sys
+import statistics, sys
 b, d, s = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 print(f'{sys.argv[4]:3} {sys.argv[5]:5}: direct {d:6.2f} s ({b / d / 2**20:7.1f} MiB/s), '
       f'through strata {s:6.2f} s ({b / s / 2**20:7.1f} MiB/s), ratio {d / s:.2f}')
-" "${!bytes_var}" "$d" "$s" "$op" "$what"
+runs = [float(x) / float(y) for x, y in zip(sys.argv[6].split(), sys.argv[7].split())]
+print(f'{\"\":11} run by run: {\" \".join(f\"{r:.2f}\" for r in runs)}, '
+      f'median {statistics.median(runs):.2f}')
+" "${!bytes_var}" "$d" "$s" "$op" "$what" "${took[${op}_direct_$what]}" \
+            "${took[${op}_strata_$what]}"
     done
 done
 echo "strata peak RSS: $((rss / 1024)) MiB, idle $((idle / 1024)) MiB (runs: $RUNS; all times: ${took[*]})"
