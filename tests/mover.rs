@@ -283,12 +283,7 @@ async fn a_destination_that_receives_other_bytes_than_were_sent_fails_the_move()
         (true, "InternalError", "InternalError"),
     ] {
         let server = OwnS3Server::start("flipped");
-        let proxy = BitFlipProxy::start(server.port).await;
-        let mut dest = server.tier("flipped", "flipped");
-        if let strata::config::BackendConfig::S3(s3) = &mut dest.backend {
-            s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
-            s3.sign_payload = sign_payload;
-        }
+        let (dest, _proxy) = BitFlipProxy::tier(&server, "flipped", sign_payload).await;
         let (src, src_dir) = file_tier("src", None);
         let rig = MoveRig::new(vec![src, dest], vec![src_dir], fast_mover()).await;
         for (key, size, caught_by) in [

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{EmbeddedServer, StrataServer, TestDb, eventually, http, pattern};
+use common::{EmbeddedServer, StrataServer, TestDb, eventually, http, md5_of, pattern};
 
 const ACCESS_KEY: &str = "strata-test";
 const SECRET_KEY: &str = "strata-test-secret";
@@ -397,14 +397,7 @@ fn rclone_round_trip(endpoint: &str) {
     let sums = sorted_lines(&rclone(endpoint, &["md5sum", "strata:data/rclone"]));
     let mut expected: Vec<String> = files
         .iter()
-        .map(|(name, data)| {
-            use md5::Digest as _;
-            let md5: String = md5::Md5::digest(data)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("{md5}  {name}")
-        })
+        .map(|(name, data)| format!("{}  {name}", strata::storage::hex(&md5_of(data))))
         .collect();
     expected.sort();
     assert_eq!(sums, expected);

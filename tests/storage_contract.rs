@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{PatternReader, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier};
+use common::{PatternReader, md5_of, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier};
 use futures_util::StreamExt;
 use strata::config::{BackendConfig, TransferConfig};
 use strata::storage::{ByteRange, ContentHasher, Declared, StorageError, Store, UploadedPart};
@@ -408,11 +408,6 @@ async fn unreachable_s3_server_is_a_backend_error() {
     }
 }
 
-fn md5_of(data: &[u8]) -> [u8; 16] {
-    use md5::Digest as _;
-    md5::Md5::digest(data).into()
-}
-
 /// A declared MD5 goes to the S3 server with the bytes and is what its receipt is
 /// checked against: bytes that do not match it are refused, by the server or by us.
 #[tokio::test]
@@ -457,13 +452,7 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
 #[tokio::test]
 async fn s3_puts_with_a_declared_md5_damaged_on_the_way_are_refused() {
     let server = common::OwnS3Server::start("flipped");
-    let proxy = common::BitFlipProxy::start(server.port).await;
-    let mut tier = server.tier("flipped", "flipped");
-    let BackendConfig::S3(s3) = &mut tier.backend else {
-        panic!("an S3 tier");
-    };
-    s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
-    s3.sign_payload = false;
+    let (tier, _proxy) = common::BitFlipProxy::tier(&server, "flipped", false).await;
     let store = Store::open(&tier.backend, TransferConfig::default())
         .await
         .unwrap();

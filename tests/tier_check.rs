@@ -260,14 +260,8 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
 /// on the way): no object, and no bytes for `strata check` to call an orphan.
 #[tokio::test]
 async fn a_refused_ingest_leaves_no_bytes_on_the_tier() {
-    use md5::Digest as _;
     let s3 = OwnS3Server::start("flipped");
-    let proxy = common::BitFlipProxy::start(s3.port).await;
-    let mut tier = s3.tier("flipped", "flipped");
-    if let strata::config::BackendConfig::S3(backend) = &mut tier.backend {
-        backend.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
-        backend.sign_payload = false;
-    }
+    let (tier, _proxy) = common::BitFlipProxy::tier(&s3, "flipped", false).await;
     let rig = MoveRig::new(vec![tier], vec![], fast_mover()).await;
     let content =
         strata::content::Content::new(rig.catalogue.clone(), rig.tiers.clone(), "flipped".into());
@@ -279,7 +273,7 @@ async fn a_refused_ingest_leaves_no_bytes_on_the_tier() {
         metadata: Default::default(),
         overwrite: false,
         declared: Declared {
-            md5: Some(md5::Md5::digest(&data).into()),
+            md5: Some(common::md5_of(&data)),
             ..Declared::default()
         },
     };

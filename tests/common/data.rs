@@ -42,6 +42,12 @@ impl AsyncRead for PatternReader {
     }
 }
 
+/// The MD5 of `data`, as a `Content-MD5` declares it.
+pub fn md5_of(data: &[u8]) -> [u8; 16] {
+    use md5::Digest as _;
+    md5::Md5::digest(data).into()
+}
+
 /// The bytes [`PatternReader`] produces, collected (for small objects only).
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);

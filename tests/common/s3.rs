@@ -98,6 +98,24 @@ impl BitFlipProxy {
     }
 }
 
+impl BitFlipProxy {
+    /// A tier named `name` on `server`'s bucket `name`, reached through a new proxy
+    /// (kept with it), its payloads signed or not.
+    pub async fn tier(
+        server: &OwnS3Server,
+        name: &str,
+        sign_payload: bool,
+    ) -> (TierConfig, BitFlipProxy) {
+        let proxy = BitFlipProxy::start(server.port).await;
+        let mut tier = server.tier(name, name);
+        if let strata::config::BackendConfig::S3(s3) = &mut tier.backend {
+            s3.endpoint = Some(format!("http://127.0.0.1:{}", proxy.port));
+            s3.sign_payload = sign_payload;
+        }
+        (tier, proxy)
+    }
+}
+
 impl Drop for BitFlipProxy {
     fn drop(&mut self) {
         self.accepting.abort();

@@ -318,6 +318,8 @@ impl S3Store {
         }
         let (what, expected, reported) = match (crc32c.zip(reported_crc32c), etag_md5) {
             (Some((ours, reported)), _) => ("CRC32C", ours.to_string(), reported.to_string()),
+            // The server checked the bytes against a hash it was given (a declared MD5
+            // was also compared with an MD5 ETag just above).
             (None, _) if matches!(sent, Sent::SignedSha256 | Sent::DeclaredMd5(_)) => {
                 return Ok(());
             }
@@ -328,11 +330,10 @@ impl S3Store {
                         "the server reports no CRC32C for some writes; their MD5 ETags are compared instead"
                     );
                 }
+                // Writes the server checked against a hash returned above.
                 let expected = match sent {
-                    // Checked by the server (and a declared MD5 compared just above).
-                    Sent::DeclaredMd5(_) | Sent::SignedSha256 => return Ok(()),
                     Sent::HashedMd5(hashed) => hashed,
-                    Sent::Unknown => hex_md5(bytes),
+                    _ => hex_md5(bytes),
                 };
                 ("MD5", expected, etag.to_string())
             }
