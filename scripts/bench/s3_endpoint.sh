@@ -3,7 +3,8 @@
 # (rclone) in one run: PUT and GET of COUNT x 1 MiB objects (default 1000) and of one
 # LARGE_MIB object (default 1024), straight to the stack's s3s-fs server of the `public`
 # tier and through a release `strata serve` whose landing tier is that server. Each
-# measurement alternates direct and through-Strata, RUNS times (default 3); the medians
+# measurement runs direct and through-Strata, in turn (direct first in odd runs,
+# through Strata first in even ones), after a sync, RUNS times (default 3); the medians
 # and their ratio (Strata / direct, throughput) are printed, then each run's own ratio
 # (its direct and through-Strata copies ran one after the other, so the machine's
 # drift between runs cancels out), with Strata's peak RSS.
@@ -73,7 +74,9 @@ echo object.bin >"$WORK/large.list"
 # is a file, and s3s-fs answers that for a directory after a long wait.
 FLAGS=(--transfers 8 --s3-chunk-size 8M --s3-upload-concurrency 4 --s3-no-check-bucket
     --no-traverse)
-secs() { local s=$EPOCHREALTIME; "$@" >/dev/null; echo "$EPOCHREALTIME - $s" | bc -l; }
+# Each copy starts with no dirty pages: the bytes a copy leaves for the kernel to write
+# back (30 s later by default) would otherwise be written during the next one.
+secs() { sync; local s=$EPOCHREALTIME; "$@" >/dev/null; echo "$EPOCHREALTIME - $s" | bc -l; }
 put() { secs rclone copy "${FLAGS[@]}" --files-from "$WORK/$1.list" "$WORK/$1" "$2"; }
 get() { # BUCKET_REMOTE PATH WHAT
     rm -rf "$WORK/back"
@@ -84,10 +87,23 @@ declare -A took
 for run in $(seq "$RUNS"); do
     for what in "${SIZES[@]}"; do
         path="$PREFIX/$run/$what"
-        took[put_direct_$what]+=" $(put "$what" "DIRECT:strata-public/$path")"
-        took[put_strata_$what]+=" $(put "$what" "STRATA:strata/$path")"
-        took[get_direct_$what]+=" $(get DIRECT:strata-public "$path" "$what")"
-        took[get_strata_$what]+=" $(get STRATA:strata "$path" "$what")"
+        # Direct first in odd runs, through Strata first in even ones.
+        order=(direct strata)
+        [ $((run % 2)) -eq 1 ] || order=(strata direct)
+        for via in "${order[@]}"; do
+            if [ "$via" = direct ]; then
+                took[put_direct_$what]+=" $(put "$what" "DIRECT:strata-public/$path")"
+            else
+                took[put_strata_$what]+=" $(put "$what" "STRATA:strata/$path")"
+            fi
+        done
+        for via in "${order[@]}"; do
+            if [ "$via" = direct ]; then
+                took[get_direct_$what]+=" $(get DIRECT:strata-public "$path" "$what")"
+            else
+                took[get_strata_$what]+=" $(get STRATA:strata "$path" "$what")"
+            fi
+        done
     done
 done
 rss=$(grep VmHWM "/proc/$STRATA/status" | awk '{print $2}')
