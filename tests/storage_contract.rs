@@ -464,6 +464,76 @@ async fn s3_puts_with_a_declared_md5_damaged_on_the_way_are_refused() {
     let refused = store.put("damaged", &data[..], "x", declared).await;
     let error = refused.expect_err("damaged bytes were taken").to_string();
     assert!(error.contains("Content-MD5"), "{error}");
+    // Streamed on as they arrive, with their length declared.
+    let declared = Declared {
+        length: Some(data.len() as u64),
+        ..declared
+    };
+    let refused = store
+        .put("damaged-streamed", &data[..], "x", declared)
+        .await;
+    let error = refused.expect_err("damaged bytes were taken").to_string();
+    assert!(error.contains("Content-MD5"), "{error}");
+}
+
+/// A one-request put whose length is declared and whose bytes the server checks (a
+/// declared MD5 or signed SHA-256) streams them on as they arrive; it stores exactly the
+/// body, and fails when the body is not its declared length or when reading it fails,
+/// even after every byte went out (a client's checksum is checked at the body's end).
+#[tokio::test]
+async fn s3_streamed_puts_take_exactly_the_declared_body() {
+    let s = s3_subject().await;
+    let data = pattern(16, 300 * 1024);
+    let declared = Declared {
+        length: Some(data.len() as u64),
+        md5: Some(md5_of(&data)),
+        ..Declared::default()
+    };
+    let key = unique_key("streamed.bin");
+    let digest = s.store.put(&key, &data[..], "x", declared).await.unwrap();
+    let mut hasher = ContentHasher::new();
+    hasher.update(&data);
+    assert_eq!(digest, hasher.finish());
+    assert_eq!(read_all(&s.store, &key, None).await, data);
+    let signed = Declared {
+        md5: None,
+        sha256: Some(sha256_of(&data)),
+        ..declared
+    };
+    let key = unique_key("streamed-signed.bin");
+    s.store.put(&key, &data[..], "x", signed).await.unwrap();
+    assert_eq!(read_all(&s.store, &key, None).await, data);
+
+    let short = s
+        .store
+        .put(&unique_key("short.bin"), &data[..1000], "x", declared)
+        .await;
+    assert!(
+        matches!(&short, Err(StorageError::Body(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{short:?}"
+    );
+    let long = [&data[..], b"more"].concat();
+    let long = s
+        .store
+        .put(&unique_key("long.bin"), &long[..], "x", declared)
+        .await;
+    assert!(matches!(long, Err(StorageError::Body(_))), "{long:?}");
+
+    let failing_at_its_end = tokio_util::io::StreamReader::new(futures_util::stream::iter([
+        Ok(bytes::Bytes::from(data.clone())),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the client's checksum differs",
+        )),
+    ]));
+    let failed = s
+        .store
+        .put(&unique_key("failed.bin"), failing_at_its_end, "x", declared)
+        .await;
+    assert!(
+        matches!(&failed, Err(StorageError::Body(e)) if e.kind() == std::io::ErrorKind::InvalidData),
+        "{failed:?}"
+    );
 }
 
 fn sha256_of(data: &[u8]) -> [u8; 32] {

@@ -2,7 +2,9 @@
 //! (MinIO, …) with a custom endpoint and path-style addressing.
 //!
 //! Puts read the body one part at a time. A body that fits in one part is sent with a
-//! single `PutObject`; a larger one becomes a multipart upload with up to
+//! single `PutObject`: streamed on as it arrives when its length was declared and the
+//! server checks it whole (a declared MD5 or signed SHA-256), else read first, so the
+//! SDK can retry the request; a larger one becomes a multipart upload with up to
 //! `part_concurrency` parts in flight while the next part is read, so memory stays
 //! near `part_size × (part_concurrency + 1)` whatever the object's size. A failed
 //! multipart upload is aborted so the server does not keep its parts.

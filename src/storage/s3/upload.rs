@@ -3,10 +3,14 @@
 //! declared MD5) sent and the server's receipt checked against it (see the parent
 //! module).
 
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 
 use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -15,8 +19,10 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::{Bytes, BytesMut};
+use hyper::body::{Frame, SizeHint};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{PartUploads, S3Store};
@@ -62,6 +68,13 @@ impl S3Store {
         let md5 = declared.md5;
         let payload = PayloadHash::of(self.sign_payload, declared);
         let part_size = self.transfer.part_size as usize;
+        if let Some(length) = declared.length.filter(|&n| n < part_size as u64)
+            && (md5.is_some() || matches!(payload, PayloadHash::Declared(_)))
+        {
+            return self
+                .put_streamed(key, body, content_type, length, md5, payload)
+                .await;
+        }
         let mut hasher = ContentHasher::new();
         let first = read_part(
             &mut body,
@@ -76,13 +89,8 @@ impl S3Store {
             // CRC32C would only cost both sides a pass over the bytes.
             let crc32c = md5.is_none().then(|| crc32c(&first));
             let request = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(content_type)
+                .put_request(key, content_type, md5)
                 .set_checksum_crc32_c(crc32c.clone())
-                .set_content_md5(md5.map(aws_smithy_types::base64::encode))
                 .body(SdkByteStream::from(first.clone()));
             let out = request
                 .customize()
@@ -146,6 +154,87 @@ impl S3Store {
                 Err(err)
             }
         }
+    }
+
+    /// A `PutObject` of `key`, with its MD5 when one was declared.
+    fn put_request(
+        &self,
+        key: &str,
+        content_type: &str,
+        md5: Option<Md5Sum>,
+    ) -> PutObjectFluentBuilder {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .set_content_md5(md5.map(aws_smithy_types::base64::encode))
+    }
+
+    /// One `PutObject` whose bytes go on to the server as they arrive, for a body of a
+    /// declared `length` that the server checks whole (a declared MD5 or a signed SHA-256
+    /// it was given): nothing needs them all in hand first. Such a request cannot be
+    /// retried by the SDK; its failure fails the put, which its sender retries.
+    async fn put_streamed(
+        &self,
+        key: &str,
+        mut body: impl AsyncRead + Unpin,
+        content_type: &str,
+        length: u64,
+        md5: Option<Md5Sum>,
+        payload: PayloadHash,
+    ) -> Result<Digest> {
+        let (chunks, streamed) = StreamedBody::new(length);
+        let request = self
+            .put_request(key, content_type, md5)
+            .content_length(i64::try_from(length).unwrap_or(i64::MAX))
+            .body(SdkByteStream::from_body_1_x(streamed))
+            .customize()
+            .interceptor(PayloadSigning::of(payload))
+            .send();
+        // The body is read to its end whatever becomes of the request: its reader's own
+        // checks (the client's checksums, the size limit) fail it there.
+        let pump = async move {
+            let mut hasher = ContentHasher::new();
+            let mut open = true;
+            loop {
+                let mut chunk = BytesMut::with_capacity(STREAMED_CHUNK);
+                match body.read_buf(&mut chunk).await {
+                    Ok(0) => break Ok(hasher),
+                    Ok(_) => {
+                        hasher.update(&chunk);
+                        open = open && chunks.send(Ok(chunk.freeze())).await.is_ok();
+                    }
+                    Err(e) => {
+                        let _ = chunks
+                            .send(Err(io::Error::new(e.kind(), e.to_string())))
+                            .await;
+                        break Err(StorageError::Body(e));
+                    }
+                }
+            }
+        };
+        let (pumped, answer) = tokio::join!(pump, request);
+        let digest = pumped?.finish();
+        if digest.size != length {
+            return Err(StorageError::Body(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the body is {} bytes, not the {length} declared",
+                    digest.size
+                ),
+            )));
+        }
+        let out = answer.map_err(|e| self.refused_md5_or(md5.is_some(), "putting", key, e))?;
+        self.check_receipt(
+            key,
+            &[],
+            None,
+            Sent::before_hashing(md5.as_ref(), payload),
+            out.checksum_crc32_c(),
+            out.e_tag(),
+        )?;
+        Ok(digest)
     }
 
     /// Best effort; an upload that cannot be aborted now is left to the bucket's
@@ -503,6 +592,59 @@ async fn read_part(
     let mut rest = body.take(size.saturating_sub(buf.len()) as u64);
     while buf.len() < size && rest.read_buf(&mut buf).await.map_err(StorageError::Body)? > 0 {}
     Ok(buf)
+}
+
+/// How much of a streamed body is read at a time.
+const STREAMED_CHUNK: usize = 64 << 10;
+
+/// A request body of a known length whose chunks arrive on a channel as they are read;
+/// an error sent on it fails the request.
+struct StreamedBody {
+    chunks: mpsc::Receiver<io::Result<Bytes>>,
+    remaining: u64,
+}
+
+impl StreamedBody {
+    /// The sender of the chunks, and the body of `length` bytes they make.
+    fn new(length: u64) -> (mpsc::Sender<io::Result<Bytes>>, StreamedBody) {
+        let (sender, chunks) = mpsc::channel(2);
+        (
+            sender,
+            StreamedBody {
+                chunks,
+                remaining: length,
+            },
+        )
+    }
+}
+
+impl hyper::body::Body for StreamedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        match ready!(self.chunks.poll_recv(cx)) {
+            Some(Ok(chunk)) => match self.remaining.checked_sub(chunk.len() as u64) {
+                Some(remaining) => {
+                    self.remaining = remaining;
+                    Poll::Ready(Some(Ok(Frame::data(chunk))))
+                }
+                None => Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the body is longer than declared",
+                )))),
+            },
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
 }
 
 #[cfg(test)]
