@@ -19,11 +19,13 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use hyper::body::{Frame, SizeHint};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::io::ReaderStream;
 
 use super::{PartUploads, S3Store};
 use crate::storage::{
@@ -178,7 +180,7 @@ impl S3Store {
     async fn put_streamed(
         &self,
         key: &str,
-        mut body: impl AsyncRead + Unpin,
+        body: impl AsyncRead + Unpin,
         content_type: &str,
         length: u64,
         md5: Option<Md5Sum>,
@@ -197,22 +199,22 @@ impl S3Store {
         let pump = async move {
             let mut hasher = ContentHasher::new();
             let mut open = true;
-            loop {
-                let mut chunk = BytesMut::with_capacity(STREAMED_CHUNK);
-                match body.read_buf(&mut chunk).await {
-                    Ok(0) => break Ok(hasher),
-                    Ok(_) => {
+            let mut read = ReaderStream::with_capacity(body, STREAMED_CHUNK);
+            while let Some(chunk) = read.next().await {
+                match chunk {
+                    Ok(chunk) => {
                         hasher.update(&chunk);
-                        open = open && chunks.send(Ok(chunk.freeze())).await.is_ok();
+                        open = open && chunks.send(Ok(chunk)).await.is_ok();
                     }
                     Err(e) => {
                         let _ = chunks
                             .send(Err(io::Error::new(e.kind(), e.to_string())))
                             .await;
-                        break Err(StorageError::Body(e));
+                        return Err(StorageError::Body(e));
                     }
                 }
             }
+            Ok(hasher)
         };
         let (pumped, answer) = tokio::join!(pump, request);
         let digest = pumped?.finish();
