@@ -84,6 +84,7 @@ get() { # BUCKET_REMOTE PATH WHAT
     secs rclone copy "${FLAGS[@]}" --files-from "$WORK/get.list" "$1" "$WORK/back"
 }
 declare -A took
+declare -A BUCKET=([direct]=DIRECT:strata-public [strata]=STRATA:strata)
 for run in $(seq "$RUNS"); do
     for what in "${SIZES[@]}"; do
         path="$PREFIX/$run/$what"
@@ -91,18 +92,10 @@ for run in $(seq "$RUNS"); do
         order=(direct strata)
         [ $((run % 2)) -eq 1 ] || order=(strata direct)
         for via in "${order[@]}"; do
-            if [ "$via" = direct ]; then
-                took[put_direct_$what]+=" $(put "$what" "DIRECT:strata-public/$path")"
-            else
-                took[put_strata_$what]+=" $(put "$what" "STRATA:strata/$path")"
-            fi
+            took[put_${via}_$what]+=" $(put "$what" "${BUCKET[$via]}/$path")"
         done
         for via in "${order[@]}"; do
-            if [ "$via" = direct ]; then
-                took[get_direct_$what]+=" $(get DIRECT:strata-public "$path" "$what")"
-            else
-                took[get_strata_$what]+=" $(get STRATA:strata "$path" "$what")"
-            fi
+            took[get_${via}_$what]+=" $(get "${BUCKET[$via]}" "$path" "$what")"
         done
     done
 done
