@@ -198,13 +198,13 @@ impl S3Store {
         // checks (the client's checksums, the size limit) fail it there.
         let pump = async move {
             let mut hasher = ContentHasher::new();
-            let mut open = true;
             let mut read = ReaderStream::with_capacity(body, STREAMED_CHUNK);
             while let Some(chunk) = read.next().await {
                 match chunk {
                     Ok(chunk) => {
                         hasher.update(&chunk);
-                        open = open && chunks.send(Ok(chunk)).await.is_ok();
+                        // Once the request has ended, sends fail at once.
+                        let _ = chunks.send(Ok(chunk)).await;
                     }
                     Err(e) => {
                         let _ = chunks
