@@ -5,7 +5,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{PatternReader, md5_of, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier};
+use common::{
+    PatternReader, digest_of, md5_of, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier,
+};
 use futures_util::StreamExt;
 use strata::config::{BackendConfig, TransferConfig};
 use strata::storage::{ByteRange, ContentHasher, Declared, StorageError, Store, UploadedPart};
@@ -97,9 +99,7 @@ async fn round_trip(s: Subject) {
         )
         .await
         .unwrap();
-    let mut expected = ContentHasher::new();
-    expected.update(&data);
-    assert_eq!(digest, expected.finish());
+    assert_eq!(digest, digest_of(&data));
     assert_eq!(read_all(&s.store, &key, None).await, data);
     assert_eq!(s.store.digest(&key).await.unwrap(), digest);
 
@@ -304,9 +304,7 @@ async fn compose_concatenates_parts(s: Subject) {
         .compose(&keys, &key, "application/x-test")
         .await
         .unwrap();
-    let mut expected = ContentHasher::new();
-    expected.update(&whole);
-    assert_eq!(digest, expected.finish());
+    assert_eq!(digest, digest_of(&whole));
     assert!(read_all(&s.store, &key, None).await == whole, "other bytes");
     assert_eq!(read_all(&s.store, &parts[2].0, None).await, parts[2].1);
     let missing = vec![unique_key("not-there")];
@@ -491,9 +489,7 @@ async fn s3_streamed_puts_take_exactly_the_declared_body() {
     };
     let key = unique_key("streamed.bin");
     let digest = s.store.put(&key, &data[..], "x", declared).await.unwrap();
-    let mut hasher = ContentHasher::new();
-    hasher.update(&data);
-    assert_eq!(digest, hasher.finish());
+    assert_eq!(digest, digest_of(&data));
     assert_eq!(read_all(&s.store, &key, None).await, data);
     let signed = Declared {
         md5: None,

@@ -48,6 +48,13 @@ pub fn md5_of(data: &[u8]) -> [u8; 16] {
     md5::Md5::digest(data).into()
 }
 
+/// What a put of `data` reports: its size and checksum.
+pub fn digest_of(data: &[u8]) -> strata::storage::Digest {
+    let mut hasher = strata::storage::ContentHasher::new();
+    hasher.update(data);
+    hasher.finish()
+}
+
 /// The bytes [`PatternReader`] produces, collected (for small objects only).
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
