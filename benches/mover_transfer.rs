@@ -21,6 +21,7 @@ use strata::db::{Catalogue, MoveReason, MoveStatus, NewMove, NewObject, ObjectCo
 use strata::mover::Mover;
 use strata::storage::{Declared, Tiers};
 use tokio::io::AsyncRead;
+use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -137,7 +138,7 @@ async fn ingest(
         .context("public tier")?
         .put(
             &location,
-            body,
+            ReaderStream::with_capacity(body, 64 << 10),
             "application/octet-stream",
             Declared::default(),
         )

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use strata::config::Config;
 use strata::storage::{Declared, Store};
 use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,7 +39,12 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let file = tokio::fs::File::open(path).await?;
     let digest = store
-        .put(&key, file, "application/octet-stream", Declared::default())
+        .put(
+            &key,
+            ReaderStream::with_capacity(file, 64 << 10),
+            "application/octet-stream",
+            Declared::default(),
+        )
         .await?;
     let put_secs = started.elapsed().as_secs_f64();
 

@@ -16,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio_util::io::StreamReader;
 
 use crate::db::{Catalogue, CatalogueError, ObjectRecord};
 use crate::storage::{Declared, Listed, StorageError, Store, Tiers};
@@ -452,7 +451,7 @@ async fn restore(
         let written = target
             .put(
                 &object.location,
-                StreamReader::new(bytes),
+                bytes,
                 &object.content_type,
                 Declared::default(),
             )

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
-use tokio_util::io::StreamReader;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{MoverConfig, VerifyMode};
@@ -370,7 +369,7 @@ impl Mover {
                 });
             dest.put(
                 &plan.dest_location,
-                StreamReader::new(self.throttled(Box::pin(stream))),
+                self.throttled(Box::pin(stream)),
                 &object.content_type,
                 Declared {
                     length: u64::try_from(object.size).ok(),

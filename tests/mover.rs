@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    BitFlipProxy, MoveRig, OwnS3Server, PatternReader, fast_mover, file_tier, pattern, s3_tier,
+    BitFlipProxy, MoveRig, OwnS3Server, PatternReader, chunks, fast_mover, file_tier, pattern,
+    s3_tier,
 };
 use strata::db::{CatalogueError, MoveStatus, ObjectContent};
 use strata::storage::{Declared, StorageError};
@@ -342,7 +343,12 @@ async fn an_object_rewritten_during_a_long_move_ends_with_its_new_bytes() {
     let location = format!("{}/v2", object.id);
     let digest = rig
         .store("s3a")
-        .put(&location, &new_bytes[..], "text/plain", Declared::default())
+        .put(
+            &location,
+            chunks(&new_bytes[..]),
+            "text/plain",
+            Declared::default(),
+        )
         .await
         .unwrap();
     rig.catalogue
@@ -497,7 +503,12 @@ async fn recovery_takes_over_a_dead_workers_move_and_removes_its_copy() {
         .unwrap()
         .unwrap();
     rig.store("fileb")
-        .put(&dest_location, &b"partial"[..], "x", Declared::default())
+        .put(
+            &dest_location,
+            chunks(&b"partial"[..]),
+            "x",
+            Declared::default(),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;

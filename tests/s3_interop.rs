@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{digest_of, pattern, s3_store, stack_env};
+use common::{chunks, digest_of, pattern, s3_store, stack_env};
 use futures_util::StreamExt;
 use strata::storage::Declared;
 
@@ -49,7 +49,7 @@ async fn rclone_reads_what_strata_wrote() {
     store
         .put(
             &key,
-            &data[..],
+            chunks(&data[..]),
             "application/octet-stream",
             Declared::default(),
         )

@@ -6,7 +6,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{
-    PatternReader, digest_of, md5_of, pattern, s3_bucket_dir, s3_store, stack_config, stack_tier,
+    PatternReader, chunks, digest_of, md5_of, pattern, s3_bucket_dir, s3_store, stack_config,
+    stack_tier,
 };
 use futures_util::StreamExt;
 use strata::config::{BackendConfig, TransferConfig};
@@ -93,7 +94,7 @@ async fn round_trip(s: Subject) {
         .store
         .put(
             &key,
-            &data[..],
+            chunks(&data[..]),
             "application/octet-stream",
             Declared::default(),
         )
@@ -106,7 +107,12 @@ async fn round_trip(s: Subject) {
     // A second put replaces the object whole.
     let replacement = pattern(2, 1000);
     s.store
-        .put(&key, &replacement[..], "text/plain", Declared::default())
+        .put(
+            &key,
+            chunks(&replacement[..]),
+            "text/plain",
+            Declared::default(),
+        )
         .await
         .unwrap();
     assert_eq!(read_all(&s.store, &key, None).await, replacement);
@@ -116,7 +122,7 @@ async fn empty_object(s: Subject) {
     let key = unique_key("empty");
     let digest = s
         .store
-        .put(&key, &b""[..], "text/plain", Declared::default())
+        .put(&key, chunks(&b""[..]), "text/plain", Declared::default())
         .await
         .unwrap();
     assert_eq!(digest.size, 0);
@@ -130,7 +136,7 @@ async fn ranged_get(s: Subject) {
     s.store
         .put(
             &key,
-            &data[..],
+            chunks(&data[..]),
             "application/octet-stream",
             Declared::default(),
         )
@@ -163,7 +169,7 @@ async fn head_reports_size_and_absence(s: Subject) {
     s.store
         .put(
             &key,
-            &pattern(4, 12_345)[..],
+            chunks(&pattern(4, 12_345)[..]),
             "text/plain",
             Declared::default(),
         )
@@ -185,7 +191,12 @@ async fn head_reports_size_and_absence(s: Subject) {
 async fn delete_removes_and_is_idempotent(s: Subject) {
     let key = unique_key("delete.bin");
     s.store
-        .put(&key, &pattern(5, 10)[..], "text/plain", Declared::default())
+        .put(
+            &key,
+            chunks(&pattern(5, 10)[..]),
+            "text/plain",
+            Declared::default(),
+        )
         .await
         .unwrap();
     s.store.delete(&key).await.unwrap();
@@ -205,7 +216,7 @@ async fn large_object_streams_byte_identical(s: Subject) {
         .store
         .put(
             &key,
-            PatternReader::new(6, SIZE),
+            chunks(PatternReader::new(6, SIZE)),
             "application/octet-stream",
             Declared::default(),
         )
@@ -239,7 +250,7 @@ async fn checksum_catches_corruption(s: Subject) {
         .store
         .put(
             &key,
-            &data[..],
+            chunks(&data[..]),
             "application/octet-stream",
             Declared::default(),
         )
@@ -261,7 +272,7 @@ async fn escaping_keys_are_refused(s: Subject) {
         assert!(
             matches!(
                 s.store
-                    .put(key, &b"x"[..], "text/plain", Declared::default())
+                    .put(key, chunks(&b"x"[..]), "text/plain", Declared::default())
                     .await,
                 Err(StorageError::InvalidKey { .. })
             ),
@@ -289,7 +300,7 @@ async fn compose_concatenates_parts(s: Subject) {
         s.store
             .put(
                 key,
-                &data[..],
+                chunks(&data[..]),
                 "application/octet-stream",
                 Declared::default(),
             )
@@ -361,7 +372,7 @@ async fn file_backend_never_writes_outside_its_directory() {
     let _ = store
         .put(
             "../../escaped",
-            &b"x"[..],
+            chunks(&b"x"[..]),
             "text/plain",
             Declared::default(),
         )
@@ -369,7 +380,7 @@ async fn file_backend_never_writes_outside_its_directory() {
     let _ = store
         .put(
             "../../../escaped",
-            &b"x"[..],
+            chunks(&b"x"[..]),
             "text/plain",
             Declared::default(),
         )
@@ -380,7 +391,7 @@ async fn file_backend_never_writes_outside_its_directory() {
         store
             .put(
                 ".strata-tmp/x",
-                &b"x"[..],
+                chunks(&b"x"[..]),
                 "text/plain",
                 Declared::default()
             )
@@ -416,7 +427,7 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
     s.store
         .put(
             &key,
-            &data[..],
+            chunks(&data[..]),
             "x",
             Declared {
                 md5: Some(md5_of(&data)),
@@ -432,7 +443,7 @@ async fn s3_puts_are_checked_against_a_declared_md5() {
         s.store
             .put(
                 &unique_key("bad-md5.bin"),
-                &data[..],
+                chunks(&data[..]),
                 "x",
                 Declared {
                     md5: Some(wrong),
@@ -459,7 +470,7 @@ async fn s3_puts_with_a_declared_md5_damaged_on_the_way_are_refused() {
         md5: Some(md5_of(&data)),
         ..Declared::default()
     };
-    let refused = store.put("damaged", &data[..], "x", declared).await;
+    let refused = store.put("damaged", chunks(&data[..]), "x", declared).await;
     let error = refused.expect_err("damaged bytes were taken").to_string();
     assert!(error.contains("Content-MD5"), "{error}");
     // Streamed on as they arrive, with their length declared.
@@ -468,7 +479,7 @@ async fn s3_puts_with_a_declared_md5_damaged_on_the_way_are_refused() {
         ..declared
     };
     let refused = store
-        .put("damaged-streamed", &data[..], "x", declared)
+        .put("damaged-streamed", chunks(&data[..]), "x", declared)
         .await;
     let error = refused.expect_err("damaged bytes were taken").to_string();
     assert!(error.contains("Content-MD5"), "{error}");
@@ -488,7 +499,11 @@ async fn s3_streamed_puts_take_exactly_the_declared_body() {
         ..Declared::default()
     };
     let key = unique_key("streamed.bin");
-    let digest = s.store.put(&key, &data[..], "x", declared).await.unwrap();
+    let digest = s
+        .store
+        .put(&key, chunks(&data[..]), "x", declared)
+        .await
+        .unwrap();
     assert_eq!(digest, digest_of(&data));
     assert_eq!(read_all(&s.store, &key, None).await, data);
     let signed = Declared {
@@ -497,12 +512,20 @@ async fn s3_streamed_puts_take_exactly_the_declared_body() {
         ..declared
     };
     let key = unique_key("streamed-signed.bin");
-    s.store.put(&key, &data[..], "x", signed).await.unwrap();
+    s.store
+        .put(&key, chunks(&data[..]), "x", signed)
+        .await
+        .unwrap();
     assert_eq!(read_all(&s.store, &key, None).await, data);
 
     let short = s
         .store
-        .put(&unique_key("short.bin"), &data[..1000], "x", declared)
+        .put(
+            &unique_key("short.bin"),
+            chunks(&data[..1000]),
+            "x",
+            declared,
+        )
         .await;
     assert!(
         matches!(&short, Err(StorageError::Body(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
@@ -511,17 +534,17 @@ async fn s3_streamed_puts_take_exactly_the_declared_body() {
     let long = [&data[..], b"more"].concat();
     let long = s
         .store
-        .put(&unique_key("long.bin"), &long[..], "x", declared)
+        .put(&unique_key("long.bin"), chunks(&long[..]), "x", declared)
         .await;
     assert!(matches!(long, Err(StorageError::Body(_))), "{long:?}");
 
-    let failing_at_its_end = tokio_util::io::StreamReader::new(futures_util::stream::iter([
+    let failing_at_its_end = futures_util::stream::iter([
         Ok(bytes::Bytes::from(data.clone())),
         Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "the client's checksum differs",
         )),
-    ]));
+    ]);
     let failed = s
         .store
         .put(&unique_key("failed.bin"), failing_at_its_end, "x", declared)
@@ -555,10 +578,18 @@ async fn s3_signed_writes_send_a_declared_sha256() {
     wrong_sum[0] ^= 1;
     let wrong = declared(wrong_sum);
     let key = unique_key("sha256.bin");
-    s.store.put(&key, &data[..], "x", right).await.unwrap();
+    s.store
+        .put(&key, chunks(&data[..]), "x", right)
+        .await
+        .unwrap();
     assert_eq!(read_all(&s.store, &key, None).await, data);
     let refused = unique_key("bad-sha256.bin");
-    assert!(s.store.put(&refused, &data[..], "x", wrong).await.is_err());
+    assert!(
+        s.store
+            .put(&refused, chunks(&data[..]), "x", wrong)
+            .await
+            .is_err()
+    );
     assert!(matches!(
         s.store.size(&refused).await,
         Err(StorageError::NotFound { .. })
@@ -582,7 +613,7 @@ async fn s3_signed_writes_send_a_declared_sha256() {
     let key = unique_key("unsigned-sha256.bin");
     unsigned
         .store
-        .put(&key, &data[..], "x", wrong)
+        .put(&key, chunks(&data[..]), "x", wrong)
         .await
         .unwrap();
     assert_eq!(read_all(&unsigned.store, &key, None).await, data);
@@ -591,7 +622,10 @@ async fn s3_signed_writes_send_a_declared_sha256() {
         ..wrong
     };
     let key = unique_key("md5-not-sha256.bin");
-    s.store.put(&key, &data[..], "x", with_md5).await.unwrap();
+    s.store
+        .put(&key, chunks(&data[..]), "x", with_md5)
+        .await
+        .unwrap();
     assert_eq!(read_all(&s.store, &key, None).await, data);
 }
 
@@ -652,7 +686,7 @@ async fn s3_multipart_uploads_take_sent_and_stored_parts() {
         .unwrap();
     let stored = unique_key("stored-part.bin");
     s.store
-        .put(&stored, &pieces[1][..], "x", Declared::default())
+        .put(&stored, chunks(&pieces[1][..]), "x", Declared::default())
         .await
         .unwrap();
     multipart

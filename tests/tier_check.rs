@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{MoveRig, OwnS3Server, fast_mover, file_tier, pattern};
+use common::{MoveRig, OwnS3Server, chunks, fast_mover, file_tier, pattern};
 use serde_json::Value;
 use sqlx::Connection;
 use strata::storage::Declared;
@@ -114,7 +114,7 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     rig.store("bucket")
         .put(
             &spare,
-            &data[..],
+            chunks(&data[..]),
             "application/octet-stream",
             Declared::default(),
         )
@@ -125,7 +125,7 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     rig.store("bucket")
         .put(
             &stray_s3,
-            &b"stray"[..],
+            chunks(&b"stray"[..]),
             "application/octet-stream",
             Declared::default(),
         )
@@ -141,7 +141,7 @@ async fn check_finds_each_planted_fault_and_repair_fixes_what_it_says() {
     rig.store("bucket")
         .put(
             &attempt_copy,
-            &data[..],
+            chunks(&data[..]),
             "application/octet-stream",
             Declared::default(),
         )
@@ -277,7 +277,7 @@ async fn a_refused_ingest_leaves_no_bytes_on_the_tier() {
             ..Declared::default()
         },
     };
-    let refused = content.ingest(upload, &data[..]).await;
+    let refused = content.ingest(upload, chunks(&data[..])).await;
     assert!(refused.is_err(), "damaged bytes were taken");
     assert_eq!(
         rig.catalogue

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{EmbeddedServer, Pki, Stunnel, TlsPostgres, stack_config, stack_tier};
+use common::{EmbeddedServer, Pki, Stunnel, TlsPostgres, chunks, stack_config, stack_tier};
 use futures_util::StreamExt;
 use strata::config::BackendConfig;
 use strata::db::Catalogue;
@@ -112,7 +112,12 @@ async fn an_s3_tier_behind_tls_with_a_private_ca() {
     let store = store_through(&tunnel, Some(&pki.file("ca.pem"))).await;
     let key = format!("tls/{}", uuid::Uuid::now_v7().simple());
     store
-        .put(&key, &b"over TLS"[..], "text/plain", Declared::default())
+        .put(
+            &key,
+            chunks(&b"over TLS"[..]),
+            "text/plain",
+            Declared::default(),
+        )
         .await
         .expect("put through TLS with the private CA");
     let mut stream = store.get(&key, None, None).await.unwrap();
@@ -126,7 +131,7 @@ async fn an_s3_tier_behind_tls_with_a_private_ca() {
     let untrusting = store_through(&tunnel, None).await;
     assert!(
         untrusting
-            .put(&key, &b"x"[..], "text/plain", Declared::default())
+            .put(&key, chunks(&b"x"[..]), "text/plain", Declared::default())
             .await
             .is_err(),
         "a server signed by an unknown CA was trusted"

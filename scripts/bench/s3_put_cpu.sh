@@ -75,7 +75,7 @@ measure() { # LABEL REMOTE: one measured copy; prints its figures
     local perf=
     if [ -n "${PERF:-}" ] && [ -n "${SERVER_PID:-}" ]; then
         mkdir -p "$PERF"
-        perf record -q -p "$SERVER_PID" -o "$PERF/${1// /-}.data" 2>/dev/null &
+        perf record -q ${PERF_FLAGS:-} -p "$SERVER_PID" -o "$PERF/${1// /-}.data" 2>/dev/null &
         perf=$!
     fi
     took=$( { time rclone copy "${FLAGS[@]}" "$WORK/measured" "$2" >/dev/null 2>&1; } 2>&1)

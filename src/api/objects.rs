@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::views::{AccessAccepted, ObjectBody, ObjectPage};
 use super::{ApiError, AppState, ErrorBody};
-use crate::content::{RangeRequest, Upload, too_large, upload_reader};
+use crate::content::{RangeRequest, Upload, too_large, upload_stream};
 use crate::db::{Metadata, ObjectFilter, ObjectRecord};
 use crate::storage::Declared;
 use crate::timestamp::now_ms;
@@ -128,7 +128,7 @@ pub async fn ingest(
                 overwrite: query.overwrite,
                 declared: Declared::default(),
             };
-            let body = upload_reader(sole_file_field(form, field), max, idle);
+            let body = upload_stream(sole_file_field(form, field), max, idle);
             state.content.ingest(upload, body).await?
         }
         None => {
@@ -149,7 +149,7 @@ pub async fn ingest(
                 .map_err(io::Error::other);
             state
                 .content
-                .ingest(upload, upload_reader(body, max, idle))
+                .ingest(upload, upload_stream(body, max, idle))
                 .await?
         }
     };

@@ -12,8 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncRead;
-use tokio_util::io::StreamReader;
 
 use crate::db::{
     Catalogue, CatalogueError, Metadata, NewObject, ObjectContent, ObjectRecord, new_id,
@@ -148,7 +146,7 @@ impl Content {
     pub async fn ingest(
         &self,
         upload: Upload,
-        body: impl AsyncRead + Unpin + Send,
+        body: impl Stream<Item = io::Result<Bytes>> + Unpin + Send,
     ) -> Result<Ingested, ContentError> {
         self.store_new(upload, Source::Body(body)).await
     }
@@ -158,7 +156,7 @@ impl Content {
     async fn store_new(
         &self,
         upload: Upload,
-        source: Source<impl AsyncRead + Unpin + Send>,
+        source: Source<impl Stream<Item = io::Result<Bytes>> + Unpin + Send>,
     ) -> Result<Ingested, ContentError> {
         let existing = match &upload.key {
             Some(key) => {
@@ -321,13 +319,13 @@ impl Content {
     ) -> Result<Ingested, ContentError> {
         if tier == self.landing_tier {
             return self
-                .store_new(upload, Source::<tokio::io::Empty>::Parts(locations))
+                .store_new(upload, Source::<ByteStream>::Parts(locations))
                 .await;
         }
         let bytes = self
             .store(upload.key.as_deref().unwrap_or_default(), tier)?
             .read_all(locations);
-        self.ingest(upload, StreamReader::new(bytes)).await
+        self.ingest(upload, bytes).await
     }
 
     /// Opens the object's bytes (or `range` of them) on whatever tier holds them now.
@@ -550,14 +548,14 @@ pub fn too_large(max: u64) -> String {
     format!("the object is larger than the {max} bytes allowed (MAX_OBJECT_BYTES)")
 }
 
-/// Turns an upload's chunks into a reader that fails with `FileTooLarge` past `max`
-/// bytes and with `TimedOut` when no chunk arrives for `idle`, so a huge or stalled
-/// upload cannot hold a tier write open for ever.
-pub fn upload_reader<'a>(
+/// An upload's chunks, failing with `FileTooLarge` past `max` bytes and with `TimedOut`
+/// when no chunk arrives for `idle`, so a huge or stalled upload cannot hold a tier
+/// write open for ever.
+pub fn upload_stream<'a>(
     chunks: impl Stream<Item = io::Result<Bytes>> + Send + 'a,
     max: u64,
     idle: Duration,
-) -> impl AsyncRead + Unpin + Send + 'a {
+) -> impl Stream<Item = io::Result<Bytes>> + Unpin + Send + 'a {
     let chunks = Box::pin(chunks);
     let limited = futures_util::stream::unfold(Some((chunks, 0u64)), move |state| async move {
         let (mut chunks, seen) = state?;
@@ -578,7 +576,7 @@ pub fn upload_reader<'a>(
         };
         Some((Err(failure), None))
     });
-    StreamReader::new(Box::pin(limited))
+    Box::pin(limited)
 }
 
 /// A failed write of uploaded bytes: the upload's own failure, or the tier's.
@@ -594,29 +592,23 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn upload_reader_stops_past_the_limit_and_on_a_stall() {
-        use tokio::io::AsyncReadExt;
+    async fn upload_stream_stops_past_the_limit_and_on_a_stall() {
+        use futures_util::TryStreamExt;
         let chunks = |n: usize| {
             futures_util::stream::iter((0..n).map(|_| Ok(Bytes::from_static(b"0123456789"))))
         };
-        let mut fits = Vec::new();
-        upload_reader(chunks(3), 30, Duration::from_secs(1))
-            .read_to_end(&mut fits)
-            .await
-            .unwrap();
-        assert_eq!(fits.len(), 30);
+        let read = |chunks, idle| {
+            upload_stream(chunks, 30, idle)
+                .try_fold(0, |n, chunk| async move { Ok(n + chunk.len()) })
+        };
+        let fits = read(chunks(3).boxed(), Duration::from_secs(1)).await;
+        assert_eq!(fits.unwrap(), 30);
 
-        let err = upload_reader(chunks(4), 30, Duration::from_secs(1))
-            .read_to_end(&mut Vec::new())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+        let err = read(chunks(4).boxed(), Duration::from_secs(1)).await;
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::FileTooLarge);
 
-        let stalled = chunks(1).chain(futures_util::stream::pending());
-        let err = upload_reader(stalled, 30, Duration::from_millis(50))
-            .read_to_end(&mut Vec::new())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let stalled = chunks(1).chain(futures_util::stream::pending()).boxed();
+        let err = read(stalled, Duration::from_millis(50)).await;
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 }

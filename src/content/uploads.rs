@@ -14,14 +14,17 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::StreamReader;
 
 use super::{Content, ContentError, Ingested, Source, Upload, upload_failure};
 use crate::db::{PartRecord, TierUpload, UploadRecord, new_id};
 use crate::storage::tree::{PartTree, TreeHasher, object_checksum};
 use crate::storage::{
-    ByteRange, Declared, Digest, SentPart, StorageError, Store, UploadedPart, body_buffer,
+    ByteRange, ByteStream, Declared, Digest, SentPart, StorageError, Store, UploadedPart,
+    body_buffer,
 };
 use crate::timestamp::now_ms;
 
@@ -69,7 +72,7 @@ impl Content {
         upload: &UploadRecord,
         number: i32,
         declared: Declared,
-        body: impl AsyncRead + Unpin + Send,
+        body: impl Stream<Item = io::Result<Bytes>> + Unpin + Send,
     ) -> Result<PartRecord, ContentError> {
         let store = self.store(&upload.id, &upload.tier)?;
         let len = declared.length;
@@ -87,7 +90,7 @@ impl Content {
             Some((tier_upload, multipart)) => {
                 let limit = multipart.part_limit();
                 let mut bytes = body_buffer(len, usize::try_from(limit + 1).unwrap_or(usize::MAX));
-                let mut limited = (&mut body).take(limit + 1);
+                let mut limited = StreamReader::new(&mut body).take(limit + 1);
                 while limited
                     .read_buf(&mut bytes)
                     .await
@@ -152,7 +155,7 @@ impl Content {
         if total == 0 {
             // Nothing to put together (S3 cannot copy an empty part).
             self.abort_tier_upload(upload).await;
-            return self.ingest(target, tokio::io::empty()).await;
+            return self.ingest(target, futures_util::stream::empty()).await;
         }
         let Some((tier_upload, multipart)) = tier_upload else {
             let locations = parts.iter().map(|p| p.location.clone()).collect();
@@ -184,7 +187,7 @@ impl Content {
             Ok(digest) => {
                 self.store_new(
                     target,
-                    Source::<tokio::io::Empty>::Written {
+                    Source::<ByteStream>::Written {
                         tier: upload.tier.clone(),
                         location: tier_upload.key.clone(),
                         digest,
@@ -269,22 +272,19 @@ async fn rehash(
     Ok(hasher.finish())
 }
 
-/// A reader that hashes what passes through it into a part's tree.
-struct Hashing<R> {
-    inner: R,
+/// Chunks that are hashed, as they pass, into a part's tree.
+struct Hashing<S> {
+    inner: S,
     tree: Option<TreeHasher>,
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(tree)) = (&polled, &mut self.tree) {
-            tree.update(&buf.filled()[before..]);
+impl<S: Stream<Item = io::Result<Bytes>> + Unpin> Stream for Hashing<S> {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        if let (Poll::Ready(Some(Ok(chunk))), Some(tree)) = (&polled, &mut self.tree) {
+            tree.update(chunk);
         }
         polled
     }

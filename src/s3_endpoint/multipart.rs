@@ -9,7 +9,7 @@ use s3s::s3_error;
 
 use super::S3Endpoint;
 use super::objects::{
-    DeclaredChecks, body_reader, check_key, declared, etag, metadata, object_etag,
+    DeclaredChecks, body_stream, check_key, declared, etag, metadata, object_etag,
     signed_payload_sha256, timestamp, too_large,
 };
 use crate::config::{MAX_S3_PART_SIZE, MIN_S3_PART_SIZE};
@@ -90,7 +90,7 @@ pub(super) async fn upload_part(
     }
     let declared = declared!(input, trailers, headers);
     let for_write = declared.for_write()?;
-    let body = body_reader(ep, input.body, declared, max)?;
+    let body = body_stream(ep, input.body, declared, max)?;
     let part = ep
         .content
         .put_part(&upload, input.part_number, for_write, body)

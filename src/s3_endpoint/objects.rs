@@ -12,7 +12,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 use super::S3Endpoint;
-use crate::content::{RangeRequest, Upload, upload_reader};
+use crate::content::{RangeRequest, Upload, upload_stream};
 use crate::db::{Metadata, ObjectRecord};
 use crate::storage::{Declared, Md5Sum, Sha256Sum};
 use crate::timestamp::now_ms;
@@ -150,16 +150,16 @@ macro_rules! declared {
 }
 pub(super) use declared;
 
-/// An uploaded body as a reader: at most `max` bytes, no pause longer than the
+/// An uploaded body's chunks: at most `max` bytes, no pause longer than the
 /// endpoint's idle timeout, and failing at its end, so that nothing is catalogued, unless
 /// the bytes match every checksum the client declared. A `Content-MD5` is left to the
 /// tier's write, which checks it (see [`crate::storage::Store::put`]).
-pub(super) fn body_reader(
+pub(super) fn body_stream(
     ep: &S3Endpoint,
     body: Option<StreamingBlob>,
     declared: DeclaredChecks,
     max: u64,
-) -> S3Result<impl tokio::io::AsyncRead + Unpin + Send + 'static> {
+) -> S3Result<impl Stream<Item = io::Result<Bytes>> + Unpin + Send + 'static> {
     let sums = checksum_hasher(&declared)?;
     let chunks: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match body {
         Some(body) => Box::pin(body.map_err(io::Error::other)),
@@ -173,7 +173,7 @@ pub(super) fn body_reader(
             declared,
         }),
     };
-    Ok(upload_reader(chunks, max, ep.idle_timeout))
+    Ok(upload_stream(chunks, max, ep.idle_timeout))
 }
 
 /// A hasher of every algorithm the client declared a checksum of (or will, in the
@@ -313,7 +313,7 @@ pub(super) async fn put(
     }
     let declared = declared!(input, trailers, headers);
     let for_write = declared.for_write()?;
-    let body = body_reader(ep, input.body, declared, ep.max_object_bytes)?;
+    let body = body_stream(ep, input.body, declared, ep.max_object_bytes)?;
     let upload = Upload {
         bucket: input.bucket,
         key: Some(input.key),
@@ -517,8 +517,7 @@ pub(super) async fn copy(ep: &S3Endpoint, input: CopyObjectInput) -> S3Result<Co
             ..Declared::default()
         },
     };
-    let body = tokio_util::io::StreamReader::new(opened.bytes);
-    let ingested = ep.content.ingest(upload, body).await?;
+    let ingested = ep.content.ingest(upload, opened.bytes).await?;
     Ok(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(object_etag(&ingested.object)),

@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use tokio::io::AsyncRead;
+use tokio_util::io::StreamReader;
 
 use crate::config::{BackendConfig, TierConfig, TransferConfig};
 use md5_checked::Md5Checked;
@@ -353,21 +353,24 @@ impl Store {
         }
     }
 
-    /// Stores `body` under `key`, replacing any object there, and returns its size and
-    /// checksum. The object appears whole or not at all. A body without the MD5
-    /// `declared` for it fails with [`StorageError::Body`] (`InvalidData`) and nothing is
-    /// stored. An S3 server checks it for a write in one request (so the bytes are not
-    /// hashed here for it); the rest are hashed as they are read.
+    /// Stores the chunks of `body` under `key`, replacing any object there, and returns
+    /// its size and checksum. The object appears whole or not at all. A body without the
+    /// MD5 `declared` for it fails with [`StorageError::Body`] (`InvalidData`) and
+    /// nothing is stored. An S3 server checks it for a write in one request (so the bytes
+    /// are not hashed here for it); the rest are hashed as they are read.
     pub async fn put(
         &self,
         key: &str,
-        body: impl AsyncRead + Unpin + Send,
+        body: impl Stream<Item = io::Result<Bytes>> + Unpin + Send,
         content_type: &str,
         declared: Declared,
     ) -> Result<Digest> {
         validate_key(key)?;
         match self {
-            Store::File(f) => f.put(key, Md5Checked::after(&[], body, declared.md5)).await,
+            Store::File(f) => {
+                let body = Md5Checked::after(&[], StreamReader::new(body), declared.md5);
+                f.put(key, body).await
+            }
             Store::S3(s) => s.put(key, body, content_type, declared).await,
         }
     }
@@ -446,11 +449,8 @@ impl Store {
         }
         match self {
             Store::File(f) => {
-                f.put(
-                    key,
-                    tokio_util::io::StreamReader::new(self.read_all(parts.to_vec())),
-                )
-                .await
+                f.put(key, StreamReader::new(self.read_all(parts.to_vec())))
+                    .await
             }
             Store::S3(s) => {
                 s.compose(parts, key, content_type).await?;

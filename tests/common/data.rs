@@ -4,6 +4,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio_util::io::ReaderStream;
+
+/// `reader`'s bytes as the chunks a tier's put takes, 64 KiB at a time, as a client's
+/// body arrives.
+pub fn chunks<R: AsyncRead>(reader: R) -> ReaderStream<R> {
+    ReaderStream::with_capacity(reader, 64 << 10)
+}
 
 /// A reader producing `len` deterministic pseudo-random bytes from `seed` without
 /// holding them in memory, so tests can stream objects of any size.

@@ -99,7 +99,7 @@ impl MoveRig {
             .store(tier)
             .put(
                 &location,
-                body,
+                super::chunks(body),
                 "application/octet-stream",
                 Declared::default(),
             )

@@ -19,13 +19,13 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use hyper::body::{Frame, SizeHint};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::io::ReaderStream;
+use tokio_util::io::StreamReader;
 
 use super::{PartUploads, S3Store};
 use crate::storage::{
@@ -63,7 +63,7 @@ impl S3Store {
     pub(in crate::storage) async fn put(
         &self,
         key: &str,
-        mut body: impl AsyncRead + Unpin,
+        body: impl Stream<Item = io::Result<Bytes>> + Unpin,
         content_type: &str,
         declared: Declared,
     ) -> Result<Digest> {
@@ -77,6 +77,7 @@ impl S3Store {
                 .put_streamed(key, body, content_type, length, md5, payload)
                 .await;
         }
+        let mut body = StreamReader::new(body);
         let mut hasher = ContentHasher::new();
         let first = read_part(
             &mut body,
@@ -180,7 +181,7 @@ impl S3Store {
     async fn put_streamed(
         &self,
         key: &str,
-        body: impl AsyncRead + Unpin,
+        mut body: impl Stream<Item = io::Result<Bytes>> + Unpin,
         content_type: &str,
         length: u64,
         md5: Option<Md5Sum>,
@@ -194,12 +195,12 @@ impl S3Store {
             .customize()
             .interceptor(PayloadSigning::of(payload))
             .send();
-        // The body is read to its end whatever becomes of the request: its reader's own
-        // checks (the client's checksums, the size limit) fail it there.
+        // The body is read to its end whatever becomes of the request: its own checks
+        // (the client's checksums, the size limit) fail it there. Its chunks go on as
+        // they came, not copied.
         let pump = async move {
             let mut hasher = ContentHasher::new();
-            let mut read = ReaderStream::with_capacity(body, STREAMED_CHUNK);
-            while let Some(chunk) = read.next().await {
+            while let Some(chunk) = body.next().await {
                 match chunk {
                     Ok(chunk) => {
                         hasher.update(&chunk);
@@ -595,9 +596,6 @@ async fn read_part(
     while buf.len() < size && rest.read_buf(&mut buf).await.map_err(StorageError::Body)? > 0 {}
     Ok(buf)
 }
-
-/// How much of a streamed body is read at a time.
-const STREAMED_CHUNK: usize = 64 << 10;
 
 /// A request body of a known length whose chunks arrive on a channel as they are read;
 /// an error sent on it fails the request.
