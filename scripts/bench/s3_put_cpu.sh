@@ -7,7 +7,8 @@
 # database, in turn, RUNS times (default 2), so that builds can be compared in one run;
 # DIRECT=1 also measures the same puts straight to the s3s-fs server after each.
 # PERF=DIR also records Strata's CPU profile (perf record) of each measured copy
-# through it into DIR/<run>-<build>.data. The rclone flags are
+# through it into DIR/<run>-<build>.data, with PERF_FLAGS added to `perf record`'s
+# (e.g. "--call-graph dwarf,16384" for call chains). The rclone flags are
 # scripts/bench/s3_endpoint.sh's.
 #
 #   scripts/bench/s3_put_cpu.sh [COUNT] [BIN ...]
