@@ -30,7 +30,7 @@ pub enum ContentError {
     /// A tier refused or failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// Reading the uploaded body failed; the kind tells why (the reader's own limits
+    /// Reading the uploaded body failed; the kind tells why (the upload stream's own limits
     /// report `FileTooLarge` and `TimedOut`).
     #[error("reading the upload failed: {0}")]
     Upload(io::Error),
