@@ -13,12 +13,13 @@ use serde_json::Value;
 use strata::db::Catalogue;
 use strata::timestamp::now_ms;
 
-const OBJECT_FIELDS: [&str; 12] = [
+const OBJECT_FIELDS: [&str; 13] = [
     "id",
     "key",
     "size",
     "content_type",
     "checksum",
+    "md5",
     "tier",
     "version",
     "created_at",

@@ -102,11 +102,19 @@ async fn boto3_puts_gets_lists_copies_and_deletes_on_the_stack() {
     let object = rest_object(&server.base, key);
     assert_eq!(object["bucket"], "logs", "{object}");
     assert_eq!(object["tier"], "public", "{object}");
+    // The MD5 a put declared is shown, as S3 clients see it in the ETag.
+    let checked = key.replace("hello.txt", "checked");
+    let expected = strata::storage::hex(&md5_of(b"checked"));
+    assert_eq!(
+        rest_object(&server.base, &checked)["md5"],
+        expected.as_str()
+    );
     // And S3 sees what REST wrote, in the first bucket.
     let id = server.ingest("from-rest/report.txt", "written over REST");
     let (status, view) = http("GET", &server.url(&format!("/api/v1/objects/{id}")), None);
     assert_eq!(status, 200);
     assert!(view.contains("\"bucket\":\"data\""), "{view}");
+    assert!(view.contains("\"md5\":null"), "{view}");
     let read = rclone(&endpoint, &["cat", "strata:data/from-rest/report.txt"]);
     assert_eq!(read.stdout, b"written over REST");
     // Every answer is counted, by operation and outcome.

@@ -24,8 +24,12 @@ pub struct ObjectBody {
     pub size: i64,
     /// MIME type given at ingest.
     pub content_type: String,
-    /// Checksum of the content, `blake3:<hex>`; also the content's ETag.
+    /// Checksum of the content, `blake3:<hex>`; also the content's ETag here.
     pub checksum: String,
+    /// MD5 of the content (hex) when its writer declared one (a `Content-MD5` on a
+    /// one-request put through the S3 endpoint), which the tier checked: the S3
+    /// endpoint's ETag then. Null otherwise.
+    pub md5: Option<String>,
     /// Tier holding the bytes now.
     pub tier: String,
     /// Content version; every rewrite bumps it.
@@ -90,6 +94,7 @@ impl From<ObjectView> for ObjectBody {
             size: object.size,
             content_type: object.content_type,
             checksum: object.checksum,
+            md5: object.md5,
             tier: object.tier,
             version: object.version,
             created_at: format_rfc3339_ms(object.created_at),
