@@ -24,7 +24,7 @@ pub struct ObjectBody {
     pub size: i64,
     /// MIME type given at ingest.
     pub content_type: String,
-    /// Checksum of the content, `blake3:<hex>`; also the content's ETag here.
+    /// Checksum of the content, `blake3:<hex>`; also its ETag at `/objects/{id}/content`.
     pub checksum: String,
     /// MD5 of the content (hex) when its writer declared one (a `Content-MD5` on a
     /// one-request put through the S3 endpoint), which the tier checked: the S3
