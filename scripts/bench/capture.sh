@@ -26,7 +26,7 @@ for seed in $SEEDS; do
 done
 python3 - "$OUT" <<'EOF'
 import glob, json, os, sys
-print(f"{'workload':<8} {'seed':>4} {'kind':<10} {'ratio 1%':>8} {'2%':>6} {'10%':>6} "
+print(f"{'workload':<15} {'seed':>4} {'kind':<10} {'ratio 1%':>8} {'2%':>6} {'10%':>6} "
       f"{'other 2%':>8} {'persist 2%':>10} {'mavg 2%':>7}  beats baselines")
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*-*", "*.json"))):
     workload, seed = os.path.basename(os.path.dirname(path)).rsplit("-", 1)
@@ -36,7 +36,7 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "*-*", "*.json"))):
     other = m.get("alternatives", [])
     other_2 = (other[0]["evaluation"]["capture"]["model"][1] / c["best"][1]) if other else float("nan")
     beats = all(c["model"][i] >= max(c["persistence"][i], c["moving_average"][i]) for i in range(3))
-    print(f"{workload:<8} {seed:>4} {m.get('kind', 'log_linear'):<10} {ratio[0]:>8.3f} {ratio[1]:>6.3f} "
+    print(f"{workload:<15} {seed:>4} {m.get('kind', 'log_linear'):<10} {ratio[0]:>8.3f} {ratio[1]:>6.3f} "
           f"{ratio[2]:>6.3f} {other_2:>8.3f} {c['persistence'][1] / c['best'][1]:>10.3f} "
           f"{c['moving_average'][1] / c['best'][1]:>7.3f}  {'yes' if beats else 'NO'}")
 EOF

@@ -7,7 +7,8 @@
 # --policy all --json` (the model trained on the first quarter of the trace) and prints
 # one row: the combined policy's HOT HIT, its share of perfect foresight, the references,
 # and the bytes moved against perfect foresight's. Then the mean share of perfect
-# foresight over all rows.
+# foresight over all rows. WORKLOADS="catalogue catalogue-churn catalogue-flat" runs
+# scripts/bench/catalogue-trace.py's workloads instead (workloads.sh).
 #
 #   scripts/bench/placement.sh [DAYS]          SEEDS="1 2" CAPS="0.02" WORKLOADS="daily mix"
 #   HEADROOM=0 scripts/bench/placement.sh      (TIER_<hot tiers>_HEADROOM for the runs)
@@ -50,7 +51,7 @@ for name in sorted(os.listdir(sys.argv[1])):
     pol = {p["policy"]: p for p in r["policies"]}
     perfect = refs["perfect foresight"]
     rows.append((workload, float(cap), seed, pol, refs, perfect))
-print(f"{'workload':<8} {'cap':>5} {'seed':>4} {'static':>7} {'react':>6} {'proact':>6} {'comb':>6} "
+print(f"{'workload':<15} {'cap':>5} {'seed':>4} {'static':>7} {'react':>6} {'proact':>6} {'comb':>6} "
       f"{'true':>6} {'best st':>7} {'LRU':>6} {'perfect':>7} {'of pf':>6} {'moved/pf':>8}  ok")
 shares = []
 for workload, cap, seed, pol, refs, perfect in rows:
@@ -61,7 +62,7 @@ for workload, cap, seed, pol, refs, perfect in rows:
     shares.append(share)
     ok = (c["hot_hit_ratio"] >= refs["best static"]["hot_hit_ratio"]
           and c["hot_hit_ratio"] >= refs["LRU"]["hot_hit_ratio"] and moved_ratio <= 2)
-    print(f"{workload:<8} {cap:>5.2f} {seed:>4} {pol['static']['hot_hit_ratio']:>7.3f} "
+    print(f"{workload:<15} {cap:>5.2f} {seed:>4} {pol['static']['hot_hit_ratio']:>7.3f} "
           f"{pol['reactive']['hot_hit_ratio']:>6.3f} {pol['proactive']['hot_hit_ratio']:>6.3f} "
           f"{c['hot_hit_ratio']:>6.3f} {pol['true-counts']['hot_hit_ratio']:>6.3f} "
           f"{refs['best static']['hot_hit_ratio']:>7.3f} "

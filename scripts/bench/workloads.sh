@@ -1,7 +1,9 @@
 # Sourced by the benches that compare workloads (placement.sh, capture.sh): the
-# workloads, each a mix of scripts/gen-trace.py shapes, and their traces, generated once
-# and cached under TRACE_DIR (default target/bench-traces). Builds the release binary and
-# sets OUT, a directory removed on exit.
+# workloads, each a mix of scripts/gen-trace.py shapes (the default set) or a catalogue
+# of scripts/bench/catalogue-trace.py (catalogue, catalogue-churn, catalogue-flat: a
+# workload built from none of those shapes), and their traces, generated once and cached
+# under TRACE_DIR (default target/bench-traces). Builds the release binary and sets OUT,
+# a directory removed on exit.
 #
 #   workload_trace WORKLOAD DAYS SEED   prints the path of that workload's trace
 WORKLOADS=${WORKLOADS:-"daily burst rising decay batch scan mix"}
@@ -17,12 +19,33 @@ shapes_of() {
     esac
 }
 
+# A catalogue's settings: more churn and a flatter popularity; no load curve.
+catalogue_args() {
+    case "$1" in
+    catalogue) ;;
+    catalogue-churn) echo "--alpha 0.7 --births 100" ;;
+    catalogue-flat) echo "--flat --alpha 0.8 --births 20" ;;
+    *) echo "unknown catalogue workload $1" >&2; return 1 ;;
+    esac
+}
+
 workload_trace() {
     local trace="$TRACE_DIR/placement-$1-$2-days-seed-$3.csv"
     if [ ! -s "$trace" ]; then
         mkdir -p "$TRACE_DIR"
-        python3 "$ROOT/scripts/gen-trace.py" --shapes "$(shapes_of "$1")" --days "$2" \
-            --seed "$3" >"$trace.part"
+        case "$1" in
+        catalogue*)
+            local args
+            args=$(catalogue_args "$1")
+            # shellcheck disable=SC2086 # the settings are separate words
+            python3 "$ROOT/scripts/bench/catalogue-trace.py" $args --days "$2" \
+                --seed "$3" >"$trace.part"
+            ;;
+        *)
+            python3 "$ROOT/scripts/gen-trace.py" --shapes "$(shapes_of "$1")" --days "$2" \
+                --seed "$3" >"$trace.part"
+            ;;
+        esac
         mv "$trace.part" "$trace"
     fi
     echo "$trace"
