@@ -37,7 +37,7 @@ use crate::db::{
     Catalogue, CatalogueError, CopyPlan, MoveRecord, MoveStatus, ObjectRecord, StartRefusal, new_id,
 };
 use crate::metrics::Metrics;
-use crate::storage::{ByteStream, Declared, Store, Tiers, digest_stream};
+use crate::storage::{ByteStream, Declared, Store, Tiers, digest_stream, from_hex};
 use crate::timestamp::now_ms;
 
 /// Longest retry delay, however many attempts failed.
@@ -348,7 +348,9 @@ impl Mover {
     /// Copies the object to the destination and checks the copy as `MOVER_VERIFY` says:
     /// the streamed bytes' checksum against the catalogue's, what the destination
     /// acknowledged (the backend's put checks that), the stored size, and with `full`
-    /// the bytes read back.
+    /// the bytes read back. The MD5 its writer declared, where there is one, goes with
+    /// the copy: the destination checks the bytes it stores against it, and an S3 tier
+    /// takes a copy under a part as it streams instead of reading it whole first.
     async fn copy_and_verify(
         &self,
         m: &MoveRecord,
@@ -373,6 +375,10 @@ impl Mover {
                 &object.content_type,
                 Declared {
                     length: u64::try_from(object.size).ok(),
+                    md5: object
+                        .md5
+                        .as_deref()
+                        .and_then(|md5| from_hex(md5.as_bytes())),
                     ..Declared::default()
                 },
             )

@@ -10,7 +10,7 @@ use common::{
     s3_tier,
 };
 use strata::db::{CatalogueError, MoveStatus, ObjectContent};
-use strata::storage::{Declared, StorageError};
+use strata::storage::{Declared, StorageError, hex};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -187,6 +187,54 @@ async fn a_copy_that_does_not_match_the_catalogue_is_rejected_and_retried() {
     let done = rig.drive(&m.id, 100).await;
     assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
     assert_eq!(done.attempts, 2);
+    rig.finish().await;
+}
+
+/// An object whose writer declared its MD5 (a put through the S3 endpoint) is copied with
+/// it: the write refuses bytes that do not match, before anything is verified.
+#[tokio::test]
+async fn a_copy_carries_the_md5_its_writer_declared_and_the_destination_checks_it() {
+    let rig = four_tiers().await;
+    let data = pattern(22, 3 * MIB as usize);
+    let ingested = rig.ingest("filea", "declared", &data[..]).await;
+    let object = rig
+        .catalogue
+        .replace_object_content(
+            &ingested.id,
+            ingested.version,
+            &ObjectContent {
+                size: ingested.size,
+                content_type: ingested.content_type.clone(),
+                checksum: ingested.checksum.clone(),
+                md5: Some(hex(&common::md5_of(&data))),
+                tier: ingested.tier.clone(),
+                location: ingested.location.clone(),
+                metadata: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let path = corrupt_on_disk(&rig, "filea", &object.location, &data, 1_000_000);
+
+    let m = rig.enqueue(&object, "s3b").await;
+    let refused = rig.mover.work_once().await.unwrap().unwrap();
+    assert_eq!(refused.status, MoveStatus::Pending, "{refused:?}");
+    let error = refused.error.as_deref().unwrap();
+    assert!(
+        error.contains("writing the copy") && error.contains("Content-MD5"),
+        "{error}"
+    );
+    assert!(path.exists(), "the source was kept");
+
+    std::fs::write(&path, &data).unwrap();
+    let done = rig.drive(&m.id, 100).await;
+    assert_eq!(done.status, MoveStatus::Completed, "{done:?}");
+    let moved = rig.catalogue.get_object(&object.id).await.unwrap();
+    assert_eq!(moved.tier, "s3b");
+    assert_eq!(
+        rig.store("s3b").digest(&moved.location).await.unwrap(),
+        common::digest_of(&data)
+    );
     rig.finish().await;
 }
 

@@ -14,7 +14,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use super::S3Endpoint;
 use crate::content::{RangeRequest, Upload, upload_stream};
 use crate::db::{Metadata, ObjectRecord};
-use crate::storage::{Declared, Md5Sum, Sha256Sum};
+use crate::storage::{Declared, Md5Sum, Sha256Sum, from_hex};
 use crate::timestamp::now_ms;
 
 /// Content type of uploads that do not name one.
@@ -113,18 +113,6 @@ impl DeclaredChecks {
 /// the bytes differ, and the tier that is sent it as the payload hash checks them again.
 pub(super) fn signed_payload_sha256(headers: &axum::http::HeaderMap) -> Option<Sha256Sum> {
     from_hex(headers.get("x-amz-content-sha256")?.as_bytes())
-}
-
-/// The digest `hex` spells in hex digits, when it is one of `N` bytes.
-fn from_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
-    let mut sum = [0u8; N];
-    if hex.len() != 2 * N {
-        return None;
-    }
-    for (byte, pair) in sum.iter_mut().zip(hex.chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(sum)
 }
 
 /// The [`DeclaredChecks`] of a PutObject or UploadPart input (the same fields in both),

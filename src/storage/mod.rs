@@ -91,6 +91,18 @@ pub fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The digest `hex` spells in hex digits, when it is one of `N` bytes: [`hex`] undone.
+pub fn from_hex<const N: usize>(hex: &[u8]) -> Option<[u8; N]> {
+    let mut sum = [0u8; N];
+    if hex.len() != 2 * N {
+        return None;
+    }
+    for (byte, pair) in sum.iter_mut().zip(hex.chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(sum)
+}
+
 /// What a body's sender declared of it, which a write relies on rather than computing
 /// it again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
