@@ -19,7 +19,8 @@ shapes_of() {
     esac
 }
 
-# A catalogue's settings: more churn and a flatter popularity; no load curve.
+# The catalogue workloads' settings: the defaults; a flatter popularity and three times
+# the births; no load curve and fewer births.
 catalogue_args() {
     case "$1" in
     catalogue) ;;
