@@ -21,26 +21,19 @@ same arguments always give the same trace.
     scripts/bench/catalogue-trace.py [--days 7] [--seed 1] > trace.csv
 """
 import argparse
+import importlib.util
 import math
 import random
 import sys
+from pathlib import Path
 
-HOUR_MS = 3_600_000
-START_MS = 1_790_000_000_000 // (24 * HOUR_MS) * (24 * HOUR_MS)
-
-
-def poisson(rng, lam):
-    # Knuth for small rates, a normal approximation for large ones.
-    if lam <= 0:
-        return 0
-    if lam > 50:
-        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
+# gen-trace.py's Poisson draw and clock, so both generators' traces start at one time.
+_spec = importlib.util.spec_from_file_location(
+    "gen_trace", Path(__file__).resolve().parents[1] / "gen-trace.py"
+)
+gen_trace = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen_trace)
+HOUR_MS, START_MS, poisson = gen_trace.HOUR_MS, gen_trace.START_MS, gen_trace.poisson
 
 
 def main():
