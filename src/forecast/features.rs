@@ -26,6 +26,17 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
 /// Where [`features`] puts `log_size_bytes`, the object's size.
 pub const SIZE_FEATURE: usize = 9;
 
+/// Where [`features`] puts `log_hits_per_day_last_7d`, the week's daily mean.
+pub const WEEK_FEATURE: usize = 3;
+
+/// Whether the week's daily mean in `features` is only the last day's count over seven:
+/// so in every row of a history no longer than a day, where it tells nothing the last
+/// day's count does not, and means something else once the history grows.
+pub fn week_is_the_last_day(features: &[f64; FEATURE_COUNT]) -> bool {
+    let from_day = (features[2].exp_m1() / 7.0).ln_1p();
+    (features[WEEK_FEATURE] - from_day).abs() <= 1e-12 * from_day.abs().max(1.0)
+}
+
 /// How many features there are.
 pub const FEATURE_COUNT: usize = 10;
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::capture::{CaptureScores, FORECAST, Ranked, TRUTH, capture};
 use super::features::{
     ClosedHours, FEATURE_COUNT, FEATURE_NAMES, FEATURES_VERSION, HISTORY_HOURS, ObjectFacts,
-    SIZE_FEATURE, features, steady_rate,
+    SIZE_FEATURE, WEEK_FEATURE, features, steady_rate, week_is_the_last_day,
 };
 use crate::db::HOUR_MS;
 
@@ -371,11 +371,18 @@ struct Alternative {
 /// in every row (the age of objects whose history predates their catalogue entry is
 /// their idle time), makes the least-squares system singular; it carries no information
 /// of its own either, so it is left out of the fit and gets weight 0.
+///
+/// So is the week's daily mean when every row's history is a day or less: it is then the
+/// last day's count over seven, and the fit would give the two weights that cancel over
+/// these rows and not beyond them (a model trained on the first hours of a trace would
+/// forecast without bound for an object read once two days ago).
 fn informative_features(train: &[&Example]) -> Result<Vec<usize>, ModelError> {
     let same = |j: usize, k: usize| train.iter().all(|e| e.features[j] == e.features[k]);
+    let within_a_day = train.iter().all(|e| week_is_the_last_day(&e.features));
     let varying: Vec<usize> = (0..FEATURE_COUNT)
         .filter(|&j| train.iter().any(|e| e.features[j] != train[0].features[j]))
         .filter(|&j| !(0..j).any(|k| same(j, k)))
+        .filter(|&j| !(j == WEEK_FEATURE && within_a_day))
         .collect();
     if varying.is_empty() {
         return Err(ModelError::NotEnoughData(
@@ -802,6 +809,36 @@ mod tests {
             Model::train("t", &few, 1, 0.2, 0),
             Err(ModelError::NotEnoughData(_))
         ));
+    }
+
+    #[test]
+    fn a_model_trained_on_less_than_a_day_does_not_lean_on_the_week() {
+        // Objects read once each, over 20 hours: the week's daily mean is then the last
+        // day's count over seven in every row, and the two alone tell the rows apart.
+        let examples: Vec<Example> = (0..400u32)
+            .flat_map(|o| {
+                let mut series = vec![0; 20];
+                series[(o % 19) as usize] = 1;
+                let object = ObjectFacts {
+                    created_ms: i64::from(o % 19) * HOUR_MS,
+                    size_bytes: 1_000 + u64::from(o),
+                };
+                examples(&series, 0, object, 1)
+            })
+            .collect();
+        let model = Model::train("m", &examples, 1, 0.2, 0).unwrap();
+        assert_eq!(model.coefficients[WEEK_FEATURE], 0.0, "{model:?}");
+        // Two days on, an object read once 30 hours ago: the week's mean has a meaning
+        // the training rows never showed it.
+        let mut history = vec![0; 48];
+        history[17] = 1;
+        let object = ObjectFacts {
+            created_ms: 17 * HOUR_MS,
+            size_bytes: 1_000,
+        };
+        let later = features(&history, object, 48 * HOUR_MS);
+        assert!(!week_is_the_last_day(&later));
+        assert!(model.predict(&later) < 1.0, "{}", model.predict(&later));
     }
 
     #[test]
