@@ -10,6 +10,13 @@ use super::features::ObjectFacts;
 /// Length of an hour in ms.
 const HOUR_MS: i64 = 3_600_000;
 
+/// 3000-01-01T00:00:00Z: later times are taken for another unit, not replayed.
+const LATEST_MS: i64 = 32_503_680_000_000;
+
+/// The longest gap between two lines of a trace: the replay steps through every
+/// forecaster interval of it, and a stray time is likelier than a quiet year.
+const LONGEST_GAP_MS: i64 = 366 * 24 * HOUR_MS;
+
 /// A trace that cannot be used; line numbers count from 1 (the header).
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
@@ -132,12 +139,22 @@ impl<R: BufRead> TraceReader<R> {
         let ts_ms: i64 = ts
             .parse()
             .map_err(|_| row(format!("ts_ms {ts:?} is not an integer")))?;
-        if let Some(previous) = previous
-            && ts_ms < previous
-        {
+        if !(0..LATEST_MS).contains(&ts_ms) {
             return Err(row(format!(
-                "ts_ms {ts_ms} is before the previous line's {previous}; the trace must be in time order"
+                "ts_ms {ts_ms} is not a time between 1970 and 3000 in milliseconds since the epoch (seconds or microseconds?)"
             )));
+        }
+        if let Some(previous) = previous {
+            if ts_ms < previous {
+                return Err(row(format!(
+                    "ts_ms {ts_ms} is before the previous line's {previous}; the trace must be in time order"
+                )));
+            }
+            if ts_ms - previous > LONGEST_GAP_MS {
+                return Err(row(format!(
+                    "ts_ms {ts_ms} is more than a year after the previous line's {previous}; a stray time?"
+                )));
+            }
         }
         if object_id.is_empty() {
             return Err(row("object_id is empty".into()));
@@ -252,6 +269,22 @@ mod tests {
         assert_eq!(line_of(&format!("{h}1,,1\n")), 2);
         assert_eq!(line_of(&format!("{h}1,a,-1\n")), 2);
         assert_eq!(line_of("ts_ms,object_id,size_bytes,op\n1,a,1,delete\n"), 2);
+        // Times the replay could not step through: before 1970, in microseconds, or a
+        // stray line years after the rest (each would have run for hours or aborted).
+        assert_eq!(line_of(&format!("{h}-1,a,1\n")), 2, "before 1970");
+        assert_eq!(
+            line_of(&format!("{h}1789948800000000,a,1\n")),
+            2,
+            "microseconds"
+        );
+        assert_eq!(line_of(&format!("{h}{},a,1\n", i64::MAX)), 2);
+        let year = 366 * 24 * HOUR_MS;
+        assert_eq!(
+            line_of(&format!("{h}0,a,1\n{},a,1\n", year + 1)),
+            3,
+            "a stray time"
+        );
+        assert!(read_trace(format!("{h}0,a,1\n{year},a,1\n").as_bytes()).is_ok());
         assert!(matches!(
             read_trace("id,ts\n".as_bytes()),
             Err(TraceError::Header(_))
