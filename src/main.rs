@@ -6,7 +6,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     give_parts_their_own_pages();
-    strata::cli::run(strata::cli::Cli::parse())
+    // `.env` before anything reads the environment: the log filter (RUST_LOG) and the
+    // command line's environment defaults (STRATA_URL, API_TOKEN, ...) too.
+    let dotenv = strata::config::load_dotenv();
+    strata::cli::run(strata::cli::Cli::parse(), dotenv)
 }
 
 /// Part-sized buffers (S3's smallest part is 5 MiB) each get pages of their own, handed

@@ -15,7 +15,7 @@ use output::{Output, Table, prediction_line};
 
 use crate::causes;
 use crate::client::Client;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::forecast::capture::{CAPTURE_SHARES, Captured};
 use crate::service;
 use crate::simulate::{Options, PolicyKind};
@@ -345,8 +345,9 @@ pub struct TrainArgs {
 }
 
 /// Runs the parsed command line and turns the outcome into an exit code; errors are
-/// printed as one line.
-pub fn run(cli: Cli) -> ExitCode {
+/// printed as one line. `dotenv` is how loading `.env` went, before the command line
+/// was parsed.
+pub fn run(cli: Cli, dotenv: Result<(), ConfigError>) -> ExitCode {
     tracing_subscriber::fmt()
         // Logs go to stderr so that client subcommands can print results on stdout.
         .with_writer(std::io::stderr)
@@ -361,6 +362,10 @@ pub fn run(cli: Cli) -> ExitCode {
         )
         .init();
     crate::tls::install_provider();
+    if let Err(err) = dotenv {
+        eprintln!("strata: {}", causes::one_line(&err.into()));
+        return ExitCode::FAILURE;
+    }
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => Config::from_env()
             .map_err(anyhow::Error::from)

@@ -458,8 +458,9 @@ impl Config {
     }
 }
 
-/// Loads `.env` from the working directory into the environment when there is one.
-fn load_dotenv() -> Result<(), ConfigError> {
+/// Loads `.env` from the working directory into the environment when there is one;
+/// variables already set win.
+pub fn load_dotenv() -> Result<(), ConfigError> {
     match dotenvy::dotenv() {
         Ok(_) => Ok(()),
         Err(e) if e.not_found() => Ok(()),
