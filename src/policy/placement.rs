@@ -386,6 +386,11 @@ impl<K: Clone + PartialEq> Standing<K> {
             .map(|i| (candidates[i].density(), i))
             .collect();
         order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // The smallest size from each place in rank on: what could still enter free room.
+        let mut smallest_from = vec![u64::MAX; order.len() + 1];
+        for (j, &(_, i)) in order.iter().enumerate().rev() {
+            smallest_from[j] = smallest_from[j + 1].min(candidates[i].size);
+        }
         let mut moved = vec![false; candidates.len()];
         let mut planned = Vec::new();
         for (to, limit) in limits.iter().enumerate() {
@@ -397,6 +402,9 @@ impl<K: Clone + PartialEq> Standing<K> {
             let mut held = None;
             for (next, &(_, i)) in order.iter().enumerate().map(|(j, o)| (j + 1, o)) {
                 let c = &candidates[i];
+                if standing.closed_below(to, c.density(), smallest_from[next - 1], fill_limit) {
+                    break;
+                }
                 if moved[i] || c.tier <= to || !c.allowed.allows(to) {
                     continue;
                 }
@@ -493,6 +501,15 @@ impl<K: Clone + PartialEq> Standing<K> {
         let t = self.tiers.get(tier)?;
         t.limit.capacity?;
         t.residents.first().map(Resident::density)
+    }
+
+    /// Whether no object of `density` or less, the smallest of them `smallest` bytes,
+    /// can enter tier `tier`, filled up to `limit`: none fits its free room, and none
+    /// is denser than its least dense resident, the first one a swap would push out.
+    fn closed_below(&self, tier: usize, density: f64, smallest: u64, limit: u64) -> bool {
+        let t = &self.tiers[tier];
+        smallest > limit.saturating_sub(t.used)
+            && t.residents.first().is_none_or(|r| r.density() >= density)
     }
 
     /// Bytes tier `tier` holds as placed, moves planned included.
