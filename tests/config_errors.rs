@@ -4,18 +4,8 @@
 use std::process::Command;
 
 fn serve_with(var: &str, value: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("serve")
-        .current_dir(dir.path()) // no stray .env is picked up
-        .env_clear()
-        .env(var, value)
-        .output()
-        .expect("run strata");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let dir = tempfile::tempdir().unwrap(); // no stray .env is picked up
+    strata_in(dir.path(), &["serve"], &[(var, value)])
 }
 
 #[test]
@@ -48,13 +38,14 @@ fn malformed_values_stop_start_up_with_a_named_error() {
     }
 }
 
-/// `strata` in `dir` with nothing in its environment but PATH.
-fn strata_in(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+/// `strata` in `dir` with nothing in its environment but PATH and `vars`.
+fn strata_in(dir: &std::path::Path, args: &[&str], vars: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(vars.iter().copied())
         .output()
         .expect("run strata");
     (
@@ -74,12 +65,12 @@ fn dot_env_sets_the_log_filter_and_the_clients_server() {
     )
     .unwrap();
     // A check of the empty embedded catalogue: its statements are logged at debug.
-    let (_, stderr) = strata_in(dir.path(), &["check"]);
+    let (_, stderr) = strata_in(dir.path(), &["check"], &[]);
     assert!(
         stderr.contains("sqlx::query"),
         "no sqlx debug log: {stderr}"
     );
-    let (ok, stderr) = strata_in(dir.path(), &["objects"]);
+    let (ok, stderr) = strata_in(dir.path(), &["objects"], &[]);
     assert!(!ok);
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
 }
@@ -89,7 +80,7 @@ fn a_malformed_dot_env_stops_every_command_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".env"), "RUST_LOG=info\nnot a setting\n").unwrap();
     for args in [&["serve"][..], &["objects"]] {
-        let (ok, stderr) = strata_in(dir.path(), args);
+        let (ok, stderr) = strata_in(dir.path(), args, &[]);
         assert!(!ok, "{args:?} ran with a malformed .env");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(stderr.contains(".env"), "{args:?}: {stderr}");
