@@ -26,6 +26,9 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
 /// Where [`features`] puts `log_size_bytes`, the object's size.
 pub const SIZE_FEATURE: usize = 9;
 
+/// Where [`features`] puts `log_hits_last_24h`, the last day's count.
+const DAY_FEATURE: usize = 2;
+
 /// Where [`features`] puts `log_hits_per_day_last_7d`, the week's daily mean.
 pub const WEEK_FEATURE: usize = 3;
 
@@ -33,7 +36,7 @@ pub const WEEK_FEATURE: usize = 3;
 /// so in every row of a history no longer than a day, where it tells nothing the last
 /// day's count does not, and means something else once the history grows.
 pub fn week_is_the_last_day(features: &[f64; FEATURE_COUNT]) -> bool {
-    let from_day = (features[2].exp_m1() / 7.0).ln_1p();
+    let from_day = (features[DAY_FEATURE].exp_m1() / 7.0).ln_1p();
     (features[WEEK_FEATURE] - from_day).abs() <= 1e-12 * from_day.abs().max(1.0)
 }
 
@@ -322,6 +325,8 @@ mod tests {
         assert!((f[8] - 100f64.ln()).abs() < 1e-12);
         assert!((f[9] - 1024f64.ln()).abs() < 1e-12);
         assert_eq!(FEATURE_NAMES[SIZE_FEATURE], "log_size_bytes");
+        assert_eq!(FEATURE_NAMES[DAY_FEATURE], "log_hits_last_24h");
+        assert_eq!(FEATURE_NAMES[WEEK_FEATURE], "log_hits_per_day_last_7d");
     }
 
     /// The definition, written plainly: what the one-pass version must equal.
