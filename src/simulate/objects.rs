@@ -81,6 +81,8 @@ pub(super) struct Objects {
     pub(super) future: Vec<u32>,
     /// Those of the coming day.
     pub(super) future_day: Vec<u32>,
+    /// Objects whose `future` or `future_day` rose since the last forecaster run.
+    pub(super) foreseen: Vec<u32>,
     /// Accesses above which an hour makes an object hot: the hottest tier's
     /// `PREDICT_ABOVE`; `None` when it has none.
     pub(super) hot_level: Option<u32>,
@@ -103,6 +105,7 @@ impl Objects {
             scored_hits: Vec::new(),
             future: Vec::new(),
             future_day: Vec::new(),
+            foreseen: Vec::new(),
             hot_level,
         }
     }

@@ -8,7 +8,7 @@ use crate::db::{DAY_MS, HOUR_MS, MoveReason, TrackedObject};
 use crate::detector::{Detector, Spike};
 use crate::forecast::{TrackedId, Tracker};
 use crate::policy::Bounds;
-use crate::policy::placement::{Candidate, Placed, Standing};
+use crate::policy::placement::{Candidate, Placed, Standing, may_pay};
 use crate::policy::rules::{Allowed, Subject};
 
 use super::objects::{Context, Env, NEVER, REASONS, reason_index};
@@ -55,6 +55,41 @@ pub(super) struct Running {
     pub(super) done_at: i64,
 }
 
+/// The objects a run of ranked placement looks at: every one in play at the last run,
+/// and every one whose tier, move or value rose since. An object out of play comes back
+/// only by such a change ([`Policy::in_play`] rises with the value), so a run skips the
+/// rest: most objects of a long trace sit cold on a tier without a capacity.
+///
+/// [`Policy::in_play`]: crate::policy::Policy::in_play
+#[derive(Debug, Default)]
+pub(super) struct Watched {
+    list: Vec<u32>,
+    marked: Vec<bool>,
+}
+
+impl Watched {
+    fn add(&mut self, o: u32) {
+        let i = o as usize;
+        if self.marked.len() <= i {
+            self.marked.resize(i + 1, false);
+        }
+        if !self.marked[i] {
+            self.marked[i] = true;
+            self.list.push(o);
+        }
+    }
+
+    /// Every watched object in order, none watched any more.
+    fn take(&mut self) -> Vec<u32> {
+        let mut list = std::mem::take(&mut self.list);
+        for &o in &list {
+            self.marked[o as usize] = false;
+        }
+        list.sort_unstable();
+        list
+    }
+}
+
 /// What one policy did, summed over the scored part.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Stats {
@@ -91,6 +126,8 @@ pub(super) struct PolicySim {
     pub(super) running: Option<Running>,
     /// The last forecaster run's placement, when tiers are filled by rank.
     pub(super) standing: Option<Standing<u32>>,
+    /// The objects the next run of ranked placement looks at.
+    pub(super) watched: Watched,
     pub(super) stats: Stats,
 }
 
@@ -128,6 +165,7 @@ impl PolicySim {
             queue: Default::default(),
             running: None,
             standing,
+            watched: Watched::default(),
             stats: Stats {
                 served: vec![0; tiers],
                 read_bytes: vec![0; tiers],
@@ -145,6 +183,7 @@ impl PolicySim {
         self.moving.push(false);
         self.moving_to.push(rank);
         self.waiting_hot.push(NEVER);
+        self.watched.add(o);
         let tier = &mut self.tiers[usize::from(rank)];
         tier.settle(now, context.scored_from);
         tier.bytes += size;
@@ -196,6 +235,16 @@ impl PolicySim {
         }
         if let Some(spike) = spike {
             self.on_spike(&spike, now, env, out);
+        }
+    }
+
+    /// Objects whose accesses read ahead rose: their value did, for the policy that
+    /// knows them (those yet to appear are watched once they do).
+    pub(super) fn foresee(&mut self, objects: &[u32]) {
+        if self.kind.knows_the_future() {
+            for &o in objects.iter().filter(|&&o| (o as usize) < self.tier.len()) {
+                self.watched.add(o);
+            }
         }
     }
 
@@ -320,42 +369,44 @@ impl PolicySim {
             return;
         }
         let tracker = self.tracker.as_ref();
-        let candidates: Vec<Candidate<u32>> = (0..self.tier.len())
-            .filter_map(|i| {
-                let tier = usize::from(self.tier[i]);
-                // The diagnostic row knows the coming horizon, and the coming day stands
-                // for the last one.
-                let (value, variance, day_rate) = match (tracker, self.tracked.get(i)) {
-                    _ if self.kind.knows_the_future() => (
-                        f64::from(objects.future[i]),
-                        f64::from(objects.future[i]),
-                        f64::from(objects.future_day[i]) * context.horizon_ms as f64
-                            / DAY_MS as f64,
-                    ),
-                    (Some(tracker), Some(&id)) => (
-                        tracker.value(id),
-                        tracker.variance(id),
-                        tracker.day_rate(id),
-                    ),
-                    _ => (0.0, 0.0, 0.0),
-                };
-                let moving_to = self.moving[i].then(|| usize::from(self.moving_to[i]));
-                let allowed = self.allowed(i, now, env);
-                context
-                    .policy
-                    .in_play(tier, moving_to, value, day_rate, context.horizon_ms)
-                    .then(|| Candidate {
-                        key: i as u32,
-                        tier,
-                        size: objects.size[i],
-                        value,
-                        variance,
-                        day_rate,
-                        moving_to,
-                        allowed,
-                    })
-            })
-            .collect();
+        let mut candidates: Vec<Candidate<u32>> = Vec::new();
+        for o in self.watched.take() {
+            let i = o as usize;
+            let tier = usize::from(self.tier[i]);
+            // The diagnostic row knows the coming horizon, and the coming day stands
+            // for the last one.
+            let (value, variance, day_rate) = match (tracker, self.tracked.get(i)) {
+                _ if self.kind.knows_the_future() => (
+                    f64::from(objects.future[i]),
+                    f64::from(objects.future[i]),
+                    f64::from(objects.future_day[i]) * context.horizon_ms as f64 / DAY_MS as f64,
+                ),
+                (Some(tracker), Some(&id)) => (
+                    tracker.value(id),
+                    tracker.variance(id),
+                    tracker.day_rate(id),
+                ),
+                _ => (0.0, 0.0, 0.0),
+            };
+            let moving_to = self.moving[i].then(|| usize::from(self.moving_to[i]));
+            if !context
+                .policy
+                .in_play(tier, moving_to, value, day_rate, context.horizon_ms)
+            {
+                continue;
+            }
+            self.watched.add(o);
+            candidates.push(Candidate {
+                key: o,
+                tier,
+                size: objects.size[i],
+                value,
+                variance,
+                day_rate,
+                moving_to,
+                allowed: self.allowed(i, now, env),
+            });
+        }
         let (moves, standing) =
             context
                 .policy
@@ -386,10 +437,17 @@ impl PolicySim {
         for &(o, hour, hits) in updates {
             tracker.observe_hits(self.tracked[o as usize], hour, hits);
         }
-        let planned =
-            context
-                .policy
-                .plan_proactive(&tracker.forecast(model, now), now, &Bounds::default());
+        let forecasts = tracker.forecast(model, now);
+        for f in &forecasts {
+            if may_pay(f.value, f.day_rate, context.horizon_ms)
+                && let Some(&o) = objects.index.get(f.object_id)
+            {
+                self.watched.add(o);
+            }
+        }
+        let planned = context
+            .policy
+            .plan_proactive(&forecasts, now, &Bounds::default());
         self.place(now, env, out);
         for planned in planned {
             let Some(&o) = objects.index.get(planned.object_id.as_str()) else {
@@ -428,6 +486,7 @@ impl PolicySim {
         }
         self.moving[i] = true;
         self.moving_to[i] = to;
+        self.watched.add(o);
         if let Some(out) = out.as_mut() {
             out.row(format_args!(
                 "{},{now},{},{},{},{},{}\n",
@@ -529,6 +588,7 @@ impl PolicySim {
         self.tiers[to].bytes += size;
         self.tier[i] = done.to;
         self.moving[i] = false;
+        self.watched.add(done.object);
         if now >= context.scored_from {
             let (count, bytes) = &mut self.stats.moves[reason_index(done.reason)];
             *count += 1;
