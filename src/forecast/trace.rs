@@ -17,6 +17,10 @@ const LATEST_MS: i64 = 32_503_680_000_000;
 /// forecaster interval of it, and a stray time is likelier than a quiet year.
 const LONGEST_GAP_MS: i64 = 366 * 24 * HOUR_MS;
 
+/// The largest object S3 stores (5 TiB): a larger size is taken for a stray figure, and
+/// the byte totals of a replay stay far from overflowing.
+const LARGEST_OBJECT_BYTES: u64 = 5 << 40;
+
 /// A trace that cannot be used; line numbers count from 1 (the header).
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
@@ -86,10 +90,16 @@ impl<R: BufRead> TraceReader<R> {
     /// Reads and checks the header.
     pub fn new(mut input: R) -> Result<TraceReader<R>, TraceError> {
         let mut header = String::new();
-        let header_len = input.read_line(&mut header)?;
-        let columns: Vec<&str> = header.trim().split(',').map(str::trim).collect();
-        if !(columns.starts_with(&["ts_ms", "object_id", "size_bytes"])
-            && (columns.len() == 3 || columns.get(3) == Some(&"op")))
+        let header_len = read_line(&mut input, &mut header, 1)?;
+        // Spreadsheets write a byte-order mark, and some tools upper-case the names.
+        let columns: Vec<String> = header
+            .trim_start_matches('\u{feff}')
+            .trim()
+            .split(',')
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        if !(columns.starts_with(&["ts_ms", "object_id", "size_bytes"].map(String::from))
+            && (columns.len() == 3 || columns.get(3).is_some_and(|c| c == "op")))
         {
             return Err(TraceError::Header(header.trim_end().to_string()));
         }
@@ -116,7 +126,7 @@ impl<R: BufRead> TraceReader<R> {
     pub fn next_access(&mut self) -> Result<Option<Access<'_>>, TraceError> {
         loop {
             self.line.clear();
-            let len = self.input.read_line(&mut self.line)?;
+            let len = read_line(&mut self.input, &mut self.line, self.line_no + 1)?;
             if len == 0 {
                 return Ok(None);
             }
@@ -162,9 +172,15 @@ impl<R: BufRead> TraceReader<R> {
         let size_bytes = size
             .parse::<u64>()
             .map_err(|_| row(format!("size_bytes {size:?} is not a size")))?;
+        if size_bytes > LARGEST_OBJECT_BYTES {
+            return Err(row(format!(
+                "size_bytes {size_bytes} is more than 5 TiB, the largest object S3 stores"
+            )));
+        }
         let write = match op {
-            None | Some("read") => false,
-            Some("write") => true,
+            None => false,
+            Some(op) if op.eq_ignore_ascii_case("read") => false,
+            Some(op) if op.eq_ignore_ascii_case("write") => true,
             Some(op) => return Err(row(format!("op {op:?} is neither read nor write"))),
         };
         self.previous = Some(ts_ms);
@@ -175,6 +191,22 @@ impl<R: BufRead> TraceReader<R> {
             write,
         }))
     }
+}
+
+/// Reads line `line_no` of `input` into `line`, with its length; text that is not UTF-8
+/// (a compressed file, another encoding) is an error of that line.
+fn read_line(
+    input: &mut impl BufRead,
+    line: &mut String,
+    line_no: usize,
+) -> Result<usize, TraceError> {
+    input.read_line(line).map_err(|error| match error.kind() {
+        std::io::ErrorKind::InvalidData => TraceError::Row {
+            line: line_no,
+            why: "not UTF-8 text (a compressed file?)".into(),
+        },
+        _ => TraceError::Io(error),
+    })
 }
 
 /// Reads a whole trace into hourly counts; see [`hourly_counts`].
@@ -254,14 +286,21 @@ mod tests {
         assert_eq!(counts.series["b"].object.created_ms, 3_600_002);
         let three_columns = read_trace("ts_ms,object_id,size_bytes\n0,x,1\n".as_bytes()).unwrap();
         assert_eq!(three_columns.series["x"].hours, [1]);
+        // A byte-order mark, upper-case names and ops, Windows line ends.
+        let spreadsheet = "\u{feff}TS_MS,Object_Id,SIZE_BYTES,Op\r\n0,x,1,READ\r\n1,x,1,Write\r\n";
+        assert_eq!(
+            read_trace(spreadsheet.as_bytes()).unwrap().series["x"].hours,
+            [2]
+        );
     }
 
     #[test]
     fn bad_traces_name_the_line_and_the_problem() {
-        let line_of = |trace: &str| match read_trace(trace.as_bytes()) {
+        let line_of_bytes = |trace: &[u8]| match read_trace(trace) {
             Err(TraceError::Row { line, .. }) => line,
             other => panic!("{trace:?}: {other:?}"),
         };
+        let line_of = |trace: &str| line_of_bytes(trace.as_bytes());
         let h = "ts_ms,object_id,size_bytes\n";
         assert_eq!(line_of(&format!("{h}5,a,1\n4,a,1\n")), 3, "decreasing time");
         assert_eq!(line_of(&format!("{h}x,a,1\n")), 2);
@@ -269,6 +308,15 @@ mod tests {
         assert_eq!(line_of(&format!("{h}1,,1\n")), 2);
         assert_eq!(line_of(&format!("{h}1,a,-1\n")), 2);
         assert_eq!(line_of("ts_ms,object_id,size_bytes,op\n1,a,1,delete\n"), 2);
+        assert_eq!(
+            line_of(&format!("{h}1,a,{}\n", u64::MAX)),
+            2,
+            "no such size"
+        );
+        assert!(read_trace(format!("{h}1,a,{}\n", 5u64 << 40).as_bytes()).is_ok());
+        let not_text = [h.as_bytes(), b"1,a,1\n2,\xff,1\n"].concat();
+        assert_eq!(line_of_bytes(&not_text), 3, "not UTF-8");
+        assert_eq!(line_of_bytes(b"\x1f\x8b\x08\x00\xff\n"), 1, "gzip");
         // Times the replay could not step through: before 1970, in microseconds, or a
         // stray line years after the rest (each would have run for hours or aborted).
         assert_eq!(line_of(&format!("{h}-1,a,1\n")), 2, "before 1970");
