@@ -489,3 +489,44 @@ fn rules_are_replayed_beside_the_same_policy_without_them() {
         "{err}"
     );
 }
+
+#[test]
+fn the_heading_says_what_the_unscored_part_was_for_and_warns_when_little_is_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = small_trace(dir.path(), "5");
+    let heading = |args: &[&str]| {
+        let (ok, out, err) = strata(
+            dir.path(),
+            &[],
+            &[&["simulate", "--trace", trace.to_str().unwrap()], args].concat(),
+        );
+        assert!(ok, "{err}");
+        out.lines().take(4).collect::<Vec<_>>().join("\n")
+    };
+    let trained = heading(&["--policy", "proactive"]);
+    assert!(
+        trained.contains("(the part before trained the model)"),
+        "{trained}"
+    );
+    let reactive = heading(&["--policy", "reactive"]);
+    assert!(
+        reactive.contains("(the part before warmed the policies up)"),
+        "{reactive}"
+    );
+    assert!(!reactive.contains("warning"), "{reactive}");
+    // One access a week after the rest moves the training cut past all the others.
+    let mut text = std::fs::read_to_string(&trace).unwrap();
+    let last: i64 = text
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    text.push_str(&format!("{},straggler,1\n", last + 7 * 24 * 3_600_000));
+    std::fs::write(&trace, text).unwrap();
+    let stretched = heading(&["--policy", "reactive"]);
+    assert!(stretched.contains("warning: under a tenth"), "{stretched}");
+}

@@ -231,12 +231,18 @@ impl Report {
             "scored: {} accesses from {}{}",
             self.scored_accesses,
             format_rfc3339_ms(self.scored_from_ms),
-            if self.scored_from_ms > self.first_ms {
-                " (the part before trained the model)"
-            } else {
-                ""
+            match &self.model {
+                _ if self.scored_from_ms <= self.first_ms => "",
+                Some(m) if m.trained_here => " (the part before trained the model)",
+                _ => " (the part before warmed the policies up)",
             }
         );
+        if self.scored_accesses * 10 < self.accesses {
+            let _ = writeln!(
+                out,
+                "warning: under a tenth of the accesses are scored; the training part is cut by time, so a few accesses far from the rest move the cut (a smaller --train-fraction scores more)"
+            );
+        }
         let _ = writeln!(
             out,
             "hot tier {} ({}); moves at {:.1} MB/s; forecaster every {} s",
