@@ -63,31 +63,69 @@ pub(super) struct Running {
 /// [`Policy::in_play`]: crate::policy::Policy::in_play
 #[derive(Debug, Default)]
 pub(super) struct Watched {
-    list: Vec<u32>,
-    marked: Vec<bool>,
+    /// Those the last run kept, in order.
+    kept: Vec<u32>,
+    /// Those added since, in any order.
+    added: Vec<u32>,
+    /// The lists the last run looked at, kept for their memory.
+    spare: [Vec<u32>; 2],
+    /// The run each object was last watched for: watched when it is `run`'s.
+    marked: Vec<u32>,
+    run: u32,
 }
 
 impl Watched {
     fn add(&mut self, o: u32) {
-        let i = o as usize;
-        if self.marked.len() <= i {
-            self.marked.resize(i + 1, false);
-        }
-        if !self.marked[i] {
-            self.marked[i] = true;
-            self.list.push(o);
+        if self.mark(o) {
+            self.added.push(o);
         }
     }
 
-    /// Every watched object in order, none watched any more.
-    fn take(&mut self) -> Vec<u32> {
-        let mut list = std::mem::take(&mut self.list);
-        for &o in &list {
-            self.marked[o as usize] = false;
+    /// Marks `o` watched; false when it already was.
+    fn mark(&mut self, o: u32) -> bool {
+        let i = o as usize;
+        if self.marked.len() <= i {
+            self.marked.resize(i + 1, 0);
         }
-        list.sort_unstable();
-        list
+        let run = self.run + 1;
+        std::mem::replace(&mut self.marked[i], run) != run
     }
+
+    /// The watched objects as two ordered lists ([`in_order`] runs through both), none
+    /// watched any more; the run [`Watched::keep`]s those still in play, in order, and
+    /// hands the lists back.
+    fn take(&mut self) -> [Vec<u32>; 2] {
+        self.run += 1;
+        self.added.sort_unstable();
+        let [kept, added] = std::mem::take(&mut self.spare);
+        [
+            std::mem::replace(&mut self.kept, kept),
+            std::mem::replace(&mut self.added, added),
+        ]
+    }
+
+    /// Watches `o`, the next in order of the lists being run through.
+    fn keep(&mut self, o: u32) {
+        if self.mark(o) {
+            self.kept.push(o);
+        }
+    }
+
+    /// Hands back the lists [`Watched::take`] gave.
+    fn give_back(&mut self, mut lists: [Vec<u32>; 2]) {
+        lists.iter_mut().for_each(Vec::clear);
+        self.spare = lists;
+    }
+}
+
+/// The objects of two ordered lists, in order.
+fn in_order([a, b]: &[Vec<u32>; 2]) -> impl Iterator<Item = u32> + '_ {
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(&x), Some(&y)) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 /// What one policy did, summed over the scored part.
@@ -128,6 +166,9 @@ pub(super) struct PolicySim {
     pub(super) standing: Option<Standing<u32>>,
     /// The objects the next run of ranked placement looks at.
     pub(super) watched: Watched,
+    /// The last run's candidates, kept for their memory: a run over a large catalogue
+    /// would otherwise fault in fresh pages for them every time.
+    pub(super) candidates: Vec<Candidate<u32>>,
     pub(super) stats: Stats,
 }
 
@@ -166,6 +207,7 @@ impl PolicySim {
             running: None,
             standing,
             watched: Watched::default(),
+            candidates: Vec::new(),
             stats: Stats {
                 served: vec![0; tiers],
                 read_bytes: vec![0; tiers],
@@ -369,8 +411,10 @@ impl PolicySim {
             return;
         }
         let tracker = self.tracker.as_ref();
-        let mut candidates: Vec<Candidate<u32>> = Vec::new();
-        for o in self.watched.take() {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        let watched = self.watched.take();
+        for o in in_order(&watched) {
             let i = o as usize;
             let tier = usize::from(self.tier[i]);
             // The diagnostic row knows the coming horizon, and the coming day stands
@@ -395,7 +439,7 @@ impl PolicySim {
             {
                 continue;
             }
-            self.watched.add(o);
+            self.watched.keep(o);
             candidates.push(Candidate {
                 key: o,
                 tier,
@@ -412,6 +456,8 @@ impl PolicySim {
                 .policy
                 .place(&candidates, context.horizon_ms, now, self.standing.as_ref());
         self.standing = Some(standing);
+        self.candidates = candidates;
+        self.watched.give_back(watched);
         self.enqueue_placed(&moves, now, env, out);
     }
 
