@@ -717,3 +717,39 @@ impl PolicySim {
 
 /// Hours in the month that storage prices are quoted for (365 × 24 / 12).
 pub(super) const HOURS_PER_MONTH: f64 = 730.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One run: every watched object in order; those in `keep` stay watched.
+    fn run(watched: &mut Watched, keep: &[u32]) -> Vec<u32> {
+        let lists = watched.take();
+        let seen: Vec<u32> = in_order(&lists).collect();
+        for &o in &seen {
+            if keep.contains(&o) {
+                watched.keep(o);
+            }
+        }
+        watched.give_back(lists);
+        seen
+    }
+
+    #[test]
+    fn watched_objects_come_once_each_in_order_until_a_run_drops_them() {
+        let mut watched = Watched::default();
+        for o in [7, 2, 9, 2, 4] {
+            watched.add(o);
+        }
+        assert_eq!(run(&mut watched, &[2, 9]), [2, 4, 7, 9]);
+        // Kept ones and ones added since, merged; an object both kept and added once.
+        for o in [5, 9, 1] {
+            watched.add(o);
+        }
+        assert_eq!(run(&mut watched, &[]), [1, 2, 5, 9]);
+        assert_eq!(run(&mut watched, &[]), Vec::<u32>::new());
+        watched.add(4);
+        assert_eq!(run(&mut watched, &[4]), [4]);
+        assert_eq!(run(&mut watched, &[]), [4]);
+    }
+}
