@@ -199,7 +199,7 @@ impl Policy {
     /// beats, with the demotions that make room; else promoted by the thresholds of the
     /// tiers without one (of every tier, when there is no standing yet). Only to a tier
     /// the rules have `allowed`.
-    pub fn admit_burst<K: Clone + PartialEq>(
+    pub fn admit_burst<K: Clone + Ord>(
         &self,
         standing: Option<&mut Standing<K>>,
         key: &K,
@@ -232,7 +232,7 @@ impl Policy {
     /// into tiers with a capacity, and the standing later bursts are admitted against.
     /// The move budget and the tiers' turnover carry over from the `previous` run's
     /// standing.
-    pub fn place<K: Clone + PartialEq>(
+    pub fn place<K: Clone + Ord>(
         &self,
         candidates: &[Candidate<K>],
         horizon_ms: i64,

@@ -294,6 +294,17 @@ impl<K> Resident<K> {
     }
 }
 
+impl<K: Ord> Resident<K> {
+    /// The order a tier's residents are pushed out in: the least dense first, of equal
+    /// density the lowest key (the oldest object, for keys that grow with age), so that
+    /// a run's standing does not depend on the order its candidates came in.
+    fn push_order(a: &Resident<K>, b: &Resident<K>) -> std::cmp::Ordering {
+        a.density()
+            .total_cmp(&b.density())
+            .then_with(|| a.key.cmp(&b.key))
+    }
+}
+
 /// Why an object is not placed on a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -324,7 +335,7 @@ pub struct Standing<K> {
     horizon_ms: i64,
 }
 
-impl<K: Clone + PartialEq> Standing<K> {
+impl<K: Clone + Ord> Standing<K> {
     /// Fills the tiers with capacities by rank: the moves that pay for themselves, most
     /// valuable first, and the standing they leave. Objects on tiers without a capacity
     /// are only ever promoted from here; whatever moves among those tiers is the
@@ -369,8 +380,7 @@ impl<K: Clone + PartialEq> Standing<K> {
             }
         }
         for tier in &mut standing.tiers {
-            tier.residents
-                .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
+            tier.residents.sort_unstable_by(Resident::push_order);
         }
         // Only objects that may be promoted into a tier filled by rank are ranked: every
         // such tier passes over one already on or above it, or not worth a move.
@@ -385,7 +395,11 @@ impl<K: Clone + PartialEq> Standing<K> {
             })
             .map(|i| (candidates[i].density(), i))
             .collect();
-        order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // Densest first, of equal density the lowest key, whatever the candidates' order.
+        order.sort_unstable_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| candidates[a.1].key.cmp(&candidates[b.1].key))
+        });
         // The smallest size from each place in rank on: what could still enter free room.
         let mut smallest_from = vec![u64::MAX; order.len() + 1];
         for (j, &(_, i)) in order.iter().enumerate().rev() {
@@ -437,8 +451,7 @@ impl<K: Clone + PartialEq> Standing<K> {
             }
         }
         for tier in &mut standing.tiers {
-            tier.residents
-                .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
+            tier.residents.sort_unstable_by(Resident::push_order);
         }
         (planned, standing)
     }
@@ -487,7 +500,7 @@ impl<K: Clone + PartialEq> Standing<K> {
             ) {
                 self.tiers[to]
                     .residents
-                    .sort_unstable_by(|a, b| a.density().total_cmp(&b.density()));
+                    .sort_unstable_by(Resident::push_order);
                 return Some(moves);
             }
         }
@@ -754,6 +767,36 @@ mod tests {
             moves(&Standing::plan(&limits, &big, H, free()).0),
             [("big", 2, 1)]
         );
+    }
+
+    #[test]
+    fn ties_of_density_go_by_key_whatever_order_the_candidates_come_in() {
+        let limits = [bounded(100), UNBOUNDED];
+        // Two cold residents of the same density, two entrants of the same density: the
+        // one with the lowest key is pushed out, the one with the lowest key enters.
+        let candidates = [
+            object("x-cold", 0, 50, 0.0),
+            object("a-cold", 0, 50, 0.0),
+            steady("y-hot", 1, 50, 40.0),
+            steady("b-hot", 1, 50, 40.0),
+        ];
+        let mut reversed = candidates.to_vec();
+        reversed.reverse();
+        for input in [candidates.to_vec(), reversed] {
+            let (placed, mut standing) = Standing::plan(&limits, &input, H, free());
+            assert_eq!(
+                moves(&placed),
+                [
+                    ("a-cold", 0, 1),
+                    ("b-hot", 1, 0),
+                    ("x-cold", 0, 1),
+                    ("y-hot", 1, 0)
+                ]
+            );
+            // A burst pushes out the lowest key of the two equally dense residents.
+            let burst = standing.admit(&"c-burst", 1, 50, 10_000, H, Allowed::ANY);
+            assert_eq!(moves(&burst.unwrap()), [("b-hot", 0, 1), ("c-burst", 1, 0)]);
+        }
     }
 
     #[test]
