@@ -450,8 +450,10 @@ impl<K: Clone + Ord> Standing<K> {
                 }
             }
         }
+        // Still in order but for the entrants pushed at the end: a stable sort merges
+        // them in at the cost of a pass (the order is total, so any sort gives the same).
         for tier in &mut standing.tiers {
-            tier.residents.sort_unstable_by(Resident::push_order);
+            tier.residents.sort_by(Resident::push_order);
         }
         (planned, standing)
     }
@@ -498,9 +500,7 @@ impl<K: Clone + Ord> Standing<K> {
                 MoveReason::ReactiveAccessSpike,
                 std::iter::empty(),
             ) {
-                self.tiers[to]
-                    .residents
-                    .sort_unstable_by(Resident::push_order);
+                self.tiers[to].residents.sort_by(Resident::push_order);
                 return Some(moves);
             }
         }
