@@ -333,6 +333,34 @@ fn malformed_traces_are_one_line_errors_with_the_line_number() {
     }
 }
 
+#[test]
+fn a_trace_too_short_to_train_on_says_how_many_hours_the_training_part_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four hours of accesses: the first quarter, one hour, holds no hour with a whole
+    // horizon after it.
+    let mut trace = String::from("ts_ms,object_id,size_bytes\n");
+    for minute in 0..=240 {
+        trace.push_str(&format!("{},o{},100\n", minute * 60_000, minute % 7));
+    }
+    let path = dir.path().join("short.csv");
+    std::fs::write(&path, trace).unwrap();
+    let path = path.display().to_string();
+    let (ok, _, err) = strata(dir.path(), &[], &["simulate", "--trace", &path]);
+    assert!(!ok);
+    assert!(
+        err.contains("first 25 % of the trace, 1.0 hours") && err.contains("--train-fraction"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The reactive policy trains nothing, so the same trace replays.
+    let (ok, _, err) = strata(
+        dir.path(),
+        &[],
+        &["simulate", "--trace", &path, "--policy", "reactive"],
+    );
+    assert!(ok, "{err}");
+}
+
 /// Bytes of all the objects of a trace, each counted once.
 fn trace_bytes(trace: &Path) -> u64 {
     let text = std::fs::read_to_string(trace).unwrap();

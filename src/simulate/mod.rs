@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::db::HOUR_MS;
 use crate::forecast::trace::{TraceError, TraceReader, hourly_counts};
 use crate::forecast::{Model, ModelError, train_from_counts};
 use crate::policy::Policy;
@@ -159,11 +160,14 @@ pub enum SimulateError {
     Model(#[from] ModelError),
     /// No model could be trained on the first part of the trace.
     #[error(
-        "cannot train a model on the first {percent:.0} % of the trace ({error}); give one with --model or a larger --train-fraction"
+        "cannot train a model on the first {percent:.0} % of the trace, {hours:.1} hours ({error}); give one with --model or a larger --train-fraction"
     )]
     Train {
         /// The training share, in percent.
         percent: f64,
+        /// The hours the training part spans: a model learns from whole hours, each with
+        /// its horizon after it, so a part of a few hours holds next to nothing.
+        hours: f64,
         /// Why training failed.
         error: ModelError,
     },
@@ -301,7 +305,7 @@ fn model_and_scored_part(
             let cutoff = span.first_ms
                 + ((span.last_ms - span.first_ms) as f64 * options.train_fraction) as i64;
             let model = if needs_model {
-                Some(train(path, cutoff, options.train_fraction)?)
+                Some(train(path, span.first_ms, cutoff, options.train_fraction)?)
             } else {
                 None
             };
@@ -333,10 +337,17 @@ fn scan(path: &Path) -> Result<Span, SimulateError> {
     span.ok_or_else(|| trace_error(path, TraceError::Empty))
 }
 
-/// Second pass: trains a model on the accesses before `cutoff_ms`.
-fn train(path: &Path, cutoff_ms: i64, fraction: f64) -> Result<Model, SimulateError> {
+/// Second pass: trains a model on the accesses from `first_ms`, the trace's first, to
+/// `cutoff_ms`.
+fn train(
+    path: &Path,
+    first_ms: i64,
+    cutoff_ms: i64,
+    fraction: f64,
+) -> Result<Model, SimulateError> {
     let failed = |error| SimulateError::Train {
         percent: fraction * 100.0,
+        hours: (cutoff_ms - first_ms) as f64 / HOUR_MS as f64,
         error,
     };
     let mut reader = open_trace(path)?;
