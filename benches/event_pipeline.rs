@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
             .parse()
             .context(what.to_string())
     };
+    strata::config::load_dotenv()?;
     let config = Config::from_env()?;
     let mode = args.first().map(String::as_str);
     // `consume-embedded` runs on librdkafka's in-process mock cluster, the embedded

@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    strata::config::load_dotenv()?;
     let mut config = Config::from_env()?;
     let (count, concurrency) = match args.first().map(String::as_str) {
         Some("large") => (1, 1),

@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: storage_transfer FILE [TIER]");
     };
     let tier = args.get(1).map(String::as_str).unwrap_or("public");
+    strata::config::load_dotenv()?;
     let config = Config::from_env()?;
     let tier_config = config
         .tier(tier)

@@ -1,8 +1,8 @@
 //! Service configuration, read from environment variables.
 //!
 //! Every setting has an embedded default, so `strata serve` runs with nothing set at all.
-//! A `.env` file in the working directory is loaded first (see [`Config::from_env`]); real
-//! environment variables win over it. `.env.example` documents every variable read here.
+//! A `.env` file in the working directory is loaded into the environment first, once, by
+//! the binary ([`load_dotenv`]); real environment variables win over it. `.env.example` documents every variable read here.
 //!
 //! Parsing is a pure function of a variable lookup ([`Config::from_lookup`]) so that it can
 //! be tested without touching the process environment.
@@ -398,10 +398,9 @@ impl Default for TransferConfig {
 }
 
 impl Config {
-    /// Loads `.env` from the working directory when present, then reads the process
-    /// environment.
+    /// Reads the process environment (`.env` included once [`load_dotenv`] has loaded
+    /// it, as the binary does before anything else).
     pub fn from_env() -> Result<Config, ConfigError> {
-        load_dotenv()?;
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -409,7 +408,6 @@ impl Config {
     /// taking precedence over the environment (`strata simulate --tiers FILE`: tiers,
     /// capacities and costs to try without touching the service's own settings).
     pub fn from_env_overridden_by(path: &Path) -> Result<Config, ConfigError> {
-        load_dotenv()?;
         let unreadable = |e: dotenvy::Error| ConfigError::DotEnv {
             path: path.display().to_string(),
             message: e.to_string(),
