@@ -379,8 +379,10 @@ impl<K: Clone + Ord> Standing<K> {
                 None => {}
             }
         }
+        // A stable sort: candidates that come in the last run's order of residents (as
+        // the simulator's do) are sorted in little more than a pass.
         for tier in &mut standing.tiers {
-            tier.residents.sort_unstable_by(Resident::push_order);
+            tier.residents.sort_by(Resident::push_order);
         }
         // Only objects that may be promoted into a tier filled by rank are ranked: every
         // such tier passes over one already on or above it, or not worth a move.
@@ -456,6 +458,14 @@ impl<K: Clone + Ord> Standing<K> {
             tier.residents.sort_by(Resident::push_order);
         }
         (planned, standing)
+    }
+
+    /// The objects that may be pushed out of the tiers with a capacity, tier by tier,
+    /// the first to go first.
+    pub fn residents(&self) -> impl Iterator<Item = &K> {
+        self.tiers
+            .iter()
+            .flat_map(|t| t.residents.iter().map(|r| &r.key))
     }
 
     /// What the run that made this standing hands the next one.

@@ -58,19 +58,24 @@ pub(super) struct Running {
 /// The objects a run of ranked placement looks at: every one in play at the last run,
 /// and every one whose tier, move or value rose since. An object out of play comes back
 /// only by such a change ([`Policy::in_play`] rises with the value), so a run skips the
-/// rest: most objects of a long trace sit cold on a tier without a capacity.
+/// rest: most objects of a long trace sit cold on a tier without a capacity. A run's
+/// outcome does not depend on the order it looks at them in (ranking breaks ties by
+/// key); they come the last run's residents first, in the order it ranked them, so
+/// that sorting them again costs little more than a pass.
 ///
 /// [`Policy::in_play`]: crate::policy::Policy::in_play
 #[derive(Debug, Default)]
 pub(super) struct Watched {
-    /// Those the last run kept, in order.
+    /// Those the last run kept.
     kept: Vec<u32>,
-    /// Those added since, in any order.
+    /// Those added since.
     added: Vec<u32>,
     /// The lists the last run looked at, kept for their memory.
     spare: [Vec<u32>; 2],
     /// The run each object was last watched for: watched when it is `run`'s.
     marked: Vec<u32>,
+    /// The run each object was last put at the head of `kept` for.
+    led: Vec<u32>,
     run: u32,
 }
 
@@ -83,20 +88,14 @@ impl Watched {
 
     /// Marks `o` watched; false when it already was.
     fn mark(&mut self, o: u32) -> bool {
-        let i = o as usize;
-        if self.marked.len() <= i {
-            self.marked.resize(i + 1, 0);
-        }
         let run = self.run + 1;
-        std::mem::replace(&mut self.marked[i], run) != run
+        std::mem::replace(stamp(&mut self.marked, o), run) != run
     }
 
-    /// The watched objects as two ordered lists ([`in_order`] runs through both), none
-    /// watched any more; the run [`Watched::keep`]s those still in play, in order, and
-    /// hands the lists back.
+    /// The watched objects (kept, then added; each once), none watched any more; the
+    /// run [`Watched::keep`]s those still in play and hands the lists back.
     fn take(&mut self) -> [Vec<u32>; 2] {
         self.run += 1;
-        self.added.sort_unstable();
         let [kept, added] = std::mem::take(&mut self.spare);
         [
             std::mem::replace(&mut self.kept, kept),
@@ -104,11 +103,32 @@ impl Watched {
         ]
     }
 
-    /// Watches `o`, the next in order of the lists being run through.
+    /// Watches `o`, still in play.
     fn keep(&mut self, o: u32) {
         if self.mark(o) {
             self.kept.push(o);
         }
+    }
+
+    /// Puts the kept objects among `first` at the head of the next run's, in that order.
+    fn lead_with(&mut self, first: impl Iterator<Item = u32>) {
+        let run = self.run + 1;
+        let [head, _] = &mut self.spare;
+        for o in first {
+            if self.marked.get(o as usize) == Some(&run)
+                && std::mem::replace(stamp(&mut self.led, o), run) != run
+            {
+                head.push(o);
+            }
+        }
+        let led = &self.led;
+        head.extend(
+            self.kept
+                .iter()
+                .filter(|&&o| led.get(o as usize) != Some(&run)),
+        );
+        std::mem::swap(head, &mut self.kept);
+        head.clear();
     }
 
     /// Hands back the lists [`Watched::take`] gave.
@@ -118,14 +138,13 @@ impl Watched {
     }
 }
 
-/// The objects of two ordered lists, in order.
-fn in_order([a, b]: &[Vec<u32>; 2]) -> impl Iterator<Item = u32> + '_ {
-    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
-    std::iter::from_fn(move || match (a.peek(), b.peek()) {
-        (Some(&x), Some(&y)) if y < x => b.next(),
-        (Some(_), _) => a.next(),
-        (None, _) => b.next(),
-    })
+/// Object `o`'s place in `stamps`, grown to hold it.
+fn stamp(stamps: &mut Vec<u32>, o: u32) -> &mut u32 {
+    let i = o as usize;
+    if stamps.len() <= i {
+        stamps.resize(i + 1, 0);
+    }
+    &mut stamps[i]
 }
 
 /// What one policy did, summed over the scored part.
@@ -414,7 +433,7 @@ impl PolicySim {
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         let watched = self.watched.take();
-        for o in in_order(&watched) {
+        for o in watched.iter().flatten().copied() {
             let i = o as usize;
             let tier = usize::from(self.tier[i]);
             // The diagnostic row knows the coming horizon, and the coming day stands
@@ -455,9 +474,10 @@ impl PolicySim {
             context
                 .policy
                 .place(&candidates, context.horizon_ms, now, self.standing.as_ref());
+        self.watched.give_back(watched);
+        self.watched.lead_with(standing.residents().copied());
         self.standing = Some(standing);
         self.candidates = candidates;
-        self.watched.give_back(watched);
         self.enqueue_placed(&moves, now, env, out);
     }
 
@@ -722,34 +742,38 @@ pub(super) const HOURS_PER_MONTH: f64 = 730.0;
 mod tests {
     use super::*;
 
-    /// One run: every watched object in order; those in `keep` stay watched.
-    fn run(watched: &mut Watched, keep: &[u32]) -> Vec<u32> {
+    /// One run: every watched object in the order it comes; those in `keep` stay
+    /// watched, `lead` first in the next run.
+    fn run(watched: &mut Watched, keep: &[u32], lead: &[u32]) -> Vec<u32> {
         let lists = watched.take();
-        let seen: Vec<u32> = in_order(&lists).collect();
+        let seen: Vec<u32> = lists.iter().flatten().copied().collect();
         for &o in &seen {
             if keep.contains(&o) {
                 watched.keep(o);
             }
         }
         watched.give_back(lists);
+        watched.lead_with(lead.iter().copied());
         seen
     }
 
     #[test]
-    fn watched_objects_come_once_each_in_order_until_a_run_drops_them() {
+    fn watched_objects_come_once_each_until_a_run_drops_them_led_by_the_residents() {
         let mut watched = Watched::default();
         for o in [7, 2, 9, 2, 4] {
             watched.add(o);
         }
-        assert_eq!(run(&mut watched, &[2, 9]), [2, 4, 7, 9]);
-        // Kept ones and ones added since, merged; an object both kept and added once.
+        assert_eq!(run(&mut watched, &[2, 9, 4], &[9, 3, 4, 9]), [7, 2, 9, 4]);
+        // Kept ones led by the residents (one not kept is not watched), then the rest
+        // kept, then ones added since; an object both kept and added comes once.
         for o in [5, 9, 1] {
             watched.add(o);
         }
-        assert_eq!(run(&mut watched, &[]), [1, 2, 5, 9]);
-        assert_eq!(run(&mut watched, &[]), Vec::<u32>::new());
+        assert_eq!(run(&mut watched, &[2, 1], &[]), [9, 4, 2, 5, 1]);
+        assert_eq!(run(&mut watched, &[], &[1]), [2, 1]);
+        assert_eq!(run(&mut watched, &[], &[]), Vec::<u32>::new());
         watched.add(4);
-        assert_eq!(run(&mut watched, &[4]), [4]);
-        assert_eq!(run(&mut watched, &[]), [4]);
+        assert_eq!(run(&mut watched, &[4], &[]), [4]);
+        assert_eq!(run(&mut watched, &[], &[]), [4]);
     }
 }
