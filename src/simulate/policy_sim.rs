@@ -504,6 +504,8 @@ impl PolicySim {
             tracker.observe_hits(self.tracked[o as usize], hour, hits);
         }
         let forecasts = tracker.forecast(model, now);
+        // Of `Policy::in_play`, only paying its way can newly hold for a forecast object:
+        // those on or moving to a tier with a capacity are watched already.
         for f in &forecasts {
             if may_pay(f.value, f.day_rate, context.horizon_ms)
                 && let Some(&o) = objects.index.get(f.object_id)
