@@ -2,7 +2,8 @@
 //!
 //! Every setting has an embedded default, so `strata serve` runs with nothing set at all.
 //! A `.env` file in the working directory is loaded into the environment first, once, by
-//! the binary ([`load_dotenv`]); real environment variables win over it. `.env.example` documents every variable read here.
+//! the binary ([`load_dotenv`]); real environment variables win over it. `.env.example`
+//! documents every variable read here.
 //!
 //! Parsing is a pure function of a variable lookup ([`Config::from_lookup`]) so that it can
 //! be tested without touching the process environment.
