@@ -295,9 +295,10 @@ impl<K> Resident<K> {
 }
 
 impl<K: Ord> Resident<K> {
-    /// The order a tier's residents are pushed out in: the least dense first, of equal
-    /// density the lowest key (the oldest object, for keys that grow with age), so that
-    /// a run's standing does not depend on the order its candidates came in.
+    /// The order a tier's residents are pushed out in: the rank's, from its bottom (the
+    /// least dense first, of equal density the lowest key: the oldest object, as ids
+    /// grow with age), so that a run's standing does not depend on the order its
+    /// candidates came in.
     fn push_order(a: &Resident<K>, b: &Resident<K>) -> std::cmp::Ordering {
         a.density()
             .total_cmp(&b.density())
@@ -397,10 +398,11 @@ impl<K: Clone + Ord> Standing<K> {
             })
             .map(|i| (candidates[i].density(), i))
             .collect();
-        // Densest first, of equal density the lowest key, whatever the candidates' order.
+        // The rank: densest first, of equal density the highest key (the newest object),
+        // whatever the candidates' order.
         order.sort_unstable_by(|a, b| {
             b.0.total_cmp(&a.0)
-                .then_with(|| candidates[a.1].key.cmp(&candidates[b.1].key))
+                .then_with(|| candidates[b.1].key.cmp(&candidates[a.1].key))
         });
         // The smallest size from each place in rank on: what could still enter free room.
         let mut smallest_from = vec![u64::MAX; order.len() + 1];
@@ -782,8 +784,9 @@ mod tests {
     #[test]
     fn ties_of_density_go_by_key_whatever_order_the_candidates_come_in() {
         let limits = [bounded(100), UNBOUNDED];
-        // Two cold residents of the same density, two entrants of the same density: the
-        // one with the lowest key is pushed out, the one with the lowest key enters.
+        // Two cold residents of the same density, two entrants of the same density: of
+        // each pair the higher key (the newer object) ranks higher, so it enters first
+        // and leaves last.
         let candidates = [
             object("x-cold", 0, 50, 0.0),
             object("a-cold", 0, 50, 0.0),
@@ -798,12 +801,12 @@ mod tests {
                 moves(&placed),
                 [
                     ("a-cold", 0, 1),
-                    ("b-hot", 1, 0),
+                    ("y-hot", 1, 0),
                     ("x-cold", 0, 1),
-                    ("y-hot", 1, 0)
+                    ("b-hot", 1, 0)
                 ]
             );
-            // A burst pushes out the lowest key of the two equally dense residents.
+            // A burst pushes out the lower key of the two equally dense residents.
             let burst = standing.admit(&"c-burst", 1, 50, 10_000, H, Allowed::ANY);
             assert_eq!(moves(&burst.unwrap()), [("b-hot", 0, 1), ("c-burst", 1, 0)]);
         }
@@ -958,6 +961,7 @@ mod tests {
         ];
         let pace = Pace::new(Some(80)).at(0, 50);
         let (placed, standing) = Standing::plan(&limits, &objects, H, pace);
+        // Of the two equally cold, the lower key (the older) goes first.
         assert_eq!(moves(&placed), [("cold1", 0, 1), ("a", 1, 0)]);
         assert!(
             placed.iter().all(|p| p.key != "b"),
