@@ -296,7 +296,7 @@ impl<K> Resident<K> {
 
 impl<K: Ord> Resident<K> {
     /// The order a tier's residents are pushed out in: the rank's, from its bottom (the
-    /// least dense first, of equal density the lowest key: the oldest object, as ids
+    /// least dense first, of equal density the lowest key: the oldest object, where ids
     /// grow with age), so that a run's standing does not depend on the order its
     /// candidates came in.
     fn push_order(a: &Resident<K>, b: &Resident<K>) -> std::cmp::Ordering {
@@ -398,8 +398,8 @@ impl<K: Clone + Ord> Standing<K> {
             })
             .map(|i| (candidates[i].density(), i))
             .collect();
-        // The rank: densest first, of equal density the highest key (the newest object),
-        // whatever the candidates' order.
+        // The rank: densest first, of equal density the highest key (the newest object,
+        // where ids grow with age), whatever the candidates' order.
         order.sort_unstable_by(|a, b| {
             b.0.total_cmp(&a.0)
                 .then_with(|| candidates[b.1].key.cmp(&candidates[a.1].key))
