@@ -66,54 +66,38 @@ pub(super) struct Running {
 /// [`Policy::in_play`]: crate::policy::Policy::in_play
 #[derive(Debug, Default)]
 pub(super) struct Watched {
-    /// Those the last run kept.
-    kept: Vec<u32>,
-    /// Those added since.
-    added: Vec<u32>,
-    /// The lists the last run looked at, kept for their memory.
-    spare: [Vec<u32>; 2],
+    /// Those the last run kept, then those added since.
+    list: Vec<u32>,
+    /// The list the last run looked at, kept for its memory.
+    spare: Vec<u32>,
     /// The run each object was last watched for: watched when it is `run`'s.
     marked: Vec<u32>,
-    /// The run each object was last put at the head of `kept` for.
+    /// The run each object was last put at the head of `list` for.
     led: Vec<u32>,
     run: u32,
 }
 
 impl Watched {
+    /// Watches `o` (once, however often it is added).
     fn add(&mut self, o: u32) {
-        if self.mark(o) {
-            self.added.push(o);
-        }
-    }
-
-    /// Marks `o` watched; false when it already was.
-    fn mark(&mut self, o: u32) -> bool {
         let run = self.run + 1;
-        std::mem::replace(stamp(&mut self.marked, o), run) != run
-    }
-
-    /// The watched objects (kept, then added; each once), none watched any more; the
-    /// run [`Watched::keep`]s those still in play and hands the lists back.
-    fn take(&mut self) -> [Vec<u32>; 2] {
-        self.run += 1;
-        let [kept, added] = std::mem::take(&mut self.spare);
-        [
-            std::mem::replace(&mut self.kept, kept),
-            std::mem::replace(&mut self.added, added),
-        ]
-    }
-
-    /// Watches `o`, still in play.
-    fn keep(&mut self, o: u32) {
-        if self.mark(o) {
-            self.kept.push(o);
+        if std::mem::replace(stamp(&mut self.marked, o), run) != run {
+            self.list.push(o);
         }
     }
 
-    /// Puts the kept objects among `first` at the head of the next run's, in that order.
+    /// The watched objects, none watched any more; the run [`Watched::add`]s those
+    /// still in play again and hands the list back.
+    fn take(&mut self) -> Vec<u32> {
+        self.run += 1;
+        std::mem::replace(&mut self.list, std::mem::take(&mut self.spare))
+    }
+
+    /// Puts the objects the run kept that are among `first` at the head of the list, in
+    /// that order.
     fn lead_with(&mut self, first: impl Iterator<Item = u32>) {
         let run = self.run + 1;
-        let [head, _] = &mut self.spare;
+        let head = &mut self.spare;
         for o in first {
             if self.marked.get(o as usize) == Some(&run)
                 && std::mem::replace(stamp(&mut self.led, o), run) != run
@@ -123,18 +107,18 @@ impl Watched {
         }
         let led = &self.led;
         head.extend(
-            self.kept
+            self.list
                 .iter()
                 .filter(|&&o| led.get(o as usize) != Some(&run)),
         );
-        std::mem::swap(head, &mut self.kept);
+        std::mem::swap(head, &mut self.list);
         head.clear();
     }
 
-    /// Hands back the lists [`Watched::take`] gave.
-    fn give_back(&mut self, mut lists: [Vec<u32>; 2]) {
-        lists.iter_mut().for_each(Vec::clear);
-        self.spare = lists;
+    /// Hands back the list [`Watched::take`] gave.
+    fn give_back(&mut self, mut list: Vec<u32>) {
+        list.clear();
+        self.spare = list;
     }
 }
 
@@ -433,7 +417,7 @@ impl PolicySim {
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         let watched = self.watched.take();
-        for o in watched.iter().flatten().copied() {
+        for &o in &watched {
             let i = o as usize;
             let tier = usize::from(self.tier[i]);
             // The diagnostic row knows the coming horizon, and the coming day stands
@@ -458,7 +442,7 @@ impl PolicySim {
             {
                 continue;
             }
-            self.watched.keep(o);
+            self.watched.add(o);
             candidates.push(Candidate {
                 key: o,
                 tier,
@@ -747,14 +731,14 @@ mod tests {
     /// One run: every watched object in the order it comes; those in `keep` stay
     /// watched, `lead` first in the next run.
     fn run(watched: &mut Watched, keep: &[u32], lead: &[u32]) -> Vec<u32> {
-        let lists = watched.take();
-        let seen: Vec<u32> = lists.iter().flatten().copied().collect();
-        for &o in &seen {
+        let list = watched.take();
+        for &o in &list {
             if keep.contains(&o) {
-                watched.keep(o);
+                watched.add(o);
             }
         }
-        watched.give_back(lists);
+        let seen = list.clone();
+        watched.give_back(list);
         watched.lead_with(lead.iter().copied());
         seen
     }
