@@ -294,15 +294,17 @@ impl<K> Resident<K> {
     }
 }
 
+/// The rank, of objects of `density` and key: densest first, of equal density the
+/// highest key (the newest object, where ids grow with age), so that a run does not
+/// depend on the order its candidates came in.
+fn by_rank<K: Ord>(a: (f64, &K), b: (f64, &K)) -> std::cmp::Ordering {
+    b.0.total_cmp(&a.0).then_with(|| b.1.cmp(a.1))
+}
+
 impl<K: Ord> Resident<K> {
-    /// The order a tier's residents are pushed out in: the rank's, from its bottom (the
-    /// least dense first, of equal density the lowest key: the oldest object, where ids
-    /// grow with age), so that a run's standing does not depend on the order its
-    /// candidates came in.
+    /// The order a tier's residents are pushed out in: the rank's, from its bottom.
     fn push_order(a: &Resident<K>, b: &Resident<K>) -> std::cmp::Ordering {
-        a.density()
-            .total_cmp(&b.density())
-            .then_with(|| a.key.cmp(&b.key))
+        by_rank((b.density(), &b.key), (a.density(), &a.key))
     }
 }
 
@@ -398,11 +400,8 @@ impl<K: Clone + Ord> Standing<K> {
             })
             .map(|i| (candidates[i].density(), i))
             .collect();
-        // The rank: densest first, of equal density the highest key (the newest object,
-        // where ids grow with age), whatever the candidates' order.
         order.sort_unstable_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| candidates[b.1].key.cmp(&candidates[a.1].key))
+            by_rank((a.0, &candidates[a.1].key), (b.0, &candidates[b.1].key))
         });
         // The smallest size from each place in rank on: what could still enter free room.
         let mut smallest_from = vec![u64::MAX; order.len() + 1];
