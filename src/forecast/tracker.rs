@@ -29,6 +29,14 @@ const RELOAD_AFTER_MS: i64 = 24 * HOUR_MS;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrackedId(u32);
 
+impl TrackedId {
+    /// Its number: tracked objects are numbered from 0 in the order first observed, so
+    /// a caller can keep what it knows of each in a vector.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 #[derive(Debug)]
 struct Tracked {
     id: Box<str>,
@@ -120,6 +128,8 @@ struct SavedRow {
 pub struct ObjectForecast<'a> {
     /// The object.
     pub object_id: &'a str,
+    /// The object as tracked.
+    pub id: TrackedId,
     /// Its tier as last read.
     pub tier: &'a str,
     /// When its tier or content last changed, epoch ms.
@@ -429,6 +439,7 @@ impl Tracker {
                 }
                 ObjectForecast {
                     object_id: &tracked.id,
+                    id: TrackedId(at),
                     tier: &tracked.tier,
                     updated_at: tracked.updated_at,
                     predicted,

@@ -9,11 +9,14 @@ use crate::detector::{Detector, Spike};
 use crate::forecast::{TrackedId, Tracker};
 use crate::policy::Bounds;
 use crate::policy::placement::{Candidate, Placed, Standing, may_pay};
-use crate::policy::rules::{Allowed, Subject};
+use crate::policy::rules::{Allowed, RuleSet, Subject};
 
-use super::objects::{Context, Env, NEVER, REASONS, reason_index};
+use super::objects::{Context, Env, NEVER, Objects, REASONS, reason_index};
 use super::report::{Cost, MoveCount, PolicyReport, TierServed, TimeToHot, bytes_gb, ratio};
 use super::{MovesOut, PolicyKind};
+
+/// In `object_of`, a tracker id no object of the trace has.
+const NOT_HERE: u32 = u32::MAX;
 
 /// Bytes on one tier over time.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,80 +58,119 @@ pub(super) struct Running {
     pub(super) done_at: i64,
 }
 
-/// The objects a run of ranked placement looks at: every one in play at the last run,
-/// and every one whose tier, move or value rose since. An object out of play comes back
-/// only by such a change ([`Policy::in_play`] rises with the value), so a run skips the
-/// rest: most objects of a long trace sit cold on a tier without a capacity. A run's
-/// outcome does not depend on the order it looks at them in (ranking breaks ties by
-/// key); they come the last run's residents first, in the order it ranked them, so
-/// that sorting them again costs little more than a pass.
+/// The objects a run of ranked placement ranks, kept from run to run: the candidate of
+/// every object in play at the last run, and the objects whose tier, move or value
+/// changed since, whose candidates the next run makes afresh. An object out of play
+/// comes back only by such a change ([`Policy::in_play`] rises with the value), and an
+/// unchanged one's candidate is the same as a run would make it, so a run looks at
+/// nothing else: most objects of a long trace sit cold on a tier without a capacity, and
+/// most in play do not change between two runs within an hour. A run's outcome does not
+/// depend on the order of its candidates (ranking breaks ties by key); they come the
+/// last run's residents first, in the order it ranked them, so that sorting them again
+/// costs little more than a pass.
 ///
 /// [`Policy::in_play`]: crate::policy::Policy::in_play
 #[derive(Debug, Default)]
-pub(super) struct Watched {
-    /// Those the last run kept, then those added since.
-    list: Vec<u32>,
-    /// The list the last run looked at, kept for its memory.
-    spare: Vec<u32>,
-    /// The run each object was last watched for: watched when it is `run`'s.
-    marked: Vec<u32>,
-    /// The run each object was last put at the head of `list` for.
-    led: Vec<u32>,
-    run: u32,
+pub(super) struct InPlay {
+    /// The candidates as of the last run.
+    candidates: Vec<Candidate<u32>>,
+    /// The list the last run reordered from, kept for its memory.
+    spare: Vec<Candidate<u32>>,
+    /// Each object's place in `candidates` plus one; 0 when out of play.
+    slot: Vec<u32>,
+    /// The objects changed since the last run, each once.
+    changed: Vec<u32>,
+    /// Whether each object is listed in `changed`.
+    marked: Vec<bool>,
 }
 
-impl Watched {
-    /// Watches `o` (once, however often it is added).
-    fn add(&mut self, o: u32) {
-        let run = self.run + 1;
-        if std::mem::replace(stamp(&mut self.marked, o), run) != run {
-            self.list.push(o);
+impl InPlay {
+    /// Marks `o` changed (once, however often).
+    fn mark(&mut self, o: u32) {
+        let i = o as usize;
+        if self.marked.len() <= i {
+            self.marked.resize(i + 1, false);
+        }
+        if !std::mem::replace(&mut self.marked[i], true) {
+            self.changed.push(o);
         }
     }
 
-    /// The watched objects, none watched any more; the run [`Watched::add`]s those
-    /// still in play again and hands the list back.
-    fn take(&mut self) -> Vec<u32> {
-        self.run += 1;
-        std::mem::replace(&mut self.list, std::mem::take(&mut self.spare))
+    /// Whether `o` was in play at the last run.
+    fn holds(&self, o: u32) -> bool {
+        self.slot.get(o as usize).is_some_and(|&s| s > 0)
     }
 
-    /// Puts the objects the run kept that are among `first` at the head of the list, in
-    /// that order.
-    fn lead_with(&mut self, first: impl Iterator<Item = u32>) {
-        let run = self.run + 1;
-        let head = &mut self.spare;
-        for o in first {
-            if self.marked.get(o as usize) == Some(&run)
-                && std::mem::replace(stamp(&mut self.led, o), run) != run
-            {
-                head.push(o);
+    /// Makes the candidate of every changed object afresh with `make` (of every object
+    /// when `all`: one whose candidate changes without a mark), `None` taking it out of
+    /// play; the candidates as they then are.
+    fn refresh(
+        &mut self,
+        all: bool,
+        mut make: impl FnMut(u32) -> Option<Candidate<u32>>,
+    ) -> &[Candidate<u32>] {
+        if all {
+            for i in 0..self.candidates.len() {
+                self.mark(self.candidates[i].key);
             }
         }
-        let led = &self.led;
+        let mut changed = std::mem::take(&mut self.changed);
+        for &o in &changed {
+            let i = o as usize;
+            self.marked[i] = false;
+            if self.slot.len() <= i {
+                self.slot.resize(i + 1, 0);
+            }
+            let at = self.slot[i] as usize;
+            match (at.checked_sub(1), make(o)) {
+                (Some(at), Some(c)) => self.candidates[at] = c,
+                (Some(at), None) => {
+                    self.candidates.swap_remove(at);
+                    if let Some(moved) = self.candidates.get(at) {
+                        self.slot[moved.key as usize] = at as u32 + 1;
+                    }
+                    self.slot[i] = 0;
+                }
+                (None, Some(c)) => {
+                    self.candidates.push(c);
+                    self.slot[i] = self.candidates.len() as u32;
+                }
+                (None, None) => {}
+            }
+        }
+        changed.clear();
+        self.changed = changed;
+        &self.candidates
+    }
+
+    /// Puts the candidates that are among `first` at the head, in that order, the
+    /// others after them.
+    fn lead_with(&mut self, first: impl Iterator<Item = u32>) {
+        let head = &mut self.spare;
+        for o in first {
+            if let Some(at) = self
+                .slot
+                .get(o as usize)
+                .and_then(|&s| (s as usize).checked_sub(1))
+            {
+                head.push(self.candidates[at].clone());
+                // Taken: a key listed twice is led once.
+                self.slot[o as usize] = 0;
+            }
+        }
+        let slot = &self.slot;
         head.extend(
-            self.list
+            self.candidates
                 .iter()
-                .filter(|&&o| led.get(o as usize) != Some(&run)),
+                .filter(|c| slot[c.key as usize] > 0)
+                .cloned(),
         );
-        std::mem::swap(head, &mut self.list);
+        for (at, c) in head.iter().enumerate() {
+            self.slot[c.key as usize] = at as u32 + 1;
+        }
+        std::mem::swap(head, &mut self.candidates);
         head.clear();
     }
-
-    /// Hands back the list [`Watched::take`] gave.
-    fn give_back(&mut self, mut list: Vec<u32>) {
-        list.clear();
-        self.spare = list;
-    }
-}
-
-/// Object `o`'s place in `stamps`, grown to hold it.
-fn stamp(stamps: &mut Vec<u32>, o: u32) -> &mut u32 {
-    let i = o as usize;
-    if stamps.len() <= i {
-        stamps.resize(i + 1, 0);
-    }
-    &mut stamps[i]
 }
 
 /// What one policy did, summed over the scored part.
@@ -156,6 +198,8 @@ pub(super) struct PolicySim {
     pub(super) tracker: Option<Tracker>,
     /// Each object's id in the tracker, when there is one.
     pub(super) tracked: Vec<TrackedId>,
+    /// Each tracked object by its tracker id's index.
+    pub(super) object_of: Vec<u32>,
     pub(super) tier: Vec<u8>,
     pub(super) moving: Vec<bool>,
     /// Where the object's move under way takes it, while `moving`.
@@ -167,11 +211,11 @@ pub(super) struct PolicySim {
     pub(super) running: Option<Running>,
     /// The last forecaster run's placement, when tiers are filled by rank.
     pub(super) standing: Option<Standing<u32>>,
-    /// The objects the next run of ranked placement looks at.
-    pub(super) watched: Watched,
-    /// The last run's candidates, kept for their memory: a run over a large catalogue
-    /// would otherwise fault in fresh pages for them every time.
-    pub(super) candidates: Vec<Candidate<u32>>,
+    /// The objects the next run of ranked placement ranks.
+    pub(super) in_play: InPlay,
+    /// The objects the last forecaster run valued by a burst: their value falls back
+    /// in the next unless it sees the burst again.
+    pub(super) bursting: Vec<u32>,
     pub(super) stats: Stats,
 }
 
@@ -201,6 +245,7 @@ impl PolicySim {
             next_due: None,
             tracker: (kind.forecasts() && context.model.is_some()).then(|| Tracker::new(0)),
             tracked: Vec::new(),
+            object_of: Vec::new(),
             tier: Vec::new(),
             moving: Vec::new(),
             moving_to: Vec::new(),
@@ -209,8 +254,8 @@ impl PolicySim {
             queue: Default::default(),
             running: None,
             standing,
-            watched: Watched::default(),
-            candidates: Vec::new(),
+            in_play: InPlay::default(),
+            bursting: Vec::new(),
             stats: Stats {
                 served: vec![0; tiers],
                 read_bytes: vec![0; tiers],
@@ -228,18 +273,23 @@ impl PolicySim {
         self.moving.push(false);
         self.moving_to.push(rank);
         self.waiting_hot.push(NEVER);
-        self.watched.add(o);
+        self.in_play.mark(o);
         let tier = &mut self.tiers[usize::from(rank)];
         tier.settle(now, context.scored_from);
         tier.bytes += size;
         if let Some(tracker) = self.tracker.as_mut() {
-            self.tracked.push(tracker.observe_object(TrackedObject {
+            let id = tracker.observe_object(TrackedObject {
                 id: objects.ids[o as usize].to_string(),
                 tier: context.tier_names[usize::from(rank)].clone(),
                 updated_at: now,
                 created_at: now,
                 size_bytes: size,
-            }));
+            });
+            if self.object_of.len() <= id.index() {
+                self.object_of.resize(id.index() + 1, NOT_HERE);
+            }
+            self.object_of[id.index()] = o;
+            self.tracked.push(id);
         }
     }
 
@@ -288,7 +338,7 @@ impl PolicySim {
     pub(super) fn foresee(&mut self, objects: &[u32]) {
         if self.kind.knows_the_future() {
             for &o in objects.iter().filter(|&&o| (o as usize) < self.tier.len()) {
-                self.watched.add(o);
+                self.in_play.mark(o);
             }
         }
     }
@@ -350,21 +400,12 @@ impl PolicySim {
 
     /// The tiers the rules allow object `i` on at `now` (every tier without rules).
     fn allowed(&self, i: usize, now: i64, env: Env<'_, '_>) -> Allowed {
-        let Env { context, objects } = env;
-        let Some(rules) = context.rules.filter(|_| self.with_rules) else {
-            return Allowed::ANY;
-        };
-        let subject = Subject {
-            key: &objects.ids[i],
-            // A trace has no content types: a rule that names one selects nothing here.
-            content_type: "",
-            size: objects.size[i],
-            created_at: objects.created_ms[i],
-            last_access_at: Some(objects.last_ms[i]),
-        };
-        rules
-            .bound(&subject, now)
-            .map_or(Allowed::ANY, |b| b.allowed)
+        allowed_by(self.rules(env.context), i, now, env.objects)
+    }
+
+    /// The rules it keeps to, if any.
+    fn rules<'a>(&self, context: &Context<'a>) -> Option<&'a RuleSet> {
+        context.rules.filter(|_| self.with_rules)
     }
 
     /// A rules pass at `now`, as the service's rules job does it: every object not on a
@@ -414,16 +455,19 @@ impl PolicySim {
             return;
         }
         let tracker = self.tracker.as_ref();
-        let mut candidates = std::mem::take(&mut self.candidates);
-        candidates.clear();
-        let watched = self.watched.take();
-        for &o in &watched {
+        let (kind, tracked) = (self.kind, &self.tracked);
+        let (tier, moving, moving_to) = (&self.tier, &self.moving, &self.moving_to);
+        let rules = self.rules(context);
+        // Rules change with time, and so does the future read ahead: every candidate
+        // may change.
+        let all = rules.is_some() || kind.knows_the_future();
+        let candidates = self.in_play.refresh(all, |o| {
             let i = o as usize;
-            let tier = usize::from(self.tier[i]);
+            let tier = usize::from(tier[i]);
             // The diagnostic row knows the coming horizon, and the coming day stands
             // for the last one.
-            let (value, variance, day_rate) = match (tracker, self.tracked.get(i)) {
-                _ if self.kind.knows_the_future() => (
+            let (value, variance, day_rate) = match (tracker, tracked.get(i)) {
+                _ if kind.knows_the_future() => (
                     f64::from(objects.future[i]),
                     f64::from(objects.future[i]),
                     f64::from(objects.future_day[i]) * context.horizon_ms as f64 / DAY_MS as f64,
@@ -435,33 +479,27 @@ impl PolicySim {
                 ),
                 _ => (0.0, 0.0, 0.0),
             };
-            let moving_to = self.moving[i].then(|| usize::from(self.moving_to[i]));
-            if !context
+            let moving_to = moving[i].then(|| usize::from(moving_to[i]));
+            context
                 .policy
                 .in_play(tier, moving_to, value, day_rate, context.horizon_ms)
-            {
-                continue;
-            }
-            self.watched.add(o);
-            candidates.push(Candidate {
-                key: o,
-                tier,
-                size: objects.size[i],
-                value,
-                variance,
-                day_rate,
-                moving_to,
-                allowed: self.allowed(i, now, env),
-            });
-        }
+                .then(|| Candidate {
+                    key: o,
+                    tier,
+                    size: objects.size[i],
+                    value,
+                    variance,
+                    day_rate,
+                    moving_to,
+                    allowed: allowed_by(rules, i, now, objects),
+                })
+        });
         let (moves, standing) =
             context
                 .policy
-                .place(&candidates, context.horizon_ms, now, self.standing.as_ref());
-        self.watched.give_back(watched);
-        self.watched.lead_with(standing.residents().copied());
+                .place(candidates, context.horizon_ms, now, self.standing.as_ref());
+        self.in_play.lead_with(standing.residents().copied());
         self.standing = Some(standing);
-        self.candidates = candidates;
         self.enqueue_placed(&moves, now, env, out);
     }
 
@@ -488,13 +526,21 @@ impl PolicySim {
             tracker.observe_hits(self.tracked[o as usize], hour, hits);
         }
         let forecasts = tracker.forecast(model, now);
-        // Of `Policy::in_play`, only paying its way can newly hold for a forecast object:
-        // those on or moving to a tier with a capacity are watched already.
+        for o in self.bursting.drain(..) {
+            self.in_play.mark(o);
+        }
+        // A forecast object's value changed: for a candidate, and for one out of play
+        // that may now pay its way (of `Policy::in_play`, only that can newly hold: those
+        // on or moving to a tier with a capacity are candidates already).
         for f in &forecasts {
-            if may_pay(f.value, f.day_rate, context.horizon_ms)
-                && let Some(&o) = objects.index.get(f.object_id)
-            {
-                self.watched.add(o);
+            let Some(&o) = self.object_of.get(f.id.index()).filter(|&&o| o != NOT_HERE) else {
+                continue;
+            };
+            if self.in_play.holds(o) || may_pay(f.value, f.day_rate, context.horizon_ms) {
+                self.in_play.mark(o);
+            }
+            if f.value > f.predicted {
+                self.bursting.push(o);
             }
         }
         let planned = context
@@ -538,7 +584,7 @@ impl PolicySim {
         }
         self.moving[i] = true;
         self.moving_to[i] = to;
-        self.watched.add(o);
+        self.in_play.mark(o);
         if let Some(out) = out.as_mut() {
             out.row(format_args!(
                 "{},{now},{},{},{},{},{}\n",
@@ -618,6 +664,7 @@ impl PolicySim {
     /// A queued move that cannot start for lack of room is dropped.
     pub(super) fn refuse(&mut self, queued: Queued, now: i64, context: &Context<'_>) {
         self.moving[queued.object as usize] = false;
+        self.in_play.mark(queued.object);
         if now >= context.scored_from {
             self.stats.refused += 1;
         }
@@ -640,7 +687,7 @@ impl PolicySim {
         self.tiers[to].bytes += size;
         self.tier[i] = done.to;
         self.moving[i] = false;
-        self.watched.add(done.object);
+        self.in_play.mark(done.object);
         if now >= context.scored_from {
             let (count, bytes) = &mut self.stats.moves[reason_index(done.reason)];
             *count += 1;
@@ -721,6 +768,24 @@ impl PolicySim {
     }
 }
 
+/// The tiers `rules` allow object `i` on at `now` (every tier without rules).
+fn allowed_by(rules: Option<&RuleSet>, i: usize, now: i64, objects: &Objects) -> Allowed {
+    let Some(rules) = rules else {
+        return Allowed::ANY;
+    };
+    let subject = Subject {
+        key: &objects.ids[i],
+        // A trace has no content types: a rule that names one selects nothing here.
+        content_type: "",
+        size: objects.size[i],
+        created_at: objects.created_ms[i],
+        last_access_at: Some(objects.last_ms[i]),
+    };
+    rules
+        .bound(&subject, now)
+        .map_or(Allowed::ANY, |b| b.allowed)
+}
+
 /// Hours in the month that storage prices are quoted for (365 × 24 / 12).
 pub(super) const HOURS_PER_MONTH: f64 = 730.0;
 
@@ -728,38 +793,66 @@ pub(super) const HOURS_PER_MONTH: f64 = 730.0;
 mod tests {
     use super::*;
 
-    /// One run: every watched object in the order it comes; those in `keep` stay
-    /// watched, `lead` first in the next run.
-    fn run(watched: &mut Watched, keep: &[u32], lead: &[u32]) -> Vec<u32> {
-        let list = watched.take();
-        for &o in &list {
-            if keep.contains(&o) {
-                watched.add(o);
-            }
+    fn candidate(key: u32, value: f64) -> Candidate<u32> {
+        Candidate {
+            key,
+            tier: 1,
+            size: 1,
+            value,
+            variance: value,
+            day_rate: 0.0,
+            moving_to: None,
+            allowed: Allowed::ANY,
         }
-        let seen = list.clone();
-        watched.give_back(list);
-        watched.lead_with(lead.iter().copied());
-        seen
+    }
+
+    /// A run of `in_play` that values object `o` at `value(o)`, out of play at 0: which
+    /// objects it made afresh, and the candidates it then ranked.
+    fn run(
+        in_play: &mut InPlay,
+        all: bool,
+        value: impl Fn(u32) -> f64,
+    ) -> (Vec<u32>, Vec<(u32, f64)>) {
+        let mut made = Vec::new();
+        let candidates = in_play.refresh(all, |o| {
+            made.push(o);
+            (value(o) > 0.0).then(|| candidate(o, value(o)))
+        });
+        (made, candidates.iter().map(|c| (c.key, c.value)).collect())
     }
 
     #[test]
-    fn watched_objects_come_once_each_until_a_run_drops_them_led_by_the_residents() {
-        let mut watched = Watched::default();
+    fn a_run_makes_afresh_only_the_candidates_of_changed_objects() {
+        let mut in_play = InPlay::default();
         for o in [7, 2, 9, 2, 4] {
-            watched.add(o);
+            in_play.mark(o);
         }
-        assert_eq!(run(&mut watched, &[2, 9, 4], &[9, 3, 4, 9]), [7, 2, 9, 4]);
-        // Kept ones led by the residents (one not kept is not watched), then the rest
-        // kept, then ones added since; an object both kept and added comes once.
-        for o in [5, 9, 1] {
-            watched.add(o);
-        }
-        assert_eq!(run(&mut watched, &[2, 1], &[]), [9, 4, 2, 5, 1]);
-        assert_eq!(run(&mut watched, &[], &[1]), [2, 1]);
-        assert_eq!(run(&mut watched, &[], &[]), Vec::<u32>::new());
-        watched.add(4);
-        assert_eq!(run(&mut watched, &[4], &[]), [4]);
-        assert_eq!(run(&mut watched, &[], &[]), [4]);
+        // Each changed object once; 4 is out of play.
+        let first = |o: u32| if o == 4 { 0.0 } else { 1.0 };
+        let (made, ranked) = run(&mut in_play, false, first);
+        assert_eq!(made, [7, 2, 9, 4]);
+        assert_eq!(ranked, [(7, 1.0), (2, 1.0), (9, 1.0)]);
+        assert!(in_play.holds(9) && !in_play.holds(4));
+        // Residents lead in their order (one listed twice leads once; 3 is not in play),
+        // the others follow as they were.
+        in_play.lead_with([9, 3, 9, 7].into_iter());
+        // Unchanged candidates stay as they were made, whatever the values say now;
+        // a changed one out of play leaves, and one newly in play joins.
+        in_play.mark(7);
+        in_play.mark(4);
+        let (made, ranked) = run(&mut in_play, false, |o| if o == 7 { 0.0 } else { 2.0 });
+        assert_eq!(made, [7, 4]);
+        assert_eq!(ranked, [(9, 1.0), (2, 1.0), (4, 2.0)]);
+        assert!(!in_play.holds(7));
+        // Every candidate made afresh when asked, and nothing when nothing changed.
+        let (made, ranked) = run(&mut in_play, true, |_| 3.0);
+        assert_eq!(made, [9, 2, 4]);
+        assert_eq!(ranked, [(9, 3.0), (2, 3.0), (4, 3.0)]);
+        assert_eq!(run(&mut in_play, false, |_| 5.0).0, Vec::<u32>::new());
+        // Places follow the reordering: a later change finds each candidate where it is.
+        in_play.lead_with([4, 2].into_iter());
+        in_play.mark(9);
+        let (_, ranked) = run(&mut in_play, false, |_| 6.0);
+        assert_eq!(ranked, [(4, 3.0), (2, 3.0), (9, 6.0)]);
     }
 }
