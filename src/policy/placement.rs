@@ -230,6 +230,14 @@ impl<K> Candidate<K> {
     }
 }
 
+impl<K: Ord> Candidate<K> {
+    /// The order a tier's residents are pushed out in, the rank's from its bottom:
+    /// candidates that come in it are ranked in little more than a pass.
+    pub fn push_order(a: &Candidate<K>, b: &Candidate<K>) -> std::cmp::Ordering {
+        by_rank((b.density(), &b.key), (a.density(), &a.key))
+    }
+}
+
 fn density(value: f64, size: u64) -> f64 {
     value / size.max(1) as f64
 }
@@ -459,14 +467,6 @@ impl<K: Clone + Ord> Standing<K> {
             tier.residents.sort_by(Resident::push_order);
         }
         (planned, standing)
-    }
-
-    /// The objects that may be pushed out of the tiers with a capacity, tier by tier,
-    /// the first to go first.
-    pub fn residents(&self) -> impl Iterator<Item = &K> {
-        self.tiers
-            .iter()
-            .flat_map(|t| t.residents.iter().map(|r| &r.key))
     }
 
     /// What the run that made this standing hands the next one.

@@ -64,46 +64,40 @@ pub(super) struct Running {
 /// comes back only by such a change ([`Policy::in_play`] rises with the value), and an
 /// unchanged one's candidate is the same as a run would make it, so a run looks at
 /// nothing else: most objects of a long trace sit cold on a tier without a capacity, and
-/// most in play do not change between two runs within an hour. A run's outcome does not
-/// depend on the order of its candidates (ranking breaks ties by key); they come the
-/// last run's residents first, in the order it ranked them, so that sorting them again
-/// costs little more than a pass.
+/// most in play do not change between two runs within an hour. The candidates are kept
+/// in the order residents are pushed out in, so that ranking them again costs little
+/// more than a pass (a run's outcome does not depend on their order: ranking breaks
+/// ties by key).
 ///
 /// [`Policy::in_play`]: crate::policy::Policy::in_play
 #[derive(Debug, Default)]
 pub(super) struct InPlay {
-    /// The candidates as of the last run.
+    /// The candidates as of the last run, in push order.
     candidates: Vec<Candidate<u32>>,
-    /// The list the last run reordered from, kept for its memory.
-    spare: Vec<Candidate<u32>>,
-    /// Each object's place in `candidates` plus one; 0 when out of play.
-    slot: Vec<u32>,
     /// The objects changed since the last run, each once.
     changed: Vec<u32>,
     /// Whether each object is listed in `changed`.
     marked: Vec<bool>,
+    /// Whether each object was in play at the last run.
+    held: Vec<bool>,
 }
 
 impl InPlay {
     /// Marks `o` changed (once, however often).
     fn mark(&mut self, o: u32) {
-        let i = o as usize;
-        if self.marked.len() <= i {
-            self.marked.resize(i + 1, false);
-        }
-        if !std::mem::replace(&mut self.marked[i], true) {
+        if !std::mem::replace(flag(&mut self.marked, o), true) {
             self.changed.push(o);
         }
     }
 
     /// Whether `o` was in play at the last run.
     fn holds(&self, o: u32) -> bool {
-        self.slot.get(o as usize).is_some_and(|&s| s > 0)
+        self.held.get(o as usize) == Some(&true)
     }
 
     /// Makes the candidate of every changed object afresh with `make` (of every object
     /// when `all`: one whose candidate changes without a mark), `None` taking it out of
-    /// play; the candidates as they then are.
+    /// play; the candidates as they then are, in push order.
     fn refresh(
         &mut self,
         all: bool,
@@ -114,63 +108,31 @@ impl InPlay {
                 self.mark(self.candidates[i].key);
             }
         }
+        let marked = &self.marked;
+        self.candidates
+            .retain(|c| marked.get(c.key as usize) != Some(&true));
         let mut changed = std::mem::take(&mut self.changed);
         for &o in &changed {
-            let i = o as usize;
-            self.marked[i] = false;
-            if self.slot.len() <= i {
-                self.slot.resize(i + 1, 0);
-            }
-            let at = self.slot[i] as usize;
-            match (at.checked_sub(1), make(o)) {
-                (Some(at), Some(c)) => self.candidates[at] = c,
-                (Some(at), None) => {
-                    self.candidates.swap_remove(at);
-                    if let Some(moved) = self.candidates.get(at) {
-                        self.slot[moved.key as usize] = at as u32 + 1;
-                    }
-                    self.slot[i] = 0;
-                }
-                (None, Some(c)) => {
-                    self.candidates.push(c);
-                    self.slot[i] = self.candidates.len() as u32;
-                }
-                (None, None) => {}
-            }
+            self.marked[o as usize] = false;
+            let candidate = make(o);
+            *flag(&mut self.held, o) = candidate.is_some();
+            self.candidates.extend(candidate);
         }
         changed.clear();
         self.changed = changed;
+        // The unchanged ones are in order still: a stable sort merges the others in.
+        self.candidates.sort_by(Candidate::push_order);
         &self.candidates
     }
+}
 
-    /// Puts the candidates that are among `first` at the head, in that order, the
-    /// others after them.
-    fn lead_with(&mut self, first: impl Iterator<Item = u32>) {
-        let head = &mut self.spare;
-        for o in first {
-            if let Some(at) = self
-                .slot
-                .get(o as usize)
-                .and_then(|&s| (s as usize).checked_sub(1))
-            {
-                head.push(self.candidates[at].clone());
-                // Taken: a key listed twice is led once.
-                self.slot[o as usize] = 0;
-            }
-        }
-        let slot = &self.slot;
-        head.extend(
-            self.candidates
-                .iter()
-                .filter(|c| slot[c.key as usize] > 0)
-                .cloned(),
-        );
-        for (at, c) in head.iter().enumerate() {
-            self.slot[c.key as usize] = at as u32 + 1;
-        }
-        std::mem::swap(head, &mut self.candidates);
-        head.clear();
+/// Object `o`'s flag in `flags`, grown to hold it.
+fn flag(flags: &mut Vec<bool>, o: u32) -> &mut bool {
+    let i = o as usize;
+    if flags.len() <= i {
+        flags.resize(i + 1, false);
     }
+    &mut flags[i]
 }
 
 /// What one policy did, summed over the scored part.
@@ -498,7 +460,6 @@ impl PolicySim {
             context
                 .policy
                 .place(candidates, context.horizon_ms, now, self.standing.as_ref());
-        self.in_play.lead_with(standing.residents().copied());
         self.standing = Some(standing);
         self.enqueue_placed(&moves, now, env, out);
     }
@@ -827,32 +788,29 @@ mod tests {
         for o in [7, 2, 9, 2, 4] {
             in_play.mark(o);
         }
-        // Each changed object once; 4 is out of play.
-        let first = |o: u32| if o == 4 { 0.0 } else { 1.0 };
+        // Each changed object once; 4 is out of play. In push order: the least dense
+        // first, of equal density the lowest key.
+        let first = |o: u32| match o {
+            4 => 0.0,
+            9 => 0.5,
+            _ => 1.0,
+        };
         let (made, ranked) = run(&mut in_play, false, first);
         assert_eq!(made, [7, 2, 9, 4]);
-        assert_eq!(ranked, [(7, 1.0), (2, 1.0), (9, 1.0)]);
+        assert_eq!(ranked, [(9, 0.5), (2, 1.0), (7, 1.0)]);
         assert!(in_play.holds(9) && !in_play.holds(4));
-        // Residents lead in their order (one listed twice leads once; 3 is not in play),
-        // the others follow as they were.
-        in_play.lead_with([9, 3, 9, 7].into_iter());
         // Unchanged candidates stay as they were made, whatever the values say now;
         // a changed one out of play leaves, and one newly in play joins.
         in_play.mark(7);
         in_play.mark(4);
-        let (made, ranked) = run(&mut in_play, false, |o| if o == 7 { 0.0 } else { 2.0 });
+        let (made, ranked) = run(&mut in_play, false, |o| if o == 7 { 0.0 } else { 0.8 });
         assert_eq!(made, [7, 4]);
-        assert_eq!(ranked, [(9, 1.0), (2, 1.0), (4, 2.0)]);
-        assert!(!in_play.holds(7));
+        assert_eq!(ranked, [(9, 0.5), (4, 0.8), (2, 1.0)]);
+        assert!(!in_play.holds(7) && in_play.holds(4));
         // Every candidate made afresh when asked, and nothing when nothing changed.
-        let (made, ranked) = run(&mut in_play, true, |_| 3.0);
-        assert_eq!(made, [9, 2, 4]);
-        assert_eq!(ranked, [(9, 3.0), (2, 3.0), (4, 3.0)]);
-        assert_eq!(run(&mut in_play, false, |_| 5.0).0, Vec::<u32>::new());
-        // Places follow the reordering: a later change finds each candidate where it is.
-        in_play.lead_with([4, 2].into_iter());
-        in_play.mark(9);
-        let (_, ranked) = run(&mut in_play, false, |_| 6.0);
-        assert_eq!(ranked, [(4, 3.0), (2, 3.0), (9, 6.0)]);
+        let (made, ranked) = run(&mut in_play, true, |o| f64::from(10 - o));
+        assert_eq!(made, [9, 4, 2]);
+        assert_eq!(ranked, [(9, 1.0), (4, 6.0), (2, 8.0)]);
+        assert_eq!(run(&mut in_play, false, |_| 5.0), (vec![], ranked));
     }
 }
