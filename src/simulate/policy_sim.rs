@@ -44,8 +44,51 @@ impl TierUse {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Queued {
     pub(super) object: u32,
+    /// The object's tier: it stays there while the move waits.
+    pub(super) from: u8,
     pub(super) to: u8,
     pub(super) reason: MoveReason,
+}
+
+/// The moves waiting for the mover, by reason, and how many of them leave each tier.
+#[derive(Debug)]
+pub(super) struct MoveQueue {
+    by_reason: [VecDeque<Queued>; REASONS.len()],
+    /// Per tier, the waiting moves out of it.
+    leaving: Vec<u32>,
+}
+
+impl MoveQueue {
+    fn new(tiers: usize) -> MoveQueue {
+        MoveQueue {
+            by_reason: Default::default(),
+            leaving: vec![0; tiers],
+        }
+    }
+
+    /// Adds `queued` after the others of its reason.
+    fn push_back(&mut self, queued: Queued) {
+        self.leaving[usize::from(queued.from)] += 1;
+        self.by_reason[reason_index(queued.reason)].push_back(queued);
+    }
+
+    /// Puts `queued` back before the others of its reason.
+    fn push_front(&mut self, queued: Queued) {
+        self.leaving[usize::from(queued.from)] += 1;
+        self.by_reason[reason_index(queued.reason)].push_front(queued);
+    }
+
+    /// Takes the first move of the most urgent reason.
+    fn pop_front(&mut self) -> Option<Queued> {
+        let queued = self.by_reason.iter_mut().find_map(VecDeque::pop_front)?;
+        self.leaving[usize::from(queued.from)] -= 1;
+        Some(queued)
+    }
+
+    /// Whether a waiting move leaves `tier`, making room there.
+    fn leaves(&self, tier: u8) -> bool {
+        self.leaving[usize::from(tier)] > 0
+    }
 }
 
 /// The move the mover is running.
@@ -169,7 +212,7 @@ pub(super) struct PolicySim {
     /// When the object's current hot episode started, while it is not hot-tier resident.
     pub(super) waiting_hot: Vec<i64>,
     pub(super) tiers: Vec<TierUse>,
-    pub(super) queue: [VecDeque<Queued>; REASONS.len()],
+    pub(super) queue: MoveQueue,
     pub(super) running: Option<Running>,
     /// The last forecaster run's placement, when tiers are filled by rank.
     pub(super) standing: Option<Standing<u32>>,
@@ -213,7 +256,7 @@ impl PolicySim {
             moving_to: Vec::new(),
             waiting_hot: Vec::new(),
             tiers: vec![TierUse::default(); tiers],
-            queue: Default::default(),
+            queue: MoveQueue::new(tiers),
             running: None,
             standing,
             in_play: InPlay::default(),
@@ -557,8 +600,9 @@ impl PolicySim {
                 objects.size[i]
             ));
         }
-        self.queue[reason_index(reason)].push_back(Queued {
+        self.queue.push_back(Queued {
             object: o,
+            from: self.tier[i],
             to,
             reason,
         });
@@ -576,7 +620,7 @@ impl PolicySim {
         let Env { context, objects } = env;
         let mut waiting: Vec<Queued> = Vec::new();
         let started = loop {
-            let Some(next) = self.queue.iter_mut().find_map(VecDeque::pop_front) else {
+            let Some(next) = self.queue.pop_front() else {
                 break false;
             };
             let i = next.object as usize;
@@ -590,12 +634,7 @@ impl PolicySim {
                     <= cap
             });
             if !fits {
-                let room_coming = self
-                    .queue
-                    .iter()
-                    .flatten()
-                    .any(|q| self.tier[q.object as usize] == next.to);
-                if room_coming {
+                if self.queue.leaves(next.to) {
                     waiting.push(next);
                 } else {
                     self.refuse(next, now, context);
@@ -618,7 +657,7 @@ impl PolicySim {
             self.refuse(stuck, now, context);
         }
         for queued in waiting.rev() {
-            self.queue[reason_index(queued.reason)].push_front(queued);
+            self.queue.push_front(queued);
         }
     }
 
@@ -812,5 +851,28 @@ mod tests {
         assert_eq!(made, [9, 4, 2]);
         assert_eq!(ranked, [(9, 1.0), (4, 6.0), (2, 8.0)]);
         assert_eq!(run(&mut in_play, false, |_| 5.0), (vec![], ranked));
+    }
+
+    #[test]
+    fn the_queue_knows_which_tiers_its_waiting_moves_leave() {
+        let queued = |object, from, reason| Queued {
+            object,
+            from,
+            to: 0,
+            reason,
+        };
+        let mut queue = MoveQueue::new(3);
+        queue.push_back(queued(1, 2, MoveReason::ProactivePrediction));
+        queue.push_back(queued(2, 1, MoveReason::ReactiveAccessSpike));
+        assert!(queue.leaves(1) && queue.leaves(2) && !queue.leaves(0));
+        // The most urgent reason first; a move taken out no longer counts until put back.
+        let first = queue.pop_front().unwrap();
+        assert_eq!(first.object, 2);
+        assert!(!queue.leaves(1));
+        queue.push_front(first);
+        assert!(queue.leaves(1));
+        assert_eq!(queue.pop_front().unwrap().object, 2);
+        assert_eq!(queue.pop_front().unwrap().object, 1);
+        assert!(queue.pop_front().is_none() && !queue.leaves(2));
     }
 }
