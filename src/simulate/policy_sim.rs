@@ -339,7 +339,7 @@ impl PolicySim {
     }
 
     /// Objects whose accesses read ahead rose: their value did, for the policy that
-    /// knows them (those yet to appear are watched once they do).
+    /// knows them (those yet to appear are marked when they do).
     pub(super) fn foresee(&mut self, objects: &[u32]) {
         if self.kind.knows_the_future() {
             for &o in objects.iter().filter(|&&o| (o as usize) < self.tier.len()) {
@@ -466,7 +466,7 @@ impl PolicySim {
         // Rules change with time, and so does the future read ahead: every candidate
         // may change.
         let all = rules.is_some() || kind.knows_the_future();
-        let candidates = self.in_play.refresh(all, |o| {
+        let make = |o: u32| {
             let i = o as usize;
             let tier = usize::from(tier[i]);
             // The diagnostic row knows the coming horizon, and the coming day stands
@@ -498,7 +498,18 @@ impl PolicySim {
                     moving_to,
                     allowed: allowed_by(rules, i, now, objects),
                 })
-        });
+        };
+        let candidates = self.in_play.refresh(all, make);
+        // Test builds check that the candidates kept are those every object would make.
+        if cfg!(debug_assertions) {
+            let mut kept = candidates.to_vec();
+            kept.sort_by_key(|c| c.key);
+            let afresh: Vec<_> = (0..tier.len() as u32).filter_map(make).collect();
+            assert!(
+                kept == afresh,
+                "candidates kept differ from those made afresh at {now}"
+            );
+        }
         let (moves, standing) =
             context
                 .policy
